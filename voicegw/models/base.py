@@ -1,0 +1,377 @@
+"""The `RealtimeModel` seam: one interface for every speech-to-speech model.
+
+Shaped like the OpenAI Agents SDK's `agents.realtime.model` so that its users recognise it:
+`connect(config)`, `add_listener`/`remove_listener`, `send_event(command)` with typed commands,
+`close()`. Listeners receive typed model events. Audio crosses this seam as mono s16le PCM at
+`RealtimeModelConfig.sample_rate` in both directions: a model converts to and from its own
+wire format (μ-law for OpenAI at 8 kHz, 16 kHz for Whisper, Piper's 22.05 kHz) itself.
+
+This module imports nothing of voicegw, so that every model and the session can depend on it.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol, TypeAlias
+
+# --- configuration ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TurnDetection:
+    """How the end of the caller's turn is detected.
+
+    A model whose `supports_turn_detection` is true applies these settings itself (OpenAI's
+    server VAD, the embedded model's webrtcvad); otherwise the session runs webrtcvad with them.
+    """
+
+    type: Literal["server_vad", "semantic_vad"] = "server_vad"
+    threshold: float = 0.5
+    """Speech sensitivity from 0 (most sensitive) to 1; mapped to webrtcvad's aggressiveness."""
+
+    prefix_padding_ms: int = 300
+    """Audio kept from before the detected onset, so the first syllable is not clipped."""
+
+    silence_duration_ms: int = 500
+    """Silence that ends a turn."""
+
+    min_speech_ms: int = 80
+    """Speech needed before it counts as a barge-in: clicks and line echo stay below it."""
+
+    create_response: bool = True
+    """Answer automatically when a turn ends."""
+
+    interrupt_response: bool = True
+    """Speech over the agent interrupts it (barge-in)."""
+
+    eagerness: Literal["low", "medium", "high", "auto"] = "auto"
+    """For ``semantic_vad`` only."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A function the model may call, as the model sees it."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    """JSON schema of the arguments object."""
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeModelConfig:
+    """What a model is configured with: on `connect`, and again on `UpdateSession`."""
+
+    sample_rate: int = 24000
+    """Rate of the PCM audio the session sends and expects back."""
+
+    instructions: str = ""
+    voice: str | None = None
+    tools: tuple[ToolSpec, ...] = ()
+    turn_detection: TurnDetection | None = field(default_factory=TurnDetection)
+    """None: the session commits turns itself (push-to-talk, tests)."""
+
+    model_name: str | None = None
+    temperature: float | None = None
+    max_output_tokens: int | None = None
+    transcribe_input: bool = True
+    """Emit input transcriptions of the caller's speech."""
+
+    vocabulary: tuple[str, ...] = ()
+    """Words the speech recognizer should expect (names, products)."""
+
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Model-specific settings passed through untouched."""
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens (and audio) a response consumed."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    input_audio_ms: int = 0
+    output_audio_ms: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.total_tokens + other.total_tokens,
+            self.input_audio_ms + other.input_audio_ms,
+            self.output_audio_ms + other.output_audio_ms,
+        )
+
+
+# --- events: model -> session --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConnectionStatus:
+    status: Literal["connecting", "connected", "reconnecting", "disconnected"]
+    type: Literal["connection_status"] = "connection_status"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpeechStarted:
+    """The caller started speaking (the model's own turn detection)."""
+
+    audio_start_ms: int
+    """Position in the input audio stream where speech began."""
+
+    item_id: str = ""
+    """The user item this speech will become."""
+
+    type: Literal["speech_started"] = "speech_started"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpeechStopped:
+    """The caller stopped speaking; a turn has ended."""
+
+    audio_end_ms: int
+    item_id: str = ""
+    type: Literal["speech_stopped"] = "speech_stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInputTranscript:
+    """Transcription of the caller's speech: partials while speaking, then one final."""
+
+    item_id: str
+    transcript: str
+    """The whole transcript so far (not a delta)."""
+
+    is_final: bool
+    type: Literal["input_transcript"] = "input_transcript"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelResponseStarted:
+    response_id: str
+    type: Literal["response_started"] = "response_started"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelAudio:
+    """A chunk of the agent's speech."""
+
+    item_id: str
+    response_id: str
+    data: bytes
+    """Mono s16le PCM at the configured sample rate."""
+
+    content_index: int = 0
+    type: Literal["audio"] = "audio"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelAudioDone:
+    """No more audio will come for this item."""
+
+    item_id: str
+    content_index: int = 0
+    type: Literal["audio_done"] = "audio_done"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelTranscriptDelta:
+    """Text of the agent's speech, as it is produced."""
+
+    item_id: str
+    response_id: str
+    delta: str
+    type: Literal["transcript_delta"] = "transcript_delta"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelToolCall:
+    """The model asks for a function to be run."""
+
+    call_id: str
+    name: str
+    arguments: str
+    """JSON text, exactly as the model produced it (it may be invalid)."""
+
+    item_id: str = ""
+    response_id: str = ""
+    type: Literal["function_call"] = "function_call"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelItemTruncated:
+    """The model cut an assistant item at `audio_end_ms` after a truncate command."""
+
+    item_id: str
+    audio_end_ms: int
+    transcript: str | None = None
+    """The text actually spoken up to the cut, when the model knows it."""
+
+    type: Literal["item_truncated"] = "item_truncated"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelResponseDone:
+    """A response ended: completed, cancelled (barge-in) or failed."""
+
+    response_id: str
+    status: Literal["completed", "cancelled", "failed", "incomplete"]
+    usage: Usage = field(default_factory=Usage)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    """Stage latencies the model measured (e.g. ``stt``, ``llm_first_token``, ``tts_first_audio``)."""
+
+    type: Literal["response_done"] = "response_done"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelError:
+    """Something went wrong in the model; the session goes on unless `fatal`."""
+
+    message: str
+    code: str = ""
+    fatal: bool = False
+    type: Literal["error"] = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRawEvent:
+    """The provider's event as received, for debugging."""
+
+    data: Any
+    type: Literal["raw"] = "raw"
+
+
+RealtimeModelEvent: TypeAlias = (
+    ModelConnectionStatus
+    | ModelSpeechStarted
+    | ModelSpeechStopped
+    | ModelInputTranscript
+    | ModelResponseStarted
+    | ModelAudio
+    | ModelAudioDone
+    | ModelTranscriptDelta
+    | ModelToolCall
+    | ModelItemTruncated
+    | ModelResponseDone
+    | ModelError
+    | ModelRawEvent
+)
+
+
+# --- commands: session -> model -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SendAudio:
+    """Caller audio: mono s16le PCM at the configured sample rate."""
+
+    pcm: bytes
+    type: Literal["send_audio"] = "send_audio"
+
+
+@dataclass(frozen=True, slots=True)
+class CommitAudio:
+    """The caller's turn ended (session-side turn detection): treat the buffered audio as one."""
+
+    type: Literal["commit_audio"] = "commit_audio"
+
+
+@dataclass(frozen=True, slots=True)
+class SendUserMessage:
+    """A text message from the user (typed input, DTMF as text); the model answers it."""
+
+    text: str
+    type: Literal["send_user_message"] = "send_user_message"
+
+
+@dataclass(frozen=True, slots=True)
+class SendToolOutput:
+    call_id: str
+    output: str
+    start_response: bool = True
+    """Have the model continue (speak about the result) once the output is in."""
+
+    type: Literal["send_tool_output"] = "send_tool_output"
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResponse:
+    """Ask the model to speak now (a greeting, a reprompt); `instructions` override for this one."""
+
+    instructions: str | None = None
+    type: Literal["create_response"] = "create_response"
+
+
+@dataclass(frozen=True, slots=True)
+class CancelResponse:
+    """Stop the response in progress (barge-in)."""
+
+    type: Literal["cancel_response"] = "cancel_response"
+
+
+@dataclass(frozen=True, slots=True)
+class TruncateItem:
+    """The caller heard only `audio_end_ms` of this assistant item: forget the rest."""
+
+    item_id: str
+    audio_end_ms: int
+    content_index: int = 0
+    type: Literal["truncate_item"] = "truncate_item"
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateSession:
+    """Reconfigure the model (a handoff changes instructions, voice and tools)."""
+
+    config: RealtimeModelConfig
+    type: Literal["update_session"] = "update_session"
+
+
+RealtimeModelCommand: TypeAlias = (
+    SendAudio
+    | CommitAudio
+    | SendUserMessage
+    | SendToolOutput
+    | CreateResponse
+    | CancelResponse
+    | TruncateItem
+    | UpdateSession
+)
+
+
+# --- the interface -------------------------------------------------------------------------
+
+
+class RealtimeModelListener(Protocol):
+    async def on_event(self, event: RealtimeModelEvent) -> None: ...
+
+
+class ModelUnavailable(Exception):
+    """The model cannot be used here (a missing extra, no key, an unreachable endpoint)."""
+
+
+class RealtimeModel(abc.ABC):
+    """A speech-to-speech model the session talks to."""
+
+    supports_turn_detection: ClassVar[bool] = False
+    """True when the model detects turns and barge-in itself from `TurnDetection` settings."""
+
+    @abc.abstractmethod
+    async def connect(self, config: RealtimeModelConfig) -> None:
+        """Open the model with its first configuration."""
+
+    @abc.abstractmethod
+    def add_listener(self, listener: RealtimeModelListener) -> None: ...
+
+    @abc.abstractmethod
+    def remove_listener(self, listener: RealtimeModelListener) -> None: ...
+
+    @abc.abstractmethod
+    async def send_event(self, command: RealtimeModelCommand) -> None:
+        """Send a command; raises `TypeError` for a command the model does not know."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release the model; safe to call twice."""

@@ -1,0 +1,265 @@
+"""Speech codecs: PCM in, RTP payload out, and back.
+
+One class per codec behind the `Codec` base, one instance per call and direction (Opus and
+G.722 keep state). G.711 is numpy table look-ups; Opus and G.722 go through PyAV (FFmpeg).
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import ClassVar, Literal
+
+import av
+import numpy as np
+
+FRAME_MS = 20
+BYTES_PER_SAMPLE = 2
+CONCEAL_FADE_FRAMES = 3
+"""Lost frames after which concealment is silence: repeating old audio longer sounds robotic."""
+
+
+class UnsupportedCodec(ValueError):
+    """The codec named is not one voicegw can encode and decode."""
+
+
+def _pcm(pcm: bytes) -> np.ndarray:
+    return np.frombuffer(pcm, dtype="<i2")
+
+
+class Codec(abc.ABC):
+    """An encoder and decoder pair for one direction of one call."""
+
+    name: ClassVar[str]
+    """SDP encoding name."""
+
+    clock_rate: ClassVar[int]
+    """RTP timestamp rate."""
+
+    sample_rate: ClassVar[int]
+    """Rate of the mono s16le PCM that `encode` takes and `decode` gives."""
+
+    channels: ClassVar[int] = 1
+    """Channels as written in SDP (Opus is always ``opus/48000/2``); the PCM is mono."""
+
+    payload_type: ClassVar[int | None] = None
+    """Static RTP payload type, or None for a dynamic one."""
+
+    fmtp: ClassVar[str] = ""
+    """Default ``a=fmtp`` parameters we offer and answer with."""
+
+    def __init__(self) -> None:
+        self._last = b""
+        self._lost_run = 0
+
+    @abc.abstractmethod
+    def _encode(self, pcm: bytes) -> bytes: ...
+
+    @abc.abstractmethod
+    def _decode(self, payload: bytes) -> bytes: ...
+
+    def encode(self, pcm: bytes) -> bytes:
+        """Encode one frame of mono s16le PCM at `sample_rate`."""
+        if len(pcm) % BYTES_PER_SAMPLE:
+            raise ValueError(f"{self.name}: PCM of {len(pcm)} bytes is not whole 16-bit samples")
+        return self._encode(pcm)
+
+    def decode(self, payload: bytes) -> bytes:
+        """Decode one RTP payload (of any ptime) to mono s16le PCM at `sample_rate`."""
+        pcm = self._decode(payload)
+        self._last = pcm
+        self._lost_run = 0
+        return pcm
+
+    def conceal(self, samples: int) -> bytes:
+        """Audio for `samples` lost samples: the last frame repeated and fading, then silence."""
+        self._lost_run += 1
+        size = samples * BYTES_PER_SAMPLE
+        if not self._last or self._lost_run > CONCEAL_FADE_FRAMES:
+            return bytes(size)
+        last = _pcm(self._last)
+        reps = -(-samples // len(last))
+        tiled = np.tile(last, reps)[:samples].astype(np.float32)
+        gain = 1.0 - self._lost_run / (CONCEAL_FADE_FRAMES + 1)
+        return (tiled * gain).astype("<i2").tobytes()
+
+
+# --- G.711 -------------------------------------------------------------------------------
+# Tables from the reference algorithm (ITU-T G.711, as in the classic Sun g711.c): a decode
+# table of 256 levels and an encode table indexed by the 16-bit sample itself.
+
+_SEG_ULAW_END = np.array([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF])
+_SEG_ALAW_END = np.array([0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF])
+_ALL_SAMPLES = np.arange(-32768, 32768, dtype=np.int32)
+
+
+def _ulaw_encode_table() -> np.ndarray:
+    pcm = _ALL_SAMPLES >> 2
+    mask = np.where(pcm < 0, 0x7F, 0xFF)
+    pcm = np.minimum(np.abs(pcm), 8159) + 0x21
+    seg = np.searchsorted(_SEG_ULAW_END, pcm)
+    uval = (seg << 4) | ((pcm >> (seg + 1)) & 0xF)
+    uval = np.where(seg >= 8, 0x7F, uval)
+    return (uval ^ mask).astype(np.uint8)
+
+
+def _ulaw_decode_table() -> np.ndarray:
+    u = ~np.arange(256, dtype=np.int32) & 0xFF
+    t = (((u & 0x0F) << 3) + 0x84) << ((u & 0x70) >> 4)
+    return np.where(u & 0x80, 0x84 - t, t - 0x84).astype(np.int16)
+
+
+def _alaw_encode_table() -> np.ndarray:
+    pcm = _ALL_SAMPLES >> 3
+    negative = pcm < 0
+    mask = np.where(negative, 0x55, 0xD5)
+    pcm = np.where(negative, -pcm - 1, pcm)
+    seg = np.searchsorted(_SEG_ALAW_END, pcm)
+    aval = (seg << 4) | np.where(seg < 2, (pcm >> 1) & 0xF, (pcm >> np.maximum(seg, 1)) & 0xF)
+    aval = np.where(seg >= 8, 0x7F, aval)
+    return (aval ^ mask).astype(np.uint8)
+
+
+def _alaw_decode_table() -> np.ndarray:
+    a = np.arange(256, dtype=np.int32) ^ 0x55
+    seg = (a & 0x70) >> 4
+    t = (a & 0x0F) << 4
+    t = np.where(seg == 0, t + 8, (t + 0x108) << np.maximum(seg - 1, 0))
+    return np.where(a & 0x80, t, -t).astype(np.int16)
+
+
+class _G711(Codec):
+    clock_rate = 8000
+    sample_rate = 8000
+    _encode_table: ClassVar[np.ndarray]
+    _decode_table: ClassVar[np.ndarray]
+
+    def _encode(self, pcm: bytes) -> bytes:
+        # Index by the sample's unsigned bit pattern shifted into 0..65535 (the table starts at -32768).
+        index = _pcm(pcm).astype(np.int32) + 32768
+        return self._encode_table[index].tobytes()
+
+    def _decode(self, payload: bytes) -> bytes:
+        return self._decode_table[np.frombuffer(payload, dtype=np.uint8)].astype("<i2").tobytes()
+
+
+class PCMU(_G711):
+    """G.711 μ-law, static payload type 0."""
+
+    name = "PCMU"
+    payload_type = 0
+    _encode_table = _ulaw_encode_table()
+    _decode_table = _ulaw_decode_table()
+
+
+class PCMA(_G711):
+    """G.711 A-law, static payload type 8."""
+
+    name = "PCMA"
+    payload_type = 8
+    _encode_table = _alaw_encode_table()
+    _decode_table = _alaw_decode_table()
+
+
+# --- PyAV codecs ----------------------------------------------------------------------------
+
+
+def _audio_context(name: str, mode: Literal["r", "w"]) -> av.AudioCodecContext:
+    context = av.CodecContext.create(name, mode)
+    assert isinstance(context, av.AudioCodecContext)
+    return context
+
+
+class _AvCodec(Codec):
+    """A codec run by FFmpeg through PyAV: one encoder and one decoder context per instance."""
+
+    _av_encoder: ClassVar[str]
+    _av_decoder: ClassVar[str]
+    _bit_rate: ClassVar[int | None] = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._enc: av.AudioCodecContext | None = None
+        self._dec: av.AudioCodecContext | None = None
+        self._pts = 0
+
+    def _encoder(self) -> av.AudioCodecContext:
+        if self._enc is None:
+            enc = _audio_context(self._av_encoder, "w")
+            enc.sample_rate = self.sample_rate
+            enc.layout = "mono"
+            enc.format = "s16"
+            if self._bit_rate:
+                enc.bit_rate = self._bit_rate
+            enc.open()
+            self._enc = enc
+        return self._enc
+
+    def _decoder(self) -> av.AudioCodecContext:
+        if self._dec is None:
+            dec = _audio_context(self._av_decoder, "r")
+            dec.sample_rate = self.sample_rate
+            dec.layout = "mono"
+            dec.open()
+            self._dec = dec
+        return self._dec
+
+    def _encode(self, pcm: bytes) -> bytes:
+        samples = _pcm(pcm)
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = self.sample_rate
+        frame.pts = self._pts
+        self._pts += len(samples)
+        return b"".join(bytes(packet) for packet in self._encoder().encode(frame))
+
+    def _decode(self, payload: bytes) -> bytes:
+        chunks = []
+        for frame in self._decoder().decode(av.Packet(payload)):
+            array = frame.to_ndarray()
+            if array.dtype != np.int16:
+                array = np.clip(array * 32768.0, -32768, 32767).astype(np.int16)
+            if frame.format.is_planar:
+                mono = array.mean(axis=0) if array.shape[0] > 1 else array[0]
+            else:
+                channels = len(frame.layout.channels)
+                mono = array.reshape(-1, channels).mean(axis=1)
+            chunks.append(np.asarray(mono, dtype="<i2").tobytes())
+        return b"".join(chunks)
+
+
+class Opus(_AvCodec):
+    """Opus (RFC 7587): 48 kHz RTP clock, stereo in SDP, mono PCM here, 20 ms frames."""
+
+    name = "opus"
+    clock_rate = 48000
+    sample_rate = 48000
+    channels = 2
+    fmtp = "minptime=10;useinbandfec=1"
+    _av_encoder = "libopus"
+    _av_decoder = "libopus"
+    _bit_rate = 32000
+
+
+class G722(_AvCodec):
+    """G.722 wideband: 16 kHz PCM, but an 8 kHz RTP clock (RFC 3551's historical error)."""
+
+    name = "G722"
+    clock_rate = 8000
+    sample_rate = 16000
+    payload_type = 9
+    _av_encoder = "g722"
+    _av_decoder = "g722"
+
+
+SUPPORTED_CODECS: tuple[type[Codec], ...] = (PCMU, PCMA, Opus, G722)
+"""Every codec voicegw speaks, in our order of preference for telephony."""
+
+_BY_NAME = {codec.name.lower(): codec for codec in SUPPORTED_CODECS}
+
+
+def codec_for(name: str) -> type[Codec]:
+    """The codec class for an SDP encoding name (case-insensitive)."""
+    try:
+        return _BY_NAME[name.lower()]
+    except KeyError:
+        known = ", ".join(codec.name for codec in SUPPORTED_CODECS)
+        raise UnsupportedCodec(f"codec {name!r} is not supported (supported: {known})") from None

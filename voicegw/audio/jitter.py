@@ -1,0 +1,214 @@
+"""The inbound jitter buffer: RTP payloads in as they arrive, one due payload out per tick.
+
+Sans-I/O and pulled: `push` on every arrival (its `arrival` time feeds the RFC 3550 jitter
+estimate that sets the depth), `pop` once per 20 ms media-clock tick. Playout follows RTP
+timestamps, not sequence numbers, so any ptime works and a silence-suppressed gap is not loss.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+FRAME_MS = 20
+SEQ_MODULUS = 1 << 16
+TS_MODULUS = 1 << 32
+RESYNC_S = 1.0
+"""A timestamp this far from the playout position is a new timeline (a jump), not late or early."""
+
+SHRINK_AFTER_TICKS = 50
+"""Ticks the buffer must stay too deep before it drops a frame to come back down."""
+
+REMEMBERED_SEQS = 128
+
+
+def unwrap(value: int, reference: int, modulus: int) -> int:
+    """The extension of the wrapped counter `value` closest to the extended `reference`."""
+    delta = (value - reference) % modulus
+    if delta >= modulus // 2:
+        delta -= modulus
+    return reference + delta
+
+
+@dataclass(frozen=True, slots=True)
+class Lost:
+    """A gap of `samples` (RTP clock) with no packet: conceal it."""
+
+    samples: int
+
+
+@dataclass(slots=True)
+class JitterStats:
+    received: int = 0
+    duplicates: int = 0
+    late: int = 0
+    """Arrived after their playout time: dropped."""
+
+    reordered: int = 0
+    lost: int = 0
+    """Gaps concealed while later packets were waiting."""
+
+    resets: int = 0
+    """SSRC changes and timestamp jumps that restarted playout."""
+
+    depth_ms: int = 0
+    """The current target delay."""
+
+    jitter_ms: float = 0.0
+
+
+class JitterBuffer:
+    """Reorders, de-duplicates and delays one RTP stream's payloads by an adaptive depth."""
+
+    def __init__(
+        self,
+        clock_rate: int,
+        *,
+        frame_ms: int = FRAME_MS,
+        min_delay_ms: int = 20,
+        max_delay_ms: int = 200,
+    ) -> None:
+        if not 0 < min_delay_ms <= max_delay_ms:
+            raise ValueError(f"need 0 < min_delay_ms <= max_delay_ms, got {min_delay_ms}, {max_delay_ms}")
+        self.clock_rate = clock_rate
+        self.frame_ms = frame_ms
+        self.min_delay_ms = min_delay_ms
+        self.max_delay_ms = max_delay_ms
+        self._tick = clock_rate * frame_ms // 1000
+        self.stats = JitterStats(depth_ms=min_delay_ms)
+        self._ssrc: int | None = None
+        self._jitter = 0.0
+        """RFC 3550 interarrival jitter, in RTP clock units."""
+        self._restart()
+
+    def _restart(self) -> None:
+        self._packets: dict[int, tuple[int, bytes]] = {}
+        """Extended sequence number -> (extended timestamp, payload)."""
+        self._played: deque[int] = deque(maxlen=REMEMBERED_SEQS)
+        self._highest_seq: int | None = None
+        self._last_ts: int | None = None
+        self._last_arrival: float | None = None
+        self._play_ts: int | None = None
+        self._covered_until = 0
+        self._packet_samples = self._tick
+        self._wait_ticks = 0
+        self._underrun_ticks = 0
+        self._deep_ticks = 0
+
+    # --- input ----------------------------------------------------------------------------
+
+    def push(self, seq: int, timestamp: int, payload: bytes, ssrc: int, arrival: float) -> None:
+        """Add a packet that just arrived (`arrival` in seconds, any monotonic clock)."""
+        self.stats.received += 1
+        if ssrc != self._ssrc:
+            if self._ssrc is not None:
+                self.stats.resets += 1
+            self._ssrc = ssrc
+            self._restart()
+        ext_seq = seq if self._highest_seq is None else unwrap(seq, self._highest_seq, SEQ_MODULUS)
+        ext_ts = timestamp if self._last_ts is None else unwrap(timestamp, self._last_ts, TS_MODULUS)
+
+        if ext_seq in self._packets or ext_seq in self._played:
+            self.stats.duplicates += 1
+            return
+        if self._play_ts is not None and abs(ext_ts - self._play_ts) > RESYNC_S * self.clock_rate:
+            self.stats.resets += 1
+            self._restart()
+            ext_seq, ext_ts = seq, timestamp
+        elif self._play_ts is not None and ext_ts < self._play_ts:
+            self.stats.late += 1
+            self._update_jitter(ext_ts, arrival)
+            return
+
+        if self._highest_seq is not None and ext_seq < self._highest_seq:
+            self.stats.reordered += 1
+        else:
+            self._update_jitter(ext_ts, arrival)
+            in_sequence = self._highest_seq is not None and ext_seq == self._highest_seq + 1
+            if in_sequence and self._last_ts is not None:
+                step = ext_ts - self._last_ts
+                if 0 < step <= self.max_delay_ms * self.clock_rate // 1000:
+                    self._packet_samples = step
+            self._highest_seq = ext_seq
+            self._last_ts = ext_ts
+        self._packets[ext_seq] = (ext_ts, payload)
+
+        if self._play_ts is None:
+            self._play_ts = ext_ts
+            self._covered_until = ext_ts
+            # One extra tick absorbs the phase between arrivals and the media clock.
+            self._wait_ticks = self._target_ms() // self.frame_ms + 1
+
+    def _update_jitter(self, ext_ts: int, arrival: float) -> None:
+        if self._last_arrival is not None and self._last_ts is not None:
+            transit_change = (arrival - self._last_arrival) * self.clock_rate - (ext_ts - self._last_ts)
+            self._jitter += (abs(transit_change) - self._jitter) / 16
+        self._last_arrival = arrival
+        self.stats.jitter_ms = self._jitter * 1000 / self.clock_rate
+
+    def _target_ms(self) -> int:
+        wanted = self.frame_ms + 3 * self.stats.jitter_ms
+        frames = -(-int(wanted) // self.frame_ms)
+        target = min(self.max_delay_ms, max(self.min_delay_ms, frames * self.frame_ms))
+        self.stats.depth_ms = target
+        return target
+
+    # --- output ---------------------------------------------------------------------------
+
+    def pop(self) -> bytes | Lost | None:
+        """What is due at this tick: a payload, a `Lost` gap to conceal, or None (nothing due)."""
+        if self._play_ts is None:
+            return None
+        if self._wait_ticks > 0:
+            self._wait_ticks -= 1
+            return None
+        if self._adapt():
+            return None
+        window_end = self._play_ts + self._tick
+        due = sorted((ts, seq) for seq, (ts, _) in self._packets.items() if ts < window_end)
+        result: bytes | Lost | None
+        if due:
+            result = b"".join(self._take(seq) for _, seq in due)
+            self._covered_until = due[-1][0] + self._packet_samples
+            self._underrun_ticks = 0
+        elif self._covered_until > self._play_ts:
+            result = None  # a packet longer than one tick is still playing
+        elif self._packets:
+            self.stats.lost += 1
+            result = Lost(self._tick)
+        else:
+            self._underrun_ticks += 1
+            if self._underrun_ticks * self.frame_ms > self.max_delay_ms:
+                # The sender went quiet (silence suppression, hold): wait for it to come back.
+                self._play_ts = None
+                return None
+            result = Lost(self._tick)
+        self._play_ts = window_end
+        return result
+
+    def _take(self, seq: int) -> bytes:
+        self._played.append(seq)
+        return self._packets.pop(seq)[1]
+
+    def _adapt(self) -> bool:
+        """Grow or shrink toward the target depth; True when this tick is spent stalling."""
+        assert self._play_ts is not None
+        if not self._packets:
+            self._deep_ticks = 0
+            return False
+        newest = max(ts for ts, _ in self._packets.values())
+        depth_ms = (newest + self._packet_samples - self._play_ts) * 1000 // self.clock_rate
+        target = self._target_ms()
+        if depth_ms > target + 2 * self.frame_ms:
+            self._deep_ticks += 1
+            if self._deep_ticks >= SHRINK_AFTER_TICKS:
+                # Skip one tick of audio: latency comes back down once the jitter has calmed.
+                self._deep_ticks = 0
+                skipped_end = self._play_ts + self._tick
+                for seq in [s for s, (ts, _) in self._packets.items() if ts < skipped_end]:
+                    self._take(seq)
+                self._play_ts = skipped_end
+            return False
+        self._deep_ticks = 0
+        # Too shallow for the measured jitter: hold playout one tick to build depth.
+        return depth_ms + self.frame_ms < target

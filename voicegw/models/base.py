@@ -301,6 +301,9 @@ class CreateResponse:
     """Ask the model to speak now (a greeting, a reprompt); `instructions` override for this one."""
 
     instructions: str | None = None
+    say: str | None = None
+    """Speak exactly this text (a fixed greeting) instead of composing an answer."""
+
     type: Literal["create_response"] = "create_response"
 
 

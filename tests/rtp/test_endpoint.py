@@ -1,0 +1,270 @@
+"""The asyncio shell on real UDP sockets on 127.0.0.1, driven by a real MediaClock."""
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from aiortc.rtp import RtpPacket
+
+from tests.rtp.helpers import best_correlation, free_range, sine, speech
+from voicegw.rtp.clock import MediaClock
+from voicegw.rtp.endpoint import RtpEndpoint
+from voicegw.rtp.events import DtmfDigit, MediaTimeout
+from voicegw.rtp.packet import parse_rtp
+from voicegw.rtp.ports import RtpPortsExhausted
+
+LOCALHOST = "127.0.0.1"
+PCMU, OPUS, TE = 0, 111, 101
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture
+async def clock() -> AsyncIterator[MediaClock]:
+    clock = MediaClock()
+    await clock.start()
+    try:
+        yield clock
+    finally:
+        await clock.stop()
+
+
+@pytest.fixture(scope="module")
+def speech_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("speech")
+
+
+@pytest.fixture
+async def pair(
+    request: pytest.FixtureRequest, clock: MediaClock
+) -> AsyncIterator[tuple[RtpEndpoint, RtpEndpoint]]:
+    codec, pt, rate = getattr(request, "param", ("PCMU", PCMU, 16000))
+    port_range = free_range(8)
+    a = await RtpEndpoint.open(host=LOCALHOST, port_range=port_range, clock=clock)
+    b = await RtpEndpoint.open(host=LOCALHOST, port_range=port_range, clock=clock)
+    try:
+        for x, y in ((a, b), (b, a)):
+            x.start(
+                codec=codec,
+                payload_type=pt,
+                remote=(LOCALHOST, y.local_port),
+                sample_rate=rate,
+                telephone_event_pt=TE,
+            )
+        yield a, b
+    finally:
+        await a.close()
+        await b.close()
+
+
+@pytest.fixture
+def probe() -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((LOCALHOST, 0))
+    sock.setblocking(False)
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+async def collect(endpoint: RtpEndpoint, seconds: float) -> bytes:
+    pcm = bytearray()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            async for frame in endpoint.frames():
+                pcm += frame
+    return bytes(pcm)
+
+
+async def receive_packets(sock: socket.socket, count: int) -> list[tuple[float, RtpPacket]]:
+    loop = asyncio.get_running_loop()
+    packets: list[tuple[float, RtpPacket]] = []
+    async with asyncio.timeout(5):
+        while len(packets) < count:
+            data, _ = await loop.sock_recvfrom(sock, 2048)
+            packets.append((loop.time(), parse_rtp(data)))
+    return packets
+
+
+@pytest.mark.parametrize(
+    ("pair", "threshold"),
+    [(("PCMU", PCMU, 16000), 0.9), (("PCMU", PCMU, 8000), 0.9), (("opus", OPUS, 24000), 0.8)],
+    indirect=["pair"],
+    ids=["pcmu-16k", "pcmu-8k", "opus-24k"],
+)
+async def test_speech_roundtrip(
+    pair: tuple[RtpEndpoint, RtpEndpoint], threshold: float, speech_dir: Path
+) -> None:
+    a, b = pair
+    rate = a.stats["sample_rate"]
+    pcm = speech(speech_dir, rate)
+    a.play(pcm, "item-1")
+    received = await collect(b, len(pcm) / (2 * rate) + 0.6)
+    score, lag = best_correlation(pcm, received)
+    print(f"correlation {score:.3f}, latency {lag * 1000 // rate} ms")
+    assert score >= threshold, f"correlation {score:.3f} at lag {lag}"
+    assert lag / rate < 0.25  # playout + jitter buffer latency on loopback
+    assert abs(a.played_ms("item-1") - len(pcm) * 1000 // (2 * rate)) <= 20
+    stats = b.stats
+    assert stats["lost"] == 0 and stats["bad_packets"] == 0 and stats["frames_dropped"] == 0
+    assert stats["packets_in"] >= len(received) // (2 * rate // 50) - 1
+
+
+async def test_outbound_headers_and_pacing(clock: MediaClock, probe: socket.socket) -> None:
+    endpoint = await RtpEndpoint.open(host=LOCALHOST, port_range=free_range(2), clock=clock)
+    try:
+        endpoint.start(codec="PCMU", payload_type=PCMU, remote=probe.getsockname(), sample_rate=8000)
+        head = await receive_packets(probe, 10)
+        endpoint.play(sine(440, 0.4, 8000), "tone")
+        packets = head + await receive_packets(probe, 40)
+    finally:
+        await endpoint.close()
+    rtp = [p for _, p in packets]
+    assert {p.ssrc for p in rtp} == {endpoint.stats["ssrc"]}
+    assert {p.payload_type for p in rtp} == {PCMU}
+    assert [p.sequence_number for p in rtp] == [(rtp[0].sequence_number + i) % 65536 for i in range(50)]
+    assert [p.timestamp for p in rtp] == [(rtp[0].timestamp + 160 * i) % 2**32 for i in range(50)]
+    assert {len(p.payload) for p in rtp} == {160}
+    assert rtp[0].payload == b"\xff" * 160  # silence keeps the stream going before any audio
+    markers = [i for i, p in enumerate(rtp) if p.marker]
+    assert markers[0] == 0 and len(markers) == 2 and markers[1] >= 10  # first packet, start of the tone
+    intervals = np.diff([t for t, _ in packets]) * 1000
+    assert abs(float(np.median(intervals)) - 20) < 2
+    assert float(np.mean(intervals)) == pytest.approx(20, abs=1)
+
+
+async def test_garbage_is_counted_and_dropped(
+    pair: tuple[RtpEndpoint, RtpEndpoint], probe: socket.socket, speech_dir: Path
+) -> None:
+    a, b = pair
+    pcm = speech(speech_dir, 16000)
+    a.play(pcm, "item-1")
+    await asyncio.sleep(0.3)
+    spoof = RtpPacket(
+        payload_type=PCMU, sequence_number=1, timestamp=1, ssrc=a.stats["ssrc"], payload=b"\0" * 160
+    )
+    wrong_pt = RtpPacket(payload_type=8, sequence_number=1, timestamp=1, ssrc=7, payload=b"\xd5" * 160)
+    junk = [
+        (b"\x00\x01junk", b.local_port),
+        (b"GET / HTTP/1.1\r\n\r\n", b.local_port),
+        (wrong_pt.serialize()[:11], b.local_port),
+        (wrong_pt.serialize(), b.local_port),
+        (spoof.serialize(), b.local_port),
+        (b"\x80\xc8\x00\x06garbage", b.local_port + 1),
+    ]
+    for data, port in junk:
+        probe.sendto(data, (LOCALHOST, port))
+    received = await collect(b, len(pcm) / 32000 + 0.4)
+    assert b.stats["bad_packets_by_reason"] == {
+        "garbage": 1,
+        "bad_version": 1,
+        "truncated": 1,
+        "unknown_payload_type": 1,
+        "unlatched_source": 1,
+        "bad_rtcp": 1,
+    }
+    assert b.stats["remote"] == (LOCALHOST, a.local_port)
+    score, _ = best_correlation(pcm[len(pcm) // 4 // 2 * 2 :], received)
+    assert score >= 0.9
+
+
+async def test_dtmf_end_to_end(pair: tuple[RtpEndpoint, RtpEndpoint]) -> None:
+    a, b = pair
+    await a.send_dtmf("12#", duration_ms=80)
+    digits = []
+    async with asyncio.timeout(2):
+        async for event in b.events():
+            digits.append(event)
+            if len(digits) == 3:
+                break
+    assert digits == [DtmfDigit("1", 80), DtmfDigit("2", 80), DtmfDigit("#", 80)]
+
+
+async def test_media_timeout_and_hold(clock: MediaClock, probe: socket.socket) -> None:
+    port_range = free_range(4)
+    silent = await RtpEndpoint.open(host=LOCALHOST, port_range=port_range, clock=clock)
+    held = await RtpEndpoint.open(host=LOCALHOST, port_range=port_range, clock=clock)
+    try:
+        for endpoint in (silent, held):
+            endpoint.start(
+                codec="PCMU",
+                payload_type=PCMU,
+                remote=probe.getsockname(),
+                sample_rate=8000,
+                media_timeout=0.3,
+            )
+        held.set_hold(True)
+        async with asyncio.timeout(1.5):
+            event = await anext(silent.events())
+        assert isinstance(event, MediaTimeout) and event.silence_s >= 0.3
+        await asyncio.sleep(0.3)
+        assert held.stats["packets_out"] == 0  # on hold nothing is sent ...
+        held.set_hold(False)  # ... and the timeout counts from the resume
+        async with asyncio.timeout(1.5):
+            event = await anext(held.events())
+        assert isinstance(event, MediaTimeout) and event.silence_s == pytest.approx(0.3, abs=0.05)
+        assert held.stats["packets_out"] > 0
+    finally:
+        await silent.close()
+        await held.close()
+
+
+async def test_slow_consumer_drops_oldest_frames(pair: tuple[RtpEndpoint, RtpEndpoint]) -> None:
+    _, b = pair
+    await asyncio.sleep(1.6)  # nobody reads b's frames
+    assert b.stats["frames_dropped"] >= 10
+    frames = b.frames()
+    first = await anext(frames)
+    assert len(first) == 640  # 20 ms at 16 kHz
+
+
+async def test_close_idempotent_ends_iterators_and_frees_ports(clock: MediaClock) -> None:
+    port_range = free_range(1)
+    endpoint = await RtpEndpoint.open(host=LOCALHOST, port_range=port_range, clock=clock)
+    with pytest.raises(RtpPortsExhausted):
+        await RtpEndpoint.open(host=LOCALHOST, port_range=port_range, clock=clock)
+    endpoint.start(codec="PCMU", payload_type=PCMU, remote=(LOCALHOST, 9), sample_rate=8000)
+    reader = asyncio.create_task(collect(endpoint, 5))
+    await asyncio.sleep(0.1)
+    await asyncio.gather(endpoint.close(), endpoint.close())
+    await endpoint.close()
+    await asyncio.wait_for(reader, 1)  # frames() ended
+    assert [e async for e in endpoint.events()] == []
+    with pytest.raises(RuntimeError, match="already started or closed"):
+        endpoint.start(codec="PCMU", payload_type=PCMU, remote=(LOCALHOST, 9), sample_rate=8000)
+    again = await RtpEndpoint.open(host=LOCALHOST, port_range=port_range, clock=clock)
+    assert again.local_port == endpoint.local_port
+    await again.close()
+    assert len(clock) == 0
+
+
+async def test_rtcp_reports_over_the_rtcp_ports(clock: MediaClock) -> None:
+    port_range = free_range(4)
+    a = await RtpEndpoint.open(host=LOCALHOST, port_range=port_range, clock=clock)
+    b = await RtpEndpoint.open(host=LOCALHOST, port_range=port_range, clock=clock)
+    try:
+        for x, y in ((a, b), (b, a)):
+            x.start(
+                codec="PCMU",
+                payload_type=PCMU,
+                remote=(LOCALHOST, y.local_port),
+                sample_rate=8000,
+                rtcp_interval=0.3,  # RFC 3550 says 5 s; short here so the test stays fast
+            )
+        await asyncio.sleep(1.5)
+        for x, y in ((a, b), (b, a)):
+            stats = x.stats
+            assert stats["rtcp_in"] >= 2 and stats["rtcp_out"] >= 2
+            assert stats["rtt_ms"] is not None and 0 <= stats["rtt_ms"] < 50
+            assert stats["remote_fraction_lost"] == 0 and stats["remote_ssrc"] == y.stats["ssrc"]
+        await a.close()
+        await asyncio.sleep(0.1)
+        assert b.stats["remote_bye"]
+    finally:
+        await a.close()
+        await b.close()

@@ -1,0 +1,236 @@
+import random
+from collections.abc import Callable
+
+import pytest
+from aiortc.rtp import RtcpRrPacket, RtcpSrPacket
+
+from tests.rtp.helpers import deliver, drain_events, load, load_stream
+from voicegw.rtp.dtmf import TelephoneEvent
+from voicegw.rtp.events import BadPacket, DtmfDigit, MediaReceived, RemoteLatched, RtcpReceived, SessionEvent
+from voicegw.rtp.packet import parse_rtcp, parse_rtp
+from voicegw.rtp.session import Datagram, RtpSession, RtpSessionConfig
+
+A = ("127.0.0.1", 40000)
+B = ("127.0.0.1", 42000)
+NAT = ("203.0.113.7", 61000)
+PCMU = 0
+TE = 101
+
+
+def session(remote: tuple[str, int] | None, seed: int, **kw: object) -> RtpSession:
+    config = RtpSessionConfig(clock_rate=8000, payload_type=PCMU, telephone_event_pt=TE, remote=remote, **kw)  # type: ignore[arg-type]
+    return RtpSession(config, now=0.0, rng=random.Random(seed))
+
+
+def send_tick(s: RtpSession, now: float, *, marker: bool = False) -> list[Datagram]:
+    s.send_media(bytes([0xFF]) * 160, 160, marker=marker, now=now)
+    return s.datagrams_to_send(now)
+
+
+def test_outbound_headers() -> None:
+    a = session(B, seed=1)
+    packets = [parse_rtp(d.data) for i in range(5) for d in send_tick(a, i * 0.02, marker=i == 3)]
+    assert {p.ssrc for p in packets} == {a.ssrc}
+    first = packets[0]
+    assert [p.sequence_number for p in packets] == [(first.sequence_number + i) % 65536 for i in range(5)]
+    assert [p.timestamp for p in packets] == [(first.timestamp + 160 * i) % 2**32 for i in range(5)]
+    assert [p.marker for p in packets] == [1, 0, 0, 1, 0]  # first packet, then a new talkspurt
+    assert {p.payload_type for p in packets} == {PCMU}
+    # Random per session (RFC 3550 5.1): another session starts elsewhere.
+    other = parse_rtp(send_tick(session(B, seed=2), 0.0)[0].data)
+    assert (other.ssrc, other.sequence_number, other.timestamp) != (
+        first.ssrc,
+        first.sequence_number,
+        first.timestamp,
+    )
+
+
+def test_pair_media_and_latching_through_nat() -> None:
+    a = session(B, seed=1)
+    b = session(("10.0.0.9", 4000), seed=2)  # SDP says a private address: A is behind a NAT
+    for i in range(3):
+        deliver(send_tick(a, i * 0.02), b, to=B, source=NAT, now=i * 0.02)
+    events = drain_events(b)
+    assert events[0] == RemoteLatched(address=NAT, ssrc=a.ssrc, previous=("10.0.0.9", 4000))
+    media = [e for e in events if isinstance(e, MediaReceived)]
+    assert len(media) == 3 and all(m.ssrc == a.ssrc and m.payload_type == PCMU for m in media)
+    assert [m.marker for m in media] == [True, False, False]
+    # B now answers to where A's packets came from, RTCP to the port above.
+    assert send_tick(b, 0.1)[0].address == NAT
+    assert b.remote_rtcp == (NAT[0], NAT[1] + 1)
+
+
+def test_stray_source_with_latched_ssrc_is_dropped() -> None:
+    a = session(B, seed=1)
+    b = session(A, seed=2)
+    deliver(send_tick(a, 0.0), b, to=B, source=A, now=0.0)
+    drain_events(b)
+    deliver(send_tick(a, 0.02), b, to=B, source=NAT, now=0.02)
+    (event,) = drain_events(b)
+    assert isinstance(event, BadPacket) and event.reason == "unlatched_source"
+    assert b.remote == A and b.bad_packets["unlatched_source"] == 1
+
+
+def test_new_ssrc_from_new_address_relatches() -> None:
+    a, a2 = session(B, seed=1), session(B, seed=3)
+    b = session(A, seed=2)
+    for i in range(3):
+        deliver(send_tick(a, i * 0.02), b, to=B, source=A, now=i * 0.02)
+    deliver(send_tick(a2, 0.06), b, to=B, source=NAT, now=0.06)
+    latched = [e for e in drain_events(b) if isinstance(e, RemoteLatched)]
+    assert latched[-1] == RemoteLatched(address=NAT, ssrc=a2.ssrc, previous=A)
+    assert b.remote_ssrc == a2.ssrc
+    assert b.receiver is not None and b.receiver.packets_received == 1  # statistics start over
+
+
+def test_bad_packets_counted_and_never_latch() -> None:
+    b = session(A, seed=2)
+    wrong_pt = bytearray(load("sipp_pcma.bin"))  # PT 8 was not negotiated
+    for data in [b"\x00\x01junk", bytes(wrong_pt), load("sipp_pcma.bin")[:9], b"\x80\xc8\x00\x01abcd"]:
+        b.receive(data, NAT, 0.0)
+    reasons = [e.reason for e in drain_events(b) if isinstance(e, BadPacket)]
+    assert reasons == ["garbage", "unknown_payload_type", "truncated", "bad_rtcp"]
+    assert not b.latched and b.remote == A
+    event = BadPacket("unknown_payload_type", NAT, "RTP payload type 8 was not negotiated")
+    b.receive(bytes(wrong_pt), NAT, 0.0)
+    assert b.next_event() == event
+
+
+def test_truncated_telephone_event_does_not_latch() -> None:
+    b = session(A, seed=2)
+    dtmf = load_stream("sipp_dtmf_2833_1.bin")[0]
+    b.receive(dtmf[:14], NAT, 0.0)
+    (event,) = drain_events(b)
+    assert isinstance(event, BadPacket) and event.reason == "truncated" and not b.latched
+
+
+def test_captured_dtmf_through_session() -> None:
+    b = session(A, seed=2)
+    for i, data in enumerate(load_stream("pjsua2_dtmf_5_hash.bin")):
+        b.receive(data, A, i * 0.02)
+    digits = [e for e in drain_events(b) if isinstance(e, DtmfDigit)]
+    assert digits == [DtmfDigit("5", 200), DtmfDigit("#", 200)]
+
+
+def run_pair(
+    a: RtpSession,
+    b: RtpSession,
+    seconds: float,
+    drop: Callable[[int, Datagram], bool] = lambda i, d: False,
+) -> list[SessionEvent]:
+    """A sends audio every 20 ms while both run their timers; B's output goes back to A."""
+    events: list[SessionEvent] = []
+    count = 0
+    for tick in range(int(seconds / 0.02)):
+        now = tick * 0.02
+        for s in (a, b):
+            if (timer := s.get_timer()) is not None and timer <= now:
+                s.handle_timer(now)
+        if not a.sending_dtmf(now):
+            a.send_media(b"\xff" * 160, 160, marker=False, now=now)
+        else:
+            a.advance(160)
+        out = a.datagrams_to_send(now)
+        for d in out:
+            count += 1
+            if not drop(count, d):
+                deliver([d], b, to=B, source=A, now=now)
+        deliver(b.datagrams_to_send(now), a, to=A, source=B, now=now)
+        events += drain_events(b)
+    return events
+
+
+def test_dtmf_end_to_end_with_loss_and_audio_suppressed() -> None:
+    a, b = session(B, seed=1), session(A, seed=2)
+    a.send_dtmf("9", 120, now=0.1)
+    a.send_dtmf("*", 80, now=0.1)
+    sent: list[bytes] = []
+    dropped: list[TelephoneEvent] = []
+
+    def drop(i: int, d: Datagram) -> bool:
+        sent.append(d.data)
+        packet = parse_rtp(d.data)
+        if packet.payload_type != TE:
+            return False
+        event = TelephoneEvent.parse(packet.payload)
+        # Lose the start packet of "9" and the first end packet of "*".
+        if (event.digit == "9" and packet.marker) or (event.digit == "*" and event.end and not dropped[1:]):
+            dropped.append(event)
+            return True
+        return False
+
+    events = run_pair(a, b, 1.0, drop)
+    assert [e for e in events if isinstance(e, DtmfDigit)] == [DtmfDigit("9", 120), DtmfDigit("*", 80)]
+    rtp = [parse_rtp(d) for d in sent if d[1] != 200 and d[1] != 201]
+    te = [p for p in rtp if p.payload_type == TE]
+    assert len(te) == 3 + 3 + 2 + 3  # "9": 0/50/100 ms + 3 ends; "*": 0/50 ms + 3 ends
+    assert [(e.digit, e.end) for e in dropped] == [("9", False), ("*", True)]
+    assert [p.marker for p in te].count(1) == 2
+    # While a digit plays no audio goes out; media timestamps ran on meanwhile.
+    seqs = [p.sequence_number for p in rtp]
+    assert seqs == [(seqs[0] + i) % 65536 for i in range(len(seqs))]
+    first_audio_after = next(p for p in rtp[rtp.index(te[-1]) :] if p.payload_type == PCMU)
+    assert first_audio_after.marker == 1
+
+
+def test_send_dtmf_needs_negotiated_event() -> None:
+    s = RtpSession(RtpSessionConfig(clock_rate=8000, payload_type=0, remote=B), now=0.0)
+    with pytest.raises(ValueError, match="telephone-event was not negotiated"):
+        s.send_dtmf("1", 100, 0.0)
+
+
+def test_rtcp_reports_loss_both_ways() -> None:
+    a, b = session(B, seed=1), session(A, seed=2)
+    a_rtcp: list[bytes] = []
+
+    def drop(i: int, d: Datagram) -> bool:
+        if d.rtcp:
+            a_rtcp.append(d.data)
+            return False
+        return i % 10 == 0  # 10 % loss of A's media
+
+    events = run_pair(a, b, 12.0, drop)
+    # A sent media, so it reports with an SR; each interval is 2.5-7.5 s (RFC 3550 6.2).
+    assert 2 <= len(a_rtcp) <= 4
+    assert all(isinstance(parse_rtcp(d)[0], RtcpSrPacket) for d in a_rtcp)
+    received = [e for e in events if isinstance(e, RtcpReceived)]
+    assert received and received[0].kinds == ("sr", "sdes") and received[0].ssrc == a.ssrc
+    # B only receives: RR blocks telling A about the loss; A computes the RTT (zero here).
+    assert b.receiver is not None
+    assert b.receiver.packets_lost == pytest.approx(b.receiver.packets_expected / 10, abs=2)
+    assert a.sender.remote_fraction_lost == pytest.approx(256 // 10, abs=3)
+    assert a.sender.remote_packets_lost > 0
+    assert a.sender.rtt is not None and a.sender.rtt < 0.001
+
+
+def test_close_sends_bye_once() -> None:
+    a, b = session(B, seed=1), session(A, seed=2)
+    run_pair(a, b, 0.1)
+    a.close(0.2)
+    a.close(0.3)
+    out = a.datagrams_to_send(0.3)
+    assert len(out) == 1 and out[0].rtcp and out[0].address == (B[0], B[1] + 1)
+    kinds = [type(p).__name__ for p in parse_rtcp(out[0].data)]
+    assert kinds == ["RtcpSrPacket", "RtcpSdesPacket", "RtcpByePacket"]
+    deliver(out, b, to=B, source=A, now=0.3)
+    assert b.remote_bye
+    a.send_media(b"\xff" * 160, 160, marker=False, now=0.4)
+    assert a.datagrams_to_send(0.4) == [] and a.get_timer() is None
+
+
+def test_received_rtcp_port_latches_rtcp() -> None:
+    b = session(A, seed=2)
+    b.receive(load("pjsua2_rtcp_bye.bin"), NAT, 1.0, rtcp=True)
+    assert b.remote_rtcp == NAT and b.rtcp_received == 1
+    (event,) = drain_events(b)
+    assert event == RtcpReceived(kinds=("rr", "sdes", "bye"), ssrc=0x430DDD3D)
+    assert isinstance(parse_rtcp(load("pjsua2_rtcp_bye.bin"))[0], RtcpRrPacket)
+
+
+def test_update_remote_unlatches() -> None:
+    a, b = session(B, seed=1), session(A, seed=2)
+    deliver(send_tick(a, 0.0), b, to=B, source=A, now=0.0)
+    assert b.latched
+    b.update_remote(("127.0.0.1", 44000))
+    assert not b.latched and b.remote_rtcp == ("127.0.0.1", 44001)
+    assert send_tick(b, 0.02)[0].address == ("127.0.0.1", 44000)

@@ -1,0 +1,194 @@
+"""The sans-I/O media pipeline: two MediaStreams wired by hand, the test advances `now`."""
+
+import itertools
+import random
+from collections.abc import Callable
+
+import pytest
+from aiortc.rtp import RtpPacket
+
+from tests.rtp.helpers import best_correlation, load_stream, sine
+from voicegw.audio.codecs import codec_for
+from voicegw.rtp.events import DtmfDigit, MediaTimeout
+from voicegw.rtp.packet import parse_rtp
+from voicegw.rtp.session import Datagram
+from voicegw.rtp.stream import MediaStream, StreamConfig
+
+A = ("127.0.0.1", 40000)
+B = ("127.0.0.1", 42000)
+TICK = 0.02
+
+
+def make(remote: tuple[str, int], seed: int, **kw: object) -> MediaStream:
+    config = StreamConfig(
+        codec=str(kw.pop("codec", "PCMU")),
+        payload_type=int(kw.pop("payload_type", 0)),  # type: ignore[call-overload]
+        sample_rate=int(kw.pop("sample_rate", 8000)),  # type: ignore[call-overload]
+        remote=remote,
+        telephone_event_pt=101,
+        **kw,  # type: ignore[arg-type]
+    )
+    return MediaStream(config, now=0.0, rng=random.Random(seed))
+
+
+class Wire:
+    """Ticks two streams and carries A's datagrams to B (loss = `drop`) and B's back to A."""
+
+    def __init__(
+        self, a: MediaStream, b: MediaStream, drop: Callable[[int, Datagram], bool] = lambda i, d: False
+    ):
+        self.a, self.b, self.drop = a, b, drop
+        self.sent: list[Datagram] = []
+        self.frames: list[bytes] = []
+        self.events: list[object] = []
+        self.tick_no = 0
+
+    def run(self, ticks: int) -> None:
+        for _ in range(ticks):
+            now = self.tick_no * TICK
+            self.tick_no += 1
+            self.a.tick(now)
+            self.b.tick(now)
+            for d in self.a.session.datagrams_to_send(now):
+                self.sent.append(d)
+                if not self.drop(len(self.sent), d):
+                    self.b.receive(d.data, A, now, rtcp=d.rtcp)
+            for d in self.b.session.datagrams_to_send(now):
+                self.a.receive(d.data, B, now, rtcp=d.rtcp)
+            self.frames += self.b.take_frames()
+            self.events += self.b.take_events()
+
+    @property
+    def media(self) -> list[RtpPacket]:
+        return [parse_rtp(d.data) for d in self.sent if not d.rtcp]
+
+
+def test_loss_pattern_is_concealed_and_counted() -> None:
+    a, b = make(B, 1), make(A, 2)
+    tone = sine(300, 2.0, 8000)
+    a.play(tone, "tone")
+    lost_seqs: list[int] = []
+
+    def drop(i: int, d: Datagram) -> bool:
+        if d.rtcp or i % 10:
+            return False
+        lost_seqs.append(parse_rtp(d.data).sequence_number)
+        return True
+
+    wire = Wire(a, b, drop)
+    wire.run(140)
+    wire.drop = lambda i, d: False
+    wire.run(10)  # the last loss is only known once later packets arrive
+    assert {len(f) for f in wire.frames} == {320}
+    assert len(wire.frames) >= 150 - 10  # one frame per tick once the jitter buffer is primed
+    assert len(lost_seqs) >= 13 and b.stats["lost"] == len(lost_seqs)
+    assert b.frames_concealed >= len(lost_seqs) - 1
+    score, _ = best_correlation(tone[: 8000 * 2], b"".join(wire.frames))
+    assert score >= 0.8
+
+
+def test_no_loss_gives_clean_audio_and_resamples_to_agent_rate() -> None:
+    a, b = make(B, 1, sample_rate=16000), make(A, 2, sample_rate=16000)
+    tone = sine(500, 1.0, 16000)
+    a.play(tone, "tone")
+    wire = Wire(a, b)
+    wire.run(75)
+    assert {len(f) for f in wire.frames} == {640}
+    score, _ = best_correlation(tone, b"".join(wire.frames))
+    assert score >= 0.95
+    assert b.frames_concealed == 0 and b.stats["lost"] == 0
+
+
+def test_ptime_40() -> None:
+    a, b = make(B, 1, ptime_ms=40), make(A, 2)
+    a.play(sine(400, 1.0, 8000), "tone")
+    wire = Wire(a, b)
+    wire.run(50)
+    media = wire.media
+    assert 24 <= len(media) <= 25 and {len(p.payload) for p in media} == {320}
+    assert all((q.timestamp - p.timestamp) % 2**32 == 320 for p, q in itertools.pairwise(media))
+    assert len(wire.frames) >= 50 - 6 and {len(f) for f in wire.frames} == {320}
+
+
+@pytest.mark.parametrize(("codec", "ptime"), [("PCMU", 30), ("opus", 40)])
+def test_bad_ptime(codec: str, ptime: int) -> None:
+    with pytest.raises(
+        ValueError, match=r"ptime 30 ms is not a multiple of 20 ms|Opus is sent in 20 ms packets only"
+    ):
+        make(B, 1, codec=codec, payload_type=111, ptime_ms=ptime)
+
+
+def test_media_timeout_fires_once_and_rearms() -> None:
+    a, b = make(B, 1), make(A, 2, media_timeout=1.0)
+    wire = Wire(a, b, drop=lambda i, d: True)  # nothing reaches b
+    wire.run(60)
+    assert wire.events == [MediaTimeout(silence_s=1.0)]
+    wire.drop = lambda i, d: False
+    wire.run(10)
+    wire.drop = lambda i, d: True
+    wire.run(40)
+    assert len(wire.events) == 1  # 0.8 s of silence since the last packet: not yet
+    wire.run(20)
+    assert len(wire.events) == 2
+    assert isinstance(wire.events[1], MediaTimeout) and wire.events[1].silence_s == pytest.approx(
+        1.0, abs=0.03
+    )
+
+
+def test_hold_stops_sending_and_pauses_timeout() -> None:
+    a, b = make(B, 1, media_timeout=0.5), make(A, 2, media_timeout=0.5)
+    wire = Wire(a, b)
+    wire.run(5)
+    a.set_hold(True, now=wire.tick_no * TICK)
+    b.set_hold(True, now=wire.tick_no * TICK)
+    before = len(wire.media)
+    wire.run(50)
+    assert len(wire.media) == before and wire.events == []
+    a.set_hold(False, now=wire.tick_no * TICK)
+    b.set_hold(False, now=wire.tick_no * TICK)
+    wire.run(5)
+    media = wire.media
+    resumed = media[before]
+    assert resumed.marker == 1
+    assert (resumed.timestamp - media[before - 1].timestamp) % 2**32 == 51 * 160  # time ran on while held
+    assert wire.events == []
+
+
+def test_dtmf_replaces_audio_and_is_reported() -> None:
+    a, b = make(B, 1), make(A, 2)
+    a.play(sine(300, 1.0, 8000), "tone")
+    wire = Wire(a, b)
+    wire.run(5)
+    a.send_dtmf("4", 100, now=wire.tick_no * TICK)
+    wire.run(30)
+    pts = [p.payload_type for p in wire.media]
+    first_te = pts.index(101)
+    # Telephone-events only from the press start until its last end packet and the gap after it.
+    assert pts[first_te : first_te + 5] == [101] * 5  # start, update at 50 ms, 3 end packets
+    assert pts.count(101) == 5 and pts[-1] == 0
+    assert wire.events == [DtmfDigit("4", 100)]
+    # Playout paused while the digit played: 35 ticks, 6 + 3 of them DTMF and gap.
+    assert a.played_ms("tone") <= (35 - 8) * 20
+
+
+def test_sipp_30ms_pcma_becomes_steady_20ms_frames() -> None:
+    packets = load_stream("sipp_pcma_30ms.bin")
+    stream = MediaStream(
+        StreamConfig(codec="PCMA", payload_type=8, sample_rate=8000, remote=A), now=0.0, rng=random.Random(1)
+    )
+    decoder = codec_for("PCMA")()
+    reference = b"".join(decoder.decode(parse_rtp(p).payload) for p in packets)
+    frames: list[bytes] = []
+    sent = 0
+    for tick in range(148):  # 2.96 s: until the capture's last packet has played
+        now = tick * TICK
+        while sent < len(packets) and sent * 0.03 <= now:  # SIPp sends every 30 ms
+            stream.receive(packets[sent], A, sent * 0.03)
+            sent += 1
+        stream.tick(now)
+        frames += stream.take_frames()
+    assert {len(f) for f in frames} == {320}
+    assert len(frames) >= 140  # one 20 ms frame per tick once primed
+    assert stream.frames_concealed == 0 and stream.stats["lost"] == 0
+    score, _ = best_correlation(reference[: 2 * 8000 * 2], b"".join(frames))
+    assert score >= 0.99

@@ -1,0 +1,338 @@
+"""`RtpEndpoint`: one call's media, the thin asyncio shell around `MediaStream`.
+
+Two datagram sockets (RTP on an even port, RTCP on the next) park arriving datagrams with
+their arrival time. The shared `MediaClock` calls `tick()` every 20 ms on every call first
+(each call's outbound packet leaves), then `after_tick()` (the parked datagrams go into the
+sans-I/O stream, one caller frame is decoded). Caller frames and events leave through
+queues that the call's consumer drains with `frames()` and `events()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Final
+
+import structlog
+
+from voicegw.rtp.clock import MediaClock
+from voicegw.rtp.events import Address, EndpointEvent
+from voicegw.rtp.ports import PortAllocator, allocator_for
+from voicegw.rtp.session import RTCP_INTERVAL_S, Datagram
+from voicegw.rtp.stream import MediaStream, StreamConfig
+
+FRAME_QUEUE_FRAMES = 50
+"""Caller frames held for a slow consumer (one second); older ones are dropped first."""
+
+INBOX_LIMIT = 64
+"""Datagrams parked between two ticks (a peer sends 1-3): beyond that it is a flood, dropped."""
+
+log = structlog.get_logger(__name__)
+
+
+class _End:
+    """Queue sentinel: the endpoint closed."""
+
+
+_END: Final = _End()
+
+
+class _DatagramProtocol(asyncio.DatagramProtocol):
+    def __init__(self, endpoint: RtpEndpoint, *, rtcp: bool) -> None:
+        self._endpoint = endpoint
+        self._rtcp = rtcp
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        self._endpoint._datagram_received(data, (addr[0], addr[1]), rtcp=self._rtcp)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable and the like: the far end is gone or not there yet.
+        self._endpoint.socket_errors += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+
+class RtpEndpoint:
+    """One call's RTP/RTCP sockets and media pipeline; create with `await RtpEndpoint.open(...)`."""
+
+    def __init__(
+        self,
+        *,
+        rtp_sock: socket.socket,
+        rtcp_sock: socket.socket,
+        allocator: PortAllocator,
+        clock: MediaClock,
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._allocator = allocator
+        self._clock = clock
+        self.local_port: int = rtp_sock.getsockname()[1]
+        self._rtp_sock = rtp_sock
+        self._rtcp_sock = rtcp_sock
+        self._rtp: asyncio.DatagramTransport | None = None
+        self._rtcp: asyncio.DatagramTransport | None = None
+        self._protocols: list[_DatagramProtocol] = []
+        self._stream: MediaStream | None = None
+        self._frames: asyncio.Queue[bytes | _End] = asyncio.Queue(maxsize=FRAME_QUEUE_FRAMES)
+        self._events: asyncio.Queue[EndpointEvent | _End] = asyncio.Queue()
+        self._dtmf_waiters: list[asyncio.Future[None]] = []
+        self._failure: BaseException | None = None
+        self._closing: asyncio.Future[None] | None = None
+        self._log = log.bind(rtp_port=self.local_port)
+        self._inbox: list[tuple[bytes, Address, bool, float]] = []
+        self.frames_dropped = 0
+        self.datagrams_before_start = 0
+        self.datagrams_overflow = 0
+        self.socket_errors = 0
+
+    @classmethod
+    async def open(cls, *, host: str, port_range: tuple[int, int], clock: MediaClock) -> RtpEndpoint:
+        """Bind an even RTP port and RTP+1 for RTCP on `host`; raises `RtpPortsExhausted`."""
+        self = cls.bind(host=host, port_range=port_range, clock=clock)
+        await self.connect()
+        return self
+
+    @classmethod
+    def bind(cls, *, host: str, port_range: tuple[int, int], clock: MediaClock) -> RtpEndpoint:
+        """Reserve the ports now (`local_port` is known at once); `connect()` before `start()`.
+
+        SIP needs the port synchronously, inside the callback that writes the SDP answer.
+        """
+        allocator = allocator_for(port_range)
+        rtp_sock, rtcp_sock = allocator.bind(host)
+        return cls(rtp_sock=rtp_sock, rtcp_sock=rtcp_sock, allocator=allocator, clock=clock)
+
+    async def connect(self) -> None:
+        """Hand the bound sockets to the event loop."""
+        try:
+            self._rtp = await self._connect(self._rtp_sock, rtcp=False)
+            self._rtcp = await self._connect(self._rtcp_sock, rtcp=True)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _connect(self, sock: socket.socket, *, rtcp: bool) -> asyncio.DatagramTransport:
+        protocol = _DatagramProtocol(self, rtcp=rtcp)
+        transport, _ = await self._loop.create_datagram_endpoint(lambda: protocol, sock=sock)
+        self._protocols.append(protocol)
+        return transport
+
+    # --------------------------------------------------------------- control
+
+    def start(
+        self,
+        *,
+        codec: str,
+        payload_type: int,
+        remote: Address,
+        sample_rate: int,
+        telephone_event_pt: int | None = None,
+        remote_rtcp: Address | None = None,
+        ptime_ms: int = 20,
+        media_timeout: float = 30.0,
+        rtcp_interval: float = RTCP_INTERVAL_S,
+    ) -> None:
+        """Start media with the negotiated codec; `sample_rate` is the agent-side PCM rate.
+
+        Raises `UnsupportedCodec` for an unknown codec, RuntimeError when started twice or closed.
+        """
+        if self._stream is not None or self._closing is not None:
+            raise RuntimeError("RTP endpoint already started or closed")
+        now = self._loop.time()
+        self._stream = MediaStream(
+            StreamConfig(
+                codec=codec,
+                payload_type=payload_type,
+                sample_rate=sample_rate,
+                remote=remote,
+                remote_rtcp=remote_rtcp,
+                telephone_event_pt=telephone_event_pt,
+                ptime_ms=ptime_ms,
+                media_timeout=media_timeout,
+                rtcp_interval=rtcp_interval,
+                unix_offset=time.time() - now,
+            ),
+            now=now,
+            logger=self._log,
+        )
+        self._log = self._log.bind(codec=codec, ssrc=self._stream.session.ssrc)
+        self._log.info("rtp_started", remote=remote, payload_type=payload_type)
+        self._clock.add(self)
+
+    def _started(self) -> MediaStream:
+        if self._stream is None:
+            raise RuntimeError("RTP endpoint not started")
+        return self._stream
+
+    def update_remote(self, remote: Address, remote_rtcp: Address | None = None) -> None:
+        """The far end moved (re-INVITE): send there and latch again on its next packet."""
+        self._started().update_remote(remote, remote_rtcp)
+
+    def set_hold(self, held: bool) -> None:
+        """Stop sending (and stop expecting media) while held."""
+        self._started().set_hold(held, self._loop.time())
+
+    def play(self, pcm: bytes, item_id: str) -> None:
+        """Queue agent audio (mono s16le at the `sample_rate` given to `start`)."""
+        self._started().play(pcm, item_id)
+
+    def flush(self) -> int:
+        """Drop all queued agent audio; return ms of the current item already sent."""
+        return 0 if self._stream is None else self._stream.flush()
+
+    def played_ms(self, item_id: str) -> int:
+        """Milliseconds of `item_id` sent so far."""
+        return 0 if self._stream is None else self._stream.played_ms(item_id)
+
+    async def send_dtmf(self, digits: str, *, duration_ms: int = 100) -> None:
+        """Send `digits` as RFC 4733 events and return once the last end packet left."""
+        stream = self._started()
+        if self._closing is not None:
+            raise RuntimeError("RTP endpoint closed")
+        now = self._loop.time()
+        for digit in digits:
+            stream.send_dtmf(digit, duration_ms, now)
+        waiter = self._loop.create_future()
+        self._dtmf_waiters.append(waiter)
+        await waiter
+
+    # ----------------------------------------------------------------- media
+
+    def _datagram_received(self, data: bytes, addr: Address, *, rtcp: bool) -> None:
+        # Only stamp and park the datagram: parsing waits for the tick's second half, so a
+        # burst of arrivals never runs ahead of (and delays) every call's outbound packet.
+        if self._stream is None:
+            self.datagrams_before_start += 1
+        elif len(self._inbox) >= INBOX_LIMIT:
+            self.datagrams_overflow += 1
+        else:
+            self._inbox.append((data, addr, rtcp, self._loop.time()))
+
+    def tick(self, now: float) -> None:
+        """First half of a media clock tick: send this tick's packet (and any RTCP, DTMF)."""
+        self._step(self._send_phase, now)
+
+    def after_tick(self, now: float) -> None:
+        """Second half, once every call sent: take in the datagrams that arrived, decode one
+        caller frame, hand out frames and events."""
+        self._step(self._receive_phase, now)
+
+    def _step(self, phase: Callable[[MediaStream, float], None], now: float) -> None:
+        stream = self._stream
+        if stream is None or self._closing is not None:
+            return
+        try:
+            phase(stream, now)
+        except Exception as exc:
+            self._fail(exc)
+
+    def _send_phase(self, stream: MediaStream, now: float) -> None:
+        stream.tick_send(now)
+        self._send(stream.session.datagrams_to_send(now))
+        if self._dtmf_waiters and not stream.session.sending_dtmf(now):
+            waiters, self._dtmf_waiters = self._dtmf_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def _receive_phase(self, stream: MediaStream, now: float) -> None:
+        inbox, self._inbox = self._inbox, []
+        for data, addr, rtcp, arrival in inbox:
+            stream.receive(data, addr, arrival, rtcp=rtcp)
+        stream.tick_receive(now)
+        for frame in stream.take_frames():
+            self._put_frame(frame)
+        for event in stream.take_events():
+            self._log.info("media_event", kind=event.type, detail=repr(event))
+            self._events.put_nowait(event)
+
+    def _put_frame(self, frame: bytes | _End) -> None:
+        if self._frames.full():
+            # The consumer fell behind: old audio is worth less than new audio.
+            self._frames.get_nowait()
+            self.frames_dropped += 1
+        self._frames.put_nowait(frame)
+
+    def _send(self, datagrams: list[Datagram]) -> None:
+        for datagram in datagrams:
+            transport = self._rtcp if datagram.rtcp else self._rtp
+            if transport is not None and not transport.is_closing():
+                transport.sendto(datagram.data, datagram.address)
+
+    def _fail(self, exc: BaseException) -> None:
+        # A bug, not a peer's bad packet (those are counted and dropped inside the stream):
+        # keep it for the consumer and stop this call's media.
+        self._log.error("rtp_endpoint_failed", exc_info=exc)
+        if self._failure is None:
+            self._failure = exc
+        self._clock.remove(self)
+        self._end_queues()
+
+    def _end_queues(self) -> None:
+        self._put_frame(_END)
+        self._events.put_nowait(_END)
+
+    async def frames(self) -> AsyncIterator[bytes]:
+        """Caller audio: 20 ms mono s16le frames at the agent rate; ends at close."""
+        while not isinstance(frame := await self._frames.get(), _End):
+            yield frame
+        self._raise_failure()
+
+    async def events(self) -> AsyncIterator[EndpointEvent]:
+        """`DtmfDigit` and `MediaTimeout` events; ends at close."""
+        while not isinstance(event := await self._events.get(), _End):
+            yield event
+        self._raise_failure()
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Packet, loss, jitter and drop counters of this call's media."""
+        stream_stats = self._stream.stats if self._stream is not None else {}
+        return {
+            **stream_stats,
+            "local_port": self.local_port,
+            "frames_dropped": self.frames_dropped,
+            "datagrams_before_start": self.datagrams_before_start,
+            "datagrams_overflow": self.datagrams_overflow,
+            "socket_errors": self.socket_errors,
+        }
+
+    # ----------------------------------------------------------------- close
+
+    async def close(self) -> None:
+        """Send RTCP BYE, close both sockets, free the ports, end the iterators; idempotent."""
+        if self._closing is not None:
+            await asyncio.shield(self._closing)
+            return
+        self._closing = self._loop.create_future()
+        try:
+            self._clock.remove(self)
+            if self._stream is not None:
+                now = self._loop.time()
+                self._stream.close(now)
+                self._send(self._stream.session.datagrams_to_send(now))
+                self._log.info("rtp_closed", **self._stream.stats)
+            for transport, sock in ((self._rtp, self._rtp_sock), (self._rtcp, self._rtcp_sock)):
+                if transport is not None:
+                    transport.close()
+                else:
+                    # open() failed before this socket was handed to a transport.
+                    sock.close()
+            await asyncio.gather(*(protocol.lost for protocol in self._protocols))
+        finally:
+            self._allocator.release(self.local_port)
+            for waiter in self._dtmf_waiters:
+                if not waiter.done():
+                    waiter.set_exception(RuntimeError("RTP endpoint closed before the DTMF was sent"))
+            self._dtmf_waiters = []
+            self._end_queues()
+            self._closing.set_result(None)

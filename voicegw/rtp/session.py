@@ -1,0 +1,372 @@
+"""The sans-I/O RTP session of one call: datagrams in, events and datagrams out.
+
+In the shape of aioquic's `QuicConnection`: `receive(data, addr, now)` feeds a datagram,
+`next_event()` pulls what it meant, `send_media()`/`send_dtmf()` queue outbound packets,
+`datagrams_to_send(now)` drains them, and `get_timer()`/`handle_timer(now)` drive RTCP
+reports and DTMF timing. Time is always a parameter; nothing here touches a socket or clock.
+
+Symmetric RTP (RFC 4961, the NAT case): media goes to the source address of the first valid
+packet, whatever the SDP said, and follows the far end when a new SSRC arrives from a new
+address (a re-INVITE, a transfer, a media server taking over). A packet from another address
+with the latched SSRC is dropped, so a stray copy cannot steal the stream.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from aiortc.rtp import (
+    AnyRtcpPacket,
+    RtcpByePacket,
+    RtcpReceiverInfo,
+    RtcpRrPacket,
+    RtcpSdesPacket,
+    RtcpSourceInfo,
+    RtcpSrPacket,
+    RtpPacket,
+)
+
+from voicegw.rtp.dtmf import DtmfDetector, ScheduledEvent, TelephoneEvent, digit_packets
+from voicegw.rtp.events import (
+    Address,
+    BadPacket,
+    BadPacketReason,
+    MediaReceived,
+    RemoteLatched,
+    RtcpReceived,
+    SessionEvent,
+)
+from voicegw.rtp.packet import RtpParseError, is_rtcp, parse_rtcp, parse_rtp, rtcp_kind
+from voicegw.rtp.stats import SEQ_MOD, TIMESTAMP_MOD, ReceiverStatistics, SenderStatistics
+
+RTCP_INTERVAL_S = 5.0
+"""RFC 3550 6.2: the minimum report interval; each is randomized to 0.5-1.5 times it."""
+
+DTMF_GAP_MS = 60
+"""Pause between two outgoing digits, so receivers that need an inter-digit gap see one."""
+
+SDES_CNAME = 1
+
+
+class Datagram(NamedTuple):
+    """One datagram for the shell to send: on the RTCP socket when `rtcp` is true."""
+
+    data: bytes
+    address: Address
+    rtcp: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RtpSessionConfig:
+    """What SDP negotiated for one RTP session."""
+
+    clock_rate: int
+    """RTP clock of the media payload type (8000 for G.711 and G.722, 48000 for Opus)."""
+
+    payload_type: int
+    """The media payload type we send and accept."""
+
+    telephone_event_pt: int | None = None
+    """RFC 4733 payload type (same clock rate), or None when not negotiated."""
+
+    remote: Address | None = None
+    """Where to send media until the far end's own packets say otherwise (from SDP)."""
+
+    remote_rtcp: Address | None = None
+    """Where to send RTCP (SDP ``a=rtcp``); defaults to the media port + 1."""
+
+    rtcp_interval: float = RTCP_INTERVAL_S
+    unix_offset: float = 0.0
+    """Seconds to add to `now` to get Unix time, for SR NTP timestamps."""
+
+    cname: str = "voicegw"
+    ssrc: int | None = None
+    """Our SSRC; random when None (RFC 3550 8.1)."""
+
+
+def _rtcp_of(address: Address) -> Address:
+    return (address[0], address[1] + 1)
+
+
+class RtpSession:
+    """One RTP session (one SSRC out, one latched remote in); see the module docstring."""
+
+    def __init__(self, config: RtpSessionConfig, *, now: float, rng: random.Random | None = None) -> None:
+        self._config = config
+        self._rng = rng or random.Random()
+        self.ssrc = config.ssrc if config.ssrc is not None else self._rng.randrange(1, TIMESTAMP_MOD)
+        self._next_seq = self._rng.randrange(SEQ_MOD)
+        self._next_ts = self._rng.randrange(TIMESTAMP_MOD)
+        self._first_packet = True
+
+        self.remote: Address | None = config.remote
+        self.remote_rtcp: Address | None = config.remote_rtcp or (
+            _rtcp_of(config.remote) if config.remote else None
+        )
+        self._rtcp_from_sdp = config.remote_rtcp is not None
+        self.latched = False
+        self.remote_ssrc: int | None = None
+        self.remote_bye = False
+        self.last_received_at: float | None = None
+
+        self.receiver: ReceiverStatistics | None = None
+        self.sender = SenderStatistics(config.clock_rate)
+        self.bad_packets: Counter[BadPacketReason] = Counter()
+        self.rtcp_received = 0
+        self.rtcp_sent = 0
+
+        self._detector = DtmfDetector(config.clock_rate)
+        self._dtmf_digits: deque[tuple[str, int]] = deque()
+        self._dtmf_packets: deque[ScheduledEvent] = deque()
+        self._dtmf_start = 0.0
+        self._dtmf_timestamp = 0
+        self._dtmf_busy_until = now
+
+        self._events: deque[SessionEvent] = deque()
+        self._outbox: list[Datagram] = []
+        self._sent_since_report = False
+        self._next_rtcp = now + self._rtcp_delay()
+        self.closed = False
+
+    # ----------------------------------------------------------------- inbound
+
+    def receive(self, data: bytes, addr: Address, now: float, *, rtcp: bool = False) -> None:
+        """Feed one datagram from the RTP socket (or the RTCP socket with `rtcp=True`)."""
+        if rtcp or is_rtcp(data):
+            self._receive_rtcp(data, addr, now, on_rtcp_port=rtcp)
+            return
+        try:
+            packet = parse_rtp(data)
+            self._receive_rtp(packet, addr, now)
+        except RtpParseError as exc:
+            self._bad(exc.reason, addr, str(exc))
+
+    def _receive_rtp(self, packet: RtpPacket, addr: Address, now: float) -> None:
+        pt = packet.payload_type
+        is_dtmf = pt == self._config.telephone_event_pt
+        if pt != self._config.payload_type and not is_dtmf:
+            raise RtpParseError(f"RTP payload type {pt} was not negotiated", "unknown_payload_type")
+        # Parse the event before latching: a broken packet must not move the stream.
+        event = TelephoneEvent.parse(packet.payload) if is_dtmf else None
+        if not self._accept_source(packet.ssrc, addr):
+            raise RtpParseError(
+                f"SSRC {packet.ssrc:#010x} from {addr[0]}:{addr[1]} while latched to "
+                f"{self._address_text(self.remote)}",
+                "unlatched_source",
+            )
+        self.last_received_at = now
+        receiver = self.receiver
+        assert receiver is not None  # set by _accept_source
+        receiver.add(packet.sequence_number, packet.timestamp, now, jitter=not is_dtmf)
+        if event is not None:
+            self._events.extend(self._detector.feed(event, packet.timestamp, now))
+            return
+        self._events.append(
+            MediaReceived(
+                payload=packet.payload,
+                sequence_number=packet.sequence_number,
+                timestamp=packet.timestamp,
+                payload_type=pt,
+                ssrc=packet.ssrc,
+                marker=bool(packet.marker),
+                arrival=now,
+            )
+        )
+
+    def _accept_source(self, ssrc: int, addr: Address) -> bool:
+        if self.latched and addr != self.remote and ssrc == self.remote_ssrc:
+            return False
+        if not self.latched or addr != self.remote:
+            self._latch(addr, ssrc)
+        elif ssrc != self.remote_ssrc:
+            self._new_remote_ssrc(ssrc)
+        return True
+
+    def _latch(self, addr: Address, ssrc: int) -> None:
+        previous = self.remote
+        self.remote = addr
+        self.latched = True
+        if not self._rtcp_from_sdp or previous != addr:
+            self.remote_rtcp = _rtcp_of(addr)
+        self._new_remote_ssrc(ssrc)
+        self._events.append(RemoteLatched(address=addr, ssrc=ssrc, previous=previous))
+
+    def _new_remote_ssrc(self, ssrc: int) -> None:
+        # A new source starts new sequence numbering and timing: statistics start over.
+        self.remote_ssrc = ssrc
+        self.receiver = ReceiverStatistics(self._config.clock_rate)
+        self._detector = DtmfDetector(self._config.clock_rate)
+
+    def _receive_rtcp(self, data: bytes, addr: Address, now: float, *, on_rtcp_port: bool) -> None:
+        try:
+            packets = parse_rtcp(data)
+        except RtpParseError as exc:
+            self._bad(exc.reason, addr, str(exc))
+            return
+        self.rtcp_received += 1
+        if on_rtcp_port:
+            # Symmetric RTCP: answer where the far end's reports come from.
+            self.remote_rtcp = addr
+        for packet in packets:
+            self._apply_rtcp(packet, now)
+        sender = next((p.ssrc for p in packets if isinstance(p, RtcpSrPacket | RtcpRrPacket)), None)
+        self._events.append(RtcpReceived(kinds=tuple(rtcp_kind(p) for p in packets), ssrc=sender))
+
+    def _apply_rtcp(self, packet: AnyRtcpPacket, now: float) -> None:
+        if isinstance(packet, RtcpSrPacket) and packet.ssrc == self.remote_ssrc and self.receiver:
+            self.receiver.sender_report_received(packet.sender_info.ntp_timestamp, now)
+        if isinstance(packet, RtcpSrPacket | RtcpRrPacket):
+            for block in packet.reports:
+                if block.ssrc == self.ssrc:
+                    self.sender.report_received(block, now, self._config.unix_offset)
+        elif isinstance(packet, RtcpByePacket) and self.remote_ssrc in packet.sources:
+            self.remote_bye = True
+
+    def _bad(self, reason: BadPacketReason, addr: Address, detail: str) -> None:
+        self.bad_packets[reason] += 1
+        self._events.append(BadPacket(reason=reason, address=addr, detail=detail))
+
+    @staticmethod
+    def _address_text(addr: Address | None) -> str:
+        return "nothing" if addr is None else f"{addr[0]}:{addr[1]}"
+
+    def next_event(self) -> SessionEvent | None:
+        """The next thing that happened, or None when all were taken."""
+        return self._events.popleft() if self._events else None
+
+    # ---------------------------------------------------------------- outbound
+
+    def update_remote(self, remote: Address, remote_rtcp: Address | None = None) -> None:
+        """New remote from a re-INVITE: send there, and latch again on the next packet."""
+        self.remote = remote
+        self.remote_rtcp = remote_rtcp or _rtcp_of(remote)
+        self._rtcp_from_sdp = remote_rtcp is not None
+        self.latched = False
+
+    def send_media(self, payload: bytes, samples: int, *, marker: bool, now: float) -> None:
+        """Queue one media packet; the next one's timestamp is `samples` later."""
+        marker = marker or self._first_packet
+        self._first_packet = False
+        self._queue_rtp(self._config.payload_type, payload, self._next_ts, marker=marker, now=now)
+        self.advance(samples)
+
+    def advance(self, samples: int) -> None:
+        """Let media time pass without a packet (hold, a DTMF event replacing audio)."""
+        self._next_ts = (self._next_ts + samples) % TIMESTAMP_MOD
+
+    def _queue_rtp(self, pt: int, payload: bytes, timestamp: int, *, marker: bool, now: float) -> None:
+        if self.remote is None or self.closed:
+            return
+        packet = RtpPacket(
+            payload_type=pt,
+            marker=int(marker),
+            sequence_number=self._next_seq,
+            timestamp=timestamp,
+            ssrc=self.ssrc,
+            payload=payload,
+        )
+        self._next_seq = (self._next_seq + 1) % SEQ_MOD
+        self.sender.add(timestamp, len(payload), now)
+        self._sent_since_report = True
+        self._outbox.append(Datagram(packet.serialize(), self.remote, rtcp=False))
+
+    def send_dtmf(self, digit: str, duration_ms: int, now: float) -> None:
+        """Queue one key press (RFC 4733); it replaces audio while `sending_dtmf(now)`."""
+        if self._config.telephone_event_pt is None:
+            raise ValueError("telephone-event was not negotiated: cannot send RFC 4733 DTMF")
+        # Validate now, so misuse raises here rather than from a later timer.
+        digit_packets(digit, duration_ms, self._config.clock_rate)
+        self._dtmf_digits.append((digit, duration_ms))
+        self._start_next_digit(now)
+
+    def _start_next_digit(self, now: float) -> None:
+        if self._dtmf_packets or not self._dtmf_digits or now < self._dtmf_busy_until:
+            return
+        digit, duration_ms = self._dtmf_digits.popleft()
+        packets = digit_packets(digit, duration_ms, self._config.clock_rate)
+        self._dtmf_packets.extend(packets)
+        self._dtmf_start = now
+        self._dtmf_timestamp = self._next_ts
+        self._dtmf_busy_until = now + (packets[-1].offset_ms + DTMF_GAP_MS) / 1000
+
+    def sending_dtmf(self, now: float) -> bool:
+        """True while a key press (or the gap after it, or a queued one) replaces audio."""
+        return bool(self._dtmf_packets or self._dtmf_digits) or now < self._dtmf_busy_until
+
+    def _send_due_dtmf(self, now: float) -> None:
+        pt = self._config.telephone_event_pt
+        assert pt is not None  # packets are only scheduled when negotiated
+        while self._dtmf_packets and self._dtmf_start + self._dtmf_packets[0].offset_ms / 1000 <= now:
+            scheduled = self._dtmf_packets.popleft()
+            self._queue_rtp(
+                pt, bytes(scheduled.event), self._dtmf_timestamp, marker=scheduled.marker, now=now
+            )
+        if not self._dtmf_packets:
+            # Audio after a DTMF event starts a new talkspurt.
+            self._first_packet = True
+            self._start_next_digit(now)
+
+    def datagrams_to_send(self, now: float) -> list[Datagram]:
+        """Everything queued for the wire since the last call."""
+        out, self._outbox = self._outbox, []
+        return out
+
+    # ------------------------------------------------------------------ timers
+
+    def get_timer(self) -> float | None:
+        """When `handle_timer` wants to run next (RTCP, DTMF timing), or None after close."""
+        if self.closed:
+            return None
+        timers = [self._next_rtcp, self._detector.deadline]
+        if self._dtmf_packets:
+            timers.append(self._dtmf_start + self._dtmf_packets[0].offset_ms / 1000)
+        elif self._dtmf_digits:
+            timers.append(self._dtmf_busy_until)
+        return min(t for t in timers if t is not None)
+
+    def handle_timer(self, now: float) -> None:
+        """Do what is due at `now`: DTMF packets and end detection, the periodic RTCP report."""
+        if self.closed:
+            return
+        if self._dtmf_packets or self._dtmf_digits:
+            self._start_next_digit(now)
+            self._send_due_dtmf(now)
+        digit = self._detector.poll(now)
+        if digit is not None:
+            self._events.append(digit)
+        if now >= self._next_rtcp:
+            self._queue_rtcp([self._report(now), self._sdes()])
+            self._next_rtcp = now + self._rtcp_delay()
+
+    def _rtcp_delay(self) -> float:
+        return self._config.rtcp_interval * self._rng.uniform(0.5, 1.5)
+
+    def _report(self, now: float) -> RtcpSrPacket | RtcpRrPacket:
+        blocks: list[RtcpReceiverInfo] = []
+        if self.receiver is not None and self.remote_ssrc is not None and self.receiver.packets_received:
+            blocks.append(self.receiver.report_block(self.remote_ssrc, now))
+        was_sender, self._sent_since_report = self._sent_since_report, False
+        if was_sender:
+            info = self.sender.sender_info(now, self._config.unix_offset)
+            return RtcpSrPacket(ssrc=self.ssrc, sender_info=info, reports=blocks)
+        return RtcpRrPacket(ssrc=self.ssrc, reports=blocks)
+
+    def _sdes(self) -> RtcpSdesPacket:
+        cname = self._config.cname.encode()
+        return RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=self.ssrc, items=[(SDES_CNAME, cname)])])
+
+    def _queue_rtcp(self, packets: list[AnyRtcpPacket]) -> None:
+        if self.remote_rtcp is None:
+            return
+        self.rtcp_sent += 1
+        self._outbox.append(Datagram(b"".join(bytes(p) for p in packets), self.remote_rtcp, rtcp=True))
+
+    def close(self, now: float) -> None:
+        """Say goodbye (a last report and an RTCP BYE) and stop; idempotent."""
+        if self.closed:
+            return
+        self._queue_rtcp([self._report(now), self._sdes(), RtcpByePacket(sources=[self.ssrc])])
+        self.closed = True

@@ -7,6 +7,8 @@
 # package registries is inside Debian's `ring` (Jami) source package (pjproject 2.12.1);
 # Debian stripped its bundled gsm/ilbc/speex/g7221, hence the --disable flags below. Nothing
 # of pjproject is ever copied into this repository: it is fetched and built under the cache.
+# Opus is enabled although voicegw does its own media: pjsua checks an incoming offer against
+# its own codec list before the application sees the call, and answers 488 to an Opus-only one.
 #
 # Usage: scripts/build_pjsua2.sh PYTHON   (the interpreter the wheel is built for)
 set -euo pipefail
@@ -27,7 +29,7 @@ fi
 log() { echo "build_pjsua2: $*" >&2; }
 
 need=()
-for pkg in dpkg-dev swig libssl-dev build-essential; do
+for pkg in dpkg-dev swig libssl-dev libopus-dev build-essential; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-src' /etc/apt/sources.list; then
@@ -72,7 +74,7 @@ log "configuring"
     --disable-gsm-codec --disable-ilbc-codec --disable-speex-codec --disable-speex-aec \
     --disable-g7221-codec --disable-opencore-amr --disable-silk --disable-libwebrtc \
     --disable-libyuv --disable-sdl --disable-ffmpeg --disable-v4l2 --disable-openh264 \
-    --disable-bcg729 --disable-opus --disable-upnp --with-ssl \
+    --disable-bcg729 --disable-upnp --with-ssl --with-opus \
     CFLAGS="-O2 -fPIC" CXXFLAGS="-O2 -fPIC" >&2
 log "building pjproject"
 make dep >/dev/null 2>&1 || true

@@ -12,7 +12,7 @@ log() { echo "setup: $*" >&2; }
 
 # Tools the server and the tests call: SIPp for load and e2e calls, espeak-ng and sox for test
 # audio, swig and the compiler for pjsua2.
-apt_pkgs=(sip-tester espeak-ng sox swig build-essential dpkg-dev libssl-dev python3-dev)
+apt_pkgs=(sip-tester espeak-ng sox swig build-essential dpkg-dev libssl-dev libopus-dev python3-dev)
 missing=()
 for pkg in "${apt_pkgs[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

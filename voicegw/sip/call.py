@@ -1,0 +1,205 @@
+"""One SIP call as the asyncio side sees it: state, call events, media, call control.
+
+pjsua2 objects never leave `voicegw.sip.ua`; this class is what the transport and the server
+hold. Its state changes follow one transition table, so an out-of-order callback is logged
+and ignored instead of corrupting the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from voicegw.realtime.transport import CallEvent, CallStateChanged, DtmfReceived, TransferResult
+from voicegw.rtp.endpoint import RtpEndpoint
+from voicegw.rtp.events import DtmfDigit, MediaTimeout
+from voicegw.sip.sdp import Negotiated
+
+log = structlog.get_logger(__name__)
+
+TRANSFER_TIMEOUT_S = 30.0
+"""How long a REFER may take to report the transfer target's final answer."""
+
+
+class CallState(enum.Enum):
+    INCOMING = "incoming"
+    RINGING = "ringing"
+    ANSWERED = "answered"
+    HELD = "held"
+    ENDED = "ended"
+
+
+TRANSITIONS: dict[CallState, frozenset[CallState]] = {
+    CallState.INCOMING: frozenset({CallState.RINGING, CallState.ANSWERED, CallState.ENDED}),
+    CallState.RINGING: frozenset({CallState.ANSWERED, CallState.ENDED}),
+    CallState.ANSWERED: frozenset({CallState.HELD, CallState.ENDED}),
+    CallState.HELD: frozenset({CallState.ANSWERED, CallState.ENDED}),
+    CallState.ENDED: frozenset(),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    """Who called whom: what an agent may want to know about its call."""
+
+    call_id: str
+    from_uri: str
+    to_uri: str
+    source: tuple[str, int]
+    """Address the INVITE came from."""
+
+    headers: dict[str, str] = field(default_factory=dict)
+    """Every header of the INVITE (X- headers from a trunk included), names lower-cased."""
+
+    @property
+    def dialled_user(self) -> str:
+        """The user part of the To URI (the number or extension dialled)."""
+        return _user_part(self.to_uri)
+
+    @property
+    def caller_user(self) -> str:
+        return _user_part(self.from_uri)
+
+
+def _user_part(uri: str) -> str:
+    inner = uri.split("<", 1)[-1].split(">", 1)[0]
+    inner = inner.split(":", 1)[-1]
+    return inner.split("@", 1)[0] if "@" in inner else ""
+
+
+class SipCall:
+    """A call in progress: its media endpoint, its events and how to end or move it."""
+
+    def __init__(
+        self,
+        info: CallInfo,
+        *,
+        hang_up: Callable[[int, str], None],
+        transfer: Callable[[str], None],
+    ) -> None:
+        self.info = info
+        self.state = CallState.INCOMING
+        self.endpoint: RtpEndpoint | None = None
+        self.negotiated: Negotiated | None = None
+        self.sample_rate = 0
+        """PCM rate of the call's frames and played audio, set when media starts."""
+        self.end_reason = ""
+        self.log = log.bind(call_id=info.call_id)
+        self._hang_up = hang_up
+        self._transfer = transfer
+        self._events: asyncio.Queue[CallEvent | None] = asyncio.Queue()
+        self._ended = asyncio.Event()
+        self._transfer_result: asyncio.Future[TransferResult] | None = None
+        self._transfer_target = ""
+        self._media_task: asyncio.Task[None] | None = None
+
+    @property
+    def call_id(self) -> str:
+        return self.info.call_id
+
+    @property
+    def ended(self) -> bool:
+        return self.state is CallState.ENDED
+
+    def move_to(self, state: CallState, reason: str = "") -> bool:
+        """Apply a transition; False (and a log line) if the table does not allow it."""
+        if state is self.state:
+            return False
+        if state not in TRANSITIONS[self.state]:
+            self.log.warning("call_state_ignored", current=self.state.value, requested=state.value)
+            return False
+        self.state = state
+        self.log.info("call_state", state=state.value, reason=reason)
+        public = {CallState.HELD: "held", CallState.ANSWERED: "answered", CallState.RINGING: "ringing"}
+        if state is CallState.ENDED:
+            self.end_reason = reason
+            self._events.put_nowait(CallStateChanged("ended", reason))
+            self._events.put_nowait(None)
+            self._ended.set()
+            if self._transfer_result and not self._transfer_result.done():
+                self._transfer_result.set_result(
+                    TransferResult(self._transfer_target, False, 0, "call ended during transfer")
+                )
+        else:
+            name = public[state]
+            if state is CallState.ANSWERED and reason == "resumed":
+                name = "resumed"
+            self._events.put_nowait(CallStateChanged(name, reason))  # type: ignore[arg-type]
+        return True
+
+    def emit(self, event: CallEvent) -> None:
+        if not self.ended:
+            self._events.put_nowait(event)
+
+    async def events(self) -> AsyncIterator[CallEvent]:
+        """Call events until (and including) the end of the call."""
+        while (event := await self._events.get()) is not None:
+            yield event
+
+    async def wait_ended(self) -> None:
+        await self._ended.wait()
+
+    def watch_media(self, on_timeout: Callable[[MediaTimeout], Awaitable[None]]) -> None:
+        """Turn the endpoint's DTMF into call events and its media timeout into a hang-up."""
+        assert self.endpoint is not None
+        endpoint = self.endpoint
+
+        async def run() -> None:
+            async for event in endpoint.events():
+                if isinstance(event, DtmfDigit):
+                    self.log.info("dtmf", digit=event.digit, duration_ms=event.duration_ms, method="rfc4733")
+                    self.emit(DtmfReceived(event.digit, event.duration_ms))
+                elif isinstance(event, MediaTimeout):
+                    await on_timeout(event)
+
+        self._media_task = asyncio.create_task(run(), name=f"media-events-{self.call_id}")
+
+    # --- call control (CallControl) -----------------------------------------------------------
+
+    async def hang_up(self, reason: str = "agent hung up") -> None:
+        """End the call (BYE, or a final response if not yet answered) and wait until it has."""
+        if not self.ended:
+            self.log.info("hang_up", reason=reason)
+            self.end_reason = reason
+            self._hang_up(200 if self.state in (CallState.ANSWERED, CallState.HELD) else 603, reason)
+        await self.wait_ended()
+
+    async def transfer(self, target: str) -> TransferResult:
+        """Blind transfer with REFER; the result is the final status the target gave (NOTIFY)."""
+        if self.ended:
+            return TransferResult(target, False, 0, "call already ended")
+        loop = asyncio.get_running_loop()
+        self._transfer_result = loop.create_future()
+        self._transfer_target = target
+        self._transfer(target)
+        try:
+            return await asyncio.wait_for(self._transfer_result, TRANSFER_TIMEOUT_S)
+        except TimeoutError:
+            return TransferResult(target, False, 408, "no final transfer status in time")
+
+    def transfer_status(self, status_code: int, reason: str, final: bool) -> None:
+        self.log.info("transfer_status", code=status_code, reason=reason, final=final)
+        waiter = self._transfer_result
+        if waiter is None or waiter.done() or not (final or status_code >= 300):
+            return
+        result = TransferResult(self._transfer_target, 200 <= status_code < 300, status_code, reason)
+        waiter.set_result(result)
+        self.emit(result)
+
+    async def send_dtmf(self, digits: str) -> None:
+        if self.endpoint is None:
+            raise RuntimeError("the call has no media yet")
+        await self.endpoint.send_dtmf(digits)
+
+    async def close_media(self) -> None:
+        """Release the media (idempotent); the owner calls it once the call has ended."""
+        if self._media_task is not None:
+            self._media_task.cancel()
+            await asyncio.gather(self._media_task, return_exceptions=True)
+            self._media_task = None
+        if self.endpoint is not None:
+            await self.endpoint.close()

@@ -1,0 +1,266 @@
+"""SDP (RFC 4566) and the offer/answer model (RFC 3264), sans-I/O.
+
+pjsua2 carries SDP for us, but the answer is ours: pjsua's own negotiator does not drive our
+media, so voicegw parses the offer, picks a codec in its own preference order, and writes the
+answer that `Call.onCallSdpCreated` puts in the 200 OK.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from voicegw.audio.codecs import SUPPORTED_CODECS
+
+Direction = Literal["sendrecv", "sendonly", "recvonly", "inactive"]
+DIRECTIONS: tuple[Direction, ...] = ("sendrecv", "sendonly", "recvonly", "inactive")
+ANSWER_DIRECTION: dict[Direction, Direction] = {
+    "sendrecv": "sendrecv",
+    "sendonly": "recvonly",
+    "recvonly": "sendonly",
+    "inactive": "inactive",
+}
+STATIC_PAYLOAD_TYPES = {0: ("PCMU", 8000, 1), 8: ("PCMA", 8000, 1), 9: ("G722", 8000, 1)}
+TELEPHONE_EVENT = "telephone-event"
+
+
+class SdpError(ValueError):
+    """The peer's SDP is malformed."""
+
+
+class NoCommonCodec(SdpError):
+    """The offer has no audio codec we support (answered with 488)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RtpMap:
+    payload_type: int
+    encoding: str
+    clock_rate: int
+    channels: int = 1
+    fmtp: str = ""
+
+
+@dataclass(slots=True)
+class MediaDescription:
+    """One ``m=`` section."""
+
+    media: str
+    port: int
+    proto: str
+    formats: list[int]
+    rtpmaps: dict[int, RtpMap] = field(default_factory=dict)
+    connection: str | None = None
+    direction: Direction = "sendrecv"
+    rtcp_port: int | None = None
+    rtcp_address: str | None = None
+    ptime: int | None = None
+    other: list[str] = field(default_factory=list)
+    """Attribute lines we keep but do not interpret (``a=crypto``...)."""
+
+
+@dataclass(slots=True)
+class SessionDescription:
+    origin: str
+    connection: str | None
+    media: list[MediaDescription]
+    name: str = "-"
+
+    def audio(self) -> MediaDescription | None:
+        return next((m for m in self.media if m.media == "audio" and m.port != 0), None)
+
+
+def _connection_address(value: str) -> str:
+    parts = value.split()
+    if len(parts) < 3 or parts[0] != "IN" or parts[1] not in ("IP4", "IP6"):
+        raise SdpError(f"SDP connection line 'c={value}' is not 'IN IP4|IP6 address'")
+    return parts[2].split("/")[0]
+
+
+def parse(text: str) -> SessionDescription:
+    """Parse an SDP body; raises `SdpError` with the offending line."""
+    origin = ""
+    connection: str | None = None
+    media: list[MediaDescription] = []
+    name = "-"
+    for raw in text.replace("\r\n", "\n").split("\n"):
+        line = raw.strip()
+        if not line:
+            continue
+        if len(line) < 2 or line[1] != "=":
+            raise SdpError(f"SDP line {line!r} is not 'x=value'")
+        kind, value = line[0], line[2:]
+        current = media[-1] if media else None
+        if kind == "o":
+            origin = value
+        elif kind == "s":
+            name = value
+        elif kind == "c":
+            if current is None:
+                connection = _connection_address(value)
+            else:
+                current.connection = _connection_address(value)
+        elif kind == "m":
+            media.append(_parse_media_line(value))
+        elif kind == "a" and current is not None:
+            _parse_attribute(current, value)
+    if not media:
+        raise SdpError("SDP has no m= line")
+    return SessionDescription(origin=origin, connection=connection, media=media, name=name)
+
+
+def _parse_media_line(value: str) -> MediaDescription:
+    parts = value.split()
+    if len(parts) < 3:
+        raise SdpError(f"SDP media line 'm={value}' is truncated")
+    try:
+        port = int(parts[1].split("/")[0])
+        formats = [int(p) for p in parts[3:]] if parts[2].startswith("RTP/") else []
+    except ValueError:
+        raise SdpError(f"SDP media line 'm={value}' has a non-numeric port or format") from None
+    m = MediaDescription(media=parts[0], port=port, proto=parts[2], formats=formats)
+    for pt in formats:
+        if pt in STATIC_PAYLOAD_TYPES:
+            enc, rate, channels = STATIC_PAYLOAD_TYPES[pt]
+            m.rtpmaps[pt] = RtpMap(pt, enc, rate, channels)
+    return m
+
+
+def _parse_attribute(m: MediaDescription, value: str) -> None:
+    key, _, rest = value.partition(":")
+    try:
+        if key == "rtpmap":
+            pt_text, _, encoding = rest.partition(" ")
+            enc_parts = encoding.split("/")
+            pt = int(pt_text)
+            old = m.rtpmaps.get(pt)
+            channels = int(enc_parts[2]) if len(enc_parts) > 2 else 1
+            m.rtpmaps[pt] = RtpMap(pt, enc_parts[0], int(enc_parts[1]), channels, old.fmtp if old else "")
+        elif key == "fmtp":
+            pt_text, _, params = rest.partition(" ")
+            pt = int(pt_text)
+            if pt in m.rtpmaps:
+                old = m.rtpmaps[pt]
+                m.rtpmaps[pt] = RtpMap(old.payload_type, old.encoding, old.clock_rate, old.channels, params)
+        elif key == "rtcp":
+            port_text, *address = rest.split()
+            m.rtcp_port = int(port_text)
+            m.rtcp_address = address[2] if len(address) >= 3 else None
+        elif key == "ptime":
+            m.ptime = int(float(rest))
+        elif key in DIRECTIONS:
+            m.direction = key
+        else:
+            m.other.append(value)
+    except (ValueError, IndexError):
+        raise SdpError(f"SDP attribute 'a={value}' is malformed") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Negotiated:
+    """What an offer/answer exchange settled for the audio stream."""
+
+    codec: RtpMap
+    telephone_event: RtpMap | None
+    remote_address: str
+    remote_port: int
+    remote_rtcp_port: int
+    remote_rtcp_address: str
+    direction: Direction
+    """Our direction toward the peer."""
+
+    ptime: int = 20
+
+    @property
+    def on_hold(self) -> bool:
+        """The peer put us on hold (it will not listen, or not send)."""
+        return self.direction in ("recvonly", "inactive") or self.remote_address in ("0.0.0.0", "::")
+
+
+def _supported_rank(rtpmap: RtpMap, preference: tuple[str, ...]) -> int | None:
+    names = [name.lower() for name in preference]
+    encoding = rtpmap.encoding.lower()
+    return names.index(encoding) if encoding in names else None
+
+
+def negotiate(offer: SessionDescription, preference: tuple[str, ...] | None = None) -> Negotiated:
+    """Pick our codec for an offer (RFC 3264 section 6): our preference order, the offer's PTs."""
+    preference = preference or tuple(codec.name for codec in SUPPORTED_CODECS)
+    audio = offer.audio()
+    if audio is None:
+        raise NoCommonCodec("the offer has no active audio stream")
+    candidates = [
+        (rank, audio.formats.index(pt), audio.rtpmaps[pt])
+        for pt in audio.formats
+        if pt in audio.rtpmaps and (rank := _supported_rank(audio.rtpmaps[pt], preference)) is not None
+    ]
+    if not candidates:
+        offered = ", ".join(r.encoding for r in audio.rtpmaps.values()) or "none"
+        raise NoCommonCodec(f"no common codec: offered {offered}, we speak {', '.join(preference)}")
+    codec = min(candidates, key=lambda c: (c[0], c[1]))[2]
+    telephone_event = next(
+        (
+            r
+            for pt in audio.formats
+            if (r := audio.rtpmaps.get(pt)) is not None
+            and r.encoding.lower() == TELEPHONE_EVENT
+            and r.clock_rate == codec.clock_rate
+        ),
+        None,
+    )
+    address = audio.connection or offer.connection
+    if address is None:
+        raise SdpError("the offer has no c= line for its audio")
+    return Negotiated(
+        codec=codec,
+        telephone_event=telephone_event,
+        remote_address=address,
+        remote_port=audio.port,
+        remote_rtcp_port=audio.rtcp_port or audio.port + 1,
+        remote_rtcp_address=audio.rtcp_address or address,
+        direction=ANSWER_DIRECTION[audio.direction],
+        ptime=audio.ptime if audio.ptime and audio.ptime % 20 == 0 and codec.encoding != "opus" else 20,
+    )
+
+
+def answer(
+    offer: SessionDescription,
+    negotiated: Negotiated,
+    *,
+    address: str,
+    port: int,
+    session_id: int,
+    version: int = 1,
+) -> str:
+    """The SDP answer: one m= line per offered one, ours active for the chosen audio stream."""
+    family = "IP6" if ":" in address else "IP4"
+    lines = [
+        "v=0",
+        f"o=voicegw {session_id} {version} IN {family} {address}",
+        "s=voicegw",
+        f"c=IN {family} {address}",
+        "t=0 0",
+    ]
+    active = offer.audio()
+    for m in offer.media:
+        if m is not active:
+            # RFC 3264 6: every offered stream gets an answer line; port 0 declines it.
+            lines.append(f"m={m.media} 0 {m.proto} {' '.join(map(str, m.formats)) or '0'}")
+            continue
+        pts = [negotiated.codec.payload_type]
+        if negotiated.telephone_event:
+            pts.append(negotiated.telephone_event.payload_type)
+        lines.append(f"m=audio {port} RTP/AVP {' '.join(map(str, pts))}")
+        lines += _rtpmap_lines(negotiated.codec)
+        if negotiated.telephone_event:
+            lines += _rtpmap_lines(negotiated.telephone_event)
+        lines += [f"a=ptime:{negotiated.ptime}", f"a=rtcp:{port + 1}", f"a={negotiated.direction}"]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def _rtpmap_lines(rtpmap: RtpMap) -> list[str]:
+    channels = f"/{rtpmap.channels}" if rtpmap.channels != 1 else ""
+    lines = [f"a=rtpmap:{rtpmap.payload_type} {rtpmap.encoding}/{rtpmap.clock_rate}{channels}"]
+    if rtpmap.fmtp:
+        lines.append(f"a=fmtp:{rtpmap.payload_type} {rtpmap.fmtp}")
+    return lines

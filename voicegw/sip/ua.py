@@ -1,0 +1,447 @@
+"""The SIP user agent: pjsua2 for signaling, driven from the asyncio event loop.
+
+pjsua2 lives on exactly one thread, the loop's: it is created there, configured with no worker
+threads (`threadCnt = 0`, `mainThreadOnly`), and pumped by a loop callback calling
+`libHandleEvents(0)` every few milliseconds, so every callback runs on the loop thread and may
+touch asyncio state directly. Callbacks only translate pjsua2 objects into `SipCall` changes and
+schedule tasks; they never block and never raise into C++.
+
+pjsua opens no RTP sockets (`useLoopMedTp`): each call's media is a voicegw `RtpEndpoint`, and the
+SDP answer voicegw computes replaces pjsua's in `Call.onCallSdpCreated`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pjsua2 as pj
+import structlog
+
+from voicegw.audio.codecs import SUPPORTED_CODECS, codec_for
+from voicegw.rtp.clock import MediaClock
+from voicegw.rtp.endpoint import RtpEndpoint
+from voicegw.rtp.events import MediaTimeout
+from voicegw.rtp.ports import RtpPortsExhausted
+from voicegw.sip import sdp
+from voicegw.sip.call import CallInfo, CallState, SipCall
+from voicegw.sip.message import parse_request
+
+log = structlog.get_logger(__name__)
+
+PUMP_INTERVAL_S = 0.005
+SHUTDOWN_PUMP_S = 1.0
+RETRY_AFTER_S = 30
+
+CallHandler = Callable[[SipCall], Awaitable[None]]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class SipStartError(RuntimeError):
+    """The user agent could not start (a port in use, a bad TLS certificate)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SipConfig:
+    host: str = "0.0.0.0"
+    port: int = 5060
+    tcp: bool = True
+    tls_port: int | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    public_address: str | None = None
+    """Address written in SDP and Contact (behind NAT); default: `host`, or 127.0.0.1 for 0.0.0.0."""
+
+    rtp_host: str | None = None
+    """Address the RTP sockets bind to; default: `host`."""
+
+    rtp_ports: tuple[int, int] = (20000, 30000)
+    codecs: tuple[str, ...] = tuple(codec.name for codec in SUPPORTED_CODECS)
+    max_calls: int = 200
+    media_timeout: float = 30.0
+    user_agent: str = "voicegw"
+    sample_rate: int | None = None
+    """PCM rate handed to the call handler; None: the negotiated codec's own rate (no resampling)."""
+
+    pjsip_log_level: int = 0
+
+    @property
+    def media_address(self) -> str:
+        if self.public_address:
+            return self.public_address
+        return "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+
+
+def _guarded(method: F) -> F:
+    """pjsua2 callbacks must never raise into C++: log and swallow."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any) -> Any:
+        try:
+            return method(self, *args)
+        except Exception:
+            log.exception("sip_callback_failed", callback=method.__name__)
+            return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _op(status: int = 200, reason: str = "", headers: dict[str, str] | None = None) -> pj.CallOpParam:
+    op = pj.CallOpParam(True)
+    op.statusCode = status
+    if reason:
+        op.reason = reason
+    for name, value in (headers or {}).items():
+        header = pj.SipHeader()
+        header.hName, header.hValue = name, value
+        op.txOption.headers.append(header)
+    return op
+
+
+class _PjCall(pj.Call):
+    """pjsua2's call: each callback hands over to the user agent."""
+
+    def __init__(self, ua: SipUserAgent, account: pj.Account, call_id: int) -> None:
+        super().__init__(account, call_id)
+        self.ua = ua
+        self.call: SipCall | None = None
+        self.answer_sdp = ""
+
+    @_guarded
+    def onCallSdpCreated(self, prm: pj.OnCallSdpCreatedParam) -> None:
+        self.ua._sdp_created(self, prm)
+
+    @_guarded
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:
+        self.ua._call_state(self)
+
+    @_guarded
+    def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:
+        if self.call is not None:
+            self.call.transfer_status(prm.statusCode, prm.reason, prm.finalNotify)
+
+    @_guarded
+    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
+        # Only SIP INFO reaches pjsua: RFC 4733 events arrive on our own RTP socket.
+        if self.call is not None:
+            from voicegw.realtime.transport import DtmfReceived
+
+            duration = int(prm.duration) if str(prm.duration).isdigit() else 0
+            self.call.log.info("dtmf", digit=prm.digit, duration_ms=duration, method="sip_info")
+            self.call.emit(DtmfReceived(prm.digit, duration))
+
+
+class _PjAccount(pj.Account):
+    def __init__(self, ua: SipUserAgent) -> None:
+        super().__init__()
+        self.ua = ua
+
+    @_guarded
+    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
+        self.ua._incoming(self, prm)
+
+
+class SipUserAgent:
+    """Answers SIP calls and runs `handler(call)` on each answered call."""
+
+    def __init__(self, config: SipConfig, clock: MediaClock, handler: CallHandler) -> None:
+        self.config = config
+        self.clock = clock
+        self.handler = handler
+        self.draining = False
+        self.calls: dict[str, SipCall] = {}
+        self._pj_calls: dict[str, _PjCall] = {}
+        """Every pjsua2 Call stays referenced here until its disconnect is handled (GC hangs up)."""
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._endpoint: pj.Endpoint | None = None
+        self._account: _PjAccount | None = None
+        self._pump: asyncio.Handle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # --- life cycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        ep = pj.Endpoint()
+        ep.libCreate()
+        self._endpoint = ep
+        try:
+            cfg = pj.EpConfig()
+            cfg.uaConfig.threadCnt = 0
+            cfg.uaConfig.mainThreadOnly = True
+            cfg.uaConfig.maxCalls = self.config.max_calls
+            cfg.uaConfig.userAgent = self.config.user_agent
+            cfg.logConfig.level = self.config.pjsip_log_level
+            cfg.logConfig.consoleLevel = self.config.pjsip_log_level
+            cfg.medConfig.noVad = True
+            ep.libInit(cfg)
+            self._create_transports(ep)
+            ep.libStart()
+            ep.audDevManager().setNullDev()
+            account_config = pj.AccountConfig()
+            account_config.idUri = f"sip:voicegw@{self.config.media_address}:{self.config.port}"
+            account_config.mediaConfig.useLoopMedTp = True
+            self._account = _PjAccount(self)
+            self._account.create(account_config, True)
+        except pj.Error as exc:
+            self._destroy()
+            raise SipStartError(
+                f"SIP could not start on {self.config.host}:{self.config.port}: {exc.info()}"
+            ) from None
+        self._pump = self._loop.call_soon(self._pump_events)
+        log.info("sip_started", host=self.config.host, port=self.config.port, tcp=self.config.tcp)
+
+    def _create_transports(self, ep: pj.Endpoint) -> None:
+        def transport(kind: int, port: int) -> pj.TransportConfig:
+            tc = pj.TransportConfig()
+            tc.port = port
+            tc.boundAddress = self.config.host
+            if self.config.public_address:
+                tc.publicAddress = self.config.public_address
+            return tc
+
+        ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport(pj.PJSIP_TRANSPORT_UDP, self.config.port))
+        if self.config.tcp:
+            ep.transportCreate(pj.PJSIP_TRANSPORT_TCP, transport(pj.PJSIP_TRANSPORT_TCP, self.config.port))
+        if self.config.tls_port:
+            tc = transport(pj.PJSIP_TRANSPORT_TLS, self.config.tls_port)
+            tc.tlsConfig.certFile = self.config.tls_cert or ""
+            tc.tlsConfig.privKeyFile = self.config.tls_key or ""
+            ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, tc)
+
+    def _pump_events(self) -> None:
+        assert self._endpoint is not None and self._loop is not None
+        try:
+            self._endpoint.libHandleEvents(0)
+        except Exception:
+            log.exception("sip_pump_failed")
+        self._pump = self._loop.call_later(PUMP_INTERVAL_S, self._pump_events)
+
+    async def stop(self) -> None:
+        """Hang up every call, let the BYEs go out, destroy pjsua2."""
+        if self._endpoint is None:
+            return
+        for call in list(self.calls.values()):
+            if not call.ended:
+                self._hang_up_pj(call.call_id, 200, "server shutting down")
+        # The pump keeps running meanwhile: BYEs go out and their DISCONNECTED callbacks come in.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._all_forgotten(), SHUTDOWN_PUMP_S)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for call in list(self.calls.values()):
+            await call.close_media()
+        if self._pump is not None:
+            self._pump.cancel()
+        self._destroy()
+        log.info("sip_stopped")
+
+    async def _all_forgotten(self) -> None:
+        while self._pj_calls:
+            await asyncio.sleep(PUMP_INTERVAL_S)
+
+    def _destroy(self) -> None:
+        self._pj_calls.clear()
+        self._account = None
+        if self._endpoint is not None:
+            # Explicit: pjsua2 must not be torn down by the garbage collector.
+            self._endpoint.libDestroy()
+            self._endpoint = None
+
+    def _spawn(self, coro: Awaitable[None], name: str) -> None:
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @property
+    def active_calls(self) -> int:
+        return sum(1 for call in self.calls.values() if not call.ended)
+
+    # --- incoming calls -----------------------------------------------------------------------
+
+    def _incoming(self, account: pj.Account, prm: pj.OnIncomingCallParam) -> None:
+        pj_call = _PjCall(self, account, prm.callId)
+        request = parse_request(prm.rdata.wholeMsg)
+        source = prm.rdata.srcAddress.rsplit(":", 1)
+        info = CallInfo(
+            call_id=request.headers.get("call-id", f"pjsua-{prm.callId}"),
+            from_uri=request.headers.get("from", ""),
+            to_uri=request.headers.get("to", ""),
+            source=(source[0], int(source[1]) if len(source) > 1 and source[1].isdigit() else 0),
+            headers=request.headers,
+        )
+        call = SipCall(
+            info,
+            hang_up=functools.partial(self._hang_up_pj, info.call_id),
+            transfer=functools.partial(self._transfer_pj, info.call_id),
+        )
+        pj_call.call = call
+        self._pj_calls[info.call_id] = pj_call
+        self.calls[info.call_id] = call
+        call.log.info(
+            "call_incoming", from_uri=info.from_uri, to_uri=info.to_uri, source=prm.rdata.srcAddress
+        )
+
+        if self.draining:
+            return self._reject(pj_call, 503, "Server draining", retry=True)
+        if self.active_calls > self.config.max_calls:
+            return self._reject(pj_call, 503, "Call limit reached", retry=True)
+        try:
+            offer = sdp.parse(request.body)
+            negotiated = sdp.negotiate(offer, self.config.codecs)
+        except sdp.NoCommonCodec as exc:
+            call.log.info("call_rejected", reason=str(exc))
+            return self._reject(pj_call, 488, "Not Acceptable Here")
+        except sdp.SdpError as exc:
+            call.log.info("call_rejected", reason=str(exc))
+            return self._reject(pj_call, 400, "Bad SDP")
+        host = self.config.rtp_host or self.config.host
+        try:
+            call.endpoint = RtpEndpoint.bind(host=host, port_range=self.config.rtp_ports, clock=self.clock)
+        except RtpPortsExhausted:
+            return self._reject(pj_call, 503, "No media ports available", retry=True)
+        call.negotiated = negotiated
+        # pjsua asks for our SDP (onCallSdpCreated) as soon as this callback returns.
+        pj_call.answer_sdp = sdp.answer(
+            offer,
+            negotiated,
+            address=self.config.media_address,
+            port=call.endpoint.local_port,
+            session_id=random.randrange(1 << 31),
+        )
+        self._spawn(self._setup(pj_call, call), f"setup-{info.call_id}")
+
+    def _reject(self, pj_call: _PjCall, status: int, reason: str, *, retry: bool = False) -> None:
+        headers = {"Retry-After": str(RETRY_AFTER_S)} if retry else None
+        assert pj_call.call is not None
+        pj_call.call.log.info("call_rejected", status=status, reason=reason)
+        pj_call.call.end_reason = reason
+        pj_call.hangup(_op(status, reason, headers))
+
+    async def _setup(self, pj_call: _PjCall, call: SipCall) -> None:
+        assert call.endpoint is not None and call.negotiated is not None
+        negotiated = call.negotiated
+        await call.endpoint.connect()
+        if call.ended:  # CANCEL while we were setting up
+            await call.close_media()
+            return
+        pj_call.answer(_op(180))
+        call.move_to(CallState.RINGING)
+        codec = codec_for(negotiated.codec.encoding)
+        call.sample_rate = self.config.sample_rate or codec.sample_rate
+        call.endpoint.start(
+            codec=codec.name,
+            payload_type=negotiated.codec.payload_type,
+            remote=(negotiated.remote_address, negotiated.remote_port),
+            remote_rtcp=(negotiated.remote_rtcp_address, negotiated.remote_rtcp_port),
+            telephone_event_pt=negotiated.telephone_event.payload_type
+            if negotiated.telephone_event
+            else None,
+            sample_rate=call.sample_rate,
+            ptime_ms=negotiated.ptime,
+            media_timeout=self.config.media_timeout,
+        )
+        call.watch_media(functools.partial(self._media_timeout, call))
+        pj_call.answer(_op(200))
+        call.move_to(CallState.ANSWERED)
+        call.log.info("call_answered", codec=codec.name, rtp_port=call.endpoint.local_port)
+        self._spawn(self._run_handler(call), f"call-{call.call_id}")
+
+    async def _run_handler(self, call: SipCall) -> None:
+        try:
+            await self.handler(call)
+        except Exception:
+            call.log.exception("call_handler_failed")
+        finally:
+            if not call.ended:
+                await call.hang_up("call handler finished")
+
+    async def _media_timeout(self, call: SipCall, event: MediaTimeout) -> None:
+        call.log.warning("media_timeout", silence_s=round(event.silence_s, 1))
+        await call.hang_up("media timeout")
+
+    # --- pjsua2 callbacks ---------------------------------------------------------------------
+
+    def _sdp_created(self, pj_call: _PjCall, prm: pj.OnCallSdpCreatedParam) -> None:
+        call = pj_call.call
+        if call is None or not pj_call.answer_sdp:
+            return
+        if (
+            prm.remSdp.wholeSdp
+            and call.endpoint is not None
+            and call.state in (CallState.ANSWERED, CallState.HELD)
+        ):
+            self._reoffer(pj_call, call, prm.remSdp.wholeSdp)
+        prm.sdp.wholeSdp = pj_call.answer_sdp
+
+    def _reoffer(self, pj_call: _PjCall, call: SipCall, remote: str) -> None:
+        """A re-INVITE: hold, resume, or the far end moved its media."""
+        assert call.endpoint is not None
+        try:
+            offer = sdp.parse(remote)
+            negotiated = sdp.negotiate(offer, (call.negotiated.codec.encoding,) if call.negotiated else None)
+        except sdp.SdpError as exc:
+            call.log.warning("reinvite_ignored", reason=str(exc))
+            return
+        pj_call.answer_sdp = sdp.answer(
+            offer,
+            negotiated,
+            address=self.config.media_address,
+            port=call.endpoint.local_port,
+            session_id=random.randrange(1 << 31),
+            version=2,
+        )
+        call.endpoint.update_remote(
+            (negotiated.remote_address, negotiated.remote_port),
+            (negotiated.remote_rtcp_address, negotiated.remote_rtcp_port),
+        )
+        call.endpoint.set_hold(negotiated.on_hold)
+        if negotiated.on_hold:
+            call.move_to(CallState.HELD, "held by the far end")
+        elif call.state is CallState.HELD:
+            call.move_to(CallState.ANSWERED, "resumed")
+        call.negotiated = negotiated
+
+    def _call_state(self, pj_call: _PjCall) -> None:
+        call = pj_call.call
+        if call is None:
+            return
+        info = pj_call.getInfo()
+        if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            reason = call.end_reason or f"{info.lastStatusCode} {info.lastReason}"
+            if not call.end_reason and call.state in (CallState.ANSWERED, CallState.HELD):
+                reason = "caller hung up"
+            elif not call.end_reason and info.lastStatusCode == 487:
+                reason = "caller cancelled"
+            call.move_to(CallState.ENDED, reason)
+            call.log.info("call_ended", reason=reason, status=info.lastStatusCode)
+            self._spawn(self._forget(call), f"cleanup-{call.call_id}")
+
+    async def _forget(self, call: SipCall) -> None:
+        await call.close_media()
+        # Drop pjsua2's Call only after its DISCONNECTED callback has returned.
+        self._pj_calls.pop(call.call_id, None)
+        self.calls.pop(call.call_id, None)
+
+    def _hang_up_pj(self, call_id: str, status: int, reason: str) -> None:
+        pj_call = self._pj_calls.get(call_id)
+        if pj_call is None:
+            return
+        with contextlib.suppress(pj.Error):
+            pj_call.hangup(_op(status, reason if status >= 300 else ""))
+
+    def _transfer_pj(self, call_id: str, target: str) -> None:
+        pj_call = self._pj_calls.get(call_id)
+        if pj_call is None or pj_call.call is None:
+            return
+        try:
+            pj_call.xfer(target, _op())
+        except pj.Error as exc:
+            pj_call.call.transfer_status(500, f"REFER failed: {exc.info()}", True)

@@ -1,0 +1,54 @@
+"""`AudioTransport` over a SIP call: the caller's RTP in, the agent's audio out, call control."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from voicegw.realtime.transport import FRAME_MS, AudioFrame, CallEvent, TransferResult, TransportClosed
+from voicegw.rtp.endpoint import RtpEndpoint
+from voicegw.sip.call import SipCall
+
+
+class SipCallTransport:
+    """One answered SIP call as an `AudioTransport` and `CallControl`."""
+
+    def __init__(self, call: SipCall) -> None:
+        if call.endpoint is None:
+            raise ValueError(f"call {call.call_id} has no media: it was not answered")
+        self.call = call
+        self.call_id = call.call_id
+        self._endpoint: RtpEndpoint = call.endpoint
+        self.sample_rate: int = call.sample_rate
+        self._position_ms = 0
+
+    async def frames(self) -> AsyncIterator[AudioFrame]:
+        async for pcm in self._endpoint.frames():
+            yield AudioFrame(pcm, self.sample_rate, self._position_ms)
+            self._position_ms += FRAME_MS
+
+    def events(self) -> AsyncIterator[CallEvent]:
+        return self.call.events()
+
+    async def play(self, pcm: bytes, *, item_id: str) -> None:
+        if self.call.ended:
+            raise TransportClosed(f"call {self.call_id} has ended")
+        self._endpoint.play(pcm, item_id)
+
+    def flush(self) -> int:
+        return self._endpoint.flush()
+
+    def played_ms(self, item_id: str) -> int:
+        return self._endpoint.played_ms(item_id)
+
+    async def hang_up(self, reason: str = "agent hung up") -> None:
+        await self.call.hang_up(reason)
+
+    async def transfer(self, target: str) -> TransferResult:
+        return await self.call.transfer(target)
+
+    async def send_dtmf(self, digits: str) -> None:
+        await self.call.send_dtmf(digits)
+
+    async def close(self) -> None:
+        if not self.call.ended:
+            await self.call.hang_up("transport closed")

@@ -66,6 +66,7 @@ _SIP_TYPES: dict[str, Kind] = {
     "tls_key": str,
     "public_address": str,
     "max_calls": int,
+    "answer_delay": (int, float),
     "user_agent": str,
 }
 _SERVER_TYPES: dict[str, Kind] = {"echo": bool, "agent": str, "drain_timeout": (int, float), "log_level": str}

@@ -37,6 +37,10 @@ log = structlog.get_logger(__name__)
 PUMP_INTERVAL_S = 0.005
 SHUTDOWN_PUMP_S = 1.0
 RETRY_AFTER_S = 30
+PJSUA_MAX_CALLS = 1024
+"""PJSUA_MAX_CALLS in scripts/build_pjsua2.sh's config_site.h."""
+
+CALL_LIMIT_HEADROOM = 16
 
 CallHandler = Callable[[SipCall], Awaitable[None]]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -63,6 +67,8 @@ class SipConfig:
     rtp_ports: tuple[int, int] = (20000, 30000)
     codecs: tuple[str, ...] = tuple(codec.name for codec in SUPPORTED_CODECS)
     max_calls: int = 200
+    answer_delay: float = 0.0
+    """Seconds of ringing before answering (a caller can still CANCEL then)."""
     media_timeout: float = 30.0
     user_agent: str = "voicegw"
     sample_rate: int | None = None
@@ -96,10 +102,16 @@ def _op(status: int = 200, reason: str = "", headers: dict[str, str] | None = No
     op.statusCode = status
     if reason:
         op.reason = reason
-    for name, value in (headers or {}).items():
-        header = pj.SipHeader()
-        header.hName, header.hValue = name, value
-        op.txOption.headers.append(header)
+    if headers:
+        # SWIG hands out copies of nested structs: build the vector, then assign it back.
+        vector = pj.SipHeaderVector()
+        for name, value in headers.items():
+            header = pj.SipHeader()
+            header.hName, header.hValue = name, value
+            vector.append(header)
+        tx_option = op.txOption
+        tx_option.headers = vector
+        op.txOption = tx_option
     return op
 
 
@@ -174,7 +186,8 @@ class SipUserAgent:
             cfg = pj.EpConfig()
             cfg.uaConfig.threadCnt = 0
             cfg.uaConfig.mainThreadOnly = True
-            cfg.uaConfig.maxCalls = self.config.max_calls
+            # pjsua's own limit answers 486; ours, below it, answers 503 with Retry-After.
+            cfg.uaConfig.maxCalls = min(PJSUA_MAX_CALLS, self.config.max_calls + CALL_LIMIT_HEADROOM)
             cfg.uaConfig.userAgent = self.config.user_agent
             cfg.logConfig.level = self.config.pjsip_log_level
             cfg.logConfig.consoleLevel = self.config.pjsip_log_level
@@ -323,7 +336,8 @@ class SipUserAgent:
         assert pj_call.call is not None
         pj_call.call.log.info("call_rejected", status=status, reason=reason)
         pj_call.call.end_reason = reason
-        pj_call.hangup(_op(status, reason, headers))
+        # answer(), not hangup(): only answer() puts our headers (Retry-After) on the final response.
+        pj_call.answer(_op(status, reason, headers))
 
     async def _setup(self, pj_call: _PjCall, call: SipCall) -> None:
         assert call.endpoint is not None and call.negotiated is not None
@@ -334,6 +348,10 @@ class SipUserAgent:
             return
         pj_call.answer(_op(180))
         call.move_to(CallState.RINGING)
+        if self.config.answer_delay:
+            await asyncio.sleep(self.config.answer_delay)
+            if call.ended:
+                return
         codec = codec_for(negotiated.codec.encoding)
         call.sample_rate = self.config.sample_rate or codec.sample_rate
         call.endpoint.start(

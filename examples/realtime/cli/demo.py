@@ -1,0 +1,214 @@
+"""A command-line voice assistant: talk to an agent through the sound device, or WAV files.
+
+    python examples/realtime/cli/demo.py                                   # microphone and speaker
+    python examples/realtime/cli/demo.py --input question.wav --output answer.wav
+
+The model is OpenAI Realtime when ``OPENAI_API_KEY`` is set, else voicegw's embedded offline
+model (``--model`` chooses; ``--base-url`` points the OpenAI model at a proxy or a local server).
+The live event stream (what you said, what the agent said, its tool calls) is printed. Ctrl-C
+ends the conversation cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from voicegw.models.base import ModelUnavailable, RealtimeModel
+from voicegw.models.registry import MODELS, create_model, default_model_name
+from voicegw.realtime import (
+    AssistantMessageItem,
+    RealtimeAgent,
+    RealtimeAgentStartEvent,
+    RealtimeAudioInterrupted,
+    RealtimeCallState,
+    RealtimeError,
+    RealtimeHistoryAdded,
+    RealtimeHistoryUpdated,
+    RealtimeInputAudioTranscriptionCompleted,
+    RealtimeResult,
+    RealtimeRunner,
+    RealtimeSession,
+    RealtimeSessionEvent,
+    RealtimeToolEnd,
+    RealtimeToolStart,
+    function_tool,
+)
+from voicegw.realtime.transport import AudioTransport
+from voicegw.transports.local_audio import AudioDeviceUnavailable, LocalAudioTransport
+from voicegw.transports.wav_files import WavFilesTransport
+
+DEFAULT_RATE = 24000
+WEATHER = {"paris": "sunny, 21 °C", "london": "light rain, 14 °C", "new york": "cloudy, 17 °C"}
+
+
+@function_tool
+def get_time() -> str:
+    """The current local time."""
+    return datetime.datetime.now().strftime("%H:%M")
+
+
+@function_tool
+async def get_weather(city: str) -> str:
+    """Today's weather in a city.
+
+    Args:
+        city: The city name, for example Paris.
+    """
+    return WEATHER.get(city.strip().lower(), f"no forecast for {city}")
+
+
+AGENT = RealtimeAgent(
+    name="Voice Assistant",
+    instructions=(
+        "You are a helpful voice assistant. Answer in one or two short spoken sentences. "
+        "Use get_time for the time and get_weather for the weather."
+    ),
+    tools=[get_time, get_weather],
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Talk to a realtime voice agent from the command line.")
+    parser.add_argument(
+        "--input", type=Path, help="WAV file to use as your voice (instead of the microphone)"
+    )
+    parser.add_argument("--output", type=Path, help="WAV file for the agent's voice (default: answer.wav)")
+    parser.add_argument(
+        "--model", choices=sorted(MODELS), help="default: openai if OPENAI_API_KEY is set, else local"
+    )
+    parser.add_argument("--base-url", help="OpenAI Realtime endpoint (a proxy, Azure, a local test server)")
+    parser.add_argument(
+        "--rate", type=int, help="sample rate of the conversation (default: the WAV's, or 24000)"
+    )
+    parser.add_argument("--fast", action="store_true", help="read the input WAV as fast as possible")
+    parser.add_argument("--greeting", help="a fixed greeting the agent says first")
+    parser.add_argument("--verbose", action="store_true", help="show voicegw's log lines (on stderr)")
+    args = parser.parse_args(argv)
+    if args.output is not None and args.input is None:
+        parser.error("--output needs --input")
+    return args
+
+
+def make_transport(args: argparse.Namespace) -> AudioTransport:
+    if args.input is not None:
+        output = args.output or Path("answer.wav")
+        return WavFilesTransport(args.input, output, sample_rate=args.rate, realtime=not args.fast)
+    try:
+        return LocalAudioTransport(sample_rate=args.rate or DEFAULT_RATE)
+    except AudioDeviceUnavailable as exc:
+        raise SystemExit(f"{exc}\nNo sound device: use --input question.wav --output answer.wav") from None
+
+
+def make_model(args: argparse.Namespace) -> RealtimeModel:
+    name = args.model or default_model_name()
+    settings: dict[str, Any] = {}
+    if args.base_url:
+        if name != "openai":
+            raise SystemExit("--base-url is for the openai model")
+        settings["base_url"] = args.base_url
+    try:
+        return create_model(name, **settings)
+    except ModelUnavailable as exc:
+        raise SystemExit(str(exc)) from None
+
+
+class Printer:
+    """The session's events as lines a person can follow."""
+
+    def __init__(self) -> None:
+        self._said: dict[str, str] = {}
+
+    def show(self, event: RealtimeSessionEvent) -> None:
+        match event:
+            case RealtimeAgentStartEvent(agent=agent):
+                print(f"[agent] {agent.name} is listening")
+            case RealtimeInputAudioTranscriptionCompleted(transcript=transcript):
+                print(f"you: {transcript}")
+            case RealtimeToolStart(tool=tool, arguments=arguments):
+                print(f"[tool] {tool.name}({arguments})")
+            case RealtimeToolEnd(tool=tool, output=output):
+                print(f"[tool] {tool.name} -> {output}")
+            case RealtimeAudioInterrupted(played_ms=played_ms):
+                print(f"[interrupted after {played_ms} ms]")
+            case RealtimeHistoryAdded(item=item):
+                self._agent_said(item)
+            case RealtimeHistoryUpdated(history=history):
+                for item in history:
+                    self._agent_said(item)
+            case RealtimeCallState(state=state, reason=reason):
+                print(f"[call] {state} {reason}".rstrip())
+            case RealtimeError(message=message):
+                print(f"[error] {message}", file=sys.stderr)
+
+    def _agent_said(self, item: object) -> None:
+        if not isinstance(item, AssistantMessageItem) or item.status == "in_progress":
+            return
+        text = " ".join(part.transcript or "" for part in item.content if part.type == "audio").strip()
+        text = text or " ".join(getattr(part, "text", "") for part in item.content).strip()
+        if text and self._said.get(item.item_id) != text:
+            self._said[item.item_id] = text
+            print(f"agent: {text}")
+
+
+async def converse(args: argparse.Namespace) -> int:
+    agent = AGENT.clone(greeting=args.greeting) if args.greeting else AGENT
+    session = RealtimeSession(make_transport(args), model=make_model(args))
+    printer = Printer()
+
+    async def show_events() -> None:
+        async for event in session:
+            printer.show(event)
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    events = asyncio.create_task(show_events())
+    run: asyncio.Task[RealtimeResult] = asyncio.ensure_future(RealtimeRunner.run(agent, session=session))
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({run, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            print("\n[stopping]")
+            await session.close()
+        try:
+            result = await run
+        except (ModelUnavailable, ConnectionError, TimeoutError) as exc:
+            print(f"[error] the model could not start: {exc}", file=sys.stderr)
+            return 1
+        await events
+    finally:
+        stopper.cancel()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        await session.close()
+    usage = result.usage
+    print(f"[done] {result.end_reason}; tokens in/out: {usage.input_tokens}/{usage.output_tokens}")
+    if args.input is not None:
+        print(f"[done] the agent's voice is in {args.output or Path('answer.wav')}")
+    return 1 if result.end_reason == "error" else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # The conversation goes to stdout; the library's logs to stderr, warnings only unless asked.
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.INFO if args.verbose else logging.WARNING
+        ),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+    return asyncio.run(converse(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

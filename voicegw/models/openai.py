@@ -1,0 +1,355 @@
+"""`OpenAIRealtimeModel`: the OpenAI Realtime API (GA) over a WebSocket.
+
+A thin asyncio shell around `openai_protocol`: it owns the connection and one reader task,
+turns commands into client events and server events into typed model events for the listeners.
+When the socket drops it says so (a connection status and an error), reconnects with backoff a
+bounded number of times (re-sending the session configuration), and otherwise ends with a fatal
+error, so the session always learns how the model ended. A reconnection opens a new server
+session: the conversation so far is not replayed (the API cannot take assistant audio back), and
+caller audio sent meanwhile is dropped, not queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import structlog
+import websockets
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from voicegw.models.base import (
+    CancelResponse,
+    CommitAudio,
+    CreateResponse,
+    ModelConnectionStatus,
+    ModelError,
+    ModelUnavailable,
+    RealtimeModel,
+    RealtimeModelCommand,
+    RealtimeModelConfig,
+    RealtimeModelEvent,
+    RealtimeModelListener,
+    SendAudio,
+    SendToolOutput,
+    SendUserMessage,
+    TruncateItem,
+    UpdateSession,
+)
+from voicegw.models.openai_protocol import (
+    DEFAULT_TRANSCRIPTION_MODEL,
+    OpenAIProtocolError,
+    ServerEventDecoder,
+    WireAudio,
+    append_audio_event,
+    commit_audio_event,
+    response_cancel_event,
+    response_create_event,
+    session_object,
+    session_update_event,
+    tool_output_event,
+    truncate_event,
+    user_message_event,
+)
+
+log = structlog.get_logger()
+
+DEFAULT_MODEL = "gpt-realtime"
+DEFAULT_BASE_URL = "wss://api.openai.com/v1"
+DEFAULT_RECONNECT_DELAYS: tuple[float, ...] = (0.5, 1.0, 2.0)
+"""Backoff before each reconnection attempt; its length bounds the attempts."""
+
+CONNECT_TIMEOUT_S = 10.0
+"""Handshake plus the server's ``session.created``."""
+
+AUTH_STATUS_CODES = frozenset({401, 403})
+
+
+class ModelNotConnected(ConnectionError):
+    """A command was sent while the model has no connection (before connect, reconnecting, closed)."""
+
+
+class OpenAIRealtimeModel(RealtimeModel):
+    """The OpenAI Realtime API as a `RealtimeModel`.
+
+    Audio crosses the seam as PCM at the configured rate: 8 kHz goes over the wire as G.711
+    μ-law both ways (no resampling on a phone line), any other rate as 24 kHz PCM.
+    """
+
+    supports_turn_detection = True
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        model: str = DEFAULT_MODEL,
+        base_url: str = DEFAULT_BASE_URL,
+        headers: Mapping[str, str] | None = None,
+        transcription_model: str = DEFAULT_TRANSCRIPTION_MODEL,
+        reconnect_delays: Sequence[float] = DEFAULT_RECONNECT_DELAYS,
+        connect_timeout: float = CONNECT_TIMEOUT_S,
+    ) -> None:
+        """`headers` replace the bearer authorization (Azure's ``api-key``, a proxy's token).
+
+        Raises `ModelUnavailable` when there is neither an API key (argument or
+        ``OPENAI_API_KEY``) nor `headers`.
+        """
+        api_key = api_key or os.environ.get("OPENAI_API_KEY")
+        if headers is None:
+            if not api_key:
+                raise ModelUnavailable("the openai model needs an API key: set OPENAI_API_KEY")
+            headers = {"Authorization": f"Bearer {api_key}"}
+        self._headers = dict(headers)
+        self._model = model
+        self._base_url = base_url.rstrip("/")
+        self._transcription_model = transcription_model
+        self._reconnect_delays = tuple(reconnect_delays)
+        self._connect_timeout = connect_timeout
+        self._listeners: list[RealtimeModelListener] = []
+        self._config: RealtimeModelConfig | None = None
+        self._ws: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._decoder: ServerEventDecoder | None = None
+        self._fatal = False
+        self._fatal_message = ""
+        self._closing = False
+        self._reconnecting = False
+        self._dropped_audio_ms = 0.0
+        self._log = log.bind(model=model)
+
+    @property
+    def url(self) -> str:
+        """The WebSocket endpoint (``{base_url}/realtime?model=...``)."""
+        return f"{self._base_url}/realtime?model={self._model}"
+
+    # --- RealtimeModel ---------------------------------------------------------------------
+
+    def add_listener(self, listener: RealtimeModelListener) -> None:
+        if listener not in self._listeners:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: RealtimeModelListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    async def connect(self, config: RealtimeModelConfig) -> None:
+        """Open the socket, configure the session, start reading.
+
+        Raises `ModelUnavailable` when the server refuses us (a bad key, no access) and
+        `ConnectionError`/`TimeoutError` when it cannot be reached.
+        """
+        if self._reader is not None or self._closing:
+            raise RuntimeError("the model is already connected (or closed): use a new one")
+        self._config = config
+        await self._emit(ModelConnectionStatus("connecting"))
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._open()
+        self._reader = asyncio.create_task(self._run(ready), name="openai-realtime-reader")
+        try:
+            # Closed at once? The reader has the server's reason (an auth error event).
+            with contextlib.suppress(ModelNotConnected):
+                await self._send_session_update()
+            await asyncio.wait_for(asyncio.shield(ready), self._connect_timeout)
+        except BaseException:
+            await self.close()
+            raise
+        await self._emit(ModelConnectionStatus("connected"))
+
+    async def send_event(self, command: RealtimeModelCommand) -> None:
+        """Send one command as client events.
+
+        `SendAudio` -> ``input_audio_buffer.append`` (dropped while reconnecting), `CommitAudio` ->
+        ``input_audio_buffer.commit``, `SendUserMessage` -> a user ``conversation.item.create`` and
+        ``response.create``, `SendToolOutput` -> a ``function_call_output`` item (and
+        ``response.create`` when `start_response`), `CreateResponse` -> ``response.create``,
+        `CancelResponse` -> ``response.cancel`` when a response is in progress, `TruncateItem` ->
+        ``conversation.item.truncate``, `UpdateSession` -> ``session.update``. Raises
+        `ModelNotConnected` when there is no connection, `TypeError` for an unknown command.
+        """
+        match command:
+            case SendAudio(pcm=pcm):
+                if self._reconnecting:
+                    # Caller audio of these seconds is lost, not queued: replaying it late would
+                    # only confuse turn detection. (bytes / 2 per sample / rate, in ms)
+                    self._dropped_audio_ms += len(pcm) * 500 / self._sample_rate
+                    return
+                if self._decoder is None:
+                    raise ModelNotConnected("cannot send audio: the model is not connected")
+                await self._send(append_audio_event(self._decoder.audio.encode(pcm)))
+            case CommitAudio():
+                await self._send(commit_audio_event())
+            case SendUserMessage(text=text):
+                await self._send(user_message_event(text))
+                await self._send(response_create_event())
+            case SendToolOutput(call_id=call_id, output=output, start_response=start):
+                await self._send(tool_output_event(call_id, output))
+                if start:
+                    await self._send(response_create_event())
+            case CreateResponse(instructions=instructions, say=say):
+                await self._send(response_create_event(instructions, say))
+            case CancelResponse():
+                await self._cancel_response()
+            case TruncateItem(item_id=item_id, audio_end_ms=end_ms, content_index=index):
+                await self._send(truncate_event(item_id, index, end_ms))
+            case UpdateSession(config=config):
+                self._config = config
+                await self._send_session_update()
+            case _:
+                raise TypeError(f"OpenAIRealtimeModel cannot send {type(command).__name__}")
+
+    async def close(self) -> None:
+        """Close the socket, cancel and await the reader; safe to call twice."""
+        self._closing = True
+        reader, self._reader = self._reader, None
+        if reader is not None and reader is not asyncio.current_task():
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+        await self._close_socket()
+
+    # --- connection ------------------------------------------------------------------------
+
+    async def _open(self) -> None:
+        """Open a socket (a new server session: a new decoder)."""
+        assert self._config is not None
+        try:
+            ws = await websockets.connect(
+                self.url,
+                additional_headers=self._headers,
+                max_size=None,  # audio deltas of a long answer can be large
+                open_timeout=self._connect_timeout,
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            if status in AUTH_STATUS_CODES:
+                raise ModelUnavailable(
+                    f"the OpenAI Realtime API refused the connection (HTTP {status}): check OPENAI_API_KEY"
+                ) from exc
+            raise ConnectionError(f"the OpenAI Realtime API answered HTTP {status}") from exc
+        except OSError as exc:
+            raise ConnectionError(f"cannot reach {self.url}: {exc}") from exc
+        self._ws = ws
+        self._decoder = ServerEventDecoder(WireAudio(self._config.sample_rate))
+
+    async def _close_socket(self) -> None:
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            await ws.close()
+
+    async def _run(self, ready: asyncio.Future[None]) -> None:
+        """The reader: read until closed; on a drop reconnect, or end with a fatal error."""
+        while True:
+            error = await self._read(ready)
+            if self._closing:
+                return
+            await self._close_socket()
+            if self._fatal or not ready.done():
+                if not ready.done():
+                    ready.set_exception(error)
+                await self._emit(ModelConnectionStatus("disconnected"))
+                return
+            if not await self._reconnect(str(error)):
+                return
+
+    async def _read(self, ready: asyncio.Future[None]) -> Exception:
+        """Read one connection until it ends; what ended it."""
+        assert self._ws is not None
+        try:
+            async for message in self._ws:
+                await self._handle(message, ready)
+                if self._fatal:
+                    return ModelUnavailable(self._fatal_message)
+        except ConnectionClosed as exc:
+            return ConnectionError(f"the OpenAI Realtime connection closed ({exc})")
+        return ConnectionError("the OpenAI Realtime server closed the connection")
+
+    async def _handle(self, message: str | bytes, ready: asyncio.Future[None]) -> None:
+        assert self._decoder is not None
+        try:
+            events = self._decoder.decode_text(message)
+        except OpenAIProtocolError as exc:  # the peer's garbage: report it and go on
+            self._log.warning("bad server event", error=str(exc))
+            await self._emit(ModelError(str(exc), code="protocol_error"))
+            return
+        for event in events:
+            if isinstance(event, ModelError) and event.fatal:
+                self._fatal = True
+                self._fatal_message = event.message
+            await self._emit(event)
+        if self._decoder.session_id is not None and not ready.done():
+            ready.set_result(None)
+
+    async def _reconnect(self, reason: str) -> bool:
+        """Reconnect with backoff; False (after a fatal error event) when every attempt failed."""
+        self._log.warning("connection lost", reason=reason)
+        self._reconnecting = True
+        try:
+            return await self._reconnect_with_backoff(reason)
+        finally:
+            self._reconnecting = False
+
+    async def _reconnect_with_backoff(self, reason: str) -> bool:
+        await self._emit(ModelConnectionStatus("reconnecting"))
+        await self._emit(ModelError(f"the model connection dropped: {reason}", code="connection_lost"))
+        last = reason
+        for attempt, delay in enumerate(self._reconnect_delays, start=1):
+            await asyncio.sleep(delay)
+            try:
+                await self._open()
+                await self._send_session_update()  # the new server session starts unconfigured
+            except ModelUnavailable as exc:
+                last = str(exc)
+                break  # refused, not unreachable: retrying cannot help
+            except (ConnectionError, TimeoutError) as exc:
+                last = str(exc)
+                self._log.info("reconnect failed", attempt=attempt, error=last)
+                await self._close_socket()  # opened, then closed before it was configured
+                continue
+            self._log.info("reconnected", attempt=attempt, dropped_audio_ms=round(self._dropped_audio_ms))
+            await self._emit(ModelConnectionStatus("connected"))
+            return True
+        await self._emit(ModelConnectionStatus("disconnected"))
+        await self._emit(
+            ModelError(f"the model connection is lost for good: {last}", code="connection_lost", fatal=True)
+        )
+        return False
+
+    # --- sending ---------------------------------------------------------------------------
+
+    async def _send(self, event: dict[str, Any]) -> None:
+        ws = self._ws
+        if ws is None:
+            raise ModelNotConnected(f"cannot send {event['type']}: the model is not connected")
+        try:
+            await ws.send(json.dumps(event))
+        except ConnectionClosed as exc:  # the reader notices too and reconnects
+            raise ModelNotConnected(f"cannot send {event['type']}: {exc}") from exc
+
+    async def _send_session_update(self) -> None:
+        assert self._config is not None and self._decoder is not None
+        session = session_object(
+            self._config,
+            transcription_model=self._transcription_model,
+            include_voice=not self._decoder.spoke,
+        )
+        await self._send(session_update_event(session))
+
+    async def _cancel_response(self) -> None:
+        decoder = self._decoder
+        if decoder is None or decoder.active_response is None:
+            return  # nothing to cancel: the API would answer with an error
+        await self._send(response_cancel_event(decoder.active_response))
+        decoder.active_response = None
+
+    async def _emit(self, event: RealtimeModelEvent) -> None:
+        for listener in list(self._listeners):
+            await listener.on_event(event)
+
+    @property
+    def _sample_rate(self) -> int:
+        assert self._config is not None
+        return self._config.sample_rate

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from voicegw.models.base import ModelUnavailable
 from voicegw.server.config import ConfigError, ServerConfig, load, parse_host_port, parse_port_range
 from voicegw.server.logging import configure_logging
 from voicegw.sip.ua import SipStartError
@@ -43,7 +44,7 @@ def serve(
         from voicegw.server.app import run
 
         run(config)
-    except (ConfigError, SipStartError) as exc:
+    except (ConfigError, SipStartError, ModelUnavailable) as exc:
         click.echo(f"voicegw: {exc}", err=True)
         sys.exit(2)
 

@@ -54,12 +54,11 @@ def agent_handler(agent_path: str) -> CallHandler:
     target = load_object(agent_path)
     if not isinstance(target, RealtimeAgent) and not callable(target):
         raise ConfigError(f"agent: {agent_path!r} is neither a RealtimeAgent nor a factory")
-    model = create_model  # fail at start, not on the first call, when the model is missing
-    model()
+    create_model()  # fail at start, not on the first call, when the model is missing
 
     async def run(call: SipCall) -> None:
         agent = target if isinstance(target, RealtimeAgent) else target(call.info)
-        session = RealtimeSession(SipCallTransport(call), model=model())
+        session = RealtimeSession(SipCallTransport(call), model=create_model())
         result = await RealtimeRunner.run(agent, session=session, context=call.info)
         call.log.info("session_ended", end_reason=result.end_reason, agent=result.final_agent.name)
 

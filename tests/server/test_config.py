@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from voicegw.server.config import ConfigError, load
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "voicegw.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_a_file() -> None:
+    config = load(None)
+    assert (config.sip.host, config.sip.port, config.sip.rtp_ports) == ("0.0.0.0", 5060, (20000, 30000))
+
+
+def test_a_full_file(tmp_path: Path) -> None:
+    config = load(
+        write(
+            tmp_path,
+            "[sip]\nlisten = '127.0.0.1:5080'\nmax_calls = 50\ncodecs = ['pcma', 'PCMU']\n"
+            "public_address = '203.0.113.7'\n[rtp]\nports = '30000-30100'\nmedia_timeout = 5\n"
+            "[server]\ndrain_timeout = 12.5\n",
+        )
+    )
+    assert (config.sip.host, config.sip.port, config.sip.max_calls) == ("127.0.0.1", 5080, 50)
+    assert config.sip.codecs == ("PCMA", "PCMU") and config.sip.media_address == "203.0.113.7"
+    assert config.sip.rtp_ports == (30000, 30100) and config.sip.media_timeout == 5.0
+    assert config.drain_timeout == 12.5
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[sip]\nlisten = 'host:notaport'\n", "sip.listen: 'host:notaport' is not HOST:PORT"),
+        ("[sip]\nmax_calls = 'many'\n", "sip.max_calls: 'many' has the wrong type"),
+        ("[sip]\nmax_calls = 0\n", "sip.max_calls: must be at least 1"),
+        ("[sip]\ncodecs = ['GSM']\n", "sip.codecs: codec 'GSM' is not supported"),
+        ("[sip]\nlisen = '1.2.3.4'\n", r"\[sip\]: unknown key 'lisen'"),
+        ("[rtp]\nports = '30000'\n", "rtp.ports: '30000' is not a range"),
+        ("[rtp]\nports = [30001, 30000]\n", "rtp.ports: 30001-30000 must hold"),
+        ("[rtp]\nmedia_timeout = true\n", "rtp.media_timeout: True has the wrong type"),
+        ("[nope]\n", "top level.*unknown key 'nope'"),
+        ("[sip\n", "voicegw.toml"),
+    ],
+)
+def test_bad_config_names_the_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load(write(tmp_path, text))
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the config file"):
+        load(tmp_path / "absent.toml")

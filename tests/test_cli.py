@@ -1,0 +1,68 @@
+"""`voicegw` as a user runs it: one-line errors and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from voicegw.cli import build_config, main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_voicegw(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "voicegw", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_help_lists_serve_options() -> None:
+    result = CliRunner().invoke(main, ["serve", "--help"])
+    assert result.exit_code == 0
+    for option in ("--listen", "--echo", "--agent", "--config", "--rtp-ports"):
+        assert option in result.output
+
+
+def test_command_line_overrides_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[sip]\nlisten = '127.0.0.1:5080'\n[rtp]\nports = '30000-30100'\n")
+    config = build_config(path, listen="127.0.0.1:5999", echo=True, rtp_ports="31000-31010")
+    assert (config.sip.port, config.sip.rtp_ports, config.echo) == (5999, (31000, 31010), True)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["serve", "--listen", "127.0.0.1:99999"], "voicegw: --listen: port 99999 is out of range"),
+        (["serve", "--rtp-ports", "5-3"], "voicegw: --rtp-ports: 5-3 must hold"),
+        (["serve", "--agent", "nonexistent_module:agent"], "cannot import module 'nonexistent_module'"),
+        (["serve", "--agent", "voicegw:no_such_agent"], "module 'voicegw' has no attribute 'no_such_agent'"),
+        (["serve", "--agent", "voicegw"], "'voicegw' is not 'module:attribute'"),
+    ],
+)
+def test_bad_input_fails_at_start_with_one_line(args: list[str], message: str) -> None:
+    result = run_voicegw(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_sip_port_in_use_fails_at_start_with_one_line() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        result = run_voicegw("serve", "--echo", "--listen", f"127.0.0.1:{port}")
+    assert result.returncode == 2
+    assert f"voicegw: SIP could not start on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_python_dash_m_is_the_same_command() -> None:
+    result = run_voicegw("--version")
+    assert result.returncode == 0 and "0.1.0" in result.stdout

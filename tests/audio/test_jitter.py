@@ -176,3 +176,104 @@ def test_unwrap_picks_the_nearest_extension() -> None:
 def test_bad_bounds_are_our_misuse() -> None:
     with pytest.raises(ValueError, match="min_delay_ms <= max_delay_ms"):
         JitterBuffer(RATE, min_delay_ms=100, max_delay_ms=50)
+
+
+def simulate(
+    buffer: JitterBuffer, packets: list[tuple[float, int, int, bytes]], seconds: float, tick_s: float = 0.02
+) -> list[bytes | Lost | None]:
+    """Packets `(arrival, seq, timestamp, payload)` pushed when their time comes, pops every tick."""
+    pending = sorted(packets)
+    results: list[bytes | Lost | None] = []
+    for tick in range(round(seconds / tick_s)):
+        now = tick * tick_s
+        while pending and pending[0][0] <= now + 1e-9:
+            arrival, seq, ts, data = pending.pop(0)
+            buffer.push(seq, ts, data, SSRC, arrival)
+        results.append(buffer.pop())
+    return results
+
+
+def sized(n: int, samples: int) -> bytes:
+    """A G.711-like payload: one byte per sample, all of them `n`."""
+    return bytes([n]) * samples
+
+
+def audio_samples(results: list[bytes | Lost | None]) -> int:
+    return sum(r.samples if isinstance(r, Lost) else len(r) for r in results if r is not None)
+
+
+def test_10ms_packets_are_joined_two_per_tick() -> None:
+    packets = [(n * 0.01, n, n * 80, sized(n, 80)) for n in range(20)]
+    results = simulate(JitterBuffer(RATE, min_delay_ms=40), packets, 0.3)
+    out = [r for r in results if r is not None]
+    assert all(isinstance(r, bytes) and len(r) == TICK for r in out[:10])
+    assert b"".join(out[:10]) == b"".join(p[3] for p in packets)  # type: ignore[arg-type]
+
+
+def test_10ms_ticks_pop_10ms_packets_one_by_one() -> None:
+    packets = [(n * 0.01, n, n * 80, sized(n, 80)) for n in range(20)]
+    results = simulate(JitterBuffer(RATE, frame_ms=10, min_delay_ms=20), packets, 0.4, tick_s=0.01)
+    assert [r[0] for r in results if isinstance(r, bytes)] == list(range(20))
+    assert not any(isinstance(r, Lost) for r in results[: results.index(sized(19, 80))])
+
+
+def test_40ms_packets_leave_every_other_tick_empty() -> None:
+    packets = [(n * 0.04, n, n * 320, sized(n, 320)) for n in range(10)]
+    results = simulate(JitterBuffer(RATE, min_delay_ms=40), packets, 0.6)
+    start = next(i for i, r in enumerate(results) if r is not None)
+    playing = results[start : start + 20]
+    assert [r[0] if isinstance(r, bytes) else r for r in playing] == [x for n in range(10) for x in (n, None)]
+
+
+def test_lost_30ms_packet_is_concealed_as_30ms() -> None:
+    packets = [(n * 0.03, n, n * 240, sized(n, 240)) for n in range(12) if n != 5]
+    buffer = JitterBuffer(RATE, min_delay_ms=40)
+    results = simulate(buffer, packets, 0.6)
+    results = results[: results.index(sized(11, 240)) + 1]  # concealment after the end is not loss
+    lost = [r for r in results if isinstance(r, Lost)]
+    assert lost == [Lost(240)]
+    assert buffer.stats.lost == 1
+    # Every sample of the 360 ms stream comes out once, audio or concealment, none invented.
+    assert audio_samples(results) == 12 * 240
+
+
+def test_marker_after_a_pause_restarts_playout_at_the_target_depth() -> None:
+    feed = Feed(JitterBuffer(RATE, min_delay_ms=40, max_delay_ms=400))
+    assert stream(feed, [0, 1, 2, 3]) == [0, 1, 2, 3]
+    lost_before = sum(isinstance(r, Lost) for r in feed.ticks(2))
+    # The sender's clock jumps 600 ms at a talkspurt (under the resync threshold, over max delay).
+    results = []
+    for n in range(4):
+        feed.buffer.push(4 + n, (4 + n) * TICK + 600 * 8, payload(4 + n), SSRC, feed.now, marker=n == 0)
+        results.append(feed.tick())
+    results += feed.ticks(4)
+    assert played(results) == [4, 5, 6, 7, "lost"]  # no 600 ms of concealment before the speech
+    assert results.index(payload(4)) <= 40 // 20 + 1
+    assert feed.buffer.stats.resets == 0 and lost_before <= 2
+
+
+def test_the_last_packets_play_out_even_while_the_depth_is_growing() -> None:
+    buffer = JitterBuffer(RATE, min_delay_ms=20, max_delay_ms=200)
+    packets = [(n * 0.02 + (0.05 if n % 2 else 0.0), n, n * TICK, sized(n, TICK)) for n in range(30)]
+    results = simulate(buffer, packets, 1.5)
+    played_seqs = [r[0] for r in results if isinstance(r, bytes)]
+    assert buffer.stats.depth_ms > 60  # grown under the jitter: late odd packets at first...
+    assert played_seqs[-20:] == list(range(10, 30))  # ...then every one, to the very last
+    assert not any(isinstance(r, Lost) for r in results[: results.index(sized(29, TICK))][-20:])
+
+
+def test_late_and_reordered_arrivals_count_as_jitter() -> None:
+    steady, shuffled = JitterBuffer(RATE), JitterBuffer(RATE)
+    for n in range(50):
+        steady.push(n, n * TICK, payload(n), SSRC, n * 0.02)
+        m = n ^ 1  # pairs swapped: 1, 0, 3, 2, ...
+        shuffled.push(m, m * TICK, payload(m), SSRC, n * 0.02)
+    assert steady.stats.jitter_ms < 0.1
+    assert shuffled.stats.jitter_ms > 10
+    # The first to arrive (1) set the playout start, so 0 was late; every other pair reordered.
+    assert (shuffled.stats.late, shuffled.stats.reordered) == (1, 24)
+
+
+def test_bad_frame_size_is_our_misuse() -> None:
+    with pytest.raises(ValueError, match="0 ms at 8000 Hz is not a whole positive number of samples"):
+        JitterBuffer(RATE, frame_ms=0)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from voicegw.audio.playout import PlayoutBuffer
@@ -73,3 +74,43 @@ def test_played_ms_is_per_item() -> None:
 def test_odd_byte_count_is_our_misuse() -> None:
     with pytest.raises(ValueError, match="whole 16-bit samples"):
         PlayoutBuffer(RATE).enqueue(b"\x00", "a")
+
+
+def test_odd_chunks_come_out_as_exact_frames_in_order() -> None:
+    pcm = np.random.default_rng(3).integers(-3000, 3000, RATE, dtype="<i2").tobytes()  # 1 s
+    buffer = PlayoutBuffer(RATE)
+    for i in range(0, len(pcm), 26):  # 13 samples at a time
+        buffer.enqueue(pcm[i : i + 26], "a")
+    assert buffer.queued_ms == 1000
+    out = []
+    while (frame := buffer.next_frame()) is not None:
+        out.append(frame)
+        assert buffer.queued_ms == 1000 - 20 * len(out)
+    assert len(out) == 50 and {len(f.pcm) for f in out} == {FRAME}
+    assert b"".join(f.pcm for f in out) == pcm
+
+
+def test_audio_after_a_flush_starts_a_new_talkspurt() -> None:
+    buffer = PlayoutBuffer(RATE)
+    buffer.enqueue(audio(100), "a")
+    buffer.next_frame()
+    buffer.flush()
+    buffer.enqueue(audio(40), "b")  # the next response, in the same tick as the barge-in
+    frame = buffer.next_frame()
+    assert frame and frame.marker and frame.item_id == "b"
+    assert buffer.played_ms("a") == 20
+
+
+def test_flush_reports_the_item_being_played_not_the_queued_one() -> None:
+    buffer = PlayoutBuffer(RATE)
+    buffer.enqueue(audio(40), "a")
+    buffer.enqueue(audio(100), "b")
+    for _ in range(3):
+        buffer.next_frame()
+    assert buffer.flush() == 20  # "b" had one frame out
+    assert (buffer.played_ms("a"), buffer.played_ms("b")) == (40, 20)
+
+
+def test_frame_size_must_be_whole_samples() -> None:
+    with pytest.raises(ValueError, match="15 ms at 22050 Hz is not a whole positive number of samples"):
+        PlayoutBuffer(22050, frame_ms=15)

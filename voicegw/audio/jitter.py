@@ -39,12 +39,18 @@ class Lost:
 
 @dataclass(slots=True)
 class JitterStats:
+    """Counters of one `JitterBuffer`, for RTCP and the call's stats."""
+
     received: int = 0
+    """Packets pushed, whatever became of them."""
+
     duplicates: int = 0
     late: int = 0
     """Arrived after their playout time: dropped."""
 
     reordered: int = 0
+    """Arrived after a packet with a higher sequence number, in time to be played."""
+
     lost: int = 0
     """Gaps concealed while later packets were waiting."""
 
@@ -55,6 +61,7 @@ class JitterStats:
     """The current target delay."""
 
     jitter_ms: float = 0.0
+    """RFC 3550 interarrival jitter estimate, which sets the target delay."""
 
 
 class JitterBuffer:
@@ -68,6 +75,8 @@ class JitterBuffer:
         min_delay_ms: int = 20,
         max_delay_ms: int = 200,
     ) -> None:
+        if clock_rate <= 0 or frame_ms <= 0 or clock_rate * frame_ms % 1000:
+            raise ValueError(f"{frame_ms} ms at {clock_rate} Hz is not a whole positive number of samples")
         if not 0 < min_delay_ms <= max_delay_ms:
             raise ValueError(f"need 0 < min_delay_ms <= max_delay_ms, got {min_delay_ms}, {max_delay_ms}")
         self.clock_rate = clock_rate
@@ -87,18 +96,28 @@ class JitterBuffer:
         self._played: deque[int] = deque(maxlen=REMEMBERED_SEQS)
         self._highest_seq: int | None = None
         self._last_ts: int | None = None
-        self._last_arrival: float | None = None
+        """Timestamp of the highest sequence number: the reference for unwrapping."""
+        self._previous: tuple[float, int] | None = None
+        """(arrival, timestamp) of the packet received just before: the RFC 3550 difference."""
         self._play_ts: int | None = None
         self._covered_until = 0
         self._packet_samples = self._tick
         self._wait_ticks = 0
         self._underrun_ticks = 0
         self._deep_ticks = 0
+        self._arrived = False
+        """A packet was queued since the last tick: the stream is live."""
 
     # --- input ----------------------------------------------------------------------------
 
-    def push(self, seq: int, timestamp: int, payload: bytes, ssrc: int, arrival: float) -> None:
-        """Add a packet that just arrived (`arrival` in seconds, any monotonic clock)."""
+    def push(
+        self, seq: int, timestamp: int, payload: bytes, ssrc: int, arrival: float, *, marker: bool = False
+    ) -> None:
+        """Add a packet that just arrived (`arrival` in seconds, any monotonic clock).
+
+        `marker` is the RTP marker bit: on a talkspurt that starts after the buffer ran dry,
+        playout re-primes at the current target depth, the one moment a depth change is inaudible.
+        """
         self.stats.received += 1
         if ssrc != self._ssrc:
             if self._ssrc is not None:
@@ -115,15 +134,19 @@ class JitterBuffer:
             self.stats.resets += 1
             self._restart()
             ext_seq, ext_ts = seq, timestamp
-        elif self._play_ts is not None and ext_ts < self._play_ts:
+        elif marker and not self._packets and self._play_ts is not None and ext_ts >= self._play_ts:
+            # A new talkspurt: the sender's clock may have jumped across the pause, so neither the
+            # old playout position nor the transit time across the pause means anything.
+            self._play_ts = None
+            self._previous = None
+        self._update_jitter(ext_ts, arrival)
+        if self._play_ts is not None and ext_ts < self._play_ts:
             self.stats.late += 1
-            self._update_jitter(ext_ts, arrival)
             return
 
         if self._highest_seq is not None and ext_seq < self._highest_seq:
             self.stats.reordered += 1
         else:
-            self._update_jitter(ext_ts, arrival)
             in_sequence = self._highest_seq is not None and ext_seq == self._highest_seq + 1
             if in_sequence and self._last_ts is not None:
                 step = ext_ts - self._last_ts
@@ -132,6 +155,7 @@ class JitterBuffer:
             self._highest_seq = ext_seq
             self._last_ts = ext_ts
         self._packets[ext_seq] = (ext_ts, payload)
+        self._arrived = True
 
         if self._play_ts is None:
             self._play_ts = ext_ts
@@ -140,10 +164,12 @@ class JitterBuffer:
             self._wait_ticks = self._target_ms() // self.frame_ms + 1
 
     def _update_jitter(self, ext_ts: int, arrival: float) -> None:
-        if self._last_arrival is not None and self._last_ts is not None:
-            transit_change = (arrival - self._last_arrival) * self.clock_rate - (ext_ts - self._last_ts)
+        # Every packet counts, in arrival order: late and reordered ones are the jitter.
+        if self._previous is not None:
+            last_arrival, last_ts = self._previous
+            transit_change = (arrival - last_arrival) * self.clock_rate - (ext_ts - last_ts)
             self._jitter += (abs(transit_change) - self._jitter) / 16
-        self._last_arrival = arrival
+        self._previous = (arrival, ext_ts)
         self.stats.jitter_ms = self._jitter * 1000 / self.clock_rate
 
     def _target_ms(self) -> int:
@@ -156,7 +182,13 @@ class JitterBuffer:
     # --- output ---------------------------------------------------------------------------
 
     def pop(self) -> bytes | Lost | None:
-        """What is due at this tick: a payload, a `Lost` gap to conceal, or None (nothing due)."""
+        """What is due at this tick: a payload, a `Lost` gap to conceal, or None (nothing due).
+
+        None while priming, while a packet longer than a tick (30, 40 ms) still covers this one,
+        and while the buffer holds playout for a tick to grow. Packets shorter than a tick come
+        out joined, which suits sample-based codecs (G.711, G.722); Opus packets cannot be
+        joined, so for 10 ms Opus build the buffer with ``frame_ms=10`` and pop twice per tick.
+        """
         if self._play_ts is None:
             return None
         if self._wait_ticks > 0:
@@ -174,17 +206,27 @@ class JitterBuffer:
         elif self._covered_until > self._play_ts:
             result = None  # a packet longer than one tick is still playing
         elif self._packets:
+            # A gap with later packets waiting: conceal up to the next packet when it starts
+            # within the next tick, so a lost 30 ms packet is concealed as 30 ms, not 20.
             self.stats.lost += 1
-            result = Lost(self._tick)
+            following = min(ts for ts, _ in self._packets.values())
+            window_end = following if following < window_end + self._tick else window_end
+            result = self._conceal_until(window_end)
         else:
             self._underrun_ticks += 1
             if self._underrun_ticks * self.frame_ms > self.max_delay_ms:
                 # The sender went quiet (silence suppression, hold): wait for it to come back.
                 self._play_ts = None
                 return None
-            result = Lost(self._tick)
+            result = self._conceal_until(window_end)
         self._play_ts = window_end
         return result
+
+    def _conceal_until(self, end: int) -> Lost:
+        """Concealment from the end of the audio handed out so far (the last packet may have
+        stopped short of this tick) to `end`: the output stays continuous to the sample."""
+        start, self._covered_until = self._covered_until, end
+        return Lost(end - start)
 
     def _take(self, seq: int) -> bytes:
         self._played.append(seq)
@@ -208,7 +250,10 @@ class JitterBuffer:
                 for seq in [s for s, (ts, _) in self._packets.items() if ts < skipped_end]:
                     self._take(seq)
                 self._play_ts = skipped_end
+                self._covered_until = max(self._covered_until, skipped_end)
             return False
         self._deep_ticks = 0
-        # Too shallow for the measured jitter: hold playout one tick to build depth.
-        return depth_ms + self.frame_ms < target
+        # Too shallow for the measured jitter: hold playout one tick to build depth, but only
+        # while packets keep coming (after the last one, holding would never end).
+        arrived, self._arrived = self._arrived, False
+        return arrived and depth_ms + self.frame_ms < target

@@ -31,6 +31,10 @@ class PlayoutBuffer:
     """A queue of agent audio cut into frames, with per-item accounting."""
 
     def __init__(self, sample_rate: int, *, frame_ms: int = FRAME_MS) -> None:
+        if sample_rate <= 0 or frame_ms <= 0 or sample_rate * frame_ms % 1000:
+            raise ValueError(
+                f"{frame_ms} ms at {sample_rate} Hz is not a whole positive number of samples per frame"
+            )
         self.sample_rate = sample_rate
         self.frame_ms = frame_ms
         self._frame_bytes = sample_rate * frame_ms // 1000 * BYTES_PER_SAMPLE
@@ -43,6 +47,7 @@ class PlayoutBuffer:
 
     @property
     def queued_ms(self) -> int:
+        """Milliseconds of audio waiting (not yet handed out by `next_frame`)."""
         return self._bytes_to_ms(self._queued_bytes)
 
     def _bytes_to_ms(self, size: int) -> int:
@@ -85,9 +90,14 @@ class PlayoutBuffer:
             self._played.popitem(last=False)
 
     def flush(self) -> int:
-        """Drop everything queued; return the ms of the current item that were sent."""
+        """Drop everything queued; return the ms of the current item that were sent.
+
+        The current item is the one the last frame came from. Audio queued after a flush starts
+        a new talkspurt: its first frame carries the marker.
+        """
         self._queue.clear()
         self._queued_bytes = 0
+        self._idle = True
         return self.played_ms(self._current) if self._current is not None else 0
 
     def played_ms(self, item_id: str) -> int:

@@ -361,15 +361,25 @@ class RealtimeModel(abc.ABC):
     supports_turn_detection: ClassVar[bool] = False
     """True when the model detects turns and barge-in itself from `TurnDetection` settings."""
 
+    def __init__(self) -> None:
+        self._listeners: list[RealtimeModelListener] = []
+
     @abc.abstractmethod
     async def connect(self, config: RealtimeModelConfig) -> None:
         """Open the model with its first configuration."""
 
-    @abc.abstractmethod
-    def add_listener(self, listener: RealtimeModelListener) -> None: ...
+    def add_listener(self, listener: RealtimeModelListener) -> None:
+        if listener not in self._listeners:
+            self._listeners.append(listener)
 
-    @abc.abstractmethod
-    def remove_listener(self, listener: RealtimeModelListener) -> None: ...
+    def remove_listener(self, listener: RealtimeModelListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    async def _emit(self, event: RealtimeModelEvent) -> None:
+        """Deliver one event to every listener, in the order they were added."""
+        for listener in list(self._listeners):
+            await listener.on_event(event)
 
     @abc.abstractmethod
     async def send_event(self, command: RealtimeModelCommand) -> None:

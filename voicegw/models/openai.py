@@ -33,8 +33,6 @@ from voicegw.models.base import (
     RealtimeModel,
     RealtimeModelCommand,
     RealtimeModelConfig,
-    RealtimeModelEvent,
-    RealtimeModelListener,
     SendAudio,
     SendToolOutput,
     SendUserMessage,
@@ -99,6 +97,7 @@ class OpenAIRealtimeModel(RealtimeModel):
         Raises `ModelUnavailable` when there is neither an API key (argument or
         ``OPENAI_API_KEY``) nor `headers`.
         """
+        super().__init__()
         api_key = api_key or os.environ.get("OPENAI_API_KEY")
         if headers is None:
             if not api_key:
@@ -110,7 +109,6 @@ class OpenAIRealtimeModel(RealtimeModel):
         self._transcription_model = transcription_model
         self._reconnect_delays = tuple(reconnect_delays)
         self._connect_timeout = connect_timeout
-        self._listeners: list[RealtimeModelListener] = []
         self._config: RealtimeModelConfig | None = None
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -128,14 +126,6 @@ class OpenAIRealtimeModel(RealtimeModel):
         return f"{self._base_url}/realtime?model={self._model}"
 
     # --- RealtimeModel ---------------------------------------------------------------------
-
-    def add_listener(self, listener: RealtimeModelListener) -> None:
-        if listener not in self._listeners:
-            self._listeners.append(listener)
-
-    def remove_listener(self, listener: RealtimeModelListener) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
 
     async def connect(self, config: RealtimeModelConfig) -> None:
         """Open the socket, configure the session, start reading.
@@ -344,10 +334,6 @@ class OpenAIRealtimeModel(RealtimeModel):
             return  # nothing to cancel: the API would answer with an error
         await self._send(response_cancel_event(decoder.active_response))
         decoder.active_response = None
-
-    async def _emit(self, event: RealtimeModelEvent) -> None:
-        for listener in list(self._listeners):
-            await listener.on_event(event)
 
     @property
     def _sample_rate(self) -> int:

@@ -31,7 +31,6 @@ from voicegw.models.base import (
     RealtimeModelCommand,
     RealtimeModelConfig,
     RealtimeModelEvent,
-    RealtimeModelListener,
     TruncateItem,
     UpdateSession,
     Usage,
@@ -68,11 +67,11 @@ class ScriptedModel(RealtimeModel):
         supports_turn_detection: bool = False,
         connect_events: Sequence[RealtimeModelEvent] = (),
     ) -> None:
+        super().__init__()
         # An instance attribute shadows the ClassVar: one class covers both kinds of model.
         vars(self)["supports_turn_detection"] = supports_turn_detection
         self._steps = list(steps)
         self._connect_events = tuple(connect_events)
-        self._listeners: list[RealtimeModelListener] = []
         self._active: dict[str, ModelResponseStarted] = {}
         self.commands: list[RealtimeModelCommand] = []
         self.configs: list[RealtimeModelConfig] = []
@@ -100,14 +99,6 @@ class ScriptedModel(RealtimeModel):
         self.configs.append(config)
         await self.emit(*self._connect_events)
 
-    def add_listener(self, listener: RealtimeModelListener) -> None:
-        if listener not in self._listeners:
-            self._listeners.append(listener)
-
-    def remove_listener(self, listener: RealtimeModelListener) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
-
     async def send_event(self, command: RealtimeModelCommand) -> None:
         if not self.connected or self.closed:
             raise RuntimeError(f"ScriptedModel got {command.type} while not connected")
@@ -130,8 +121,7 @@ class ScriptedModel(RealtimeModel):
                 self._active[event.response_id] = event
             elif isinstance(event, ModelResponseDone):
                 self._active.pop(event.response_id, None)
-            for listener in list(self._listeners):
-                await listener.on_event(event)
+            await self._emit(event)
 
     async def close(self) -> None:
         self.closed = True

@@ -59,6 +59,16 @@ log = structlog.get_logger()
 
 DEFAULT_MODEL = "gpt-realtime"
 DEFAULT_BASE_URL = "wss://api.openai.com/v1"
+
+
+def websocket_url(base_url: str) -> str:
+    """The WebSocket form of an API base URL: ``http(s)://`` becomes ``ws(s)://``."""
+    for http, ws in (("https://", "wss://"), ("http://", "ws://")):
+        if base_url.startswith(http):
+            base_url = ws + base_url[len(http) :]
+    return base_url.rstrip("/")
+
+
 DEFAULT_RECONNECT_DELAYS: tuple[float, ...] = (0.5, 1.0, 2.0)
 """Backoff before each reconnection attempt; its length bounds the attempts."""
 
@@ -86,13 +96,16 @@ class OpenAIRealtimeModel(RealtimeModel):
         *,
         api_key: str | None = None,
         model: str = DEFAULT_MODEL,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         headers: Mapping[str, str] | None = None,
         transcription_model: str = DEFAULT_TRANSCRIPTION_MODEL,
         reconnect_delays: Sequence[float] = DEFAULT_RECONNECT_DELAYS,
         connect_timeout: float = CONNECT_TIMEOUT_S,
     ) -> None:
         """`headers` replace the bearer authorization (Azure's ``api-key``, a proxy's token).
+
+        `base_url` defaults to ``OPENAI_BASE_URL`` (as in OpenAI's SDKs; ``https://`` becomes
+        ``wss://``), then to the public API.
 
         Raises `ModelUnavailable` when there is neither an API key (argument or
         ``OPENAI_API_KEY``) nor `headers`.
@@ -105,7 +118,7 @@ class OpenAIRealtimeModel(RealtimeModel):
             headers = {"Authorization": f"Bearer {api_key}"}
         self._headers = dict(headers)
         self._model = model
-        self._base_url = base_url.rstrip("/")
+        self._base_url = websocket_url(base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL)
         self._transcription_model = transcription_model
         self._reconnect_delays = tuple(reconnect_delays)
         self._connect_timeout = connect_timeout

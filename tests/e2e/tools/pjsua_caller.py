@@ -1,0 +1,240 @@
+"""A SIP caller on pjsua2's own full media stack, for the end-to-end tests.
+
+pjsua2 allows one library instance per process, so tests run this as a subprocess:
+
+    python tests/e2e/tools/pjsua_caller.py sip:echo@127.0.0.1:5080 --codec PCMU \
+        --play in.wav --record out.wav --dtmf 5# --hold --end hangup
+
+It calls the URI offering only `--codec` (plus telephone-event), plays the WAV into the call with
+pjsua2's player, records what comes back with its recorder (its own jitter buffer and conference
+bridge: a different code path from voicegw's), then sends RFC 4733 DTMF, holds and resumes by
+re-INVITE, and either hangs up (`--end hangup`) or waits for the far end's BYE (`--end wait-bye`).
+It prints one JSON report on stdout: call states, status codes, timings, what each step saw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pjsua2 as pj
+
+CLOCK_RATE = 8000
+JB_PREFETCH_MS = (40, 20, 80)  # initial, min, max jitter buffer prefetch: shallow on loopback
+STEP_TIMEOUT = 10.0
+ECHO_TAIL = 1.0  # keep recording this long after the WAV ends: the echo arrives late
+CODEC_IDS = {"PCMU": "PCMU/8000/1", "PCMA": "PCMA/8000/1"}
+
+
+class Caller(pj.Call):
+    """Remembers everything the test asserts on; pjsua2 calls it back on the main thread."""
+
+    def __init__(self, account: pj.Account) -> None:
+        super().__init__(account)
+        self.states: list[str] = []
+        self.status_codes: list[int] = []
+        self.media_statuses: list[str] = []
+        self.confirmed_at: float | None = None
+        self.disconnected_at: float | None = None
+        self.last_reason = ""
+
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:
+        info = self.getInfo()
+        self.states.append(info.stateText)
+        if info.lastStatusCode and (not self.status_codes or self.status_codes[-1] != info.lastStatusCode):
+            self.status_codes.append(int(info.lastStatusCode))
+        if info.state == pj.PJSIP_INV_STATE_CONFIRMED and self.confirmed_at is None:
+            self.confirmed_at = time.monotonic()
+        if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            self.disconnected_at = time.monotonic()
+            self.last_reason = info.lastReason
+
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
+        info = self.getInfo()  # keep it: iterating a temporary's vector reads freed memory
+        for media in info.media:
+            if media.type == pj.PJMEDIA_TYPE_AUDIO:
+                self.media_statuses.append(MEDIA_STATUS.get(media.status, str(media.status)))
+
+    @property
+    def media_status(self) -> str:
+        return self.media_statuses[-1] if self.media_statuses else "none"
+
+    @property
+    def disconnected(self) -> bool:
+        return self.disconnected_at is not None
+
+
+MEDIA_STATUS = {
+    pj.PJSUA_CALL_MEDIA_NONE: "none",
+    pj.PJSUA_CALL_MEDIA_ACTIVE: "active",
+    pj.PJSUA_CALL_MEDIA_LOCAL_HOLD: "local_hold",
+    pj.PJSUA_CALL_MEDIA_REMOTE_HOLD: "remote_hold",
+    pj.PJSUA_CALL_MEDIA_ERROR: "error",
+}
+
+
+class Session:
+    """The pjsua2 library for one call: single-threaded, events pumped by `wait`."""
+
+    def __init__(self, codec: str, *, vad: bool) -> None:
+        self.ep = pj.Endpoint()
+        self.ep.libCreate()
+        cfg = pj.EpConfig()
+        cfg.uaConfig.threadCnt, cfg.uaConfig.mainThreadOnly = 0, True
+        cfg.medConfig.clockRate = cfg.medConfig.sndClockRate = CLOCK_RATE
+        cfg.medConfig.jbInit, cfg.medConfig.jbMinPre, cfg.medConfig.jbMaxPre = JB_PREFETCH_MS
+        # Without VAD a steady 50 packet/s stream, like a phone; with it pjmedia sends nothing during
+        # silence (one keep-alive frame per 5 s), which is how the media-timeout test goes quiet.
+        cfg.medConfig.noVad = not vad
+        cfg.logConfig.level = cfg.logConfig.consoleLevel = 1
+        self.ep.libInit(cfg)
+        transport = pj.TransportConfig()
+        transport.boundAddress, transport.port = "127.0.0.1", 0
+        self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
+        self.ep.audDevManager().setNullDev()
+        self.ep.libStart()
+        for info in self.ep.codecEnum2():
+            self.ep.codecSetPriority(info.codecId, 255 if info.codecId == CODEC_IDS[codec] else 0)
+        account_cfg = pj.AccountConfig()
+        account_cfg.idUri = "sip:caller@127.0.0.1"
+        account_cfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
+        self.account = pj.Account()
+        self.account.create(account_cfg)
+
+    def wait(self, condition: Callable[[], bool], timeout: float = STEP_TIMEOUT) -> bool:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() >= deadline:
+                return False
+            self.ep.libHandleEvents(10)
+        return True
+
+    def sleep(self, seconds: float) -> None:
+        self.wait(lambda: False, seconds)
+
+    def close(self) -> None:
+        self.ep.hangupAllCalls()
+        self.sleep(0.2)
+        self.account.shutdown()
+        self.ep.libDestroy()
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    session = Session(args.codec, vad=args.vad)
+    try:
+        # The Call lives only inside place_call: gone before the library, whose end it cannot outlive.
+        return place_call(session, args)
+    finally:
+        session.close()
+
+
+def place_call(session: Session, args: argparse.Namespace) -> dict[str, Any]:
+    call = Caller(session.account)
+    report: dict[str, Any] = {"codec_offered": args.codec}
+    started = time.monotonic()
+    call.makeCall(args.uri, pj.CallOpParam(True))
+    answered = session.wait(lambda: call.media_status == "active" or call.disconnected)
+    report["answered"] = answered and not call.disconnected
+    if report["answered"]:
+        assert call.confirmed_at is not None
+        report["setup_ms"] = round((call.confirmed_at - started) * 1000, 1)
+        report["codec"] = call.getStreamInfo(0).codecName
+        report.update(exchange(session, call, args))
+    report["stream"] = stream_stats(call)
+    if args.end == "wait-bye":
+        report["bye_received"] = session.wait(lambda: call.disconnected, args.bye_timeout)
+        report["bye_after_s"] = round(time.monotonic() - started, 2)
+    elif not call.disconnected:
+        call.hangup(pj.CallOpParam(True))
+        session.wait(lambda: call.disconnected)
+    report.update(
+        states=call.states,
+        status_codes=call.status_codes,
+        media_statuses=call.media_statuses,
+        disconnect_reason=call.last_reason,
+        duration_s=round(time.monotonic() - started, 2),
+    )
+    return report
+
+
+def stream_stats(call: Caller) -> dict[str, int]:
+    """The far end's stream as pjmedia saw it (empty once the stream is gone)."""
+    try:
+        stat = call.getStreamStat(0)
+    except pj.Error:
+        return {}
+    rx = stat.rtcp.rxStat
+    return {
+        "packets_in": int(rx.pkt),
+        "packets_out": int(stat.rtcp.txStat.pkt),
+        "lost": int(rx.loss),
+        "reordered": int(rx.reorder),
+        "jb_discarded": int(stat.jbuf.discard),
+        "jb_lost": int(stat.jbuf.lost),
+        "jb_empty": int(stat.jbuf.empty),
+    }
+
+
+def exchange(session: Session, call: Caller, args: argparse.Namespace) -> dict[str, Any]:
+    """Play and record, then DTMF, then hold and resume; report what each step saw."""
+    out: dict[str, Any] = {}
+    audio = call.getAudioMedia(-1)
+    if args.play:
+        player = pj.AudioMediaPlayer()
+        player.createPlayer(args.play, pj.PJMEDIA_FILE_NO_LOOP)
+        recorder = pj.AudioMediaRecorder()
+        if args.record:
+            recorder.createRecorder(args.record)
+            audio.startTransmit(recorder)
+        player.startTransmit(audio)
+        session.sleep(player.getInfo().sizeBytes / (2 * CLOCK_RATE) + ECHO_TAIL)
+        player.stopTransmit(audio)
+        if args.record:
+            audio.stopTransmit(recorder)
+        del recorder, player  # closes the WAV files
+        out["played"] = True
+    if args.dtmf:
+        try:
+            call.dialDtmf(args.dtmf)  # RFC 4733; fails if the answer had no telephone-event
+        except pj.Error as exc:
+            out["dtmf_error"] = exc.info()
+        else:
+            session.sleep(0.25 * len(args.dtmf) + 0.5)  # pjmedia sends each digit for ~200 ms
+            out["dtmf_sent"] = args.dtmf
+    if args.hold:
+        try:
+            call.setHold(pj.CallOpParam(True))
+            out["held"] = session.wait(lambda: call.media_status == "local_hold" or call.disconnected)
+            resume = pj.CallOpParam(True)
+            resume.opt.flag = pj.PJSUA_CALL_UNHOLD
+            call.reinvite(resume)
+            out["resumed"] = session.wait(lambda: call.media_status == "active" or call.disconnected)
+        except pj.Error as exc:
+            out["hold_error"] = exc.info()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("uri")
+    parser.add_argument("--codec", choices=sorted(CODEC_IDS), default="PCMU")
+    parser.add_argument("--play", help="WAV to play into the call (8 kHz mono s16)")
+    parser.add_argument("--record", help="WAV to record the far end's audio into")
+    parser.add_argument("--dtmf", default="", help="digits to send as RFC 4733 events")
+    parser.add_argument("--hold", action="store_true", help="hold, then resume, by re-INVITE")
+    parser.add_argument("--vad", action="store_true", help="send no RTP during silence")
+    parser.add_argument("--end", choices=("hangup", "wait-bye"), default="hangup")
+    parser.add_argument("--bye-timeout", type=float, default=20.0)
+    report = run(parser.parse_args())
+    json.dump(report, sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()

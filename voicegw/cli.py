@@ -9,7 +9,15 @@ from pathlib import Path
 import click
 
 from voicegw.models.base import ModelUnavailable
-from voicegw.server.config import ConfigError, ServerConfig, load, parse_host_port, parse_port_range
+from voicegw.server.config import (
+    DEFAULT_HTTP_PORT,
+    ConfigError,
+    ServerConfig,
+    load,
+    parse_host_port,
+    parse_port_range,
+)
+from voicegw.server.http import HttpStartError
 from voicegw.server.logging import configure_logging
 from voicegw.sip.ua import SipStartError
 
@@ -25,6 +33,7 @@ def main() -> None:
 @click.option("--listen", help="SIP address HOST:PORT (UDP and TCP). [default: 0.0.0.0:5060]")
 @click.option("--echo", is_flag=True, help="Play each caller's audio back, with no model.")
 @click.option("--agent", help="The agent answering calls, as module:attribute.")
+@click.option("--http", help="HTTP health endpoint HOST:PORT (GET /health). [default: off]")
 @click.option("--rtp-ports", help="RTP port range LOW-HIGH. [default: 20000-30000]")
 @click.option("--log-level", default=None, help="debug, info, warning or error.")
 def serve(
@@ -32,19 +41,22 @@ def serve(
     listen: str | None,
     echo: bool,
     agent: str | None,
+    http: str | None,
     rtp_ports: str | None,
     log_level: str | None,
 ) -> None:
     """Answer SIP calls and run an agent (or the echo test) on each."""
     try:
-        config = build_config(config_path, listen=listen, echo=echo, agent=agent, rtp_ports=rtp_ports)
+        config = build_config(
+            config_path, listen=listen, echo=echo, agent=agent, rtp_ports=rtp_ports, http=http
+        )
         if log_level:
             config = dataclasses.replace(config, log_level=log_level)
         configure_logging(config.log_level)
         from voicegw.server.app import run
 
         run(config)
-    except (ConfigError, SipStartError, ModelUnavailable) as exc:
+    except (ConfigError, SipStartError, HttpStartError, ModelUnavailable) as exc:
         click.echo(f"voicegw: {exc}", err=True)
         sys.exit(2)
 
@@ -56,6 +68,7 @@ def build_config(
     echo: bool = False,
     agent: str | None = None,
     rtp_ports: str | None = None,
+    http: str | None = None,
 ) -> ServerConfig:
     """The file's configuration with the command line's options on top."""
     config = load(path)
@@ -65,4 +78,8 @@ def build_config(
         sip = dataclasses.replace(sip, host=host, port=port)
     if rtp_ports:
         sip = dataclasses.replace(sip, rtp_ports=parse_port_range(rtp_ports, key="--rtp-ports"))
+    if http:
+        config = dataclasses.replace(
+            config, http=parse_host_port(http, key="--http", default_port=DEFAULT_HTTP_PORT)
+        )
     return dataclasses.replace(config, sip=sip, echo=echo or config.echo, agent=agent or config.agent)

@@ -76,9 +76,9 @@ class Dialog:
     def cancel(self) -> None:
         self._send("CANCEL", 1, self.invite_branch)
 
-    def ack(self, *, for_error: bool = False) -> None:
+    def ack(self, *, for_error: bool = False, cseq: int = 1) -> None:
         branch = self.invite_branch if for_error else "z9hG4bK" + uuid.uuid4().hex[:12]
-        self._send("ACK", 1, branch)
+        self._send("ACK", cseq, branch)
 
     def request(self, method: str, body: str = "", extra: str = "") -> None:
         self.cseq += 1

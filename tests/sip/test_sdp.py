@@ -84,3 +84,114 @@ def test_no_common_codec_names_what_was_offered() -> None:
 def test_malformed_sdp_is_the_peers_error(text: str, message: str) -> None:
     with pytest.raises(sdp.SdpError, match=message):
         sdp.parse(text)
+
+
+# pjsua 2.12's own offer (its full media stack, as tests/e2e's caller sends): c= inside the m=
+# section, session-level attributes, b= lines, two telephone-event clocks.
+PJSUA_OFFER = """v=0
+o=- 3973570437 3973570437 IN IP4 127.0.0.1
+s=pjmedia
+b=AS:84
+t=0 0
+a=X-nat:0
+m=audio 4000 RTP/AVP 9 0 8 120 121
+c=IN IP4 127.0.0.1
+b=TIAS:64000
+a=rtcp:4001 IN IP4 127.0.0.1
+a=sendrecv
+a=rtpmap:9 G722/8000
+a=rtpmap:0 PCMU/8000
+a=rtpmap:8 PCMA/8000
+a=rtpmap:120 telephone-event/16000
+a=fmtp:120 0-16
+a=rtpmap:121 telephone-event/8000
+a=fmtp:121 0-16
+a=ssrc:1234 cname:5a1c2c3d
+"""
+# A carrier trunk's offer (Twilio-style): G.711 both laws, telephone-event 101, maxptime.
+TRUNK_OFFER = (
+    "v=0\r\no=root 1977 1977 IN IP4 54.172.60.1\r\ns=Twilio Media Gateway\r\nc=IN IP4 54.172.60.1\r\n"
+    "t=0 0\r\nm=audio 13440 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\n"
+    "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=maxptime:150\r\na=sendrecv\r\n"
+)
+
+
+def test_pjsua_offer_gives_media_level_address_and_matching_telephone_event() -> None:
+    negotiated = sdp.negotiate(sdp.parse(PJSUA_OFFER))
+    assert negotiated.codec == sdp.RtpMap(0, "PCMU", 8000)
+    assert negotiated.telephone_event == sdp.RtpMap(121, "telephone-event", 8000, 1, "0-16")
+    assert (negotiated.remote_address, negotiated.remote_port) == ("127.0.0.1", 4000)
+    assert (negotiated.remote_rtcp_address, negotiated.remote_rtcp_port) == ("127.0.0.1", 4001)
+    assert negotiated.direction == "sendrecv" and not negotiated.on_hold
+
+
+def test_our_preference_beats_the_offers_order() -> None:
+    negotiated = sdp.negotiate(sdp.parse(TRUNK_OFFER))
+    assert negotiated.codec.encoding == "PCMU" and negotiated.codec.payload_type == 0
+    assert negotiated.telephone_event is not None and negotiated.telephone_event.payload_type == 101
+    assert negotiated.remote_rtcp_port == 13441  # no a=rtcp: RTP port + 1
+    pcma = sdp.negotiate(sdp.parse(TRUNK_OFFER), ("PCMA",))
+    assert pcma.codec.payload_type == 8
+
+
+@pytest.mark.parametrize("offer", [SIPP_OFFER, LINPHONE_OFFER, PJSUA_OFFER, TRUNK_OFFER])
+def test_serialize_round_trips(offer: str) -> None:
+    parsed = sdp.parse(offer)
+    assert sdp.parse(parsed.serialize()) == parsed
+
+
+def test_unknown_attributes_survive_serialization() -> None:
+    text = sdp.parse(TRUNK_OFFER).serialize()
+    assert "a=maxptime:150\r\n" in text and "a=fmtp:101 0-16\r\n" in text
+
+
+@pytest.mark.parametrize(
+    ("direction", "answered", "on_hold"),
+    [
+        ("sendrecv", "sendrecv", False),
+        ("sendonly", "recvonly", True),
+        ("inactive", "inactive", True),
+        ("recvonly", "sendonly", False),
+    ],
+)
+def test_directions_are_answered_per_rfc3264(direction: str, answered: str, on_hold: bool) -> None:
+    offer = sdp.parse(TRUNK_OFFER.replace("a=sendrecv", f"a={direction}"))
+    negotiated = sdp.negotiate(offer)
+    assert (negotiated.direction, negotiated.on_hold) == (answered, on_hold)
+    text = sdp.answer(offer, negotiated, address="10.0.0.5", port=40000, session_id=1)
+    assert f"a={answered}\r\n" in text
+
+
+def test_session_level_sendonly_is_a_hold() -> None:
+    offer = sdp.parse(SIPP_OFFER.replace("t=0 0\r\n", "t=0 0\r\na=sendonly\r\n"))
+    assert offer.direction == "sendonly"
+    assert sdp.negotiate(offer).direction == "recvonly"
+
+
+def test_ptime_is_kept_for_g711_and_20_for_opus() -> None:
+    assert sdp.negotiate(sdp.parse(TRUNK_OFFER.replace("ptime:20", "ptime:40"))).ptime == 40
+    assert sdp.negotiate(sdp.parse(TRUNK_OFFER.replace("ptime:20", "ptime:30"))).ptime == 20
+    opus = sdp.negotiate(sdp.parse(LINPHONE_OFFER + "a=ptime:40\r\n"), ("opus",))
+    assert opus.ptime == 20
+
+
+def test_srtp_only_offer_has_no_common_codec() -> None:
+    offer = sdp.parse(TRUNK_OFFER.replace("RTP/AVP", "RTP/SAVP"))
+    with pytest.raises(sdp.NoCommonCodec, match=r"no active RTP/AVP audio stream \(SRTP is not supported\)"):
+        sdp.negotiate(offer)
+
+
+def test_answer_keeps_the_session_id_and_bumps_the_version() -> None:
+    offer = sdp.parse(TRUNK_OFFER)
+    negotiated = sdp.negotiate(offer)
+    first = sdp.parse(sdp.answer(offer, negotiated, address="10.0.0.5", port=40000, session_id=77))
+    second = sdp.parse(
+        sdp.answer(offer, negotiated, address="10.0.0.5", port=40000, session_id=77, version=2)
+    )
+    assert first.origin == "voicegw 77 1 IN IP4 10.0.0.5" and second.origin == "voicegw 77 2 IN IP4 10.0.0.5"
+
+
+def test_offer_with_no_connection_address_is_malformed() -> None:
+    offer = sdp.parse(SIPP_OFFER.replace("c=IN IP4 127.0.0.1\r\n", ""))
+    with pytest.raises(sdp.SdpError, match="the offer has no c= line for its audio"):
+        sdp.negotiate(offer)

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import signal
+import socket
+import ssl
+import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from tests.e2e.harness import options_ping
 from tests.sip.conftest import Server
 from tests.sip.raw_sip import Dialog, offer_sdp
+from tests.sip.sipp import run_scenario
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -126,3 +132,188 @@ def test_sigterm_with_no_calls_exits_zero(voicegw: Callable[..., Server]) -> Non
     server = voicegw()
     assert server.stop() == 0
     assert events(server, "stopped")
+
+
+def test_sipp_call_is_answered_with_our_rtp_port(voicegw: Callable[..., Server], tmp_path: Path) -> None:
+    server = voicegw("[rtp]\nports = '43000-43100'\n")
+    run = run_scenario("uac_answer_bye.xml", server.port, tmp_path)
+    assert run.ok, run.output
+    ports = run.received_sdp_ports()
+    assert len(ports) == 1 and 43000 <= ports[0] < 43100 and ports[0] % 2 == 0
+    assert wait_for_event(server, "call_ended")[0]["reason"] == "caller hung up"
+
+
+def test_sipp_offer_with_no_common_codec_gets_488(voicegw: Callable[..., Server], tmp_path: Path) -> None:
+    server = voicegw()
+    run = run_scenario("uac_no_common_codec.xml", server.port, tmp_path)
+    assert run.ok, run.output
+    # pjsua's own request verification answers this one before voicegw sees the INVITE
+    # (it knows neither GSM nor G.729); offers pjsua accepts get voicegw's 488 (test_sdp.py).
+    assert "SIP/2.0 488 Not Acceptable Here" in run.messages
+    assert options_ping(server.port) == 200
+    # pjsip's own log reaches structlog (JSON, one level down: a peer's bad offer is no error).
+    routed = wait_for_event(server, "pjsip")
+    assert any("Not Acceptable Here" in str(e["message"]) and e["level"] == "warning" for e in routed)
+
+
+def test_sipp_cancel_before_answer_gets_487(voicegw: Callable[..., Server], tmp_path: Path) -> None:
+    server = voicegw("[sip]\nanswer_delay = 3\n")
+    run = run_scenario("uac_cancel.xml", server.port, tmp_path)
+    assert run.ok, run.output
+    assert wait_for_event(server, "call_ended")[0]["reason"] == "caller cancelled"
+
+
+def test_sipp_call_without_rtp_is_hung_up_with_bye(voicegw: Callable[..., Server], tmp_path: Path) -> None:
+    server = voicegw("[rtp]\nmedia_timeout = 1.0\n")
+    started = time.monotonic()
+    run = run_scenario("uac_media_timeout.xml", server.port, tmp_path)
+    assert run.ok, run.output
+    assert time.monotonic() - started < 8
+    timeout = wait_for_event(server, "media_timeout")
+    ended = wait_for_event(server, "call_ended")
+    assert timeout and ended and timeout[0]["call_id"] == ended[0]["call_id"]
+    assert ended[0]["reason"] == "media timeout"
+
+
+def test_malformed_sip_does_not_disturb_a_call(voicegw: Callable[..., Server]) -> None:
+    server = voicegw()
+    dialog = Dialog(server.port)
+    garbage = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        dialog.invite(offer_sdp(dialog.local_port + 2))
+        dialog.until(200)
+        dialog.ack()
+        for junk in MALFORMED:
+            garbage.sendto(junk, ("127.0.0.1", server.port))
+        assert options_ping(server.port) == 200
+        dialog.request("INFO", "Signal=5\r\nDuration=120\r\n", "Content-Type: application/dtmf-relay\r\n")
+        assert dialog.until(200).headers["cseq"].endswith("INFO")
+        dialog.request("BYE")
+        assert dialog.until(200).headers["cseq"].endswith("BYE")
+        assert wait_for_event(server, "call_ended")[0]["reason"] == "caller hung up"
+        assert server.proc.poll() is None
+    finally:
+        garbage.close()
+        dialog.close()
+
+
+MALFORMED = [
+    b"\x00\xff garbage \x80" * 20,
+    b"INVITE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:1\r\n",  # truncated
+    b"INVITE sip:x@127.0.0.1 SIP/2.0\r\nContent-Length: 9999\r\n\r\nv=0",  # no Via/From/Call-ID
+    b"SIP/2.0 200 OK\r\nCSeq: 1 INVITE\r\n\r\n",  # a stray response
+    b"BYE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKx\r\n"
+    b"From: <sip:a@b>;tag=1\r\n"
+    b"To: <sip:c@d>;tag=2\r\nCall-ID: no-such-call\r\nCSeq: 5 BYE\r\nContent-Length: 0\r\n\r\n",
+]
+
+
+def test_sigterm_drains_new_calls_get_503_and_calls_in_progress_finish(
+    voicegw: Callable[..., Server],
+) -> None:
+    http_port = free_tcp_port()
+    server = voicegw(f"[server]\nhttp = '127.0.0.1:{http_port}'\n")
+    assert health(http_port) == 200
+    first, second = Dialog(server.port), Dialog(server.port)
+    try:
+        first.invite(offer_sdp(first.local_port + 2))
+        first.until(200)
+        first.ack()
+        server.proc.send_signal(signal.SIGTERM)
+        assert wait_for_event(server, "draining")
+        assert health(http_port) == 503
+        second.invite(offer_sdp(second.local_port + 2))
+        refused = second.until(503)
+        assert refused.reason == "Server draining" and refused.headers.get("retry-after") == "30"
+        second.ack(for_error=True)
+        assert server.proc.poll() is None  # still serving the first call
+        first.request("BYE")
+        first.until(200)
+        assert server.proc.wait(10) == 0
+    finally:
+        first.close()
+        second.close()
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def health(port: int) -> int:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        return int(sock.recv(4096).split()[1])
+
+
+def test_reinvite_holds_and_resumes_the_call(voicegw: Callable[..., Server]) -> None:
+    server = voicegw()
+    dialog = Dialog(server.port)
+    try:
+        dialog.invite(offer_sdp(dialog.local_port + 2))
+        first = dialog.until(200)
+        dialog.ack()
+        answers = [first.body]
+        for direction, port in (("sendonly", dialog.local_port + 2), ("sendrecv", dialog.local_port + 4)):
+            offer = offer_sdp(port).replace("a=sendrecv", f"a={direction}")
+            dialog.request("INVITE", offer)
+            answers.append(dialog.until(200).body)
+            dialog.ack(cseq=dialog.cseq)
+        assert "a=recvonly" in answers[1] and "a=sendrecv" in answers[2]
+        origins = [line.split() for body in answers for line in body.splitlines() if line.startswith("o=")]
+        assert len({o[1] for o in origins}) == 1  # one session id for the whole dialog
+        versions = [int(o[2]) for o in origins]
+        assert versions == sorted(set(versions))  # and a new version for every answer
+        states = [(e["state"], e["reason"]) for e in wait_for_event(server, "call_state", 2)]
+        deadline = time.monotonic() + 5
+        while ("answered", "resumed by the far end") not in states and time.monotonic() < deadline:
+            states = [(e["state"], e["reason"]) for e in events(server, "call_state")]
+        assert ("held", "held by the far end") in states
+        assert ("answered", "resumed by the far end") in states
+        dialog.request("BYE")
+        dialog.until(200)
+    finally:
+        dialog.close()
+
+
+def test_tls_listener_answers_options(voicegw: Callable[..., Server], tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    tls_port = free_tcp_port()
+    voicegw(f"[sip]\ntls_port = {tls_port}\ntls_cert = '{cert}'\ntls_key = '{key}'\n")
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with context.wrap_socket(socket.create_connection(("127.0.0.1", tls_port), timeout=5)) as sock:
+        local_port = sock.getsockname()[1]
+        sock.sendall(
+            (
+                f"OPTIONS sip:127.0.0.1:{tls_port};transport=tls SIP/2.0\r\n"
+                f"Via: SIP/2.0/TLS 127.0.0.1:{local_port};branch=z9hG4bKtls1;rport\r\n"
+                "From: <sip:t@127.0.0.1>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: tls-options-1\r\n"
+                "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+            ).encode()
+        )
+        assert sock.recv(4096).startswith(b"SIP/2.0 200 OK\r\n")
+
+
+def test_reinvite_without_our_codec_gets_488_and_the_call_goes_on(voicegw: Callable[..., Server]) -> None:
+    server = voicegw()
+    dialog = Dialog(server.port)
+    try:
+        dialog.invite(offer_sdp(dialog.local_port + 2))
+        dialog.until(200)
+        dialog.ack()
+        dialog.request("INVITE", offer_sdp(dialog.local_port + 2, "9", "a=rtpmap:9 G722/8000\r\n"))
+        assert dialog.until(488).headers["cseq"].endswith("INVITE")
+        dialog.ack(cseq=dialog.cseq)
+        assert wait_for_event(server, "reinvite_rejected")
+        dialog.request("BYE")
+        assert dialog.until(200).headers["cseq"].endswith("BYE")
+        assert wait_for_event(server, "call_ended")[0]["reason"] == "caller hung up"
+    finally:
+        dialog.close()

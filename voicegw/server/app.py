@@ -15,6 +15,7 @@ import structlog
 
 from voicegw.rtp.clock import MediaClock
 from voicegw.server.config import ConfigError, ServerConfig
+from voicegw.server.http import HealthServer
 from voicegw.sip.call import SipCall
 from voicegw.sip.ua import CallHandler, SipUserAgent
 from voicegw.transports.sip_call import SipCallTransport
@@ -80,6 +81,11 @@ class Server:
             self.handler = echo
             self.mode = "echo"
         self.ua = SipUserAgent(config.sip, self.clock, self.handler)
+        self.http = HealthServer(*config.http, self.health) if config.http else None
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """What ``GET /health`` reports: taking calls unless draining."""
+        return not self.ua.draining, {"mode": self.mode, "active_calls": self.ua.active_calls}
 
     def handle_exit(self, sig: signal.Signals) -> None:
         if self.should_exit.is_set():
@@ -97,20 +103,32 @@ class Server:
         await self.clock.start()
         try:
             await self.ua.start()
+            if self.http is not None:
+                await self.http.start()
             log.info(
                 "serving",
                 mode=self.mode,
                 listen=f"{self.config.sip.host}:{self.config.sip.port}",
-                note="echo mode: every caller hears itself" if self.mode == "echo" else "",
+                http=f"{self.config.http[0]}:{self.http.port}" if self.config.http and self.http else None,
+                note=self._mode_note(),
             )
             await self.should_exit.wait()
             await self._drain()
         finally:
+            if self.http is not None:
+                await self.http.stop()
             await self.ua.stop()
             await self.clock.stop()
             for sig in HANDLED_SIGNALS:
                 loop.remove_signal_handler(sig)
         log.info("stopped", clock=self.clock.stats)
+
+    def _mode_note(self) -> str:
+        if self.mode != "echo":
+            return ""
+        if self.config.echo:
+            return "echo mode: every caller hears itself"
+        return "no agent configured (--agent): answering in echo mode, every caller hears itself"
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()

@@ -11,6 +11,7 @@ from voicegw.audio.codecs import UnsupportedCodec, codec_for
 from voicegw.sip.ua import SipConfig
 
 DEFAULT_SIP_PORT = 5060
+DEFAULT_HTTP_PORT = 8080
 
 
 class ConfigError(ValueError):
@@ -28,6 +29,8 @@ class ServerConfig:
     """Seconds calls in progress get to finish after SIGTERM."""
 
     log_level: str = "info"
+    http: tuple[str, int] | None = None
+    """Address of the HTTP health endpoint (``GET /health``: 200, or 503 while draining); None: off."""
 
 
 def parse_host_port(text: str, *, key: str, default_port: int = DEFAULT_SIP_PORT) -> tuple[str, int]:
@@ -68,11 +71,12 @@ _SIP_TYPES: dict[str, Kind] = {
     "max_calls": int,
     "answer_delay": (int, float),
     "user_agent": str,
+    "pjsip_log_level": int,
 }
 _SERVER_TYPES: dict[str, Kind] = {"echo": bool, "agent": str, "drain_timeout": (int, float), "log_level": str}
 _SIP_KEYS = {"listen", "codecs", *_SIP_TYPES}
 _RTP_KEYS = {"ports", "media_timeout", "host"}
-_SERVER_KEYS = set(_SERVER_TYPES)
+_SERVER_KEYS = {"http", *_SERVER_TYPES}
 
 
 def _take(table: dict[str, Any], allowed: set[str], section: str) -> dict[str, Any]:
@@ -133,4 +137,7 @@ def load(path: Path | None = None) -> ServerConfig:
     for key, kind in _SERVER_TYPES.items():
         if key in server_table:
             server[key] = _typed(server_table[key], kind, f"server.{key}")
+    if "http" in server_table:
+        http = _typed(server_table["http"], str, "server.http")
+        server["http"] = parse_host_port(http, key="server.http", default_port=DEFAULT_HTTP_PORT)
     return ServerConfig(sip=replace(sip, **changes), **server)

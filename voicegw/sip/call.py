@@ -8,7 +8,6 @@ and ignored instead of corrupting the call.
 from __future__ import annotations
 
 import asyncio
-import enum
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -18,28 +17,12 @@ from voicegw.realtime.transport import CallEvent, CallStateChanged, DtmfReceived
 from voicegw.rtp.endpoint import RtpEndpoint
 from voicegw.rtp.events import DtmfDigit, MediaTimeout
 from voicegw.sip.sdp import Negotiated
+from voicegw.sip.state import ACTIVE_STATES, CallState, CallTrigger, InvalidTransition, transition
 
 log = structlog.get_logger(__name__)
 
 TRANSFER_TIMEOUT_S = 30.0
 """How long a REFER may take to report the transfer target's final answer."""
-
-
-class CallState(enum.Enum):
-    INCOMING = "incoming"
-    RINGING = "ringing"
-    ANSWERED = "answered"
-    HELD = "held"
-    ENDED = "ended"
-
-
-TRANSITIONS: dict[CallState, frozenset[CallState]] = {
-    CallState.INCOMING: frozenset({CallState.RINGING, CallState.ANSWERED, CallState.ENDED}),
-    CallState.RINGING: frozenset({CallState.ANSWERED, CallState.ENDED}),
-    CallState.ANSWERED: frozenset({CallState.HELD, CallState.ENDED}),
-    CallState.HELD: frozenset({CallState.ANSWERED, CallState.ENDED}),
-    CallState.ENDED: frozenset(),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,30 +88,26 @@ class SipCall:
     def ended(self) -> bool:
         return self.state is CallState.ENDED
 
-    def move_to(self, state: CallState, reason: str = "") -> bool:
-        """Apply a transition; False (and a log line) if the table does not allow it."""
-        if state is self.state:
+    def move(self, trigger: CallTrigger, reason: str = "") -> bool:
+        """Apply `trigger` through the state table; False (and a log line) when it is refused."""
+        try:
+            change = transition(self.state, trigger)
+        except InvalidTransition as exc:
+            self.log.warning("call_state_ignored", reason=str(exc))
             return False
-        if state not in TRANSITIONS[self.state]:
-            self.log.warning("call_state_ignored", current=self.state.value, requested=state.value)
+        if change.state is change.previous:
             return False
-        self.state = state
-        self.log.info("call_state", state=state.value, reason=reason)
-        public = {CallState.HELD: "held", CallState.ANSWERED: "answered", CallState.RINGING: "ringing"}
-        if state is CallState.ENDED:
+        self.state = change.state
+        self.log.info("call_state", state=change.state.value, reason=reason)
+        self._events.put_nowait(CallStateChanged(change.public, reason))
+        if change.state is CallState.ENDED:
             self.end_reason = reason
-            self._events.put_nowait(CallStateChanged("ended", reason))
             self._events.put_nowait(None)
             self._ended.set()
             if self._transfer_result and not self._transfer_result.done():
                 self._transfer_result.set_result(
                     TransferResult(self._transfer_target, False, 0, "call ended during transfer")
                 )
-        else:
-            name = public[state]
-            if state is CallState.ANSWERED and reason == "resumed":
-                name = "resumed"
-            self._events.put_nowait(CallStateChanged(name, reason))  # type: ignore[arg-type]
         return True
 
     def emit(self, event: CallEvent) -> None:
@@ -165,7 +144,7 @@ class SipCall:
         if not self.ended:
             self.log.info("hang_up", reason=reason)
             self.end_reason = reason
-            self._hang_up(200 if self.state in (CallState.ANSWERED, CallState.HELD) else 603, reason)
+            self._hang_up(200 if self.state in ACTIVE_STATES else 603, reason)
         await self.wait_ended()
 
     async def transfer(self, target: str) -> TransferResult:

@@ -33,8 +33,15 @@ class SipRequest:
 
 def parse_request(message: str) -> SipRequest:
     """Split a request into its line, headers and body; tolerant of folding and bare LF."""
-    head, _, body = message.replace("\r\n", "\n").partition("\n\n")
-    lines = head.split("\n")
+    # The body is kept byte for byte; only the head is normalised to bare LF.
+    crlf, lf = message.find("\r\n\r\n"), message.find("\n\n")
+    if crlf != -1 and (lf == -1 or crlf < lf):
+        head, body = message[:crlf], message[crlf + 4 :]
+    elif lf != -1:
+        head, body = message[:lf], message[lf + 2 :]
+    else:
+        head, body = message, ""
+    lines = head.replace("\r\n", "\n").split("\n")
     parts = lines[0].split(" ")
     method, uri = (parts[0], parts[1]) if len(parts) >= 2 else ("", "")
     headers: dict[str, str] = {}
@@ -51,3 +58,52 @@ def parse_request(message: str) -> SipRequest:
         value = value.strip()
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
     return SipRequest(method=method, uri=uri, headers=headers, body=body)
+
+
+DTMF_EVENT_DIGITS = "0123456789*#ABCD"
+"""RFC 4733 event codes 0-15 in order: some phones send ``Signal=10`` for ``*``."""
+
+DEFAULT_INFO_DTMF_MS = 100
+"""Duration reported when a SIP INFO names no (valid) duration."""
+
+
+@dataclass(frozen=True, slots=True)
+class InfoDtmf:
+    """A key press carried by SIP INFO (``application/dtmf-relay`` or ``application/dtmf``)."""
+
+    digit: str
+    duration_ms: int
+
+
+def parse_info_dtmf(request: SipRequest) -> InfoDtmf | None:
+    """The digit of a DTMF INFO, or None when the INFO carries something else (or garbage).
+
+    ``application/dtmf-relay`` (Cisco's) has ``Signal=5`` and ``Duration=160`` lines;
+    ``application/dtmf`` (RFC draft, Nortel/Polycom) is the bare digit.
+    """
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type == "application/dtmf-relay":
+        fields: dict[str, str] = {}
+        for line in request.body.replace("\r\n", "\n").split("\n"):
+            key, sep, value = line.partition("=")
+            if sep:
+                fields[key.strip().lower()] = value.strip()
+        signal = fields.get("signal", "")
+        duration_text = fields.get("duration", "")
+    elif content_type == "application/dtmf":
+        signal, duration_text = request.body.strip(), ""
+    else:
+        return None
+    digit = _dtmf_digit(signal)
+    if digit is None:
+        return None
+    duration = int(duration_text) if duration_text.isdigit() else DEFAULT_INFO_DTMF_MS
+    return InfoDtmf(digit, duration)
+
+
+def _dtmf_digit(signal: str) -> str | None:
+    if len(signal) == 1 and signal.upper() in DTMF_EVENT_DIGITS:
+        return signal.upper()
+    if signal.isdigit() and 10 <= int(signal) < len(DTMF_EVENT_DIGITS):
+        return DTMF_EVENT_DIGITS[int(signal)]
+    return None

@@ -20,6 +20,7 @@ ANSWER_DIRECTION: dict[Direction, Direction] = {
     "recvonly": "sendonly",
     "inactive": "inactive",
 }
+PLAIN_RTP_PROTOS = frozenset({"RTP/AVP", "RTP/AVPF"})
 STATIC_PAYLOAD_TYPES = {0: ("PCMU", 8000, 1), 8: ("PCMA", 8000, 1), 9: ("G722", 8000, 1)}
 TELEPHONE_EVENT = "telephone-event"
 
@@ -51,12 +52,32 @@ class MediaDescription:
     formats: list[int]
     rtpmaps: dict[int, RtpMap] = field(default_factory=dict)
     connection: str | None = None
-    direction: Direction = "sendrecv"
+    direction: Direction | None = None
+    """The m= section's own direction attribute; see `SessionDescription.direction_of`."""
+
     rtcp_port: int | None = None
     rtcp_address: str | None = None
     ptime: int | None = None
     other: list[str] = field(default_factory=list)
     """Attribute lines we keep but do not interpret (``a=crypto``...)."""
+
+    def serialize_lines(self) -> list[str]:
+        formats = " ".join(map(str, self.formats)) or "0"
+        lines = [f"m={self.media} {self.port} {self.proto} {formats}"]
+        if self.connection:
+            lines.append(f"c=IN {_family(self.connection)} {self.connection}")
+        for pt in self.formats:
+            if pt in self.rtpmaps:
+                lines += _rtpmap_lines(self.rtpmaps[pt])
+        if self.ptime:
+            lines.append(f"a=ptime:{self.ptime}")
+        if self.rtcp_port is not None:
+            where = f" IN {_family(self.rtcp_address)} {self.rtcp_address}" if self.rtcp_address else ""
+            lines.append(f"a=rtcp:{self.rtcp_port}{where}")
+        if self.direction:
+            lines.append(f"a={self.direction}")
+        lines += [f"a={value}" for value in self.other]
+        return lines
 
 
 @dataclass(slots=True)
@@ -65,9 +86,36 @@ class SessionDescription:
     connection: str | None
     media: list[MediaDescription]
     name: str = "-"
+    direction: Direction | None = None
+    """A session-level direction attribute (older phones put ``a=sendonly`` there to hold)."""
 
     def audio(self) -> MediaDescription | None:
-        return next((m for m in self.media if m.media == "audio" and m.port != 0), None)
+        """The stream we answer: the first active plain-RTP audio stream (no SRTP support)."""
+        return next(
+            (m for m in self.media if m.media == "audio" and m.port != 0 and m.proto in PLAIN_RTP_PROTOS),
+            None,
+        )
+
+    def direction_of(self, media: MediaDescription) -> Direction:
+        """RFC 4566 6: a media-level direction overrides the session's; sendrecv by default."""
+        return media.direction or self.direction or "sendrecv"
+
+    def serialize(self) -> str:
+        """The SDP text (CRLF line ends), in RFC 4566 order."""
+        family = _family(self.connection or "0.0.0.0")
+        lines = ["v=0", f"o={self.origin}", f"s={self.name}"]
+        if self.connection:
+            lines.append(f"c=IN {family} {self.connection}")
+        lines.append("t=0 0")
+        if self.direction:
+            lines.append(f"a={self.direction}")
+        for media in self.media:
+            lines += media.serialize_lines()
+        return "\r\n".join(lines) + "\r\n"
+
+
+def _family(address: str) -> str:
+    return "IP6" if ":" in address else "IP4"
 
 
 def _connection_address(value: str) -> str:
@@ -83,6 +131,7 @@ def parse(text: str) -> SessionDescription:
     connection: str | None = None
     media: list[MediaDescription] = []
     name = "-"
+    session_direction: Direction | None = None
     for raw in text.replace("\r\n", "\n").split("\n"):
         line = raw.strip()
         if not line:
@@ -104,9 +153,13 @@ def parse(text: str) -> SessionDescription:
             media.append(_parse_media_line(value))
         elif kind == "a" and current is not None:
             _parse_attribute(current, value)
+        elif kind == "a" and value in DIRECTIONS:
+            session_direction = value
     if not media:
         raise SdpError("SDP has no m= line")
-    return SessionDescription(origin=origin, connection=connection, media=media, name=name)
+    return SessionDescription(
+        origin=origin, connection=connection, media=media, name=name, direction=session_direction
+    )
 
 
 def _parse_media_line(value: str) -> MediaDescription:
@@ -188,7 +241,7 @@ def negotiate(offer: SessionDescription, preference: tuple[str, ...] | None = No
     preference = preference or tuple(codec.name for codec in SUPPORTED_CODECS)
     audio = offer.audio()
     if audio is None:
-        raise NoCommonCodec("the offer has no active audio stream")
+        raise NoCommonCodec("the offer has no active RTP/AVP audio stream (SRTP is not supported)")
     candidates = [
         (rank, audio.formats.index(pt), audio.rtpmaps[pt])
         for pt in audio.formats
@@ -218,7 +271,7 @@ def negotiate(offer: SessionDescription, preference: tuple[str, ...] | None = No
         remote_port=audio.port,
         remote_rtcp_port=audio.rtcp_port or audio.port + 1,
         remote_rtcp_address=audio.rtcp_address or address,
-        direction=ANSWER_DIRECTION[audio.direction],
+        direction=ANSWER_DIRECTION[offer.direction_of(audio)],
         ptime=audio.ptime if audio.ptime and audio.ptime % 20 == 0 and codec.encoding != "opus" else 20,
     )
 
@@ -233,29 +286,32 @@ def answer(
     version: int = 1,
 ) -> str:
     """The SDP answer: one m= line per offered one, ours active for the chosen audio stream."""
-    family = "IP6" if ":" in address else "IP4"
-    lines = [
-        "v=0",
-        f"o=voicegw {session_id} {version} IN {family} {address}",
-        "s=voicegw",
-        f"c=IN {family} {address}",
-        "t=0 0",
-    ]
     active = offer.audio()
+    media: list[MediaDescription] = []
     for m in offer.media:
         if m is not active:
             # RFC 3264 6: every offered stream gets an answer line; port 0 declines it.
-            lines.append(f"m={m.media} 0 {m.proto} {' '.join(map(str, m.formats)) or '0'}")
+            media.append(MediaDescription(media=m.media, port=0, proto=m.proto, formats=m.formats))
             continue
-        pts = [negotiated.codec.payload_type]
-        if negotiated.telephone_event:
-            pts.append(negotiated.telephone_event.payload_type)
-        lines.append(f"m=audio {port} RTP/AVP {' '.join(map(str, pts))}")
-        lines += _rtpmap_lines(negotiated.codec)
-        if negotiated.telephone_event:
-            lines += _rtpmap_lines(negotiated.telephone_event)
-        lines += [f"a=ptime:{negotiated.ptime}", f"a=rtcp:{port + 1}", f"a={negotiated.direction}"]
-    return "\r\n".join(lines) + "\r\n"
+        rtpmaps = [negotiated.codec] + ([negotiated.telephone_event] if negotiated.telephone_event else [])
+        media.append(
+            MediaDescription(
+                media="audio",
+                port=port,
+                proto=m.proto,
+                formats=[r.payload_type for r in rtpmaps],
+                rtpmaps={r.payload_type: r for r in rtpmaps},
+                direction=negotiated.direction,
+                rtcp_port=port + 1,
+                ptime=negotiated.ptime,
+            )
+        )
+    return SessionDescription(
+        origin=f"voicegw {session_id} {version} IN {_family(address)} {address}",
+        connection=address,
+        media=media,
+        name="voicegw",
+    ).serialize()
 
 
 def _rtpmap_lines(rtpmap: RtpMap) -> list[str]:

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import functools
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -24,23 +25,28 @@ import pjsua2 as pj
 import structlog
 
 from voicegw.audio.codecs import SUPPORTED_CODECS, codec_for
+from voicegw.realtime.transport import DtmfReceived
 from voicegw.rtp.clock import MediaClock
 from voicegw.rtp.endpoint import RtpEndpoint
 from voicegw.rtp.events import MediaTimeout
 from voicegw.rtp.ports import RtpPortsExhausted
-from voicegw.sip import sdp
-from voicegw.sip.call import CallInfo, CallState, SipCall
-from voicegw.sip.message import parse_request
+from voicegw.sip import pjlog, sdp
+from voicegw.sip.call import CallInfo, SipCall
+from voicegw.sip.message import parse_info_dtmf, parse_request
+from voicegw.sip.state import ACTIVE_STATES, CallState, CallTrigger
 
 log = structlog.get_logger(__name__)
 
 PUMP_INTERVAL_S = 0.005
+PUMP_BUDGET_S = 0.002
+"""A pump turn polls again while pjsip finds work, until this much time has gone."""
 SHUTDOWN_PUMP_S = 1.0
 RETRY_AFTER_S = 30
 PJSUA_MAX_CALLS = 1024
 """PJSUA_MAX_CALLS in scripts/build_pjsua2.sh's config_site.h."""
 
 CALL_LIMIT_HEADROOM = 16
+SLOW_PUMP_S = 0.002
 
 CallHandler = Callable[[SipCall], Awaitable[None]]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,6 +54,32 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 class SipStartError(RuntimeError):
     """The user agent could not start (a port in use, a bad TLS certificate)."""
+
+
+@dataclass(slots=True)
+class PumpStats:
+    """How long the pjsua2 pump holds the event loop (it runs on the loop's thread)."""
+
+    turns: int = 0
+    total_s: float = 0.0
+    max_s: float = 0.0
+    slow: int = 0
+    """Turns longer than `SLOW_PUMP_S`."""
+
+    def add(self, elapsed: float) -> None:
+        self.turns += 1
+        self.total_s += elapsed
+        self.max_s = max(self.max_s, elapsed)
+        self.slow += elapsed > SLOW_PUMP_S
+
+    def summary(self) -> dict[str, float]:
+        mean = self.total_s / self.turns if self.turns else 0.0
+        return {
+            "turns": self.turns,
+            "mean_ms": round(mean * 1000, 3),
+            "max_ms": round(self.max_s * 1000, 3),
+            "slow": self.slow,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +106,8 @@ class SipConfig:
     sample_rate: int | None = None
     """PCM rate handed to the call handler; None: the negotiated codec's own rate (no resampling)."""
 
-    pjsip_log_level: int = 0
+    pjsip_log_level: int = 2
+    """pjsip's own log: 0 off, 1 errors, 2 warnings, 3-4 detail, 5 every SIP message (all to structlog)."""
 
     @property
     def media_address(self) -> str:
@@ -123,10 +156,32 @@ class _PjCall(pj.Call):
         self.ua = ua
         self.call: SipCall | None = None
         self.answer_sdp = ""
+        self.sdp_session_id = random.randrange(1 << 31)
+        self.sdp_version = 0
+        """RFC 3264 8: every answer in the dialog keeps the o= session id and bumps the version."""
+
+    def make_answer(self, offer: sdp.SessionDescription, negotiated: sdp.Negotiated, address: str) -> None:
+        assert self.call is not None and self.call.endpoint is not None
+        self.sdp_version += 1
+        self.answer_sdp = sdp.answer(
+            offer,
+            negotiated,
+            address=address,
+            port=self.call.endpoint.local_port,
+            session_id=self.sdp_session_id,
+            version=self.sdp_version,
+        )
 
     @_guarded
     def onCallSdpCreated(self, prm: pj.OnCallSdpCreatedParam) -> None:
         self.ua._sdp_created(self, prm)
+
+    @_guarded
+    def onCallRxReinvite(self, prm: pj.OnCallRxReinviteParam) -> None:
+        # Runs before onCallSdpCreated: the only place a re-INVITE's offer can still be refused.
+        status = self.ua._check_reoffer(self, prm.offer.wholeSdp)
+        if status:
+            prm.statusCode = status
 
     @_guarded
     def onCallState(self, prm: pj.OnCallStateParam) -> None:
@@ -138,14 +193,19 @@ class _PjCall(pj.Call):
             self.call.transfer_status(prm.statusCode, prm.reason, prm.finalNotify)
 
     @_guarded
-    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
-        # Only SIP INFO reaches pjsua: RFC 4733 events arrive on our own RTP socket.
-        if self.call is not None:
-            from voicegw.realtime.transport import DtmfReceived
-
-            duration = int(prm.duration) if str(prm.duration).isdigit() else 0
-            self.call.log.info("dtmf", digit=prm.digit, duration_ms=duration, method="sip_info")
-            self.call.emit(DtmfReceived(prm.digit, duration))
+    def onCallTsxState(self, prm: pj.OnCallTsxStateParam) -> None:
+        # DTMF over SIP INFO. pjsua parses only dtmf-relay (with no duration, in 2.12) and
+        # answers application/dtmf with 500, so voicegw reads both bodies itself.
+        event = prm.e
+        if self.call is None or event.type != pj.PJSIP_EVENT_TSX_STATE:
+            return
+        tsx = event.body.tsxState.tsx
+        if tsx.role != pj.PJSIP_ROLE_UAS or tsx.state != pj.PJSIP_TSX_STATE_TRYING or tsx.method != "INFO":
+            return
+        dtmf = parse_info_dtmf(parse_request(event.body.tsxState.src.rdata.wholeMsg))
+        if dtmf is not None:
+            self.call.log.info("dtmf", digit=dtmf.digit, duration_ms=dtmf.duration_ms, method="sip_info")
+            self.call.emit(DtmfReceived(dtmf.digit, dtmf.duration_ms))
 
 
 class _PjAccount(pj.Account):
@@ -174,13 +234,17 @@ class SipUserAgent:
         self._account: _PjAccount | None = None
         self._pump: asyncio.Handle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.pump_stats = PumpStats()
+        self._log_writer = pjlog.PjLogWriter()
+        """Referenced for pjsua2's whole life: pjsip calls it until libDestroy."""
 
     # --- life cycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         ep = pj.Endpoint()
-        ep.libCreate()
+        with pjlog.console_silenced():
+            ep.libCreate()
         self._endpoint = ep
         try:
             cfg = pj.EpConfig()
@@ -189,8 +253,7 @@ class SipUserAgent:
             # pjsua's own limit answers 486; ours, below it, answers 503 with Retry-After.
             cfg.uaConfig.maxCalls = min(PJSUA_MAX_CALLS, self.config.max_calls + CALL_LIMIT_HEADROOM)
             cfg.uaConfig.userAgent = self.config.user_agent
-            cfg.logConfig.level = self.config.pjsip_log_level
-            cfg.logConfig.consoleLevel = self.config.pjsip_log_level
+            pjlog.configure(cfg.logConfig, self._log_writer, self.config.pjsip_log_level)
             cfg.medConfig.noVad = True
             ep.libInit(cfg)
             self._create_transports(ep)
@@ -207,7 +270,13 @@ class SipUserAgent:
                 f"SIP could not start on {self.config.host}:{self.config.port}: {exc.info()}"
             ) from None
         self._pump = self._loop.call_soon(self._pump_events)
-        log.info("sip_started", host=self.config.host, port=self.config.port, tcp=self.config.tcp)
+        log.info(
+            "sip_started",
+            host=self.config.host,
+            port=self.config.port,
+            tcp=self.config.tcp,
+            tls_port=self.config.tls_port,
+        )
 
     def _create_transports(self, ep: pj.Endpoint) -> None:
         def transport(kind: int, port: int) -> pj.TransportConfig:
@@ -228,11 +297,18 @@ class SipUserAgent:
             ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, tc)
 
     def _pump_events(self) -> None:
+        """One pump turn: let pjsip poll its sockets and timers without waiting."""
         assert self._endpoint is not None and self._loop is not None
+        started = time.perf_counter()
         try:
-            self._endpoint.libHandleEvents(0)
+            # Each poll handles a bounded batch; a burst (many INVITEs at once) takes more
+            # polls, but one turn stops at its time budget so that the media clock, on this
+            # same loop, is never held up by SIP work; the rest waits for the next turn.
+            while self._endpoint.libHandleEvents(0) > 0 and time.perf_counter() - started < PUMP_BUDGET_S:
+                pass
         except Exception:
             log.exception("sip_pump_failed")
+        self.pump_stats.add(time.perf_counter() - started)
         self._pump = self._loop.call_later(PUMP_INTERVAL_S, self._pump_events)
 
     async def stop(self) -> None:
@@ -253,7 +329,7 @@ class SipUserAgent:
         if self._pump is not None:
             self._pump.cancel()
         self._destroy()
-        log.info("sip_stopped")
+        log.info("sip_stopped", pump=self.pump_stats.summary())
 
     async def _all_forgotten(self) -> None:
         while self._pj_calls:
@@ -310,11 +386,9 @@ class SipUserAgent:
             offer = sdp.parse(request.body)
             negotiated = sdp.negotiate(offer, self.config.codecs)
         except sdp.NoCommonCodec as exc:
-            call.log.info("call_rejected", reason=str(exc))
-            return self._reject(pj_call, 488, "Not Acceptable Here")
+            return self._reject(pj_call, 488, "Not Acceptable Here", detail=str(exc))
         except sdp.SdpError as exc:
-            call.log.info("call_rejected", reason=str(exc))
-            return self._reject(pj_call, 400, "Bad SDP")
+            return self._reject(pj_call, 400, "Bad SDP", detail=str(exc))
         host = self.config.rtp_host or self.config.host
         try:
             call.endpoint = RtpEndpoint.bind(host=host, port_range=self.config.rtp_ports, clock=self.clock)
@@ -322,19 +396,15 @@ class SipUserAgent:
             return self._reject(pj_call, 503, "No media ports available", retry=True)
         call.negotiated = negotiated
         # pjsua asks for our SDP (onCallSdpCreated) as soon as this callback returns.
-        pj_call.answer_sdp = sdp.answer(
-            offer,
-            negotiated,
-            address=self.config.media_address,
-            port=call.endpoint.local_port,
-            session_id=random.randrange(1 << 31),
-        )
+        pj_call.make_answer(offer, negotiated, self.config.media_address)
         self._spawn(self._setup(pj_call, call), f"setup-{info.call_id}")
 
-    def _reject(self, pj_call: _PjCall, status: int, reason: str, *, retry: bool = False) -> None:
+    def _reject(
+        self, pj_call: _PjCall, status: int, reason: str, *, retry: bool = False, detail: str = ""
+    ) -> None:
         headers = {"Retry-After": str(RETRY_AFTER_S)} if retry else None
         assert pj_call.call is not None
-        pj_call.call.log.info("call_rejected", status=status, reason=reason)
+        pj_call.call.log.info("call_rejected", status=status, reason=reason, detail=detail)
         pj_call.call.end_reason = reason
         # answer(), not hangup(): only answer() puts our headers (Retry-After) on the final response.
         pj_call.answer(_op(status, reason, headers))
@@ -347,7 +417,7 @@ class SipUserAgent:
             await call.close_media()
             return
         pj_call.answer(_op(180))
-        call.move_to(CallState.RINGING)
+        call.move(CallTrigger.RING)
         if self.config.answer_delay:
             await asyncio.sleep(self.config.answer_delay)
             if call.ended:
@@ -368,7 +438,7 @@ class SipUserAgent:
         )
         call.watch_media(functools.partial(self._media_timeout, call))
         pj_call.answer(_op(200))
-        call.move_to(CallState.ANSWERED)
+        call.move(CallTrigger.ANSWER)
         call.log.info("call_answered", codec=codec.name, rtp_port=call.endpoint.local_port)
         self._spawn(self._run_handler(call), f"call-{call.call_id}")
 
@@ -391,40 +461,45 @@ class SipUserAgent:
         call = pj_call.call
         if call is None or not pj_call.answer_sdp:
             return
-        if (
-            prm.remSdp.wholeSdp
-            and call.endpoint is not None
-            and call.state in (CallState.ANSWERED, CallState.HELD)
-        ):
+        if prm.remSdp.wholeSdp and call.endpoint is not None and call.state in ACTIVE_STATES:
             self._reoffer(pj_call, call, prm.remSdp.wholeSdp)
         prm.sdp.wholeSdp = pj_call.answer_sdp
+
+    def _renegotiate(self, call: SipCall, remote: str) -> tuple[sdp.SessionDescription, sdp.Negotiated]:
+        """A re-INVITE's offer against the call's codec (we do not switch codecs mid-call)."""
+        offer = sdp.parse(remote)
+        return offer, sdp.negotiate(offer, (call.negotiated.codec.encoding,) if call.negotiated else None)
+
+    def _check_reoffer(self, pj_call: _PjCall, remote: str) -> int:
+        """0 to accept a re-INVITE's offer, or 488 when it no longer offers our codec."""
+        call = pj_call.call
+        if call is None or not remote:
+            return 0
+        try:
+            self._renegotiate(call, remote)
+        except sdp.SdpError as exc:
+            call.log.warning("reinvite_rejected", status=488, reason=str(exc))
+            return 488
+        return 0
 
     def _reoffer(self, pj_call: _PjCall, call: SipCall, remote: str) -> None:
         """A re-INVITE: hold, resume, or the far end moved its media."""
         assert call.endpoint is not None
         try:
-            offer = sdp.parse(remote)
-            negotiated = sdp.negotiate(offer, (call.negotiated.codec.encoding,) if call.negotiated else None)
-        except sdp.SdpError as exc:
-            call.log.warning("reinvite_ignored", reason=str(exc))
+            offer, negotiated = self._renegotiate(call, remote)
+        except sdp.SdpError as exc:  # refused in onCallRxReinvite; an UPDATE's offer lands here
+            call.log.warning("reoffer_ignored", reason=str(exc))
             return
-        pj_call.answer_sdp = sdp.answer(
-            offer,
-            negotiated,
-            address=self.config.media_address,
-            port=call.endpoint.local_port,
-            session_id=random.randrange(1 << 31),
-            version=2,
-        )
+        pj_call.make_answer(offer, negotiated, self.config.media_address)
         call.endpoint.update_remote(
             (negotiated.remote_address, negotiated.remote_port),
             (negotiated.remote_rtcp_address, negotiated.remote_rtcp_port),
         )
         call.endpoint.set_hold(negotiated.on_hold)
         if negotiated.on_hold:
-            call.move_to(CallState.HELD, "held by the far end")
+            call.move(CallTrigger.HOLD, "held by the far end")
         elif call.state is CallState.HELD:
-            call.move_to(CallState.ANSWERED, "resumed")
+            call.move(CallTrigger.RESUME, "resumed by the far end")
         call.negotiated = negotiated
 
     def _call_state(self, pj_call: _PjCall) -> None:
@@ -434,11 +509,11 @@ class SipUserAgent:
         info = pj_call.getInfo()
         if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             reason = call.end_reason or f"{info.lastStatusCode} {info.lastReason}"
-            if not call.end_reason and call.state in (CallState.ANSWERED, CallState.HELD):
+            if not call.end_reason and call.state in ACTIVE_STATES:
                 reason = "caller hung up"
             elif not call.end_reason and info.lastStatusCode == 487:
                 reason = "caller cancelled"
-            call.move_to(CallState.ENDED, reason)
+            call.move(CallTrigger.DISCONNECT, reason)
             call.log.info("call_ended", reason=reason, status=info.lastStatusCode)
             self._spawn(self._forget(call), f"cleanup-{call.call_id}")
 

@@ -1,0 +1,53 @@
+"""The health endpoint: routing (sans-I/O) and a real TCP round trip."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from voicegw.server.http import HealthServer, HttpStartError, route
+
+
+def body(raw: bytes) -> tuple[int, dict[str, object]]:
+    head, _, payload = raw.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(payload)
+
+
+def test_health_is_200_while_taking_calls_and_503_while_draining() -> None:
+    assert body(route("GET /health HTTP/1.1", lambda: (True, {"active_calls": 3}))) == (
+        200,
+        {"status": "ok", "active_calls": 3},
+    )
+    assert body(route("GET /health?x=1 HTTP/1.1", lambda: (False, {})))[0] == 503
+
+
+@pytest.mark.parametrize(
+    ("line", "status"), [("GET /nope HTTP/1.1", 404), ("POST /health HTTP/1.1", 405), ("garbage", 405)]
+)
+def test_other_requests_are_refused(line: str, status: int) -> None:
+    assert body(route(line, lambda: (True, {})))[0] == status
+
+
+@pytest.mark.timeout(10)
+async def test_real_request_and_address_in_use() -> None:
+    draining = False
+    server = HealthServer("127.0.0.1", 0, lambda: (not draining, {}))
+    await server.start()
+    try:
+
+        async def get() -> int:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            raw = await reader.read()
+            writer.close()
+            return body(raw)[0]
+
+        assert await get() == 200
+        draining = True
+        assert await get() == 503
+        with pytest.raises(HttpStartError, match=f"HTTP could not start on 127.0.0.1:{server.port}"):
+            await HealthServer("127.0.0.1", server.port, lambda: (True, {})).start()
+    finally:
+        await server.stop()

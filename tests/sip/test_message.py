@@ -1,0 +1,55 @@
+"""Reading SIP requests as pjsua2 hands them over, and DTMF carried by SIP INFO."""
+
+from __future__ import annotations
+
+import pytest
+
+from voicegw.sip.message import InfoDtmf, parse_info_dtmf, parse_request
+
+INVITE = (
+    "INVITE sip:100@10.0.0.1:5060 SIP/2.0\r\n"
+    "v: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK1\r\n"
+    "f: <sip:alice@10.0.0.2>;tag=1\r\n"
+    "To: <sip:100@10.0.0.1>\r\n"
+    "i: abc@10.0.0.2\r\n"
+    "X-Twilio-AccountSid: AC123\r\n"
+    "Subject: a long\r\n folded subject\r\n"
+    "Content-Type: application/sdp\r\n"
+    "\r\n"
+    "v=0\r\n"
+)
+
+
+def test_compact_headers_are_expanded_and_folding_joined() -> None:
+    request = parse_request(INVITE)
+    assert (request.method, request.uri) == ("INVITE", "sip:100@10.0.0.1:5060")
+    assert request.headers["call-id"] == "abc@10.0.0.2"
+    assert request.headers["from"] == "<sip:alice@10.0.0.2>;tag=1"
+    assert request.headers["x-twilio-accountsid"] == "AC123"
+    assert request.headers["subject"] == "a long folded subject"
+    assert request.body == "v=0\r\n"
+
+
+def info(content_type: str, body: str) -> str:
+    return (
+        f"INFO sip:x@h SIP/2.0\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n{body}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "expected"),
+    [
+        ("application/dtmf-relay", "Signal=5\r\nDuration=160\r\n", InfoDtmf("5", 160)),
+        ("application/dtmf-relay", "Signal= #\nDuration= 250\n", InfoDtmf("#", 250)),
+        ("Application/DTMF-Relay; charset=x", "signal=10\r\n", InfoDtmf("*", 100)),
+        ("application/dtmf-relay", "Signal=a\r\nDuration=x\r\n", InfoDtmf("A", 100)),
+        ("application/dtmf", "7", InfoDtmf("7", 100)),
+        ("application/dtmf", "11\r\n", InfoDtmf("#", 100)),
+        ("application/dtmf-relay", "Signal=Z\r\n", None),
+        ("application/dtmf-relay", "Duration=100\r\n", None),
+        ("application/media_control+xml", "<media_control/>", None),
+        ("text/plain", "5", None),
+    ],
+)
+def test_info_dtmf_bodies(content_type: str, body: str, expected: InfoDtmf | None) -> None:
+    assert parse_info_dtmf(parse_request(info(content_type, body))) == expected

@@ -1,0 +1,88 @@
+"""A minimal HTTP health endpoint (`voicegw serve --http HOST:PORT`).
+
+pjsua answers every out-of-dialog OPTIONS with 200 itself, draining or not, so a load balancer
+that must stop sending calls during a drain asks ``GET /health`` instead: 200 while taking
+calls, 503 while draining. One request per connection, no keep-alive: probes only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+READ_TIMEOUT_S = 5.0
+REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+
+log = structlog.get_logger(__name__)
+
+HealthProbe = Callable[[], tuple[bool, dict[str, Any]]]
+"""Returns (taking calls, details for the JSON body)."""
+
+
+def response(status: int, body: dict[str, Any]) -> bytes:
+    """A complete HTTP/1.1 response with a JSON body."""
+    payload = json.dumps(body).encode()
+    head = (
+        f"HTTP/1.1 {status} {REASONS[status]}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + payload
+
+
+def route(request_line: str, probe: HealthProbe) -> bytes:
+    """The response for one request line (sans-I/O)."""
+    parts = request_line.split()
+    if len(parts) != 3:
+        return response(405, {"error": "bad request line"})
+    method, path = parts[0], parts[1].split("?", 1)[0]
+    if path != "/health":
+        return response(404, {"error": f"no such path {path}"})
+    if method not in ("GET", "HEAD"):
+        return response(405, {"error": f"{method} not allowed"})
+    taking_calls, details = probe()
+    status = 200 if taking_calls else 503
+    return response(status, {"status": "ok" if taking_calls else "draining", **details})
+
+
+class HttpStartError(RuntimeError):
+    """The health endpoint could not listen (address in use, no permission)."""
+
+
+class HealthServer:
+    """Serves `route` on a TCP address until `stop()`."""
+
+    def __init__(self, host: str, port: int, probe: HealthProbe) -> None:
+        self.host, self.port = host, port
+        self._probe = probe
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        """Listen; raises `HttpStartError` when the address is taken."""
+        try:
+            self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        except OSError as exc:
+            raise HttpStartError(f"HTTP could not start on {self.host}:{self.port}: {exc.strerror}") from None
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("http_started", host=self.host, port=self.port)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            # Read the whole head: closing with unread bytes would reset the connection.
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT_S)
+            line = head.split(b"\r\n", 1)[0]
+            writer.write(route(line.decode("latin-1"), self._probe))
+            await writer.drain()
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            writer.close()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None

@@ -268,3 +268,18 @@ async def test_rtcp_reports_over_the_rtcp_ports(clock: MediaClock) -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_bind_then_connect_and_close_unconnected(clock: MediaClock) -> None:
+    port_range = free_range(1)
+    endpoint = RtpEndpoint.bind(host=LOCALHOST, port_range=port_range, clock=clock)  # port known at once
+    with pytest.raises(RuntimeError, match="not connected"):
+        endpoint.start(codec="PCMU", payload_type=PCMU, remote=(LOCALHOST, 9), sample_rate=8000)
+    await endpoint.close()  # never connected: the sockets and ports are released all the same
+    again = RtpEndpoint.bind(host=LOCALHOST, port_range=port_range, clock=clock)
+    assert again.local_port == endpoint.local_port
+    await again.connect()
+    with pytest.raises(RuntimeError, match="already connected"):
+        await again.connect()
+    again.start(codec="PCMU", payload_type=PCMU, remote=(LOCALHOST, 9), sample_rate=8000)
+    await again.close()

@@ -68,7 +68,8 @@ class RtpEndpoint:
         allocator: PortAllocator,
         clock: MediaClock,
     ) -> None:
-        self._loop = asyncio.get_running_loop()
+        # Set by connect(): bind() may run in a pjsua2 callback, outside any coroutine.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._allocator = allocator
         self._clock = clock
         self.local_port: int = rtp_sock.getsockname()[1]
@@ -109,18 +110,28 @@ class RtpEndpoint:
 
     async def connect(self) -> None:
         """Hand the bound sockets to the event loop."""
+        if self._loop is not None or self._closing is not None:
+            raise RuntimeError("RTP endpoint already connected or closed")
+        self._loop = asyncio.get_running_loop()
         try:
-            self._rtp = await self._connect(self._rtp_sock, rtcp=False)
-            self._rtcp = await self._connect(self._rtcp_sock, rtcp=True)
+            self._rtp = await self._connect(self._loop, self._rtp_sock, rtcp=False)
+            self._rtcp = await self._connect(self._loop, self._rtcp_sock, rtcp=True)
         except BaseException:
             await self.close()
             raise
 
-    async def _connect(self, sock: socket.socket, *, rtcp: bool) -> asyncio.DatagramTransport:
+    async def _connect(
+        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, *, rtcp: bool
+    ) -> asyncio.DatagramTransport:
         protocol = _DatagramProtocol(self, rtcp=rtcp)
-        transport, _ = await self._loop.create_datagram_endpoint(lambda: protocol, sock=sock)
+        transport, _ = await loop.create_datagram_endpoint(lambda: protocol, sock=sock)
         self._protocols.append(protocol)
         return transport
+
+    def _connected_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise RuntimeError("RTP endpoint not connected: await connect() first (or use open())")
+        return self._loop
 
     # --------------------------------------------------------------- control
 
@@ -143,7 +154,7 @@ class RtpEndpoint:
         """
         if self._stream is not None or self._closing is not None:
             raise RuntimeError("RTP endpoint already started or closed")
-        now = self._loop.time()
+        now = self._connected_loop().time()
         self._stream = MediaStream(
             StreamConfig(
                 codec=codec,
@@ -175,7 +186,7 @@ class RtpEndpoint:
 
     def set_hold(self, held: bool) -> None:
         """Stop sending (and stop expecting media) while held."""
-        self._started().set_hold(held, self._loop.time())
+        self._started().set_hold(held, self._connected_loop().time())
 
     def play(self, pcm: bytes, item_id: str) -> None:
         """Queue agent audio (mono s16le at the `sample_rate` given to `start`)."""
@@ -194,10 +205,11 @@ class RtpEndpoint:
         stream = self._started()
         if self._closing is not None:
             raise RuntimeError("RTP endpoint closed")
-        now = self._loop.time()
+        loop = self._connected_loop()
+        now = loop.time()
         for digit in digits:
             stream.send_dtmf(digit, duration_ms, now)
-        waiter = self._loop.create_future()
+        waiter = loop.create_future()
         self._dtmf_waiters.append(waiter)
         await waiter
 
@@ -211,7 +223,7 @@ class RtpEndpoint:
         elif len(self._inbox) >= INBOX_LIMIT:
             self.datagrams_overflow += 1
         else:
-            self._inbox.append((data, addr, rtcp, self._loop.time()))
+            self._inbox.append((data, addr, rtcp, self._connected_loop().time()))
 
     def tick(self, now: float) -> None:
         """First half of a media clock tick: send this tick's packet (and any RTCP, DTMF)."""
@@ -313,11 +325,12 @@ class RtpEndpoint:
         if self._closing is not None:
             await asyncio.shield(self._closing)
             return
-        self._closing = self._loop.create_future()
+        loop = asyncio.get_running_loop()
+        self._closing = loop.create_future()
         try:
             self._clock.remove(self)
             if self._stream is not None:
-                now = self._loop.time()
+                now = loop.time()
                 self._stream.close(now)
                 self._send(self._stream.session.datagrams_to_send(now))
                 self._log.info("rtp_closed", **self._stream.stats)

@@ -153,7 +153,12 @@ class MediaStream:
                 case MediaReceived():
                     self.media_packets_in += 1
                     self._jitter.push(
-                        event.sequence_number, event.timestamp, event.payload, event.ssrc, event.arrival
+                        event.sequence_number,
+                        event.timestamp,
+                        event.payload,
+                        event.ssrc,
+                        event.arrival,
+                        marker=event.marker,
                     )
                 case DtmfDigit():
                     self._events.append(event)

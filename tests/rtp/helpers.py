@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import random
 import struct
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from tests import signals
 from voicegw.rtp.events import Address, SessionEvent
 from voicegw.rtp.session import Datagram, RtpSession
 
@@ -90,29 +90,5 @@ def best_correlation(sent: bytes, received: bytes) -> tuple[float, int]:
 
 
 def speech(path: Path, rate: int, text: str = "Hello, this is the voice gateway.") -> bytes:
-    """Synthesized speech (espeak-ng, converted by sox) as mono s16le at `rate`."""
-    wav = path / "speech.wav"
-    raw = path / f"speech_{rate}.raw"
-    subprocess.run(["espeak-ng", "-w", str(wav), text], check=True, capture_output=True)
-    subprocess.run(
-        [
-            "sox",
-            str(wav),
-            "-r",
-            str(rate),
-            "-c",
-            "1",
-            "-b",
-            "16",
-            "-e",
-            "signed-integer",
-            "-t",
-            "raw",
-            str(raw),
-            "vol",
-            "0.7",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return raw.read_bytes()
+    """Synthesized speech as mono s16le at `rate`, made in the directory `path`."""
+    return signals.speech(path / "speech", rate, text)

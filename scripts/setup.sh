@@ -32,6 +32,10 @@ venv_py="$root/.venv/bin/python"
 "$venv_py" -m pip install -q --upgrade pip setuptools wheel 2>&1 | grep -v '^WARNING: Location' >&2 || true
 
 wheel=$(bash "$root/scripts/build_pjsua2.sh" "$venv_py")
+# llama-cpp-python (the embedded model's LLM) builds from source: portable CPU code, no GPU, no
+# downloader; pip caches the built wheel, so this costs ~6 minutes once per machine.
+export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_BLAS=OFF -DGGML_CUDA=OFF -DLLAMA_CURL=OFF}"
+export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 wheel_dir=$(dirname "$wheel")
 log "installing voicegw[$extras] with $wheel"
 # --find-links plus the exact pin in pyproject.toml: pip takes our wheel, never PyPI's pjsua2 sdist.

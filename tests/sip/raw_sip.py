@@ -73,6 +73,13 @@ class Dialog:
     def invite(self, sdp: str, extra: str = "") -> None:
         self._send("INVITE", 1, self.invite_branch, sdp, extra)
 
+    def establish(self, sdp: str | None = None) -> Response:
+        """INVITE, wait for the 200 OK, ACK it: a call in progress."""
+        self.invite(sdp or offer_sdp(self.local_port + 2))
+        ok = self.until(200)
+        self.ack()
+        return ok
+
     def cancel(self) -> None:
         self._send("CANCEL", 1, self.invite_branch)
 

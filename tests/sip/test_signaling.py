@@ -81,9 +81,7 @@ def test_call_limit_answers_503_with_retry_after(voicegw: Callable[..., Server])
     server = voicegw("[sip]\nmax_calls = 1\n")
     first, second = Dialog(server.port), Dialog(server.port)
     try:
-        first.invite(offer_sdp(first.local_port + 2))
-        first.until(200)
-        first.ack()
+        first.establish()
         second.invite(offer_sdp(second.local_port + 2))
         busy = second.until(503)
         assert busy.headers.get("retry-after") == "30"
@@ -111,9 +109,7 @@ def test_sip_info_dtmf_is_reported(voicegw: Callable[..., Server]) -> None:
     server = voicegw()
     dialog = Dialog(server.port)
     try:
-        dialog.invite(offer_sdp(dialog.local_port + 2))
-        dialog.until(200)
-        dialog.ack()
+        dialog.establish()
         dialog.request(
             "INFO",
             "Signal=7\r\nDuration=160\r\n",
@@ -180,9 +176,7 @@ def test_malformed_sip_does_not_disturb_a_call(voicegw: Callable[..., Server]) -
     dialog = Dialog(server.port)
     garbage = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        dialog.invite(offer_sdp(dialog.local_port + 2))
-        dialog.until(200)
-        dialog.ack()
+        dialog.establish()
         for junk in MALFORMED:
             garbage.sendto(junk, ("127.0.0.1", server.port))
         assert options_ping(server.port) == 200
@@ -216,9 +210,7 @@ def test_sigterm_drains_new_calls_get_503_and_calls_in_progress_finish(
     assert health(http_port) == 200
     first, second = Dialog(server.port), Dialog(server.port)
     try:
-        first.invite(offer_sdp(first.local_port + 2))
-        first.until(200)
-        first.ack()
+        first.establish()
         server.proc.send_signal(signal.SIGTERM)
         assert wait_for_event(server, "draining")
         assert health(http_port) == 503
@@ -305,9 +297,7 @@ def test_reinvite_without_our_codec_gets_488_and_the_call_goes_on(voicegw: Calla
     server = voicegw()
     dialog = Dialog(server.port)
     try:
-        dialog.invite(offer_sdp(dialog.local_port + 2))
-        dialog.until(200)
-        dialog.ack()
+        dialog.establish()
         dialog.request("INVITE", offer_sdp(dialog.local_port + 2, "9", "a=rtpmap:9 G722/8000\r\n"))
         assert dialog.until(488).headers["cseq"].endswith("INVITE")
         dialog.ack(cseq=dialog.cseq)

@@ -5,7 +5,13 @@ import pytest
 
 from tests.audio.conftest import SpeechFactory
 from tests.signals import sine
-from voicegw.audio.vad import SpeechStarted, SpeechStopped, VadEvent, VoiceActivityDetector
+from voicegw.audio.vad import (
+    SpeechStarted,
+    SpeechStopped,
+    VadEvent,
+    VoiceActivityDetector,
+    aggressiveness_for,
+)
 
 SENTENCE = "Can you tell me where my order is?"
 
@@ -123,3 +129,7 @@ def test_bad_settings_are_our_misuse(kwargs: dict[str, int], message: str) -> No
 def test_bad_rate_is_our_misuse() -> None:
     with pytest.raises(ValueError, match=r"sample rate must be a positive multiple of 1000 Hz, got 22050"):
         VoiceActivityDetector(22050)
+
+
+def test_threshold_maps_onto_four_equal_aggressiveness_bands() -> None:
+    assert [aggressiveness_for(t) for t in (0.0, 0.3, 0.5, 0.7, 1.0)] == [0, 1, 2, 2, 3]

@@ -68,6 +68,14 @@ class SpeechStopped:
 VadEvent: TypeAlias = SpeechStarted | SpeechStopped
 
 
+def aggressiveness_for(threshold: float) -> int:
+    """A speech threshold from 0 (most sensitive) to 1 as webrtcvad's aggressiveness 0..3.
+
+    Four equal bands, so the default threshold of 0.5 is webrtcvad's mode 2.
+    """
+    return max(0, min(3, int(threshold * 4)))
+
+
 class VoiceActivityDetector:
     """Turns a PCM stream into speech-started and speech-stopped events.
 

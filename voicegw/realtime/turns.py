@@ -39,22 +39,17 @@ class TurnEnded:
 TurnAction: TypeAlias = TurnStarted | ForwardAudio | TurnEnded
 
 
-def vad_aggressiveness(threshold: float) -> int:
-    """`TurnDetection.threshold` (0 most sensitive .. 1) as webrtcvad's aggressiveness (0..3)."""
-    return min(3, max(0, round(threshold * 3)))
-
-
 class ServerTurnDetector:
     """Turns of the caller's speech, from webrtcvad."""
 
     def __init__(self, sample_rate: int, settings: TurnDetection) -> None:
         # Imported here: webrtcvad is only needed when the model has no turn detection of its own.
-        from voicegw.audio.vad import SpeechStarted, VoiceActivityDetector
+        from voicegw.audio.vad import SpeechStarted, VoiceActivityDetector, aggressiveness_for
 
         self._started_type = SpeechStarted
         self._vad = VoiceActivityDetector(
             sample_rate,
-            aggressiveness=vad_aggressiveness(settings.threshold),
+            aggressiveness=aggressiveness_for(settings.threshold),
             min_speech_ms=settings.min_speech_ms,
             silence_ms=settings.silence_duration_ms,
             prefix_padding_ms=settings.prefix_padding_ms,

@@ -9,7 +9,6 @@ from voicegw.models.local.turns import (
     TurnEnded,
     TurnPaused,
     TurnStarted,
-    aggressiveness,
     looks_complete,
 )
 
@@ -59,4 +58,3 @@ def test_second_stage_and_threshold_mapping() -> None:
     assert not looks_complete("I want to book a table and")
     assert not looks_complete("My number is,")
     assert not looks_complete("")
-    assert [aggressiveness(t) for t in (0.0, 0.3, 0.5, 0.7, 1.0)] == [0, 1, 2, 2, 3]

@@ -11,7 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
-from voicegw.audio.vad import FRAME_MS, SpeechStarted, SpeechStopped, VoiceActivityDetector
+from voicegw.audio.vad import (
+    FRAME_MS,
+    SpeechStarted,
+    SpeechStopped,
+    VoiceActivityDetector,
+    aggressiveness_for,
+)
 from voicegw.models.base import TurnDetection
 
 DEFAULT_PAUSE_MS = 250
@@ -83,11 +89,6 @@ class PartialDue:
 TurnEvent: TypeAlias = TurnStarted | TurnPaused | TurnEnded | PartialDue
 
 
-def aggressiveness(threshold: float) -> int:
-    """Map `TurnDetection.threshold` (0..1) onto webrtcvad's aggressiveness (0..3)."""
-    return max(0, min(3, round(threshold * 4 - 0.5)))
-
-
 def looks_complete(transcript: str) -> bool:
     """The second stage: a transcript ending a sentence, not on a connective or a filler."""
     text = transcript.strip()
@@ -113,7 +114,7 @@ class TurnDetector:
         self.partial_interval_ms = partial_interval_ms
         self._vad = VoiceActivityDetector(
             sample_rate,
-            aggressiveness=aggressiveness(settings.threshold),
+            aggressiveness=aggressiveness_for(settings.threshold),
             min_speech_ms=settings.min_speech_ms,
             silence_ms=min(pause_ms, settings.silence_duration_ms),
             prefix_padding_ms=settings.prefix_padding_ms,

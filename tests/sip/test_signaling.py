@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -306,4 +307,40 @@ def test_reinvite_without_our_codec_gets_488_and_the_call_goes_on(voicegw: Calla
         assert dialog.until(200).headers["cseq"].endswith("BYE")
         assert wait_for_event(server, "call_ended")[0]["reason"] == "caller hung up"
     finally:
+        dialog.close()
+
+
+def _rtp_arrives(sock: socket.socket, timeout: float = 3.0) -> bool:
+    sock.settimeout(timeout)
+    try:
+        data = sock.recv(2048)
+    except TimeoutError:
+        return False
+    return len(data) >= 12 and data[0] >> 6 == 2
+
+
+def test_reinvite_moves_our_rtp_to_the_new_address(voicegw: Callable[..., Server]) -> None:
+    server = voicegw()
+    dialog = Dialog(server.port)
+    first = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    second = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        first.bind(("127.0.0.1", 0))
+        second.bind(("127.0.0.1", 0))
+        dialog.establish(offer_sdp(first.getsockname()[1]))
+        assert _rtp_arrives(first), "no RTP at the offered address"
+        dialog.request("INVITE", offer_sdp(second.getsockname()[1]))
+        dialog.until(200)
+        dialog.ack()
+        assert _rtp_arrives(second), "RTP did not move to the re-offered address"
+        first.settimeout(0.2)
+        with contextlib.suppress(TimeoutError):
+            while True:
+                first.recv(2048)  # drain what was in flight before the move
+        assert not _rtp_arrives(first, timeout=0.5)
+        dialog.request("BYE")
+        dialog.until(200)
+    finally:
+        first.close()
+        second.close()
         dialog.close()

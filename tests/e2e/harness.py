@@ -89,7 +89,7 @@ def options_ping(port: int, timeout: float = 0.5) -> int | None:
 
 @dataclass
 class EchoServer:
-    """An echo server process: `voicegw serve --echo` or the pjsua2 baseline (`kind="baseline"`)."""
+    """A server process: `voicegw serve --echo` (or `--agent`), or the pjsua2 baseline (`kind="baseline"`)."""
 
     kind: str
     workdir: Path
@@ -97,13 +97,23 @@ class EchoServer:
     """Seconds of RTP silence before the server hangs up (0: the server's default)."""
     max_calls: int = 0
     """Concurrent calls the server must accept (0: the server's default)."""
+    config: str = ""
+    """More of voicegw's TOML configuration, whole tables (not with `media_timeout`/`max_calls`)."""
+    agent: str | None = None
+    """Serve this agent (``module:attribute``) instead of the echo."""
+    env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_udp_port)
 
     def __post_init__(self) -> None:
         self.log_path = self.workdir / f"{self.kind}-{self.port}.log"
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            self.command(), cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            self.command(),
+            cwd=ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **self.env},
         )
         self.returncode: int | None = None
 
@@ -119,8 +129,9 @@ class EchoServer:
                 str(self.media_timeout),
             ]
             return command + (["--max-calls", str(self.max_calls)] if self.max_calls else [])
-        command = [*VOICEGW, "serve", "--echo", "--listen", listen]
-        if self.media_timeout or self.max_calls:
+        mode = ["--agent", self.agent] if self.agent else ["--echo"]
+        command = [*VOICEGW, "serve", *mode, "--listen", listen]
+        if self.media_timeout or self.max_calls or self.config:
             command += ["--config", str(self._write_config())]
         return command
 
@@ -131,6 +142,7 @@ class EchoServer:
             lines += ["[sip]", f"max_calls = {self.max_calls}"]
         if self.media_timeout:
             lines += ["[rtp]", f"media_timeout = {self.media_timeout}"]
+        lines.append(self.config)
         path = self.workdir / f"voicegw-{self.port}.toml"
         path.write_text("\n".join(lines) + "\n")
         return path

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import socket
 import ssl
@@ -14,32 +13,25 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import options_ping
-from tests.sip.conftest import Server
+from tests.e2e.harness import EchoServer, options_ping
 from tests.sip.raw_sip import Dialog, offer_sdp
 from tests.sip.sipp import run_scenario
 
 pytestmark = pytest.mark.timeout(60)
 
 
-def events(server: Server, name: str) -> list[dict[str, object]]:
-    found = []
-    for line in server.log().splitlines():
-        if line.startswith("{"):
-            record = json.loads(line)
-            if record.get("event") == name:
-                found.append(record)
-    return found
+def events(server: EchoServer, name: str) -> list[dict[str, object]]:
+    return [event for event in server.log_events() if event.get("event") == name]
 
 
-def wait_for_event(server: Server, name: str, timeout: float = 5.0) -> list[dict[str, object]]:
+def wait_for_event(server: EchoServer, name: str, timeout: float = 5.0) -> list[dict[str, object]]:
     deadline = time.monotonic() + timeout
     while not (found := events(server, name)) and time.monotonic() < deadline:
         time.sleep(0.05)
     return found
 
 
-def test_invite_is_answered_with_our_sdp_and_bye_ends_it(voicegw: Callable[..., Server]) -> None:
+def test_invite_is_answered_with_our_sdp_and_bye_ends_it(voicegw: Callable[..., EchoServer]) -> None:
     server = voicegw("[rtp]\nports = '42000-42100'\n")
     dialog = Dialog(server.port)
     try:
@@ -57,7 +49,7 @@ def test_invite_is_answered_with_our_sdp_and_bye_ends_it(voicegw: Callable[..., 
         dialog.close()
 
 
-def test_cancel_before_answer_gets_487(voicegw: Callable[..., Server]) -> None:
+def test_cancel_before_answer_gets_487(voicegw: Callable[..., EchoServer]) -> None:
     server = voicegw("[sip]\nanswer_delay = 3\n")
     dialog = Dialog(server.port)
     try:
@@ -73,12 +65,12 @@ def test_cancel_before_answer_gets_487(voicegw: Callable[..., Server]) -> None:
         dialog.close()
 
 
-def test_options_is_answered_200(voicegw: Callable[..., Server]) -> None:
+def test_options_is_answered_200(voicegw: Callable[..., EchoServer]) -> None:
     server = voicegw()
     assert options_ping(server.port) == 200
 
 
-def test_call_limit_answers_503_with_retry_after(voicegw: Callable[..., Server]) -> None:
+def test_call_limit_answers_503_with_retry_after(voicegw: Callable[..., EchoServer]) -> None:
     server = voicegw("[sip]\nmax_calls = 1\n")
     first, second = Dialog(server.port), Dialog(server.port)
     try:
@@ -95,7 +87,7 @@ def test_call_limit_answers_503_with_retry_after(voicegw: Callable[..., Server])
         second.close()
 
 
-def test_no_common_codec_gets_488(voicegw: Callable[..., Server]) -> None:
+def test_no_common_codec_gets_488(voicegw: Callable[..., EchoServer]) -> None:
     server = voicegw()
     dialog = Dialog(server.port)
     try:
@@ -106,7 +98,7 @@ def test_no_common_codec_gets_488(voicegw: Callable[..., Server]) -> None:
         dialog.close()
 
 
-def test_sip_info_dtmf_is_reported(voicegw: Callable[..., Server]) -> None:
+def test_sip_info_dtmf_is_reported(voicegw: Callable[..., EchoServer]) -> None:
     server = voicegw()
     dialog = Dialog(server.port)
     try:
@@ -125,13 +117,13 @@ def test_sip_info_dtmf_is_reported(voicegw: Callable[..., Server]) -> None:
         dialog.close()
 
 
-def test_sigterm_with_no_calls_exits_zero(voicegw: Callable[..., Server]) -> None:
+def test_sigterm_with_no_calls_exits_zero(voicegw: Callable[..., EchoServer]) -> None:
     server = voicegw()
-    assert server.stop() == 0
+    assert server.stop()
     assert events(server, "stopped")
 
 
-def test_sipp_call_is_answered_with_our_rtp_port(voicegw: Callable[..., Server], tmp_path: Path) -> None:
+def test_sipp_call_is_answered_with_our_rtp_port(voicegw: Callable[..., EchoServer], tmp_path: Path) -> None:
     server = voicegw("[rtp]\nports = '43000-43100'\n")
     run = run_scenario("uac_answer_bye.xml", server.port, tmp_path)
     assert run.ok, run.output
@@ -140,7 +132,7 @@ def test_sipp_call_is_answered_with_our_rtp_port(voicegw: Callable[..., Server],
     assert wait_for_event(server, "call_ended")[0]["reason"] == "caller hung up"
 
 
-def test_sipp_offer_with_no_common_codec_gets_488(voicegw: Callable[..., Server], tmp_path: Path) -> None:
+def test_sipp_offer_with_no_common_codec_gets_488(voicegw: Callable[..., EchoServer], tmp_path: Path) -> None:
     server = voicegw()
     run = run_scenario("uac_no_common_codec.xml", server.port, tmp_path)
     assert run.ok, run.output
@@ -153,14 +145,16 @@ def test_sipp_offer_with_no_common_codec_gets_488(voicegw: Callable[..., Server]
     assert any("Not Acceptable Here" in str(e["message"]) and e["level"] == "warning" for e in routed)
 
 
-def test_sipp_cancel_before_answer_gets_487(voicegw: Callable[..., Server], tmp_path: Path) -> None:
+def test_sipp_cancel_before_answer_gets_487(voicegw: Callable[..., EchoServer], tmp_path: Path) -> None:
     server = voicegw("[sip]\nanswer_delay = 3\n")
     run = run_scenario("uac_cancel.xml", server.port, tmp_path)
     assert run.ok, run.output
     assert wait_for_event(server, "call_ended")[0]["reason"] == "caller cancelled"
 
 
-def test_sipp_call_without_rtp_is_hung_up_with_bye(voicegw: Callable[..., Server], tmp_path: Path) -> None:
+def test_sipp_call_without_rtp_is_hung_up_with_bye(
+    voicegw: Callable[..., EchoServer], tmp_path: Path
+) -> None:
     server = voicegw("[rtp]\nmedia_timeout = 1.0\n")
     started = time.monotonic()
     run = run_scenario("uac_media_timeout.xml", server.port, tmp_path)
@@ -172,7 +166,7 @@ def test_sipp_call_without_rtp_is_hung_up_with_bye(voicegw: Callable[..., Server
     assert ended[0]["reason"] == "media timeout"
 
 
-def test_malformed_sip_does_not_disturb_a_call(voicegw: Callable[..., Server]) -> None:
+def test_malformed_sip_does_not_disturb_a_call(voicegw: Callable[..., EchoServer]) -> None:
     server = voicegw()
     dialog = Dialog(server.port)
     garbage = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -204,7 +198,7 @@ MALFORMED = [
 
 
 def test_sigterm_drains_new_calls_get_503_and_calls_in_progress_finish(
-    voicegw: Callable[..., Server],
+    voicegw: Callable[..., EchoServer],
 ) -> None:
     http_port = free_tcp_port()
     server = voicegw(f"[server]\nhttp = '127.0.0.1:{http_port}'\n")
@@ -240,7 +234,7 @@ def health(port: int) -> int:
         return int(sock.recv(4096).split()[1])
 
 
-def test_reinvite_holds_and_resumes_the_call(voicegw: Callable[..., Server]) -> None:
+def test_reinvite_holds_and_resumes_the_call(voicegw: Callable[..., EchoServer]) -> None:
     server = voicegw()
     dialog = Dialog(server.port)
     try:
@@ -270,7 +264,7 @@ def test_reinvite_holds_and_resumes_the_call(voicegw: Callable[..., Server]) -> 
         dialog.close()
 
 
-def test_tls_listener_answers_options(voicegw: Callable[..., Server], tmp_path: Path) -> None:
+def test_tls_listener_answers_options(voicegw: Callable[..., EchoServer], tmp_path: Path) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
@@ -294,7 +288,7 @@ def test_tls_listener_answers_options(voicegw: Callable[..., Server], tmp_path: 
         assert sock.recv(4096).startswith(b"SIP/2.0 200 OK\r\n")
 
 
-def test_reinvite_without_our_codec_gets_488_and_the_call_goes_on(voicegw: Callable[..., Server]) -> None:
+def test_reinvite_without_our_codec_gets_488_and_the_call_goes_on(voicegw: Callable[..., EchoServer]) -> None:
     server = voicegw()
     dialog = Dialog(server.port)
     try:
@@ -319,7 +313,7 @@ def _rtp_arrives(sock: socket.socket, timeout: float = 3.0) -> bool:
     return len(data) >= 12 and data[0] >> 6 == 2
 
 
-def test_reinvite_moves_our_rtp_to_the_new_address(voicegw: Callable[..., Server]) -> None:
+def test_reinvite_moves_our_rtp_to_the_new_address(voicegw: Callable[..., EchoServer]) -> None:
     server = voicegw()
     dialog = Dialog(server.port)
     first = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

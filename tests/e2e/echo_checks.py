@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,26 @@ def echo_call(
         "uac_echo_pcap.xml", server.port, workdir=workdir, pcap=audio.path, media_port=media_port,
         keys=sdp_keys(audio), pause_ms=duration_ms,
     )  # fmt: skip
+
+
+@contextlib.contextmanager
+def echo_call_running(
+    server: EchoServer, capture: RtpCapture, media_port: int, audio: PcapAudio, workdir: Path
+) -> Iterator[list[SippResult]]:
+    """`echo_call` in a thread while the block runs; afterwards the list holds its result."""
+    outcome: list[SippResult] = []
+    call = threading.Thread(
+        target=lambda: outcome.append(echo_call(server, capture, media_port, audio, workdir))
+    )
+    call.start()
+    try:
+        yield outcome
+    finally:
+        call.join()
+
+
+def assert_call_finished(outcome: list[SippResult]) -> None:
+    assert outcome and outcome[0].ok, outcome[0].output if outcome else "sipp did not finish"
 
 
 def media_packets(capture: RtpCapture, payload_type: int) -> list[RtpPacket]:

@@ -6,7 +6,6 @@ Each must be refused or dropped while the call in progress keeps echoing.
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,14 +14,15 @@ import pytest
 
 from tests.e2e.echo_checks import (
     TELEPHONE_EVENT_PT,
+    assert_call_finished,
     assert_echo,
-    echo_call,
+    echo_call_running,
     media_packets,
     pcap_for,
     sdp_keys,
     wait_for_media_stats,
 )
-from tests.e2e.harness import EchoServer, SippResult, options_ping, run_sipp
+from tests.e2e.harness import EchoServer, options_ping, run_sipp
 from tests.e2e.media import Pcm
 from tests.e2e.rtp_tools import RtpCapture, RtpPacket
 
@@ -88,12 +88,7 @@ def test_bad_rtp_is_dropped_and_the_echo_continues(
     capture, media_port = rtp_capture
     audio = pcap_for(tmp_path, "PCMA", speech_8k[1])
     rounds = 10
-    outcome: list[SippResult] = []
-    call = threading.Thread(
-        target=lambda: outcome.append(echo_call(echo_server, capture, media_port, audio, tmp_path / "sipp"))
-    )
-    call.start()
-    try:
+    with echo_call_running(echo_server, capture, media_port, audio, tmp_path / "sipp") as outcome:
         first = capture.wait_for(1, timeout=10)
         assert first, "no echo at all"
         server_rtp = next(addr for _, _, addr in capture.datagrams)
@@ -102,10 +97,8 @@ def test_bad_rtp_is_dropped_and_the_echo_continues(
             for data in bad_packets(first[0].ssrc, 40000 + n):
                 capture.send(data, server_rtp)
             time.sleep(0.1)
-    finally:
-        call.join()
 
-    assert outcome and outcome[0].ok, outcome[0].output if outcome else "sipp did not finish"
+    assert_call_finished(outcome)
     assert_echo(media_packets(capture, audio.payload_type), audio)
     assert {p.payload_type for p in capture.packets()} <= {audio.payload_type, TELEPHONE_EVENT_PT}
     if e2e_target == "voicegw":
@@ -154,18 +147,11 @@ def test_malformed_sip_gets_400_or_is_dropped_during_a_call(
 ) -> None:
     capture, media_port = rtp_capture
     audio = pcap_for(tmp_path, "PCMU", speech_8k[1])
-    outcome: list[SippResult] = []
-    call = threading.Thread(
-        target=lambda: outcome.append(echo_call(echo_server, capture, media_port, audio, tmp_path / "sipp"))
-    )
-    call.start()
-    try:
+    with echo_call_running(echo_server, capture, media_port, audio, tmp_path / "sipp") as outcome:
         assert capture.wait_for(1, timeout=10), "no echo at all"
         statuses = send_malformed_sip(echo_server.port)
-    finally:
-        call.join()
 
     assert set(statuses) <= {400}, f"answers to malformed SIP: {statuses}"
     assert options_ping(echo_server.port) == 200
-    assert outcome and outcome[0].ok, outcome[0].output if outcome else "sipp did not finish"
+    assert_call_finished(outcome)
     assert_echo(media_packets(capture, audio.payload_type), audio)

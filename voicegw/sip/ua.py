@@ -279,7 +279,7 @@ class SipUserAgent:
         )
 
     def _create_transports(self, ep: pj.Endpoint) -> None:
-        def transport(kind: int, port: int) -> pj.TransportConfig:
+        def transport(port: int) -> pj.TransportConfig:
             tc = pj.TransportConfig()
             tc.port = port
             tc.boundAddress = self.config.host
@@ -287,11 +287,11 @@ class SipUserAgent:
                 tc.publicAddress = self.config.public_address
             return tc
 
-        ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport(pj.PJSIP_TRANSPORT_UDP, self.config.port))
+        ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport(self.config.port))
         if self.config.tcp:
-            ep.transportCreate(pj.PJSIP_TRANSPORT_TCP, transport(pj.PJSIP_TRANSPORT_TCP, self.config.port))
+            ep.transportCreate(pj.PJSIP_TRANSPORT_TCP, transport(self.config.port))
         if self.config.tls_port:
-            tc = transport(pj.PJSIP_TRANSPORT_TLS, self.config.tls_port)
+            tc = transport(self.config.tls_port)
             tc.tlsConfig.certFile = self.config.tls_cert or ""
             tc.tlsConfig.privKeyFile = self.config.tls_key or ""
             ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, tc)

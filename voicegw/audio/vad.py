@@ -144,6 +144,11 @@ class VoiceActivityDetector:
         """Milliseconds of audio fed so far (whole frames)."""
         return self._position_ms
 
+    @property
+    def silence_started_ms(self) -> int | None:
+        """While speaking: where the current run of silence began (None while voiced)."""
+        return self._silence_start if self._speaking else None
+
     def take_prefix(self) -> bytes:
         """The buffered audio, at the input rate, then cleared.
 

@@ -43,6 +43,18 @@ def test_clauses_cut_at_sentence_ends_not_inside_numbers() -> None:
     assert splitter.flush() == ["Anything else"]
 
 
+def test_first_clause_is_cut_early_later_ones_at_long_commas() -> None:
+    splitter = ClauseSplitter()
+    text = "Sure, I can help with that, and your order, number 42, is on its way to you now and arrives soon."
+    out = [clause for word in text.split(" ") for clause in splitter.feed(word + " ")]
+    assert out[:2] == ["Sure,", "I can help with that, and your order,"]
+    assert "number 42, is on its way to you now and arrives soon." in out
+    long_first = ClauseSplitter()
+    words = "Your order is on its way to you now and arrives soon."
+    out = [clause for word in words.split(" ") for clause in long_first.feed(word + " ")]
+    assert out == ["Your order is on its way", "to you now and arrives soon."]
+
+
 def test_parse_step() -> None:
     step = parse_step('{"action": "lookup_order", "order_number": "42"}', 1.0, 2.0)
     assert step.tool == "lookup_order" and step.arguments == {"order_number": "42"}

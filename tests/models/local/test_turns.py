@@ -43,6 +43,23 @@ def test_turn_starts_within_100_ms_pauses_then_ends(speech) -> None:
     assert len(detector.end_turn()) >= len(question) * 0.8
 
 
+def test_speculative_partial_comes_early_in_the_pause_that_ends_the_turn(speech) -> None:
+    detector = TurnDetector(RATE, TurnDetection(silence_duration_ms=600), pause_ms=250, speculative_ms=100)
+    events = _events(detector, silence(300) + speech("What time is it?") + silence(800))
+    paused = [i for i, e in enumerate(events) if isinstance(e, TurnPaused)]
+    speculative = [
+        (i, e) for i, e in enumerate(events) if isinstance(e, PartialDue) and e.silence_from_ms is not None
+    ]
+    # One per silence inside the turn, each for a silence start of its own; the pause that ends
+    # the turn has one, emitted before it, 100 ms into its silence.
+    last_pause = events[paused[-1]]
+    assert isinstance(last_pause, TurnPaused)
+    index, early = next((i, e) for i, e in speculative if e.silence_from_ms == last_pause.at_ms)
+    assert index < paused[-1]
+    assert early.at_ms - last_pause.at_ms in (100, 120)
+    assert len({e.silence_from_ms for _, e in speculative}) == len(speculative)
+
+
 def test_speech_resuming_in_the_pause_continues_the_turn(speech) -> None:
     detector = TurnDetector(RATE, TurnDetection(silence_duration_ms=800), pause_ms=200)
     part = speech("I would like to book")

@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, TypeVar
 
 import structlog
 
@@ -74,7 +74,7 @@ from voicegw.models.local.llm import (
     parse_step,
     step_schema,
 )
-from voicegw.models.local.stt import SpeechToText
+from voicegw.models.local.stt import SpeechToText, Transcription, TranscriptionLane
 from voicegw.models.local.tts import CHUNK_MS, TextToSpeech, chunks
 from voicegw.models.local.turns import (
     DEFAULT_PAUSE_MS,
@@ -106,10 +106,15 @@ HISTORY_TOKENS = N_CTX // 2
 DEFAULT_LEAD_MS = 300
 """How far audio may run ahead of real time: the transport's buffer, not the whole answer."""
 
+PHRASE_MAX_TOKENS = 56
+"""The answer after a tool is one short sentence (the grammar's text field holds 160 characters):
+a small model that rambles past that is cut off and the template speaks."""
+
 REPAIR_TEXT = "Sorry, could you say that again?"
 APOLOGY_WORDS = ("sorry", "apolog", "unfortunately", "couldn't", "could not", "unable")
 ACTION = re.compile(r'"action"\s*:\s*"([^"]*)"')
 _END = object()
+T = TypeVar("T")
 ResponseStatus: TypeAlias = Literal["completed", "cancelled", "failed", "incomplete"]
 
 
@@ -126,8 +131,12 @@ class AnswerStats:
 @dataclass
 class _Turn:
     item_id: str
+    lane: TranscriptionLane
     candidate: tuple[int, str] | None = None
     """(pause position, transcript) from the second-stage check, reusable as the final."""
+
+    speculative: tuple[int, asyncio.Future[Transcription | None]] | None = None
+    """(silence start, its transcription asked for): the second stage's transcript, early."""
 
 
 @dataclass
@@ -205,11 +214,10 @@ class LocalRealtimeModel(RealtimeModel):
         self._detector: TurnDetector | None = None
         self._history = History(max_tokens=HISTORY_TOKENS)
         self._turn: _Turn | None = None
-        self._partial_busy = False
         self._response: _Response | None = None
         self._items: dict[str, list[SpokenClause]] = {}
         self._tool_names: dict[str, str] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._ids = itertools.count(1)
         self._closed = False
         self.stats = AnswerStats()
@@ -233,6 +241,7 @@ class LocalRealtimeModel(RealtimeModel):
         self._queue = queue_for_loop(*self._queue_bounds)
         self._apply(config)
         await run_blocking(self._load)
+        await run_blocking(self._llm.warm, [{"role": "system", "content": self._system_prompt()}])
         await self._emit(ModelConnectionStatus("connected"))
 
     async def send_event(self, command: RealtimeModelCommand) -> None:
@@ -309,32 +318,44 @@ class LocalRealtimeModel(RealtimeModel):
         for event in detector.feed(pcm):
             match event:
                 case TurnStarted(at_ms=at_ms):
-                    self._turn = _Turn(self._new_id("item"))
+                    self._turn = self._new_turn()
                     await self._emit(ModelSpeechStarted(at_ms, self._turn.item_id))
                     td = self._config.turn_detection
                     if td is not None and td.interrupt_response:
                         await self._cancel_response()
-                case PartialDue() if self._turn and self._config.transcribe_input and not self._partial_busy:
-                    self._partial_busy = True
-                    self._spawn(self._partial(self._turn, detector.audio()))
+                case PartialDue(silence_from_ms=int() as silence_from) if self._turn is not None:
+                    # Asked for even while a partial runs: the end of the turn waits on this one.
+                    self._turn.speculative = (silence_from, self._turn.lane.request(detector.audio()))
+                case PartialDue() if (
+                    self._turn and self._config.transcribe_input and not self._turn.lane.busy
+                ):
+                    self._turn.lane.request(detector.audio())
                 case TurnPaused(at_ms=at_ms) if self._turn is not None:
                     self._spawn(self._second_stage(self._turn, detector, at_ms))
                 case TurnEnded(at_ms=at_ms) if self._turn is not None:
                     self._end_turn(self._turn, detector.end_turn(), at_ms)
 
-    async def _partial(self, turn: _Turn, audio: bytes) -> None:
-        try:
-            result = await self._stt.atranscribe(audio, self._config.sample_rate, self._config.vocabulary)
-        finally:
-            self._partial_busy = False
-        if result.text and self._turn is turn:
-            await self._emit(ModelInputTranscript(turn.item_id, result.text, is_final=False))
+    def _new_turn(self) -> _Turn:
+        item_id = self._new_id("item")
+
+        async def partial(result: Transcription) -> None:
+            if result.text and self._turn is turn and self._config.transcribe_input:
+                await self._emit(ModelInputTranscript(item_id, result.text, is_final=False))
+
+        config = self._config
+        lane = TranscriptionLane(self._stt, config.sample_rate, config.vocabulary, self._spawn, partial)
+        turn = _Turn(item_id, lane)
+        return turn
 
     async def _second_stage(self, turn: _Turn, detector: TurnDetector, paused_at: int) -> None:
         """Transcribe at the pause; end the turn early when the words look like a whole turn."""
-        audio = detector.audio()
-        result = await self._stt.atranscribe(audio, self._config.sample_rate, self._config.vocabulary)
-        if self._turn is not turn or not detector.paused:
+        if turn.speculative is not None and turn.speculative[0] == paused_at:
+            # Asked for at the first silence of this pause: the same words, most of the work done.
+            request = turn.speculative[1]
+        else:
+            request = turn.lane.request(detector.audio())
+        result = await asyncio.shield(request)
+        if result is None or self._turn is not turn or not detector.paused:
             return  # the turn ended meanwhile, or the caller went on speaking
         turn.candidate = (paused_at, result.text)
         if looks_complete(result.text):
@@ -353,7 +374,13 @@ class LocalRealtimeModel(RealtimeModel):
         if text is None and turn.candidate is not None and turn.candidate[0] == end_ms:
             text = turn.candidate[1]  # that pause became the end: only silence came after it
         if text is None:
-            result = await self._stt.atranscribe(audio, self._config.sample_rate, self._config.vocabulary)
+            if turn.speculative is not None and turn.speculative[0] == end_ms:
+                request = turn.speculative[1]  # the same words, asked for early in this silence
+            else:
+                request = turn.lane.request(audio)
+            # The turn is over: no newer request can replace this one.
+            result = await asyncio.shield(request)
+            assert result is not None
             text, stt_ms = result.text, result.elapsed_ms
         await self._emit(ModelInputTranscript(turn.item_id, text, is_final=True))
         if not text:
@@ -470,7 +497,8 @@ class LocalRealtimeModel(RealtimeModel):
             raw = ""
             with contextlib.suppress(LlmError):
                 schema = step_schema(())
-                async with contextlib.aclosing(self._llm_tokens(messages, schema)) as stream:
+                tokens = self._llm_tokens(messages, schema, max_tokens=PHRASE_MAX_TOKENS)
+                async with contextlib.aclosing(tokens) as stream:
                     async for token in stream:
                         response.mark("llm_first_token")
                         raw += token
@@ -561,13 +589,14 @@ class LocalRealtimeModel(RealtimeModel):
     # --- plumbing ----------------------------------------------------------------------------
 
     async def _llm_tokens(
-        self, messages: list[dict[str, str]], schema: dict[str, Any]
+        self, messages: list[dict[str, str]], schema: dict[str, Any], *, max_tokens: int | None = None
     ) -> AsyncGenerator[str, None]:
         """The LLM's tokens, produced in a pool thread that stops when this iterator is closed."""
         loop = asyncio.get_running_loop()
         tokens: asyncio.Queue[object] = asyncio.Queue()
         stop = threading.Event()
-        max_tokens = self._config.max_output_tokens or DEFAULT_MAX_TOKENS
+        limit = self._config.max_output_tokens or DEFAULT_MAX_TOKENS
+        max_tokens = min(max_tokens or limit, limit)
         temperature = (
             self._config.temperature if self._config.temperature is not None else DEFAULT_TEMPERATURE
         )
@@ -599,13 +628,13 @@ class LocalRealtimeModel(RealtimeModel):
             stop.set()
             await asyncio.shield(producer)
 
-    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+    def _spawn(self, coro: Awaitable[T]) -> asyncio.Task[T]:
+        task: asyncio.Task[T] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
             self._log.error("local model task failed", error=repr(exc))

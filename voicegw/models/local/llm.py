@@ -88,6 +88,10 @@ class LlmBackend(Protocol):
 
     def load(self) -> None: ...
 
+    def warm(self, messages: list[Message]) -> None:
+        """Read `messages` ahead of the first step, where the backend keeps what it has read."""
+        ...
+
     def stream(
         self, messages: list[Message], schema: dict[str, Any], *, max_tokens: int, temperature: float
     ) -> Iterator[str]: ...
@@ -126,6 +130,15 @@ class LlamaCppBackend:
             ) from exc
         self._llama, self._lock = shared(("llama", self.model_path), lambda: _load_llama(self.model_path))
 
+    def warm(self, messages: list[Message]) -> None:
+        """Evaluate the call's fixed prompt now: llama.cpp keeps it (the KV cache of the last
+        prompt) and the first answer only reads what follows it."""
+        if self._llama is None or self._lock is None:
+            self.load()
+        assert self._lock is not None
+        with self._lock:
+            self._llama.create_chat_completion(messages=messages, max_tokens=1)
+
     def stream(
         self, messages: list[Message], schema: dict[str, Any], *, max_tokens: int, temperature: float
     ) -> Iterator[str]:
@@ -163,6 +176,9 @@ class OpenAICompatibleBackend:
 
     def load(self) -> None:
         """Nothing to load: the endpoint holds the model."""
+
+    def warm(self, messages: list[Message]) -> None:
+        """Nothing to do: the endpoint keeps its own cache."""
 
     def stream(
         self, messages: list[Message], schema: dict[str, Any], *, max_tokens: int, temperature: float
@@ -276,12 +292,17 @@ CLAUSE_ENDS = ".!?;:"
 MIN_CLAUSE_CHARS = 24
 """A comma cuts a clause only after this much text: tiny clauses sound choppy."""
 
+FIRST_CLAUSE_WORDS = 6
+"""The first clause is cut at any comma, or after this many words: the caller hears the answer
+begin while the LLM is still writing it (later clauses are synthesized during playback)."""
+
 
 class ClauseSplitter:
     """Cuts streamed text into clauses to synthesize one at a time."""
 
     def __init__(self) -> None:
         self._buffer = ""
+        self._first = True
 
     def feed(self, text: str) -> list[str]:
         self._buffer += text
@@ -289,15 +310,24 @@ class ClauseSplitter:
         start = 0
         for index, char in enumerate(self._buffer):
             at_end = index + 1 == len(self._buffer)
-            boundary = char in CLAUSE_ENDS or (char == "," and index - start >= MIN_CLAUSE_CHARS)
             # Wait for the next character: "10.30" or "e.g." must not be cut.
-            if boundary and not at_end and self._buffer[index + 1].isspace():
+            if at_end or not self._buffer[index + 1].isspace():
+                continue
+            if self._boundary(char, self._buffer[start : index + 1]):
                 clause = self._buffer[start : index + 1].strip()
                 if clause:
                     clauses.append(clause)
+                    self._first = False
                 start = index + 1
         self._buffer = self._buffer[start:]
         return clauses
+
+    def _boundary(self, char: str, clause: str) -> bool:
+        if char in CLAUSE_ENDS:
+            return True
+        if self._first:
+            return char == "," or (not char.isspace() and len(clause.split()) >= FIRST_CLAUSE_WORDS)
+        return char == "," and len(clause.strip()) > MIN_CLAUSE_CHARS
 
     def flush(self) -> list[str]:
         clause, self._buffer = self._buffer.strip(), ""

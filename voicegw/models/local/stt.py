@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,3 +81,56 @@ class SpeechToText:
         self, pcm: bytes, sample_rate: int, vocabulary: tuple[str, ...] = ()
     ) -> Transcription:
         return await run_blocking(self.transcribe, pcm, sample_rate, vocabulary)
+
+
+class TranscriptionLane:
+    """The transcriptions of one utterance: one at a time, and only the newest one waiting.
+
+    Partials and the speculative transcript of a pause are asked for faster than Whisper answers
+    on a small CPU; run them all and they slow each other down, the one the end of the turn
+    waits for included. A request made while one runs replaces the waiting one, whose future
+    then resolves to None (its audio is older: nobody needs it any more).
+    """
+
+    def __init__(
+        self,
+        stt: SpeechToText,
+        sample_rate: int,
+        vocabulary: tuple[str, ...],
+        spawn: Callable[[Awaitable[None]], object],
+        on_result: Callable[[Transcription], Awaitable[None]],
+    ) -> None:
+        """`spawn` starts the lane's task under its owner; `on_result` hears every transcript."""
+        self._stt = stt
+        self._sample_rate = sample_rate
+        self._vocabulary = vocabulary
+        self._spawn = spawn
+        self._on_result = on_result
+        self._waiting: tuple[bytes, asyncio.Future[Transcription | None]] | None = None
+        self.busy = False
+
+    def request(self, audio: bytes) -> asyncio.Future[Transcription | None]:
+        """Transcribe `audio` once the running transcription is done; resolves to None if a
+        newer request replaces this one before it starts."""
+        future: asyncio.Future[Transcription | None] = asyncio.get_running_loop().create_future()
+        if self._waiting is not None:
+            self._waiting[1].set_result(None)
+        self._waiting = (audio, future)
+        if not self.busy:
+            self.busy = True
+            self._spawn(self._run())
+        return future
+
+    async def _run(self) -> None:
+        try:
+            while self._waiting is not None:
+                (audio, future), self._waiting = self._waiting, None
+                try:
+                    result = await self._stt.atranscribe(audio, self._sample_rate, self._vocabulary)
+                except Exception as exc:
+                    future.set_exception(exc)
+                    continue
+                future.set_result(result)
+                await self._on_result(result)
+        finally:
+            self.busy = False

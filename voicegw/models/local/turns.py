@@ -4,6 +4,10 @@ Two stages. webrtcvad (`VoiceActivityDetector`) reports a pause after a short si
 turn then ends either at once, when the transcript of what was said looks complete (the
 cheap second stage, `looks_complete`), or after the full end-of-turn silence. Speech that
 resumes within the pause continues the same turn. Time is the stream position.
+
+The transcript the second stage needs is started early: a speculative `PartialDue` comes after
+`speculative_ms` of silence, before the pause is even sure, so that Whisper's time overlaps the
+rest of the pause instead of following it.
 """
 
 from __future__ import annotations
@@ -23,8 +27,12 @@ from voicegw.models.base import TurnDetection
 DEFAULT_PAUSE_MS = 250
 """Silence after which the second stage looks at the transcript."""
 
-PARTIAL_INTERVAL_MS = 400
-"""Audio between two partial transcriptions while the caller speaks."""
+PARTIAL_INTERVAL_MS = 700
+"""Audio between two partial transcriptions while the caller speaks (each costs a Whisper run,
+and the CPU they take delays the one that matters, at the pause)."""
+
+SPECULATIVE_MS = 100
+"""Silence after which the transcript for the second stage is started."""
 
 TRAILING_WORDS = frozenset(
     [
@@ -80,9 +88,14 @@ class TurnEnded:
 
 @dataclass(frozen=True, slots=True)
 class PartialDue:
-    """Enough new speech for another partial transcript."""
+    """Enough new speech for another partial transcript.
+
+    `silence_from_ms` is set on the speculative one: the silence it follows began there, and its
+    transcript holds the whole turn if that silence turns into the pause (`TurnPaused.at_ms`).
+    """
 
     at_ms: int
+    silence_from_ms: int | None = None
     type: Literal["partial_due"] = "partial_due"
 
 
@@ -108,10 +121,12 @@ class TurnDetector:
         *,
         pause_ms: int = DEFAULT_PAUSE_MS,
         partial_interval_ms: int = PARTIAL_INTERVAL_MS,
+        speculative_ms: int = SPECULATIVE_MS,
     ) -> None:
         self.sample_rate = sample_rate
         self.end_silence_ms = settings.silence_duration_ms
         self.partial_interval_ms = partial_interval_ms
+        self.speculative_ms = speculative_ms
         self._vad = VoiceActivityDetector(
             sample_rate,
             aggressiveness=aggressiveness_for(settings.threshold),
@@ -125,6 +140,8 @@ class TurnDetector:
         self.in_turn = False
         self._paused_at: int | None = None
         self._last_partial_ms = 0
+        self._speculated_for: int | None = None
+        """The silence start that already has its speculative partial."""
 
     @property
     def position_ms(self) -> int:
@@ -173,7 +190,15 @@ class TurnDetector:
                     events.append(TurnPaused(at_ms))
         if self.in_turn:
             self._audio += frame
-            if self._paused_at is None and now - self._last_partial_ms >= self.partial_interval_ms:
+            silence_from = self._vad.silence_started_ms
+            if (
+                silence_from is not None
+                and silence_from != self._speculated_for
+                and now - silence_from >= self.speculative_ms
+            ):
+                self._speculated_for, self._last_partial_ms = silence_from, now
+                events.append(PartialDue(now, silence_from))
+            elif self._paused_at is None and now - self._last_partial_ms >= self.partial_interval_ms:
                 self._last_partial_ms = now
                 events.append(PartialDue(now))
             if self._paused_at is not None and now - self._paused_at >= self.end_silence_ms:

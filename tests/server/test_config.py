@@ -45,6 +45,12 @@ def test_a_full_file(tmp_path: Path) -> None:
         ("[rtp]\nports = [30001, 30000]\n", "rtp.ports: 30001-30000 must hold"),
         ("[rtp]\nmedia_timeout = true\n", "rtp.media_timeout: True has the wrong type"),
         ("[nope]\n", "top level.*unknown key 'nope'"),
+        ("[[routes]]\nto = '1*'\n", r"routes\[0\]: missing 'agent'"),
+        ("[[routes]]\nagent = 'a:b'\nnumber = '1'\n", r"\[routes\[0\]\]: unknown key 'number'"),
+        ("[model]\nname = 'gpt'\n", "model.name: 'gpt' is not one of auto, local, openai"),
+        ("[model]\nname = 'openai'\nbase_url = 'x'\n", "model.base_url: not a setting of the 'openai'"),
+        ("[access]\nallow = ['10.0.0.0/33']\n", "access.allow: '10.0.0.0/33' is not an address"),
+        ("[server]\nno_input_timeout = 0\n", "server.no_input_timeout: must be more than 0"),
         ("[sip\n", "voicegw.toml"),
     ],
 )
@@ -56,3 +62,23 @@ def test_bad_config_names_the_key(tmp_path: Path, text: str, message: str) -> No
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read the config file"):
         load(tmp_path / "absent.toml")
+
+
+def test_routes_model_access_and_call_limits(tmp_path: Path) -> None:
+    config = load(
+        write(
+            tmp_path,
+            "[[routes]]\nto = '100'\nagent = 'pkg.agents:sales'\n"
+            "[[routes]]\nfrom = 'alice'\nagent = 'pkg.agents:vip'\n"
+            "[model]\nname = 'local'\nbase_url = 'http://127.0.0.1:8000/v1'\n"
+            "[access]\nallow = ['54.172.60.0/30', '192.0.2.1']\n"
+            "[server]\nagent = 'pkg.agents:desk'\nno_input_timeout = 8\nmax_call_duration = 600\n",
+        )
+    )
+    assert [(r.to, r.caller, r.agent) for r in config.routes] == [
+        ("100", "*", "pkg.agents:sales"),
+        ("*", "alice", "pkg.agents:vip"),
+    ]
+    assert config.model.name == "local" and config.model.settings == {"base_url": "http://127.0.0.1:8000/v1"}
+    assert config.allow == ("54.172.60.0/30", "192.0.2.1") and load(None).allow is None
+    assert (config.agent, config.no_input_timeout, config.max_call_duration) == ("pkg.agents:desk", 8, 600)

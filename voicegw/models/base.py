@@ -364,6 +364,12 @@ class RealtimeModel(abc.ABC):
     def __init__(self) -> None:
         self._listeners: list[RealtimeModelListener] = []
 
+    @property
+    def saturated(self) -> bool:
+        """True when the model cannot serve another conversation well now (its inference is
+        queueing): a server refuses new calls with 503 meanwhile. A remote model never is."""
+        return False
+
     @abc.abstractmethod
     async def connect(self, config: RealtimeModelConfig) -> None:
         """Open the model with its first configuration."""

@@ -296,6 +296,10 @@ class RealtimeSession:
         self._turn_ended_at = self._now()
         await self._send(SendUserMessage(text))
 
+    async def say(self, text: str) -> None:
+        """Have the agent speak `text` verbatim now (a reprompt, an announcement)."""
+        await self._send(CreateResponse(say=text))
+
     async def interrupt(self) -> None:
         """Cut the agent off now, as a barge-in would."""
         await self._interrupt()

@@ -7,22 +7,28 @@ lets calls in progress finish for up to `drain_timeout`; a second signal hangs u
 from __future__ import annotations
 
 import asyncio
-import importlib
+import functools
 import signal
+import weakref
 from typing import Any
 
 import structlog
 
+from voicegw.models.base import RealtimeModel
 from voicegw.rtp.clock import MediaClock
-from voicegw.server.config import ConfigError, ServerConfig
+from voicegw.server.admission import SourcePolicy
+from voicegw.server.config import DEFAULT_AGENT, ServerConfig
 from voicegw.server.http import HealthServer
-from voicegw.sip.call import SipCall
-from voicegw.sip.ua import CallHandler, SipUserAgent
+from voicegw.server.routing import Router
+from voicegw.server.supervisor import CallSupervisor
+from voicegw.sip.call import CallInfo, Rejection, SipCall
+from voicegw.sip.ua import SipUserAgent
 from voicegw.transports.sip_call import SipCallTransport
 
 log = structlog.get_logger(__name__)
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+MODEL_BUSY = Rejection(503, "Agent busy", retry=True)
 
 
 async def echo(call: SipCall) -> None:
@@ -32,38 +38,65 @@ async def echo(call: SipCall) -> None:
         await transport.play(frame.pcm, item_id="echo")
 
 
-def load_object(path: str) -> Any:
-    """Import ``module:attribute``; raises `ConfigError` saying which half is wrong."""
-    module_name, sep, attribute = path.partition(":")
-    if not sep or not module_name or not attribute:
-        raise ConfigError(f"agent: {path!r} is not 'module:attribute'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"agent: cannot import module {module_name!r}: {exc}") from None
-    try:
-        return getattr(module, attribute)
-    except AttributeError:
-        raise ConfigError(f"agent: module {module_name!r} has no attribute {attribute!r}") from None
+class AgentCalls:
+    """Runs the routed agent on each call, on a model of the configured kind.
 
+    Also the server's admission check: a source outside the allow-list gets 403, and while the
+    model reports itself saturated new calls get 503 (the calls in progress keep their share).
+    """
 
-def agent_handler(agent_path: str) -> CallHandler:
-    """Run a realtime agent (or a factory taking the call's info) on each call."""
-    from voicegw.models.registry import create_model
-    from voicegw.realtime import RealtimeAgent, RealtimeRunner, RealtimeSession
+    def __init__(self, config: ServerConfig) -> None:
+        from voicegw.models.registry import create_model
 
-    target = load_object(agent_path)
-    if not isinstance(target, RealtimeAgent) and not callable(target):
-        raise ConfigError(f"agent: {agent_path!r} is neither a RealtimeAgent nor a factory")
-    create_model()  # fail at start, not on the first call, when the model is missing
+        self.config = config
+        self.router = Router(config.routes, config.agent or DEFAULT_AGENT)
+        self.policy = SourcePolicy(config.allow)
+        name = None if config.model.name == "auto" else config.model.name
+        self._new_model = functools.partial(create_model, name, **config.model.settings)
+        self._models: weakref.WeakSet[RealtimeModel] = weakref.WeakSet()
+        self._models.add(self._new_model())  # fail at start, not on the first call, when it is missing
 
-    async def run(call: SipCall) -> None:
-        agent = target if isinstance(target, RealtimeAgent) else target(call.info)
-        session = RealtimeSession(SipCallTransport(call), model=create_model())
-        result = await RealtimeRunner.run(agent, session=session, context=call.info)
-        call.log.info("session_ended", end_reason=result.end_reason, agent=result.final_agent.name)
+    def admit(self, info: CallInfo) -> Rejection | None:
+        refused = self.policy.check(info.source[0])
+        if refused is not None:
+            return refused
+        if any(model.saturated for model in self._models):
+            return MODEL_BUSY
+        return None
 
-    return run
+    async def __call__(self, call: SipCall) -> None:
+        from voicegw.realtime import RealtimeResult, RealtimeRunner, RealtimeSession
+
+        match = self.router.resolve(call.info)
+        log = call.log.bind(agent=match.agent.name)
+        transport = SipCallTransport(call)
+        model = self._new_model()
+        self._models.add(model)
+        session = RealtimeSession(transport, model=model)
+        supervisor = CallSupervisor(
+            session.say,
+            transport.hang_up,
+            no_input_timeout=self.config.no_input_timeout,
+            prompt=self.config.no_input_prompt,
+            max_duration=self.config.max_call_duration,
+        )
+        log.info("agent_start", route=match.path)
+        run: asyncio.Future[RealtimeResult] = asyncio.ensure_future(
+            RealtimeRunner.run(match.agent, session=session, context=call.info)
+        )
+        watch = asyncio.create_task(supervisor.run())
+        try:
+            async for event in session:
+                supervisor.on_event(event)
+            result = await run
+        finally:
+            for task in (run, watch):
+                task.cancel()
+            await asyncio.gather(run, watch, return_exceptions=True)
+        ended_by = watch.result() if watch.done() and not watch.cancelled() else None
+        log.info(
+            "session_ended", end_reason=result.end_reason, supervisor=ended_by, agent=result.final_agent.name
+        )
 
 
 class Server:
@@ -74,13 +107,14 @@ class Server:
         self.should_exit = asyncio.Event()
         self.force_exit = False
         self.clock = MediaClock()
-        if config.agent and not config.echo:
-            self.handler = agent_handler(config.agent)
-            self.mode = "agent"
-        else:
-            self.handler = echo
-            self.mode = "echo"
-        self.ua = SipUserAgent(config.sip, self.clock, self.handler)
+        self.agents = None if config.echo else AgentCalls(config)
+        self.mode = "echo" if self.agents is None else "agent"
+        self.ua = SipUserAgent(
+            config.sip,
+            self.clock,
+            echo if self.agents is None else self.agents,
+            None if self.agents is None else self.agents.admit,
+        )
         self.http = HealthServer(*config.http, self.health) if config.http else None
 
     def health(self) -> tuple[bool, dict[str, Any]]:
@@ -124,11 +158,11 @@ class Server:
         log.info("stopped", clock=self.clock.stats)
 
     def _mode_note(self) -> str:
-        if self.mode != "echo":
-            return ""
-        if self.config.echo:
+        if self.agents is None:
             return "echo mode: every caller hears itself"
-        return "no agent configured (--agent): answering in echo mode, every caller hears itself"
+        if not self.config.agent and not self.config.routes:
+            return "no agent configured (--agent): the default front-desk agent answers"
+        return ""
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,12 +19,49 @@ class ConfigError(ValueError):
     """The configuration is wrong; the message names the key and the problem."""
 
 
+DEFAULT_AGENT = "voicegw.server.default_agent:front_desk"
+"""The agent of a plain `voicegw serve`: a front desk on the embedded model."""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Calls whose dialled user matches `to` and caller user matches `caller` go to `agent`."""
+
+    agent: str
+    """``module:attribute``: a RealtimeAgent or a factory taking the call's info."""
+
+    to: str = "*"
+    caller: str = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelChoice:
+    """Which model runs the agents (``auto``: OpenAI when OPENAI_API_KEY is set, else local)."""
+
+    name: str = "auto"
+    settings: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the model (for ``local``: llm_model_path, base_url, llm_model)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     sip: SipConfig = field(default_factory=SipConfig)
     echo: bool = False
     agent: str | None = None
-    """``module:attribute`` of the agent that answers calls."""
+    """``module:attribute`` of the agent that answers calls no route claims (default: DEFAULT_AGENT)."""
+
+    routes: tuple[Route, ...] = ()
+    model: ModelChoice = field(default_factory=ModelChoice)
+    allow: tuple[str, ...] | None = None
+    """Networks that may call (CIDR); None: loopback and private addresses only."""
+
+    no_input_timeout: float = 15.0
+    """Seconds of silence from the caller (after the agent stopped speaking) before a reprompt;
+    as long again after it and the call ends."""
+
+    no_input_prompt: str = "Are you still there?"
+    max_call_duration: float = 3600.0
+    """Seconds after which a call is ended, whatever is going on."""
 
     drain_timeout: float = 30.0
     """Seconds calls in progress get to finish after SIGTERM."""
@@ -73,7 +111,21 @@ _SIP_TYPES: dict[str, Kind] = {
     "user_agent": str,
     "pjsip_log_level": int,
 }
-_SERVER_TYPES: dict[str, Kind] = {"echo": bool, "agent": str, "drain_timeout": (int, float), "log_level": str}
+_SERVER_TYPES: dict[str, Kind] = {
+    "echo": bool,
+    "agent": str,
+    "drain_timeout": (int, float),
+    "log_level": str,
+    "no_input_timeout": (int, float),
+    "no_input_prompt": str,
+    "max_call_duration": (int, float),
+}
+_ROUTE_TYPES: dict[str, Kind] = {"agent": str, "to": str, "from": str}
+_MODEL_NAMES = ("auto", "local", "openai")
+_MODEL_SETTINGS: dict[str, dict[str, Kind]] = {
+    "local": {"llm_model_path": str, "base_url": str, "llm_model": str, "api_key": str},
+    "openai": {"model_name": str},
+}
 _SIP_KEYS = {"listen", "codecs", *_SIP_TYPES}
 _RTP_KEYS = {"ports", "media_timeout", "host"}
 _SERVER_KEYS = {"http", *_SERVER_TYPES}
@@ -102,7 +154,7 @@ def load(path: Path | None = None) -> ServerConfig:
         raise ConfigError(f"cannot read the config file {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    _take(data, {"sip", "rtp", "server"}, "top level")
+    _take(data, {"sip", "rtp", "server", "routes", "model", "access"}, "top level")
     sip_table = _take(data.get("sip", {}), _SIP_KEYS, "sip")
     rtp_table = _take(data.get("rtp", {}), _RTP_KEYS, "rtp")
     server_table = _take(data.get("server", {}), _SERVER_KEYS, "server")
@@ -140,4 +192,67 @@ def load(path: Path | None = None) -> ServerConfig:
     if "http" in server_table:
         http = _typed(server_table["http"], str, "server.http")
         server["http"] = parse_host_port(http, key="server.http", default_port=DEFAULT_HTTP_PORT)
-    return ServerConfig(sip=replace(sip, **changes), **server)
+    for key in ("no_input_timeout", "max_call_duration"):
+        if key in server and server[key] <= 0:
+            raise ConfigError(f"server.{key}: must be more than 0 seconds")
+    return ServerConfig(
+        sip=replace(sip, **changes),
+        routes=_routes(data.get("routes", [])),
+        model=_model(data.get("model", {})),
+        allow=_allow(data.get("access", {})),
+        **server,
+    )
+
+
+def _routes(value: Any) -> tuple[Route, ...]:
+    if not isinstance(value, list):
+        raise ConfigError("routes: expected [[routes]] tables")
+    routes = []
+    for index, table in enumerate(value):
+        key = f"routes[{index}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{key}: expected a table with agent, to, from")
+        _take(table, set(_ROUTE_TYPES), key)
+        if "agent" not in table:
+            raise ConfigError(f"{key}: missing 'agent' (module:attribute)")
+        fields = {
+            name: _typed(table[name], kind, f"{key}.{name}")
+            for name, kind in _ROUTE_TYPES.items()
+            if name in table
+        }
+        routes.append(Route(fields["agent"], to=fields.get("to", "*"), caller=fields.get("from", "*")))
+    return tuple(routes)
+
+
+def _model(table: Any) -> ModelChoice:
+    if not isinstance(table, dict):
+        raise ConfigError("model: expected a table")
+    name = _typed(table.get("name", "auto"), str, "model.name")
+    if name not in _MODEL_NAMES:
+        raise ConfigError(f"model.name: {name!r} is not one of {', '.join(_MODEL_NAMES)}")
+    allowed = {key for settings in _MODEL_SETTINGS.values() for key in settings}
+    _take(table, {"name", *allowed}, "model")
+    kinds = _MODEL_SETTINGS.get(name, {})
+    settings = {}
+    for key, value in table.items():
+        if key == "name":
+            continue
+        if key not in kinds:
+            raise ConfigError(f"model.{key}: not a setting of the {name!r} model")
+        settings[key] = _typed(value, kinds[key], f"model.{key}")
+    return ModelChoice(name, settings)
+
+
+def _allow(table: Any) -> tuple[str, ...] | None:
+    if not isinstance(table, dict):
+        raise ConfigError("access: expected a table")
+    _take(table, {"allow"}, "access")
+    if "allow" not in table:
+        return None
+    networks = _typed(table["allow"], list, "access.allow")
+    for net in networks:
+        try:
+            ipaddress.ip_network(_typed(net, str, "access.allow"), strict=False)
+        except ValueError:
+            raise ConfigError(f"access.allow: {net!r} is not an address or CIDR network") from None
+    return tuple(networks)

@@ -26,6 +26,16 @@ TRANSFER_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
+class Rejection:
+    """A SIP final response refusing an incoming call."""
+
+    status: int
+    reason: str
+    retry: bool = False
+    """Whether to send Retry-After (a temporary refusal: busy, draining)."""
+
+
+@dataclass(frozen=True, slots=True)
 class CallInfo:
     """Who called whom: what an agent may want to know about its call."""
 

@@ -31,7 +31,7 @@ from voicegw.rtp.endpoint import RtpEndpoint
 from voicegw.rtp.events import MediaTimeout
 from voicegw.rtp.ports import RtpPortsExhausted
 from voicegw.sip import pjlog, sdp
-from voicegw.sip.call import CallInfo, SipCall
+from voicegw.sip.call import CallInfo, Rejection, SipCall
 from voicegw.sip.message import parse_info_dtmf, parse_request
 from voicegw.sip.state import ACTIVE_STATES, CallState, CallTrigger
 
@@ -49,6 +49,8 @@ CALL_LIMIT_HEADROOM = 16
 SLOW_PUMP_S = 0.002
 
 CallHandler = Callable[[SipCall], Awaitable[None]]
+Admission = Callable[[CallInfo], Rejection | None]
+"""Decides, before anything is set up, whether to take a call (None) or refuse it."""
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -221,10 +223,14 @@ class _PjAccount(pj.Account):
 class SipUserAgent:
     """Answers SIP calls and runs `handler(call)` on each answered call."""
 
-    def __init__(self, config: SipConfig, clock: MediaClock, handler: CallHandler) -> None:
+    def __init__(
+        self, config: SipConfig, clock: MediaClock, handler: CallHandler, admit: Admission | None = None
+    ) -> None:
+        """`admit` refuses calls the server does not take (a source not allowed, a busy model)."""
         self.config = config
         self.clock = clock
         self.handler = handler
+        self.admit = admit
         self.draining = False
         self.calls: dict[str, SipCall] = {}
         self._pj_calls: dict[str, _PjCall] = {}
@@ -382,6 +388,8 @@ class SipUserAgent:
             return self._reject(pj_call, 503, "Server draining", retry=True)
         if self.active_calls > self.config.max_calls:
             return self._reject(pj_call, 503, "Call limit reached", retry=True)
+        if self.admit is not None and (refused := self.admit(info)) is not None:
+            return self._reject(pj_call, refused.status, refused.reason, retry=refused.retry)
         try:
             offer = sdp.parse(request.body)
             negotiated = sdp.negotiate(offer, self.config.codecs)

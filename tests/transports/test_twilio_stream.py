@@ -51,13 +51,13 @@ WAIT_S = 15.0
 AGENT = RealtimeAgent(name="Phone Assistant", instructions="Answer the caller briefly.")
 
 
-async def eventually(predicate: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
+async def eventually(predicate: Callable[[], bool], what: str) -> None:
     async def poll() -> None:
         while not predicate():
             await asyncio.sleep(0.01)
 
     try:
-        await asyncio.wait_for(poll(), timeout)
+        await asyncio.wait_for(poll(), WAIT_S)
     except TimeoutError:
         raise AssertionError(f"timed out waiting for {what}") from None
 

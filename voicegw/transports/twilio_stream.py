@@ -31,6 +31,7 @@ from voicegw.realtime.transport import (
     DtmfReceived,
     TransportClosed,
 )
+from voicegw.transports.queues import until_end
 from voicegw.transports.twilio_protocol import (
     SAMPLE_RATE,
     Connected,
@@ -128,19 +129,10 @@ class TwilioStreamTransport:
         if self._frames_taken:
             raise RuntimeError("frames() can be iterated once")
         self._frames_taken = True
-        return self._frame_stream()
-
-    async def _frame_stream(self) -> AsyncIterator[AudioFrame]:
-        while (frame := await self._frames.get()) is not None:
-            yield frame
+        return until_end(self._frames)
 
     def events(self) -> AsyncIterator[CallEvent]:
-        return self._event_stream()
-
-    async def _event_stream(self) -> AsyncIterator[CallEvent]:
-        while (event := await self._events.get()) is not None:
-            yield event
-        self._events.put_nowait(None)  # for another reader
+        return until_end(self._events)
 
     async def play(self, pcm: bytes, *, item_id: str) -> None:
         """Queue agent audio: 20 ms ``media`` messages, each followed by its ``mark``."""

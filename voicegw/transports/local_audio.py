@@ -19,6 +19,7 @@ import structlog
 
 from voicegw.audio.playout import PlayoutBuffer
 from voicegw.realtime.transport import FRAME_MS, AudioFrame, CallEvent, CallStateChanged, TransportClosed
+from voicegw.transports.queues import until_end
 
 log = structlog.get_logger()
 
@@ -117,12 +118,7 @@ class LocalAudioTransport:
             position += FRAME_MS
 
     def events(self) -> AsyncIterator[CallEvent]:
-        return self._event_stream()
-
-    async def _event_stream(self) -> AsyncIterator[CallEvent]:
-        while (event := await self._events.get()) is not None:
-            yield event
-        self._events.put_nowait(None)
+        return until_end(self._events)
 
     async def play(self, pcm: bytes, *, item_id: str) -> None:
         if self._closed:

@@ -30,6 +30,7 @@ from voicegw.realtime.transport import (
     CallStateChanged,
     TransportClosed,
 )
+from voicegw.transports.queues import until_end
 
 log = structlog.get_logger()
 
@@ -155,12 +156,7 @@ class WavFilesTransport:
             self._recording.extend(bytes(self._frame_bytes))
 
     def events(self) -> AsyncIterator[CallEvent]:
-        return self._event_stream()
-
-    async def _event_stream(self) -> AsyncIterator[CallEvent]:
-        while (event := await self._events.get()) is not None:
-            yield event
-        self._events.put_nowait(None)  # for another reader
+        return until_end(self._events)
 
     async def play(self, pcm: bytes, *, item_id: str) -> None:
         if self._closed or self._ended:

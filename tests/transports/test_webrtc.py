@@ -20,6 +20,7 @@ from aiortc import MediaStreamError, MediaStreamTrack, RTCDataChannel, RTCSessio
 from tests.signals import best_correlation, sine, speech
 from voicegw.audio.codecs import frame_to_mono_pcm
 from voicegw.realtime.transport import AudioTransport, CallStateChanged, TransportClosed
+from voicegw.rtp.clock import MediaClock
 from voicegw.transports.webrtc import CallerFrames, WebRtcTransport, peer_connection
 
 pytestmark = pytest.mark.timeout(60)
@@ -99,17 +100,25 @@ class Browser:
         await self.pc.close()
 
 
-@pytest.fixture
-async def call(tmp_path: Path) -> AsyncIterator[tuple[Browser, WebRtcTransport, bytes]]:
+@pytest.fixture(params=["own clock"])
+async def call(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[Browser, WebRtcTransport, bytes]]:
+    """A connected call; ``"shared clock"``: the transport is paced by a clock it does not own (the app's)."""
     spoken = speech(tmp_path / "question", PEER_RATE, "What is the weather like in Paris today?")
     browser = Browser(spoken + bytes(PEER_RATE * 2))  # a second of silence after the question
-    transport = WebRtcTransport(sample_rate=RATE)
+    clock = MediaClock() if request.param == "shared clock" else None
+    if clock is not None:
+        await clock.start()
+    transport = WebRtcTransport(sample_rate=RATE, clock=clock)
     try:
         await browser.call(transport)
         yield browser, transport, spoken
     finally:
         await transport.close()
         await browser.close()
+        if clock is not None:
+            await clock.stop()
 
 
 def dominant_hz(pcm: bytes, rate: int) -> float:
@@ -164,6 +173,7 @@ async def test_browser_speech_comes_out_as_frames(
     assert await asyncio.wait_for(anext(events), 5) == CallStateChanged("answered")
 
 
+@pytest.mark.parametrize("call", ["own clock", "shared clock"], indirect=True)
 async def test_play_flush_played_ms(call: tuple[Browser, WebRtcTransport, bytes]) -> None:
     browser, transport, _ = call
     events = transport.events()

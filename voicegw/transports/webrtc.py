@@ -142,7 +142,7 @@ class WebRtcTransport:
         self.pc = peer_connection()
         self._track = AgentAudioTrack(sample_rate)
         self._caller = CallerFrames(sample_rate)
-        self._clock = clock or MediaClock()
+        self._clock = clock if clock is not None else MediaClock()  # an idle clock is falsy (len 0)
         self._owns_clock = clock is None
         self._frames: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._events: asyncio.Queue[CallEvent | None] = asyncio.Queue()

@@ -5,7 +5,11 @@ and the model chosen as the library chooses it (OpenAI Realtime with a key, else
 from __future__ import annotations
 
 import datetime
+import logging
+import sys
 from typing import Any
+
+import structlog
 
 from voicegw.models.base import ModelUnavailable, RealtimeModel
 from voicegw.models.registry import create_model, default_model_name
@@ -52,3 +56,11 @@ def make_model(name: str | None = None, base_url: str | None = None) -> Realtime
         return create_model(name, **settings)
     except ModelUnavailable as exc:
         raise SystemExit(str(exc)) from None
+
+
+def configure_logging(verbose: bool) -> None:
+    """The conversation goes to stdout; the library logs to stderr (warnings only unless verbose)."""
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO if verbose else logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )

@@ -9,6 +9,7 @@ actually heard.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeAlias, runtime_checkable
@@ -131,3 +132,18 @@ class CallControl(Protocol):
 
 class TransportClosed(Exception):
     """Raised by `play` on a transport whose call has ended."""
+
+
+async def queued_frames(queue: asyncio.Queue[bytes | None], sample_rate: int) -> AsyncIterator[AudioFrame]:
+    """Caller audio of a transport that queues 20 ms PCM chunks, until it queues None."""
+    position = 0
+    while (pcm := await queue.get()) is not None:
+        yield AudioFrame(pcm, sample_rate, timestamp_ms=position)
+        position += FRAME_MS
+
+
+async def queued_events(queue: asyncio.Queue[CallEvent | None]) -> AsyncIterator[CallEvent]:
+    """Call events of a transport that queues them, until it queues None (left for the next reader)."""
+    while (event := await queue.get()) is not None:
+        yield event
+    queue.put_nowait(None)

@@ -18,7 +18,15 @@ from typing import Any
 import structlog
 
 from voicegw.audio.playout import PlayoutBuffer
-from voicegw.realtime.transport import FRAME_MS, AudioFrame, CallEvent, CallStateChanged, TransportClosed
+from voicegw.realtime.transport import (
+    FRAME_MS,
+    AudioFrame,
+    CallEvent,
+    CallStateChanged,
+    TransportClosed,
+    queued_events,
+    queued_frames,
+)
 
 log = structlog.get_logger()
 
@@ -91,7 +99,7 @@ class LocalAudioTransport:
         if self._streams:
             raise RuntimeError("frames() can be iterated once")
         self._start(asyncio.get_running_loop())
-        return self._frame_stream()
+        return queued_frames(self._frames, self.sample_rate)
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         def on_input(indata: Any, frames: int, time: Any, status: Any) -> None:
@@ -110,19 +118,8 @@ class LocalAudioTransport:
         for stream in self._streams:
             stream.start()
 
-    async def _frame_stream(self) -> AsyncIterator[AudioFrame]:
-        position = 0
-        while (pcm := await self._frames.get()) is not None:
-            yield AudioFrame(pcm, self.sample_rate, timestamp_ms=position)
-            position += FRAME_MS
-
     def events(self) -> AsyncIterator[CallEvent]:
-        return self._event_stream()
-
-    async def _event_stream(self) -> AsyncIterator[CallEvent]:
-        while (event := await self._events.get()) is not None:
-            yield event
-        self._events.put_nowait(None)
+        return queued_events(self._events)
 
     async def play(self, pcm: bytes, *, item_id: str) -> None:
         if self._closed:

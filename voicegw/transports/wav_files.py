@@ -29,6 +29,7 @@ from voicegw.realtime.transport import (
     CallEvent,
     CallStateChanged,
     TransportClosed,
+    queued_events,
 )
 
 log = structlog.get_logger()
@@ -155,12 +156,7 @@ class WavFilesTransport:
             self._recording.extend(bytes(self._frame_bytes))
 
     def events(self) -> AsyncIterator[CallEvent]:
-        return self._event_stream()
-
-    async def _event_stream(self) -> AsyncIterator[CallEvent]:
-        while (event := await self._events.get()) is not None:
-            yield event
-        self._events.put_nowait(None)  # for another reader
+        return queued_events(self._events)
 
     async def play(self, pcm: bytes, *, item_id: str) -> None:
         if self._closed or self._ended:

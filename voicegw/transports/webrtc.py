@@ -35,7 +35,15 @@ from aiortc import (
 from voicegw.audio.codecs import frame_to_mono_pcm
 from voicegw.audio.playout import PlayoutBuffer
 from voicegw.audio.resample import Resampler
-from voicegw.realtime.transport import FRAME_MS, AudioFrame, CallEvent, CallStateChanged, TransportClosed
+from voicegw.realtime.transport import (
+    FRAME_MS,
+    AudioFrame,
+    CallEvent,
+    CallStateChanged,
+    TransportClosed,
+    queued_events,
+    queued_frames,
+)
 from voicegw.rtp.clock import MediaClock
 
 log = structlog.get_logger()
@@ -253,21 +261,10 @@ class WebRtcTransport:
         if self._frames_started:
             raise RuntimeError("frames() can be iterated once")
         self._frames_started = True
-        return self._frame_stream()
-
-    async def _frame_stream(self) -> AsyncIterator[AudioFrame]:
-        position = 0
-        while (pcm := await self._frames.get()) is not None:
-            yield AudioFrame(pcm, self.sample_rate, timestamp_ms=position)
-            position += FRAME_MS
+        return queued_frames(self._frames, self.sample_rate)
 
     def events(self) -> AsyncIterator[CallEvent]:
-        return self._event_stream()
-
-    async def _event_stream(self) -> AsyncIterator[CallEvent]:
-        while (event := await self._events.get()) is not None:
-            yield event
-        self._events.put_nowait(None)  # for another reader
+        return queued_events(self._events)
 
     async def play(self, pcm: bytes, *, item_id: str) -> None:
         if self._ended:

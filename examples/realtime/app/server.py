@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import sys
 from pathlib import Path
@@ -45,7 +44,7 @@ from voicegw.rtp.clock import MediaClock
 from voicegw.transports.webrtc import WebRtcOfferError, WebRtcTransport
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # examples/realtime: the shared assistant
-from assistant import AGENT, make_model
+from assistant import AGENT, configure_logging, make_model
 
 STATIC = Path(__file__).resolve().parent / "static"
 DEFAULT_RATE = 24000
@@ -236,12 +235,7 @@ async def serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.INFO if args.verbose else logging.WARNING
-        ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-    )
+    configure_logging(args.verbose)
     return asyncio.run(serve(args))
 
 

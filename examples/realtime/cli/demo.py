@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import sys
 from pathlib import Path
-
-import structlog
 
 from voicegw.models.base import ModelUnavailable
 from voicegw.models.registry import MODELS
@@ -43,7 +40,7 @@ from voicegw.transports.local_audio import AudioDeviceUnavailable, LocalAudioTra
 from voicegw.transports.wav_files import WavFilesTransport
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # examples/realtime: the shared assistant
-from assistant import AGENT, make_model
+from assistant import AGENT, configure_logging, make_model
 
 DEFAULT_RATE = 24000
 
@@ -159,13 +156,7 @@ async def converse(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # The conversation goes to stdout; the library's logs to stderr, warnings only unless asked.
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.INFO if args.verbose else logging.WARNING
-        ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-    )
+    configure_logging(args.verbose)
     return asyncio.run(converse(args))
 
 

@@ -11,8 +11,8 @@ extras=${1:-local}
 log() { echo "setup: $*" >&2; }
 
 # Tools the server and the tests call: SIPp for load and e2e calls, espeak-ng and sox for test
-# audio, swig and the compiler for pjsua2.
-apt_pkgs=(sip-tester espeak-ng sox swig build-essential dpkg-dev libssl-dev libopus-dev python3-dev)
+# audio, chromium for the web app's browser test, swig and the compiler for pjsua2.
+apt_pkgs=(sip-tester espeak-ng sox chromium swig build-essential dpkg-dev libssl-dev libopus-dev python3-dev)
 missing=()
 for pkg in "${apt_pkgs[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -189,6 +189,21 @@ def _audio_context(name: str, mode: Literal["r", "w"]) -> av.AudioCodecContext:
     return context
 
 
+def frame_to_mono_pcm(frame: av.AudioFrame) -> bytes:
+    """A decoded PyAV frame (any sample format, planar or packed, any channels) as mono s16le PCM.
+
+    Channels are averaged; float samples are scaled from [-1, 1]. The rate is left as it is.
+    """
+    array = frame.to_ndarray()
+    if array.dtype != np.int16:
+        array = np.clip(array * 32768.0, -32768, 32767).astype(np.int16)
+    if frame.format.is_planar:
+        mono = array.mean(axis=0) if array.shape[0] > 1 else array[0]
+    else:
+        mono = array.reshape(-1, len(frame.layout.channels)).mean(axis=1)
+    return np.asarray(mono, dtype="<i2").tobytes()
+
+
 class _AvCodec(Codec):
     """A codec run by FFmpeg through PyAV: one encoder and one decoder context per instance."""
 
@@ -235,18 +250,7 @@ class _AvCodec(Codec):
         return b"".join(bytes(packet) for packet in self._encoder().encode(frame))
 
     def _decode(self, payload: bytes) -> bytes:
-        chunks = []
-        for frame in self._decoder().decode(av.Packet(payload)):
-            array = frame.to_ndarray()
-            if array.dtype != np.int16:
-                array = np.clip(array * 32768.0, -32768, 32767).astype(np.int16)
-            if frame.format.is_planar:
-                mono = array.mean(axis=0) if array.shape[0] > 1 else array[0]
-            else:
-                channels = len(frame.layout.channels)
-                mono = array.reshape(-1, channels).mean(axis=1)
-            chunks.append(np.asarray(mono, dtype="<i2").tobytes())
-        return b"".join(chunks)
+        return b"".join(frame_to_mono_pcm(frame) for frame in self._decoder().decode(av.Packet(payload)))
 
 
 class Opus(_AvCodec):

@@ -19,7 +19,7 @@ import structlog
 
 from voicegw.audio.playout import PlayoutBuffer
 from voicegw.realtime.transport import FRAME_MS, AudioFrame, CallEvent, CallStateChanged, TransportClosed
-from voicegw.transports.queues import until_end
+from voicegw.transports.queues import queued_frames, until_end
 
 log = structlog.get_logger()
 
@@ -92,7 +92,7 @@ class LocalAudioTransport:
         if self._streams:
             raise RuntimeError("frames() can be iterated once")
         self._start(asyncio.get_running_loop())
-        return self._frame_stream()
+        return queued_frames(self._frames, self.sample_rate)
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         def on_input(indata: Any, frames: int, time: Any, status: Any) -> None:
@@ -110,12 +110,6 @@ class LocalAudioTransport:
         ]
         for stream in self._streams:
             stream.start()
-
-    async def _frame_stream(self) -> AsyncIterator[AudioFrame]:
-        position = 0
-        while (pcm := await self._frames.get()) is not None:
-            yield AudioFrame(pcm, self.sample_rate, timestamp_ms=position)
-            position += FRAME_MS
 
     def events(self) -> AsyncIterator[CallEvent]:
         return until_end(self._events)

@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
+from voicegw.realtime.transport import FRAME_MS, AudioFrame
+
 T = TypeVar("T")
 
 
@@ -14,3 +16,11 @@ async def until_end(queue: asyncio.Queue[T | None]) -> AsyncIterator[T]:
     while (item := await queue.get()) is not None:
         yield item
     queue.put_nowait(None)
+
+
+async def queued_frames(queue: asyncio.Queue[bytes | None], sample_rate: int) -> AsyncIterator[AudioFrame]:
+    """Caller audio of a transport that queues 20 ms PCM chunks, as frames, until it queues None."""
+    position = 0
+    async for pcm in until_end(queue):
+        yield AudioFrame(pcm, sample_rate, timestamp_ms=position)
+        position += FRAME_MS

@@ -13,20 +13,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
-import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Any
 
-import structlog
-
-from voicegw.models.base import ModelUnavailable, RealtimeModel
-from voicegw.models.registry import MODELS, create_model, default_model_name
+from voicegw.models.base import ModelUnavailable
+from voicegw.models.registry import MODELS
 from voicegw.realtime import (
     AssistantMessageItem,
-    RealtimeAgent,
     RealtimeAgentStartEvent,
     RealtimeAudioInterrupted,
     RealtimeCallState,
@@ -40,40 +34,15 @@ from voicegw.realtime import (
     RealtimeSessionEvent,
     RealtimeToolEnd,
     RealtimeToolStart,
-    function_tool,
 )
 from voicegw.realtime.transport import AudioTransport
 from voicegw.transports.local_audio import AudioDeviceUnavailable, LocalAudioTransport
 from voicegw.transports.wav_files import WavFilesTransport
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # examples/realtime: the shared assistant
+from assistant import AGENT, configure_logging, make_model
+
 DEFAULT_RATE = 24000
-WEATHER = {"paris": "sunny, 21 °C", "london": "light rain, 14 °C", "new york": "cloudy, 17 °C"}
-
-
-@function_tool
-def get_time() -> str:
-    """The current local time."""
-    return datetime.datetime.now().strftime("%H:%M")
-
-
-@function_tool
-async def get_weather(city: str) -> str:
-    """Today's weather in a city.
-
-    Args:
-        city: The city name, for example Paris.
-    """
-    return WEATHER.get(city.strip().lower(), f"no forecast for {city}")
-
-
-AGENT = RealtimeAgent(
-    name="Voice Assistant",
-    instructions=(
-        "You are a helpful voice assistant. Answer in one or two short spoken sentences. "
-        "Use get_time for the time and get_weather for the weather."
-    ),
-    tools=[get_time, get_weather],
-)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -106,19 +75,6 @@ def make_transport(args: argparse.Namespace) -> AudioTransport:
         return LocalAudioTransport(sample_rate=args.rate or DEFAULT_RATE)
     except AudioDeviceUnavailable as exc:
         raise SystemExit(f"{exc}\nNo sound device: use --input question.wav --output answer.wav") from None
-
-
-def make_model(args: argparse.Namespace) -> RealtimeModel:
-    name = args.model or default_model_name()
-    settings: dict[str, Any] = {}
-    if args.base_url:
-        if name != "openai":
-            raise SystemExit("--base-url is for the openai model")
-        settings["base_url"] = args.base_url
-    try:
-        return create_model(name, **settings)
-    except ModelUnavailable as exc:
-        raise SystemExit(str(exc)) from None
 
 
 class Printer:
@@ -161,7 +117,7 @@ class Printer:
 
 async def converse(args: argparse.Namespace) -> int:
     agent = AGENT.clone(greeting=args.greeting) if args.greeting else AGENT
-    session = RealtimeSession(make_transport(args), model=make_model(args))
+    session = RealtimeSession(make_transport(args), model=make_model(args.model, args.base_url))
     printer = Printer()
 
     async def show_events() -> None:
@@ -200,13 +156,7 @@ async def converse(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # The conversation goes to stdout; the library's logs to stderr, warnings only unless asked.
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.INFO if args.verbose else logging.WARNING
-        ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-    )
+    configure_logging(args.verbose)
     return asyncio.run(converse(args))
 
 

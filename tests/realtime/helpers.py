@@ -52,7 +52,7 @@ async def start(
     hooks: RealtimeRunHooks[Any] | None = None,
     transport: FakeTransport | None = None,
 ) -> Run:
-    """Start a session of `agent` over a `FakeTransport` (or `transport`); no server VAD unless `config` asks."""
+    """Start a session of `agent` over `transport` (a new `FakeTransport`); no server VAD unless asked."""
     model = ScriptedModel(steps, supports_turn_detection=supports_turn_detection)
     transport = transport if transport is not None else FakeTransport(RATE)
     merged: RealtimeRunConfig = {"turn_detection": None}

@@ -11,7 +11,6 @@ from voicegw.models.base import CreateResponse, SendToolOutput, SendUserMessage
 from voicegw.models.testing import ScriptStep, speech, tool_call
 from voicegw.realtime import DtmfReceived, RealtimeAgent, RealtimeDtmf, ToolContext, function_tool
 from voicegw.realtime.call_tools import (
-    CALL_TOOLS,
     POLL_S,
     CallHandle,
     hang_up,
@@ -240,7 +239,7 @@ async def test_send_dtmf_from_the_model_reaches_the_call() -> None:
     await run.close()
 
 
-async def test_call_tools_can_be_turned_off_or_replaced_by_the_agents_own() -> None:
+async def test_call_tools_can_be_turned_off_or_chosen_by_the_agent() -> None:
     @function_tool
     def transfer(department: str) -> str:
         """Transfer to a department of ours."""
@@ -251,7 +250,7 @@ async def test_call_tools_can_be_turned_off_or_replaced_by_the_agents_own() -> N
     plain = await start(RealtimeAgent("C"), [])  # not a phone call
 
     assert off.model.configs[0].tools == ()
-    assert [t.name for t in own.model.configs[0].tools] == ["transfer", "hang_up", "send_dtmf"]
+    assert [t.name for t in own.model.configs[0].tools] == ["transfer"]  # its own choice of call tools
     assert own.model.configs[0].tools[0].parameters["required"] == ["department"]
     assert plain.model.configs[0].tools == ()
     for run in (off, own, plain):

@@ -1,9 +1,10 @@
 """Call control for agents: `hang_up`, `transfer` and `send_dtmf` as ordinary function tools.
 
 A session over a transport that implements `CallControl` (a SIP call) puts a `CallHandle` in the
-run context (``ctx.call``) and offers `CALL_TOOLS` to every agent, after the agent's own tools: an
-agent tool of the same name replaces the built-in one (a front desk that may transfer only to its
-operator defines its own ``transfer``). ``RealtimeRunConfig(call_tools=False)`` turns them off.
+run context (``ctx.call``) and offers `CALL_TOOLS` to every agent, after the agent's own tools.
+An agent that lists any call tool of its own gets only the ones it lists (a front desk that may
+transfer only to its operator defines its own ``transfer`` and adds ``hang_up_tool(...)``, and
+no ``send_dtmf``). ``RealtimeRunConfig(call_tools=False)`` turns them off for a run.
 
 The handle does what a person on the phone would: it lets the agent finish the sentence it is
 saying before it hangs up or transfers (bounded, so a stuck playout cannot keep a call open).
@@ -70,9 +71,9 @@ class CallHandle:
         """Whether the model's response that made this tool call also spoke to the caller."""
         return self._spoke(tool_call_id)
 
-    async def play_out(self, timeout: float = PLAYOUT_LIMIT_S) -> bool:
-        """Wait until the agent has finished speaking (generated and played); False on timeout."""
-        return await _wait_until(lambda: not self._speaking(), timeout)
+    async def play_out(self, limit_s: float = PLAYOUT_LIMIT_S) -> bool:
+        """Wait until the agent has finished speaking (generated and played); False after `limit_s`."""
+        return await _wait_until(lambda: not self._speaking(), limit_s)
 
     async def say(self, text: str) -> None:
         """Have the agent say `text` verbatim and wait until the caller has heard it (bounded)."""
@@ -110,13 +111,14 @@ class CallHandle:
         await self.control.send_dtmf(digits)
 
 
-async def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() >= deadline:
-            return False
-        await asyncio.sleep(POLL_S)
+async def _wait_until(condition: Callable[[], bool], limit_s: float) -> bool:
+    """Poll `condition` until it holds (True) or `limit_s` has passed (False)."""
+    try:
+        async with asyncio.timeout(limit_s):
+            while not condition():
+                await asyncio.sleep(POLL_S)
+    except TimeoutError:
+        return False
     return True
 
 
@@ -132,10 +134,8 @@ def hang_up_tool(farewell: str | None = None) -> FunctionTool:
     (a small model that can only call the tool), so the caller never hears the line just drop."""
 
     async def hang_up(ctx: ToolContext[Any]) -> str:
-        """End the call: hang up when the caller says goodbye or bye, or the conversation is over.
-
-        Say goodbye first; the call ends once you have finished speaking.
-        """
+        """Hang up once the conversation is over, when they say goodbye or bye.
+        Say goodbye before you hang up."""
         call = call_of(ctx)
         said_goodbye = call.spoke_before(ctx.tool_call_id)
         await call.hang_up(farewell=None if said_goodbye else farewell)
@@ -172,3 +172,4 @@ hang_up = hang_up_tool()
 
 CALL_TOOLS: tuple[FunctionTool, ...] = (hang_up, transfer, send_dtmf)
 """What a session offers an agent on a phone call (``RealtimeRunConfig(call_tools=False)``: nothing)."""
+CALL_TOOL_NAMES = frozenset(tool.name for tool in CALL_TOOLS)

@@ -42,7 +42,7 @@ from voicegw.models.base import (
 )
 from voicegw.models.registry import create_model
 from voicegw.realtime.agent import RealtimeAgent
-from voicegw.realtime.call_tools import CALL_TOOLS, CallHandle
+from voicegw.realtime.call_tools import CALL_TOOL_NAMES, CALL_TOOLS, CallHandle
 from voicegw.realtime.config import (
     DEFAULT_SAMPLE_RATE,
     DEFAULT_TOOL_FILLER_DELAY,
@@ -544,6 +544,8 @@ class RealtimeSession:
     async def _agent_config(self, agent: RealtimeAgent[Any]) -> RealtimeModelConfig:
         """The model configuration for `agent`; also makes its tools the callable ones."""
         builtin = CALL_TOOLS if self._call is not None and self._config.get("call_tools", True) else ()
+        if any(tool.name in CALL_TOOL_NAMES for tool in agent.tools):
+            builtin = ()  # an agent with call control of its own chose which it wants
         specs = await self._tools.use_agent(agent, self._context, builtin)
         return build_model_config(
             self._config,

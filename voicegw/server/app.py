@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import inspect
 import signal
 from typing import Any
 
@@ -47,18 +48,24 @@ def load_object(path: str) -> Any:
         raise ConfigError(f"agent: module {module_name!r} has no attribute {attribute!r}") from None
 
 
-def agent_handler(agent_path: str) -> CallHandler:
-    """Run a realtime agent (or a factory taking the call's info) on each call."""
+def agent_handler(agent_path: str, options: dict[str, Any] | None = None) -> CallHandler:
+    """Run a realtime agent (or a factory taking the call's info and `options`) on each call."""
     from voicegw.models.registry import create_model
     from voicegw.realtime import RealtimeAgent, RealtimeRunner, RealtimeSession
 
     target = load_object(agent_path)
     if not isinstance(target, RealtimeAgent) and not callable(target):
         raise ConfigError(f"agent: {agent_path!r} is neither a RealtimeAgent nor a factory")
+    if options and isinstance(target, RealtimeAgent):
+        raise ConfigError(f"[agent]: options are for agent factories; {agent_path!r} is an agent")
+    try:  # wrong [agent] options fail at start, not on every call
+        _ = options and inspect.signature(target).bind(None, **options)
+    except TypeError as exc:
+        raise ConfigError(f"[agent]: {exc}") from None
     create_model()  # fail at start, not on the first call, when the model is missing
 
     async def run(call: SipCall) -> None:
-        agent = target if isinstance(target, RealtimeAgent) else target(call.info)
+        agent = target if isinstance(target, RealtimeAgent) else target(call.info, **(options or {}))
         session = RealtimeSession(SipCallTransport(call), model=create_model())
         result = await RealtimeRunner.run(agent, session=session, context=call.info)
         call.log.info("session_ended", end_reason=result.end_reason, agent=result.final_agent.name)
@@ -75,7 +82,7 @@ class Server:
         self.force_exit = False
         self.clock = MediaClock()
         if config.agent and not config.echo:
-            self.handler = agent_handler(config.agent)
+            self.handler = agent_handler(config.agent, config.agent_options)
             self.mode = "agent"
         else:
             self.handler = echo

@@ -25,6 +25,9 @@ class ServerConfig:
     agent: str | None = None
     """``module:attribute`` of the agent that answers calls."""
 
+    agent_options: dict[str, Any] = field(default_factory=dict)
+    """The ``[agent]`` table: keyword arguments for an agent factory (``operator = "sip:..."``)."""
+
     drain_timeout: float = 30.0
     """Seconds calls in progress get to finish after SIGTERM."""
 
@@ -102,7 +105,7 @@ def load(path: Path | None = None) -> ServerConfig:
         raise ConfigError(f"cannot read the config file {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    _take(data, {"sip", "rtp", "server"}, "top level")
+    _take(data, {"sip", "rtp", "server", "agent"}, "top level")
     sip_table = _take(data.get("sip", {}), _SIP_KEYS, "sip")
     rtp_table = _take(data.get("rtp", {}), _RTP_KEYS, "rtp")
     server_table = _take(data.get("server", {}), _SERVER_KEYS, "server")
@@ -140,4 +143,5 @@ def load(path: Path | None = None) -> ServerConfig:
     if "http" in server_table:
         http = _typed(server_table["http"], str, "server.http")
         server["http"] = parse_host_port(http, key="server.http", default_port=DEFAULT_HTTP_PORT)
+    server["agent_options"] = _typed(data.get("agent", {}), dict, "agent")
     return ServerConfig(sip=replace(sip, **changes), **server)

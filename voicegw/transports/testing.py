@@ -79,7 +79,7 @@ class FakeTransport:
         """A call event (DTMF, state change), delivered at once."""
         self._events.put_nowait(event)
 
-    def hang_up(self, reason: str = "caller hung up") -> None:
+    def caller_hang_up(self, reason: str = "caller hung up") -> None:
         """The caller hangs up: an ``ended`` state, then the end of frames and events."""
         self._events.put_nowait(CallStateChanged("ended", reason))
         self._end_streams()

@@ -15,6 +15,7 @@ It prints one JSON report on stdout: call states, status codes, timings, what ea
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -183,10 +184,8 @@ def end_transferred_call(session: Session, new_leg: Caller | None) -> dict[str, 
     if new_leg is None:
         return {}
     if not new_leg.disconnected:
-        try:
+        with contextlib.suppress(pj.Error):  # it never started
             new_leg.hangup(pj.CallOpParam(True))
-        except pj.Error:
-            pass  # never started
         session.wait(lambda: new_leg.disconnected)
     return {"states": new_leg.states, "status_codes": new_leg.status_codes}
 

@@ -324,3 +324,40 @@ def run_caller(uri: str, *args: str, timeout: float = 45.0) -> dict[str, Any]:
         raise RuntimeError(f"pjsua2 caller failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     report: dict[str, Any] = json.loads(lines[-1])
     return report
+
+
+@dataclass
+class SippUas:
+    """SIPp's built-in ``uas`` scenario in the background: answers one call and takes its BYE."""
+
+    workdir: Path
+    port: int = field(default_factory=free_udp_port)
+
+    def __post_init__(self) -> None:
+        if shutil.which("sipp") is None:
+            raise RuntimeError(
+                "sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)"
+            )
+        from tests.sip.sipp import free_media_ports
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        command = [
+            "sipp", "-sn", "uas", "-i", HOST, "-p", str(self.port), "-mp", str(free_media_ports()),
+            "-m", "1", "-nostdin", "-trace_err", "-timeout", "40s", "-timeout_error",
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(
+            command, cwd=self.workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+
+    def uri(self, user: str) -> str:
+        return f"sip:{user}@{HOST}:{self.port}"
+
+    def wait(self, timeout: float) -> tuple[int | None, str]:
+        """SIPp's exit status (None: still running after `timeout`, then killed) and its output."""
+        try:
+            output, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            output, _ = self.proc.communicate()
+            return None, output[-3000:]
+        return self.proc.returncode, output[-3000:]

@@ -50,10 +50,11 @@ async def start(
     supports_turn_detection: bool = False,
     context: Any = None,
     hooks: RealtimeRunHooks[Any] | None = None,
+    transport: FakeTransport | None = None,
 ) -> Run:
-    """Start a session of `agent` over a `FakeTransport`; no server VAD unless `config` asks."""
+    """Start a session of `agent` over `transport` (a new `FakeTransport`); no server VAD unless asked."""
     model = ScriptedModel(steps, supports_turn_detection=supports_turn_detection)
-    transport = FakeTransport(RATE)
+    transport = transport if transport is not None else FakeTransport(RATE)
     merged: RealtimeRunConfig = {"turn_detection": None}
     merged.update(config or {})
     session = RealtimeSession(

@@ -61,7 +61,7 @@ async def play_call(transport: FakeTransport) -> None:
     """The caller listens to everything, then hangs up."""
     await settle()
     await transport.advance(800)
-    transport.hang_up()
+    transport.caller_hang_up()
 
 
 def comparable(result: RealtimeResult) -> RealtimeResult:

@@ -415,7 +415,7 @@ async def test_fast_tool_plays_no_tone() -> None:
 )
 async def test_call_end_ends_the_session(reason: str, end_reason: str) -> None:
     run = await start(RealtimeAgent("A"), [])
-    run.transport.hang_up(reason)
+    run.transport.caller_hang_up(reason)
     result = await asyncio.wait_for(run.session.wait(), 1)
     assert result.end_reason == end_reason
     assert run.types()[-2:] == ["call_state", "agent_end"]

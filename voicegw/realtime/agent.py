@@ -45,6 +45,10 @@ class RealtimeAgent(Generic[TContext]):
     greeting_instructions: str | None = None
     """Or: how to greet — the model composes the greeting from these when the session starts."""
 
+    dtmf_menu: dict[str, str] = field(default_factory=dict)
+    """A keypad menu: a key the caller presses reaches the model as these words of the caller
+    (``{"1": "What are your opening hours?"}``), as if said; other keys follow `dtmf_as_text`."""
+
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise TypeError(f"RealtimeAgent name must be a non-empty string, got {self.name!r}")

@@ -130,7 +130,12 @@ class RealtimeRunConfig(TypedDict, total=False):
     """Whether tracing is disabled for this run (voicegw records no traces; kept for SDK code)."""
 
     dtmf_as_text: bool
-    """Tell the model about each key the caller presses (``"The caller pressed 5"``)."""
+    """Tell the model about each key the caller presses (``"The caller pressed 5"``); default no:
+    key presses are only ``dtmf`` session events (keys of the agent's `dtmf_menu` always reach it)."""
+
+    call_tools: bool
+    """Offer the agent ``hang_up``, ``transfer`` and ``send_dtmf`` when the transport is a phone
+    call (it implements `CallControl`). Default True."""
 
 
 def resolve_turn_detection(config: RealtimeRunConfig) -> TurnDetection | None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Generic
+from typing import TYPE_CHECKING, Any, Generic
 
 from typing_extensions import TypeVar
 
 from voicegw.models.base import Usage
+
+if TYPE_CHECKING:
+    from voicegw.realtime.call_tools import CallHandle
 
 TContext = TypeVar("TContext", default=Any)
 """The type of the caller's context object (Any when not given)."""
@@ -22,6 +25,9 @@ class RunContextWrapper(Generic[TContext]):
 
     usage: Usage = field(default_factory=Usage)
     """Model usage of the session so far."""
+
+    call: CallHandle | None = None
+    """The phone call under the session (who called, hang up, transfer, DTMF); None off the phone."""
 
 
 @dataclass

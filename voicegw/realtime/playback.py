@@ -69,6 +69,10 @@ class AgentPlayback:
         item = self._items.get(item_id)
         return item.response_id if item is not None else ""
 
+    def spoke(self, response_id: str) -> bool:
+        """Whether response `response_id` had any audio for the caller."""
+        return any(item.response_id == response_id for item in self._items.values())
+
     def pending_ms(self) -> float:
         """Agent audio handed to the transport that the caller has not heard yet."""
         return max((item.received_ms - self._played_ms(item) for item in self._unheard()), default=0.0)

@@ -42,6 +42,7 @@ from voicegw.models.base import (
 )
 from voicegw.models.registry import create_model
 from voicegw.realtime.agent import RealtimeAgent
+from voicegw.realtime.call_tools import CALL_TOOL_NAMES, CALL_TOOLS, CallHandle
 from voicegw.realtime.config import (
     DEFAULT_SAMPLE_RATE,
     DEFAULT_TOOL_FILLER_DELAY,
@@ -86,7 +87,13 @@ from voicegw.realtime.items import (
 from voicegw.realtime.playback import AgentPlayback
 from voicegw.realtime.result import EndReason, RealtimeResult, RealtimeTimings
 from voicegw.realtime.tool_calls import ToolCallRunner
-from voicegw.realtime.transport import AudioTransport, CallStateChanged, DtmfReceived, TransferResult
+from voicegw.realtime.transport import (
+    AudioTransport,
+    CallControl,
+    CallStateChanged,
+    DtmfReceived,
+    TransferResult,
+)
 from voicegw.realtime.turns import ForwardAudio, ServerTurnDetector, TurnEnded, TurnStarted
 
 log = structlog.get_logger()
@@ -119,6 +126,18 @@ class RealtimeSession:
         self._model: RealtimeModel | None = None
         self._agent = agent
         self._context = RunContextWrapper[Any](context)
+        self._call: CallHandle | None = None
+        if isinstance(transport, CallControl):
+            self._call = self._context.call = CallHandle(
+                transport,
+                speaking=lambda: self._playback.speaking(),
+                responses_started=lambda: self._responses_started,
+                say=lambda text: self._send(CreateResponse(say=text)),
+                spoke=self._tool_call_spoke,
+                finish=lambda reason: self._finish(reason),
+            )
+        self._responses_started = 0
+        self._tool_call_responses: dict[str, str] = {}
         self._hooks: RealtimeRunHooks[Any] = hooks or RealtimeRunHooks()
         self._info = RealtimeEventInfo(self._context)
         self._events: asyncio.Queue[RealtimeSessionEvent] = asyncio.Queue()
@@ -347,6 +366,7 @@ class RealtimeSession:
                 self._put_history(user_audio_item(item_id, text))
                 self._emit(RealtimeInputAudioTranscriptionCompleted(item_id, text, self._info))
             case ModelResponseStarted(response_id=response_id):
+                self._responses_started += 1
                 self._playback.response_started(response_id)
             case ModelAudio():
                 await self._on_audio(event)
@@ -359,6 +379,7 @@ class RealtimeSession:
                     event.item_id or event.call_id, event.call_id, event.name, event.arguments
                 )
                 self._put_history(item)
+                self._tool_call_responses[event.call_id] = event.response_id
                 self._spawn(self._tools.run(event, self.current_agent))
             case ModelItemTruncated(item_id=item_id, transcript=str() as text):
                 self._put_history(assistant_audio_item(item_id, text, "incomplete"))
@@ -482,8 +503,8 @@ class RealtimeSession:
             match event:
                 case DtmfReceived(digit=digit, duration_ms=duration):
                     self._emit(RealtimeDtmf(digit, duration, self._info))
-                    if self._config.get("dtmf_as_text", False):
-                        await self.send_message(f"The caller pressed {digit}")
+                    if (text := self._dtmf_text(digit)) is not None:
+                        await self.send_message(text)
                 case CallStateChanged(state=state, reason=reason):
                     self._emit(RealtimeCallState(state, reason, self._info))
                     if state == "transferred":
@@ -492,6 +513,13 @@ class RealtimeSession:
                         self._finish(_end_reason(reason))
                 case TransferResult(target=target, accepted=accepted, status_code=code):
                     self._emit(RealtimeTransferResult(target, accepted, code, self._info))
+
+    def _dtmf_text(self, digit: str) -> str | None:
+        """What the model is told of a key press: the agent's menu entry, or the plain fact."""
+        menu_text = self.current_agent.dtmf_menu.get(digit)
+        if menu_text is not None:
+            return menu_text
+        return f"The caller pressed {digit}" if self._config.get("dtmf_as_text", False) else None
 
     async def _caller_audio(self, pcm: bytes) -> None:
         if self._turns is None:
@@ -519,7 +547,10 @@ class RealtimeSession:
 
     async def _agent_config(self, agent: RealtimeAgent[Any]) -> RealtimeModelConfig:
         """The model configuration for `agent`; also makes its tools the callable ones."""
-        specs = await self._tools.use_agent(agent, self._context)
+        builtin = CALL_TOOLS if self._call is not None and self._config.get("call_tools", True) else ()
+        if any(tool.name in CALL_TOOL_NAMES for tool in agent.tools):
+            builtin = ()  # an agent with call control of its own chose which it wants
+        specs = await self._tools.use_agent(agent, self._context, builtin)
         return build_model_config(
             self._config,
             sample_rate=self._transport.sample_rate if self._transport is not None else None,
@@ -540,6 +571,11 @@ class RealtimeSession:
         await self._send(UpdateSession(await self._agent_config(agent)))
         self._emit(RealtimeAgentStartEvent(agent, self._info))
         await self._hook("on_agent_start", self._context, agent)
+
+    def _tool_call_spoke(self, call_id: str) -> bool:
+        """Whether the response that made tool call `call_id` had audio for the caller."""
+        response_id = self._tool_call_responses.get(call_id)
+        return response_id is not None and self._playback.spoke(response_id)
 
     def _record_tool_output(self, call_id: str, output: str) -> None:
         item = self._history.tool_output(call_id, output)
@@ -622,6 +658,8 @@ def _end_reason(reason: str) -> EndReason:
     text = reason.lower()
     if "timeout" in text:
         return "timeout"
+    if "transfer" in text:
+        return "transferred"
     if "agent" in text:
         return "agent_hung_up"
     return "caller_hung_up"

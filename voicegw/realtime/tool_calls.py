@@ -9,7 +9,7 @@ filler delay gets a soft thinking tone on the line until its result is in.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 import structlog
@@ -69,10 +69,18 @@ class ToolCallRunner:
         self._filler_queued = False
 
     async def use_agent(
-        self, agent: RealtimeAgent[Any], context: RunContextWrapper[Any]
+        self,
+        agent: RealtimeAgent[Any],
+        context: RunContextWrapper[Any],
+        builtin: Sequence[FunctionTool] = (),
     ) -> tuple[ToolSpec, ...]:
-        """Make `agent`'s tools and enabled handoffs the callable ones; their specs for the model."""
+        """Make `agent`'s tools and enabled handoffs the callable ones; their specs for the model.
+
+        `builtin` tools (call control) come after the agent's; an agent tool of the same name wins.
+        """
         self._tools = {tool.name: tool for tool in agent.tools}
+        for tool in builtin:
+            self._tools.setdefault(tool.name, tool)
         self._handoffs = {h.tool_name: h for h in await agent.get_handoffs(context)}
         return tuple(t.spec() for t in self._tools.values()) + tuple(
             h.spec() for h in self._handoffs.values()
@@ -90,7 +98,14 @@ class ToolCallRunner:
             self._emit_error(call, f"the model called an unknown tool {call.name!r}")
             await self._output(call, output)
             return
-        ctx = ToolContext(self._context.context, self._context.usage, call.name, call.call_id, call.arguments)
+        ctx = ToolContext(
+            self._context.context,
+            self._context.usage,
+            self._context.call,
+            tool_name=call.name,
+            tool_call_id=call.call_id,
+            tool_arguments=call.arguments,
+        )
         self._emit(RealtimeToolStart(agent, tool, call.arguments, call.call_id, self._info))
         await self._hook("on_tool_start", self._context, agent, tool)
         self._started(call.call_id)

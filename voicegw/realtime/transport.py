@@ -10,7 +10,7 @@ actually heard.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeAlias, runtime_checkable
 
 FRAME_MS = 20
@@ -112,9 +112,48 @@ class AudioTransport(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    """Who called whom: what an agent may want to know about its call (``ctx.call.info`` in tools)."""
+
+    call_id: str
+    from_uri: str
+    to_uri: str
+    source: tuple[str, int]
+    """Address the call came from."""
+
+    headers: dict[str, str] = field(default_factory=dict)
+    """Every header of the INVITE (X- headers from a trunk included), names lower-cased."""
+
+    @property
+    def dialled_user(self) -> str:
+        """The user part of the To URI (the number or extension dialled)."""
+        return _user_part(self.to_uri)
+
+    @property
+    def caller_user(self) -> str:
+        """The user part of the From URI (the caller's number, when the network gives it)."""
+        return _user_part(self.from_uri)
+
+    def header(self, name: str, default: str = "") -> str:
+        """One header of the INVITE by name, in any case (``info.header("X-Twilio-CallSid")``)."""
+        return self.headers.get(name.lower(), default)
+
+
+def _user_part(uri: str) -> str:
+    inner = uri.split("<", 1)[-1].split(">", 1)[0]
+    inner = inner.split(":", 1)[-1]
+    return inner.split("@", 1)[0] if "@" in inner else ""
+
+
 @runtime_checkable
 class CallControl(Protocol):
     """Call control that telephony transports offer to agents (as tools)."""
+
+    @property
+    def info(self) -> CallInfo:
+        """Who called whom."""
+        ...
 
     async def hang_up(self, reason: str = "agent hung up") -> None:
         """End the call from our side (SIP BYE)."""

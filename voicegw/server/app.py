@@ -49,7 +49,7 @@ class AgentCalls:
         from voicegw.models.registry import create_model
 
         self.config = config
-        self.router = Router(config.routes, config.agent or DEFAULT_AGENT)
+        self.router = Router(config.routes, config.agent or DEFAULT_AGENT, config.agent_options)
         self.policy = SourcePolicy(config.allow)
         name = None if config.model.name == "auto" else config.model.name
         self._new_model = functools.partial(create_model, name, **config.model.settings)

@@ -63,6 +63,9 @@ class ServerConfig:
     max_call_duration: float = 3600.0
     """Seconds after which a call is ended, whatever is going on."""
 
+    agent_options: dict[str, Any] = field(default_factory=dict)
+    """The ``[agent]`` table: keyword arguments for an agent factory (``operator = "sip:..."``)."""
+
     drain_timeout: float = 30.0
     """Seconds calls in progress get to finish after SIGTERM."""
 
@@ -154,7 +157,7 @@ def load(path: Path | None = None) -> ServerConfig:
         raise ConfigError(f"cannot read the config file {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    _take(data, {"sip", "rtp", "server", "routes", "model", "access"}, "top level")
+    _take(data, {"sip", "rtp", "server", "agent", "routes", "model", "access"}, "top level")
     sip_table = _take(data.get("sip", {}), _SIP_KEYS, "sip")
     rtp_table = _take(data.get("rtp", {}), _RTP_KEYS, "rtp")
     server_table = _take(data.get("server", {}), _SERVER_KEYS, "server")
@@ -200,6 +203,7 @@ def load(path: Path | None = None) -> ServerConfig:
         routes=_routes(data.get("routes", [])),
         model=_model(data.get("model", {})),
         allow=_allow(data.get("access", {})),
+        agent_options=_typed(data.get("agent", {}), dict, "agent"),
         **server,
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,8 @@ from voicegw.realtime.agent import RealtimeAgent
 from voicegw.server.config import ConfigError, Route
 from voicegw.sip.call import CallInfo
 
-AgentTarget = RealtimeAgent[Any] | Callable[[CallInfo], RealtimeAgent[Any]]
+AgentTarget = RealtimeAgent[Any] | Callable[..., RealtimeAgent[Any]]
+"""An agent, or a factory called with the call's `CallInfo` (and the ``[agent]`` options)."""
 
 
 def load_object(path: str, *, key: str = "agent") -> Any:
@@ -54,22 +56,36 @@ class Match:
 class Router:
     """The first route whose patterns match the call, else the default agent."""
 
-    def __init__(self, routes: Sequence[Route], default: str) -> None:
-        """Import every agent now, so that a bad path fails at start, not on a call."""
+    def __init__(self, routes: Sequence[Route], default: str, options: dict[str, Any] | None = None) -> None:
+        """Import every agent now, so that a bad path fails at start, not on a call.
+
+        `options` (the ``[agent]`` table) are keyword arguments of the default agent's factory,
+        checked against its signature now.
+        """
         self._routes = [
             (route, load_agent(route.agent, key=f"routes[{index}].agent"))
             for index, route in enumerate(routes)
         ]
-        self._default = (default, load_agent(default))
+        target = load_agent(default)
+        self._options = options or {}
+        if self._options:
+            if isinstance(target, RealtimeAgent):
+                raise ConfigError(f"[agent]: options are for agent factories; {default!r} is an agent")
+            try:
+                inspect.signature(target).bind(None, **self._options)
+            except TypeError as exc:
+                raise ConfigError(f"[agent]: {exc}") from None
+        self._default = (default, target)
 
     def resolve(self, info: CallInfo) -> Match:
         """The agent for this call (a factory is called with `info`)."""
         path, target = self._default
+        options = self._options
         for route, route_target in self._routes:
             if _matches(route.to, info.dialled_user) and _matches(route.caller, info.caller_user):
-                path, target = route.agent, route_target
+                path, target, options = route.agent, route_target, {}
                 break
-        agent = target if isinstance(target, RealtimeAgent) else target(info)
+        agent = target if isinstance(target, RealtimeAgent) else target(info, **options)
         if not isinstance(agent, RealtimeAgent):
             raise TypeError(
                 f"the agent factory {path!r} returned {type(agent).__name__}, not a RealtimeAgent"

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import structlog
 
-from voicegw.realtime.transport import CallEvent, CallStateChanged, DtmfReceived, TransferResult
+from voicegw.realtime.transport import CallEvent, CallInfo, CallStateChanged, DtmfReceived, TransferResult
 from voicegw.rtp.endpoint import RtpEndpoint
 from voicegw.rtp.events import DtmfDigit, MediaTimeout
 from voicegw.sip.sdp import Negotiated
@@ -35,33 +35,7 @@ class Rejection:
     """Whether to send Retry-After (a temporary refusal: busy, draining)."""
 
 
-@dataclass(frozen=True, slots=True)
-class CallInfo:
-    """Who called whom: what an agent may want to know about its call."""
-
-    call_id: str
-    from_uri: str
-    to_uri: str
-    source: tuple[str, int]
-    """Address the INVITE came from."""
-
-    headers: dict[str, str] = field(default_factory=dict)
-    """Every header of the INVITE (X- headers from a trunk included), names lower-cased."""
-
-    @property
-    def dialled_user(self) -> str:
-        """The user part of the To URI (the number or extension dialled)."""
-        return _user_part(self.to_uri)
-
-    @property
-    def caller_user(self) -> str:
-        return _user_part(self.from_uri)
-
-
-def _user_part(uri: str) -> str:
-    inner = uri.split("<", 1)[-1].split(">", 1)[0]
-    inner = inner.split(":", 1)[-1]
-    return inner.split("@", 1)[0] if "@" in inner else ""
+__all__ = ["CallInfo", "Rejection", "SipCall"]
 
 
 class SipCall:

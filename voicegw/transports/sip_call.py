@@ -17,6 +17,7 @@ class SipCallTransport:
             raise ValueError(f"call {call.call_id} has no media: it was not answered")
         self.call = call
         self.call_id = call.call_id
+        self.info = call.info
         self._endpoint: RtpEndpoint = call.endpoint
         self.sample_rate: int = call.sample_rate
         self._position_ms = 0

@@ -16,7 +16,9 @@ from voicegw.realtime.transport import (
     FRAME_MS,
     AudioFrame,
     CallEvent,
+    CallInfo,
     CallStateChanged,
+    TransferResult,
     TransportClosed,
 )
 
@@ -77,7 +79,7 @@ class FakeTransport:
         """A call event (DTMF, state change), delivered at once."""
         self._events.put_nowait(event)
 
-    def hang_up(self, reason: str = "caller hung up") -> None:
+    def caller_hang_up(self, reason: str = "caller hung up") -> None:
         """The caller hangs up: an ``ended`` state, then the end of frames and events."""
         self._events.put_nowait(CallStateChanged("ended", reason))
         self._end_streams()
@@ -160,3 +162,59 @@ class FakeTransport:
     def _end_streams(self) -> None:
         self._frames.put_nowait(None)
         self._events.put_nowait(None)
+
+
+FAKE_CALL_INFO = CallInfo(
+    call_id="fake-call-1",
+    from_uri="<sip:+15551230000@127.0.0.1>",
+    to_uri="<sip:+15559870000@127.0.0.1>",
+    source=("127.0.0.1", 5060),
+    headers={"x-twilio-callsid": "CA0123456789abcdef"},
+)
+
+
+class FakeCallTransport(FakeTransport):
+    """A `FakeTransport` that is also a phone call (`CallControl`), recording what the agent did.
+
+    `hang_up` and an accepted `transfer` end the call as a SIP call does (an ``ended`` state,
+    then the end of frames and events). Transfers answer with `transfer_status` (200: accepted).
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        *,
+        info: CallInfo = FAKE_CALL_INFO,
+        transfer_status: int = 200,
+        transfer_reason: str = "OK",
+    ) -> None:
+        super().__init__(sample_rate)
+        self.info = info
+        self.transfer_status = transfer_status
+        self.transfer_reason = transfer_reason
+        self.hung_up: str | None = None
+        """The reason of our hang-up, once the agent hung up."""
+
+        self.transfers: list[str] = []
+        self.dtmf_sent: list[str] = []
+        self.queued_at_hang_up_ms: int | None = None
+        """Agent audio still queued when the call was hung up (the agent's unfinished sentence)."""
+
+    async def hang_up(self, reason: str = "agent hung up") -> None:
+        if self.hung_up is not None or self.closed:
+            return
+        self.hung_up = reason
+        self.queued_at_hang_up_ms = self.queued_ms
+        self.closed = True
+        self._events.put_nowait(CallStateChanged("ended", reason))
+        self._end_streams()
+
+    async def transfer(self, target: str) -> TransferResult:
+        self.transfers.append(target)
+        status = self.transfer_status
+        result = TransferResult(target, 200 <= status < 300, status, self.transfer_reason)
+        self._events.put_nowait(result)
+        return result
+
+    async def send_dtmf(self, digits: str) -> None:
+        self.dtmf_sent.append(digits)

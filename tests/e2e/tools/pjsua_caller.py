@@ -15,6 +15,7 @@ It prints one JSON report on stdout: call states, status codes, timings, what ea
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -35,6 +36,12 @@ class Caller(pj.Call):
 
     def __init__(self, account: pj.Account) -> None:
         super().__init__(account)
+        self.account = account
+        self.transfers: list[str] = []
+        """Targets of the REFERs received (pjsua accepts them and calls the target)."""
+        self.transferred_call: Caller | None = None
+        self.recorder: pj.AudioMediaRecorder | None = None
+        """Records the whole call when there is nothing to play (`--record` alone)."""
         self.states: list[str] = []
         self.status_codes: list[int] = []
         self.media_statuses: list[str] = []
@@ -52,6 +59,12 @@ class Caller(pj.Call):
         if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.disconnected_at = time.monotonic()
             self.last_reason = info.lastReason
+
+    def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:
+        # Accepted (202) as prm says; pjsua calls the target on this new Call and NOTIFYs the outcome.
+        self.transfers.append(prm.dstUri)
+        self.transferred_call = Caller(self.account)
+        prm.newCall = self.transferred_call
 
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
         info = self.getInfo()  # keep it: iterating a temporary's vector reads freed memory
@@ -151,6 +164,10 @@ def place_call(session: Session, args: argparse.Namespace) -> dict[str, Any]:
     elif not call.disconnected:
         call.hangup(pj.CallOpParam(True))
         session.wait(lambda: call.disconnected)
+    call.recorder = None  # closes its WAV file
+    if call.transfers:
+        report["transfers"] = call.transfers
+        report["transferred_call"] = end_transferred_call(session, call.transferred_call)
     report.update(
         states=call.states,
         status_codes=call.status_codes,
@@ -159,6 +176,18 @@ def place_call(session: Session, args: argparse.Namespace) -> dict[str, Any]:
         duration_s=round(time.monotonic() - started, 2),
     )
     return report
+
+
+def end_transferred_call(session: Session, new_leg: Caller | None) -> dict[str, Any]:
+    """Hang up the leg a transfer created (here, while its Call is alive: pjsua2 crashes in
+    hangupAllCalls on a call whose Call object is gone); what it went through."""
+    if new_leg is None:
+        return {}
+    if not new_leg.disconnected:
+        with contextlib.suppress(pj.Error):  # it never started
+            new_leg.hangup(pj.CallOpParam(True))
+        session.wait(lambda: new_leg.disconnected)
+    return {"states": new_leg.states, "status_codes": new_leg.status_codes}
 
 
 def stream_stats(call: Caller) -> dict[str, int]:
@@ -183,6 +212,10 @@ def exchange(session: Session, call: Caller, args: argparse.Namespace) -> dict[s
     """Play and record, then DTMF, then hold and resume; report what each step saw."""
     out: dict[str, Any] = {}
     audio = call.getAudioMedia(-1)
+    if args.record and not args.play:
+        call.recorder = pj.AudioMediaRecorder()
+        call.recorder.createRecorder(args.record)
+        audio.startTransmit(call.recorder)
     if args.play:
         player = pj.AudioMediaPlayer()
         player.createPlayer(args.play, pj.PJMEDIA_FILE_NO_LOOP)
@@ -225,7 +258,9 @@ def main() -> None:
     parser.add_argument("uri")
     parser.add_argument("--codec", choices=sorted(CODEC_IDS), default="PCMU")
     parser.add_argument("--play", help="WAV to play into the call (8 kHz mono s16)")
-    parser.add_argument("--record", help="WAV to record the far end's audio into")
+    parser.add_argument(
+        "--record", help="WAV to record the far end's audio into (with no --play: the whole call)"
+    )
     parser.add_argument("--dtmf", default="", help="digits to send as RFC 4733 events")
     parser.add_argument("--hold", action="store_true", help="hold, then resume, by re-INVITE")
     parser.add_argument("--vad", action="store_true", help="send no RTP during silence")

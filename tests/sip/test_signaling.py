@@ -6,7 +6,6 @@ import contextlib
 import signal
 import socket
 import ssl
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 from aiortc.rtp import RtpPacket
 
-from tests.e2e.harness import EchoServer, options_ping
+from tests.e2e.harness import EchoServer, free_tcp_port, options_ping, tls_config
 from tests.rtp.helpers import sine
 from tests.sip.raw_sip import Dialog, offer_sdp
 from tests.sip.sipp import run_scenario
@@ -226,12 +225,6 @@ def test_sigterm_drains_new_calls_get_503_and_calls_in_progress_finish(
         second.close()
 
 
-def free_tcp_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def health(port: int) -> int:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -269,14 +262,8 @@ def test_reinvite_holds_and_resumes_the_call(voicegw: Callable[..., EchoServer])
 
 
 def test_tls_listener_answers_options(voicegw: Callable[..., EchoServer], tmp_path: Path) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    tls_port = free_tcp_port()
-    voicegw(f"[sip]\ntls_port = {tls_port}\ntls_cert = '{cert}'\ntls_key = '{key}'\n")
+    config, tls_port = tls_config(tmp_path)
+    voicegw(config)
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     with context.wrap_socket(socket.create_connection(("127.0.0.1", tls_port), timeout=5)) as sock:

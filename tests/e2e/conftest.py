@@ -44,8 +44,8 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., EchoServer]]:
     """Start echo servers (answering OPTIONS before returning); each must exit cleanly on SIGTERM."""
     servers: list[EchoServer] = []
 
-    def start(*, media_timeout: float = 0.0) -> EchoServer:
-        server = EchoServer(TARGET, tmp_path, media_timeout=media_timeout)
+    def start(*, media_timeout: float = 0.0, config: str = "") -> EchoServer:
+        server = EchoServer(TARGET, tmp_path, media_timeout=media_timeout, config=config)
         servers.append(server)
         server.wait_ready()
         return server

@@ -50,6 +50,30 @@ def free_udp_port() -> int:
             return port
 
 
+def free_tcp_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A throw-away certificate and key (PEM) for voicegw's TLS listener, made with openssl."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    return cert, key
+
+
+def tls_config(directory: Path) -> tuple[str, int]:
+    """voicegw's ``[sip]`` TOML for a TLS listener on a free port, and that port."""
+    cert, key = self_signed_certificate(directory)
+    port = free_tcp_port()
+    return f"[sip]\ntls_port = {port}\ntls_cert = '{cert}'\ntls_key = '{key}'\n", port
+
+
 def sipp_media_port(capture_port: int) -> int | None:
     """The -mp for SIPp so that [media_port+4] is `capture_port`, if SIPp can bind -mp and -mp+2."""
     base = capture_port - SIPP_MEDIA_OFFSET

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import EchoServer, run_caller
+from tests.e2e.echo_checks import wait_for_media_stats
+from tests.e2e.harness import EchoServer, run_caller, tls_config
 from tests.e2e.media import Pcm, read_wav, windowed_correlation
+from voicegw.rtp.srtp import CryptoAttribute
 
 pytestmark = pytest.mark.e2e
 
@@ -75,3 +77,37 @@ def test_server_hangs_up_on_a_caller_that_stops_sending(start_server: Callable[.
     assert report["bye_received"], report
     assert media_timeout <= report["bye_after_s"] <= media_timeout + 6.0, report
     assert report["disconnect_reason"] != "OK", "the caller hung up, not the server"
+
+
+@pytest.mark.timeout(90)
+def test_pjsua2_caller_over_tls_with_mandatory_srtp_hears_its_echo(
+    start_server: Callable[..., EchoServer], speech_8k: tuple[Path, Pcm], tmp_path: Path, e2e_target: str
+) -> None:
+    if e2e_target != "voicegw":
+        pytest.skip("the pjsua2 baseline has no TLS listener")
+    config, tls_port = tls_config(tmp_path)
+    server = start_server(config=config + "[rtp]\nsrtp = 'required'\n")
+    wav, sent = speech_8k
+    recording = tmp_path / "recording.wav"
+
+    report = run_caller(
+        f"sip:echo@127.0.0.1:{tls_port}", "--tls", "--srtp", "mandatory", "--codec", "PCMU",
+        "--play", str(wav), "--record", str(recording),
+    )  # fmt: skip
+
+    assert report["answered"], (report, server.output())
+    # pjmedia runs SRTP on its stream, keyed from our answer's a=crypto (it offered SAVP only).
+    assert report["media_proto"] == "RTP/SAVP", report
+    answer = report["answer_sdp"]
+    assert " RTP/SAVP " in answer, answer
+    (crypto,) = [line.split(":", 1)[1] for line in answer.splitlines() if line.startswith("a=crypto:")]
+    suite = CryptoAttribute.parse(crypto).check_usable().name
+    received, rate = read_wav(recording)
+    result = windowed_correlation(
+        sent, received, rate=rate, max_lag=int(MAX_ECHO_DELAY_S * rate), window_s=WINDOW_S
+    )
+    assert result.mean >= MIN_CORRELATION, (result, report)
+    (stats,) = wait_for_media_stats(server)
+    # Every datagram pjsua sent authenticated with the key of its offer: none was plain RTP.
+    assert stats["srtp"] == suite, stats
+    assert stats["packets_in"] >= 100 and stats["bad_packets"] == 0, stats

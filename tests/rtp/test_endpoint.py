@@ -16,6 +16,7 @@ from voicegw.rtp.endpoint import RtpEndpoint
 from voicegw.rtp.events import DtmfDigit, MediaTimeout
 from voicegw.rtp.packet import parse_rtp
 from voicegw.rtp.ports import RtpPortsExhausted
+from voicegw.rtp.srtp import CryptoAttribute, SrtpKeys
 
 LOCALHOST = "127.0.0.1"
 PCMU, OPUS, TE = 0, 111, 101
@@ -42,18 +43,24 @@ def speech_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def pair(
     request: pytest.FixtureRequest, clock: MediaClock
 ) -> AsyncIterator[tuple[RtpEndpoint, RtpEndpoint]]:
-    codec, pt, rate = getattr(request, "param", ("PCMU", PCMU, 16000))
+    codec, pt, rate, *srtp_suite = getattr(request, "param", ("PCMU", PCMU, 16000))
+    keys: list[SrtpKeys | None] = [None, None]
+    if srtp_suite:
+        # Each end protects with its own key and checks with the other's, as SDES sets them up.
+        ka, kb = (CryptoAttribute.generate(1, srtp_suite[0]).key for _ in range(2))
+        keys = [SrtpKeys(srtp_suite[0], ka, kb), SrtpKeys(srtp_suite[0], kb, ka)]
     port_range = free_range(8)
     a = await RtpEndpoint.open(host=LOCALHOST, port_range=port_range, clock=clock)
     b = await RtpEndpoint.open(host=LOCALHOST, port_range=port_range, clock=clock)
     try:
-        for x, y in ((a, b), (b, a)):
+        for x, y, srtp in ((a, b, keys[0]), (b, a, keys[1])):
             x.start(
                 codec=codec,
                 payload_type=pt,
                 remote=(LOCALHOST, y.local_port),
                 sample_rate=rate,
                 telephone_event_pt=TE,
+                srtp=srtp,
             )
         yield a, b
     finally:
@@ -171,6 +178,32 @@ async def test_garbage_is_counted_and_dropped(
     assert b.stats["remote"] == (LOCALHOST, a.local_port)
     score, _ = best_correlation(pcm[len(pcm) // 4 // 2 * 2 :], received)
     assert score >= 0.9
+
+
+@pytest.mark.parametrize(
+    "pair",
+    [("PCMU", PCMU, 8000, "AES_CM_128_HMAC_SHA1_80"), ("opus", OPUS, 24000, "AEAD_AES_128_GCM")],
+    indirect=True,
+    ids=["pcmu-aes-cm-80", "opus-aes-gcm"],
+)
+async def test_srtp_speech_roundtrip_drops_plain_rtp(
+    pair: tuple[RtpEndpoint, RtpEndpoint], probe: socket.socket, speech_dir: Path
+) -> None:
+    a, b = pair
+    rate = a.stats["sample_rate"]
+    pcm = speech(speech_dir, rate)
+    a.play(pcm, "item-1")
+    await asyncio.sleep(0.3)
+    # Plain RTP and RTCP at an SRTP call: dropped before they can latch or play, and counted.
+    spoof = RtpPacket(payload_type=PCMU, sequence_number=9, timestamp=1, ssrc=7, payload=b"\0" * 160)
+    probe.sendto(spoof.serialize(), (LOCALHOST, b.local_port))
+    probe.sendto(b"\x80\xc9\x00\x01\x00\x00\x00\x07", (LOCALHOST, b.local_port + 1))
+    received = await collect(b, len(pcm) / (2 * rate) + 0.4)
+    assert b.stats["srtp"] == a.stats["srtp"] != None  # noqa: E711
+    assert b.stats["bad_packets_by_reason"] == {"srtp_auth": 2}
+    assert b.stats["remote"] == (LOCALHOST, a.local_port)
+    score, _ = best_correlation(pcm[len(pcm) // 4 // 2 * 2 :], received)
+    assert score >= 0.8, score
 
 
 async def test_dtmf_end_to_end(pair: tuple[RtpEndpoint, RtpEndpoint]) -> None:

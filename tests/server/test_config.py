@@ -16,6 +16,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_defaults_without_a_file() -> None:
     config = load(None)
     assert (config.sip.host, config.sip.port, config.sip.rtp_ports) == ("0.0.0.0", 5060, (20000, 30000))
+    assert config.sip.srtp == "optional"
 
 
 def test_a_full_file(tmp_path: Path) -> None:
@@ -24,13 +25,14 @@ def test_a_full_file(tmp_path: Path) -> None:
             tmp_path,
             "[sip]\nlisten = '127.0.0.1:5080'\nmax_calls = 50\ncodecs = ['pcma', 'PCMU']\n"
             "public_address = '203.0.113.7'\n[rtp]\nports = '30000-30100'\nmedia_timeout = 5\n"
+            "srtp = 'required'\n"
             "[server]\ndrain_timeout = 12.5\n",
         )
     )
     assert (config.sip.host, config.sip.port, config.sip.max_calls) == ("127.0.0.1", 5080, 50)
     assert config.sip.codecs == ("PCMA", "PCMU") and config.sip.media_address == "203.0.113.7"
     assert config.sip.rtp_ports == (30000, 30100) and config.sip.media_timeout == 5.0
-    assert config.drain_timeout == 12.5
+    assert config.drain_timeout == 12.5 and config.sip.srtp == "required"
 
 
 @pytest.mark.parametrize(
@@ -44,6 +46,8 @@ def test_a_full_file(tmp_path: Path) -> None:
         ("[rtp]\nports = '30000'\n", "rtp.ports: '30000' is not a range"),
         ("[rtp]\nports = [30001, 30000]\n", "rtp.ports: 30001-30000 must hold"),
         ("[rtp]\nmedia_timeout = true\n", "rtp.media_timeout: True has the wrong type"),
+        ("[rtp]\nsrtp = 'yes'\n", "rtp.srtp: 'yes' is not one of off, optional, required"),
+        ("[rtp]\nsrtp = true\n", "rtp.srtp: True has the wrong type"),
         ("[nope]\n", "top level.*unknown key 'nope'"),
         ("[[routes]]\nto = '1*'\n", r"routes\[0\]: missing 'agent'"),
         ("[[routes]]\nagent = 'a:b'\nnumber = '1'\n", r"\[routes\[0\]\]: unknown key 'number'"),

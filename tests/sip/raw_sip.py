@@ -9,11 +9,15 @@ from dataclasses import dataclass, field
 HOST = "127.0.0.1"
 
 
-def offer_sdp(port: int, codecs: str = "0 101", rtpmaps: str = "") -> str:
+def offer_sdp(
+    port: int, codecs: str = "0 101", rtpmaps: str = "", *, proto: str = "RTP/AVP", crypto: str = ""
+) -> str:
+    """An audio offer; `crypto` is an ``a=crypto`` value (RFC 4568) for SRTP offers."""
     rtpmaps = rtpmaps or "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
+    crypto_line = f"a=crypto:{crypto}\r\n" if crypto else ""
     return (
         f"v=0\r\no=test 1 1 IN IP4 {HOST}\r\ns=-\r\nc=IN IP4 {HOST}\r\nt=0 0\r\n"
-        f"m=audio {port} RTP/AVP {codecs}\r\n{rtpmaps}a=sendrecv\r\n"
+        f"m=audio {port} {proto} {codecs}\r\n{rtpmaps}a=sendrecv\r\n{crypto_line}"
     )
 
 

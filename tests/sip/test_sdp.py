@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import base64
+
 import pytest
 
+from voicegw.rtp.srtp import SrtpKeys
 from voicegw.sip import sdp
 
 SIPP_OFFER = (
@@ -175,10 +178,113 @@ def test_ptime_is_kept_for_g711_and_20_for_opus() -> None:
     assert opus.ptime == 20
 
 
-def test_srtp_only_offer_has_no_common_codec() -> None:
-    offer = sdp.parse(TRUNK_OFFER.replace("RTP/AVP", "RTP/SAVP"))
-    with pytest.raises(sdp.NoCommonCodec, match=r"no active RTP/AVP audio stream \(SRTP is not supported\)"):
-        sdp.negotiate(offer)
+# SDES keys as RFC 4568's examples write them (30 bytes key||salt each).
+KEY_80 = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"
+KEY_32 = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR"
+CRYPTO_80 = f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{KEY_80}\r\n"
+CRYPTO_32 = f"a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{KEY_32}\r\n"
+SRTP_OFFER = TRUNK_OFFER.replace("RTP/AVP", "RTP/SAVP") + CRYPTO_80 + CRYPTO_32
+
+
+def test_srtp_only_offer_is_refused_when_srtp_is_off() -> None:
+    with pytest.raises(
+        sdp.SrtpNotAcceptable, match=r"^the offer's audio is SRTP \(RTP/SAVP\) only and SRTP is off$"
+    ):
+        sdp.negotiate(sdp.parse(SRTP_OFFER))
+
+
+@pytest.mark.parametrize("mode", ["optional", "required"])
+def test_srtp_offer_is_answered_with_the_first_usable_crypto_and_our_key(mode: sdp.SrtpMode) -> None:
+    offer = sdp.parse(SRTP_OFFER)
+    negotiated = sdp.negotiate(offer, srtp=mode)
+    assert negotiated.remote_crypto is not None and negotiated.local_crypto is not None
+    assert negotiated.remote_crypto.tag == 1 and negotiated.remote_crypto.key == base64.b64decode(KEY_80)
+    ours = negotiated.local_crypto
+    assert (ours.tag, ours.suite, len(ours.key)) == (1, "AES_CM_128_HMAC_SHA1_80", 30)
+    assert ours.key != negotiated.remote_crypto.key
+    assert negotiated.srtp == SrtpKeys("AES_CM_128_HMAC_SHA1_80", ours.key, base64.b64decode(KEY_80))
+    text = sdp.answer(offer, negotiated, address="10.0.0.5", port=40000, session_id=1)
+    assert "m=audio 40000 RTP/SAVP 0 101\r\n" in text
+    crypto_lines = [line for line in text.splitlines() if line.startswith("a=crypto:")]
+    assert crypto_lines == [f"a=crypto:{ours}"]
+    # Parsing our answer back gives the same line: what the caller keys its inbound stream with.
+    assert sdp.parse(text).media[0].crypto == [str(ours)]
+
+
+def test_srtp_suite_and_key_kept_on_reoffer() -> None:
+    first = sdp.negotiate(sdp.parse(SRTP_OFFER), srtp="optional")
+    # A re-offer listing the suites the other way round still gets the call's suite and our key.
+    reoffer = sdp.parse(TRUNK_OFFER.replace("RTP/AVP", "RTP/SAVP") + CRYPTO_32 + CRYPTO_80)
+    again = sdp.negotiate(
+        reoffer, srtp="required", suites=("AES_CM_128_HMAC_SHA1_80",), keep=first.local_crypto
+    )
+    assert again.local_crypto == first.local_crypto and again.remote_crypto == first.remote_crypto
+    with pytest.raises(
+        sdp.SrtpNotAcceptable, match="crypto suite AES_CM_128_HMAC_SHA1_32 is not allowed here"
+    ):
+        sdp.negotiate(sdp.parse(TRUNK_OFFER.replace("RTP/AVP", "RTP/SAVP") + CRYPTO_32),
+                      srtp="required", suites=("AES_CM_128_HMAC_SHA1_80",))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("crypto", "message"),
+    [
+        ("", "the offer's RTP/SAVP audio has no a=crypto (only SDES keying is supported)"),
+        ("a=crypto:1 F8_128_HMAC_SHA1_80 inline:" + KEY_80 + "\r\n",
+         "no usable a=crypto in the offer: crypto suite F8_128_HMAC_SHA1_80 is not supported"),
+        (f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{KEY_80}|2^20|1:4\r\n"
+         "a=crypto:2 AES_CM_128_HMAC_SHA1_80\r\n",
+         "no usable a=crypto in the offer: crypto tag 1: keys with an MKI are not supported; "
+         "a=crypto:2 AES_CM_128_HMAC_SHA1_80 is not '<tag> <suite> inline:<key>'"),
+    ],
+)  # fmt: skip
+def test_srtp_offer_we_cannot_key_is_not_acceptable(crypto: str, message: str) -> None:
+    offer = sdp.parse(TRUNK_OFFER.replace("RTP/AVP", "RTP/SAVP") + crypto)
+    with pytest.raises(sdp.SrtpNotAcceptable) as info:
+        sdp.negotiate(offer, srtp="optional")
+    assert str(info.value) == message
+    assert isinstance(info.value, sdp.NotAcceptable)  # the user agent answers 488
+
+
+def test_plain_offer_stays_plain_unless_srtp_is_required() -> None:
+    offer = sdp.parse(TRUNK_OFFER)
+    negotiated = sdp.negotiate(offer, srtp="optional")
+    assert negotiated.srtp is None
+    text = sdp.answer(offer, negotiated, address="10.0.0.5", port=40000, session_id=1)
+    assert "RTP/AVP" in text and "a=crypto" not in text
+    with pytest.raises(
+        sdp.SrtpNotAcceptable, match=r"^SRTP is required and the offer's audio is plain RTP/AVP$"
+    ):
+        sdp.negotiate(offer, srtp="required")
+
+
+def test_best_effort_srtp_on_rtp_avp() -> None:
+    # pjsua's optional SRTP: RTP/AVP with a=crypto. Answered with SRTP, unless SRTP is off.
+    offer = sdp.parse(TRUNK_OFFER + CRYPTO_80)
+    negotiated = sdp.negotiate(offer, srtp="optional")
+    assert negotiated.srtp is not None
+    assert "m=audio 40000 RTP/AVP 0 101\r\n" in sdp.answer(
+        offer, negotiated, address="10.0.0.5", port=40000, session_id=1
+    )
+    assert sdp.negotiate(offer, srtp="off").srtp is None
+    assert sdp.negotiate(offer, srtp="required").srtp is not None
+    # Keys we cannot use: plain RTP is a valid answer to best effort, but not when SRTP is required.
+    unusable = sdp.parse(TRUNK_OFFER + CRYPTO_80.replace("AES_CM", "F8"))
+    assert sdp.negotiate(unusable, srtp="optional").srtp is None
+    with pytest.raises(sdp.SrtpNotAcceptable):
+        sdp.negotiate(unusable, srtp="required")
+
+
+def test_srtp_stream_is_preferred_over_a_plain_alternative() -> None:
+    # Two m= lines offering the same audio with and without SRTP: we answer one, decline the other.
+    both = TRUNK_OFFER + SRTP_OFFER.split("t=0 0\r\n", 1)[1]
+    offer = sdp.parse(both)
+    secure = sdp.negotiate(offer, srtp="optional")
+    assert secure.media_index == 1 and secure.srtp is not None
+    text = sdp.answer(offer, secure, address="10.0.0.5", port=40000, session_id=1)
+    assert "m=audio 0 RTP/AVP 8 0 101\r\n" in text and "m=audio 40000 RTP/SAVP 0 101\r\n" in text
+    plain = sdp.negotiate(offer, srtp="off")
+    assert plain.media_index == 0 and plain.srtp is None
 
 
 def test_answer_keeps_the_session_id_and_bumps_the_version() -> None:

@@ -6,16 +6,19 @@ import contextlib
 import signal
 import socket
 import ssl
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from aiortc.rtp import RtpPacket
 
-from tests.e2e.harness import EchoServer, options_ping
+from tests.e2e.harness import EchoServer, free_tcp_port, options_ping, tls_config
+from tests.rtp.helpers import sine
 from tests.sip.raw_sip import Dialog, offer_sdp
 from tests.sip.sipp import run_scenario
+from voicegw.audio.codecs import PCMU
+from voicegw.rtp.srtp import CryptoAttribute, SrtpContext, SrtpKeys
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -222,12 +225,6 @@ def test_sigterm_drains_new_calls_get_503_and_calls_in_progress_finish(
         second.close()
 
 
-def free_tcp_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def health(port: int) -> int:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -265,14 +262,8 @@ def test_reinvite_holds_and_resumes_the_call(voicegw: Callable[..., EchoServer])
 
 
 def test_tls_listener_answers_options(voicegw: Callable[..., EchoServer], tmp_path: Path) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    tls_port = free_tcp_port()
-    voicegw(f"[sip]\ntls_port = {tls_port}\ntls_cert = '{cert}'\ntls_key = '{key}'\n")
+    config, tls_port = tls_config(tmp_path)
+    voicegw(config)
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     with context.wrap_socket(socket.create_connection(("127.0.0.1", tls_port), timeout=5)) as sock:
@@ -337,4 +328,71 @@ def test_reinvite_moves_our_rtp_to_the_new_address(voicegw: Callable[..., EchoSe
     finally:
         first.close()
         second.close()
+        dialog.close()
+
+
+SRTP_SUITE = "AES_CM_128_HMAC_SHA1_80"
+
+
+def test_srtp_offer_is_answered_with_our_key_and_media_is_srtp_both_ways(
+    voicegw: Callable[..., EchoServer],
+) -> None:
+    server = voicegw()
+    ours = CryptoAttribute.generate(5, SRTP_SUITE)
+    dialog = Dialog(server.port)
+    media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        media.bind(("127.0.0.1", 0))
+        port = media.getsockname()[1]
+        ok = dialog.establish(offer_sdp(port, proto="RTP/SAVP", crypto=str(ours)))
+        assert "m=audio " in ok.body and " RTP/SAVP 0 101\r\n" in ok.body
+        crypto = [line.split(":", 1)[1] for line in ok.body.splitlines() if line.startswith("a=crypto:")]
+        assert len(crypto) == 1
+        theirs = CryptoAttribute.parse(crypto[0])
+        assert (theirs.tag, theirs.suite) == (5, SRTP_SUITE) and theirs.key != ours.key
+        answer_port = int(ok.body.split("m=audio ", 1)[1].split()[0])
+
+        srtp = SrtpContext(SrtpKeys(SRTP_SUITE, ours.key, theirs.key))
+        tone = PCMU().encode(sine(440, 1.0, 8000, amplitude=0.5))
+        for seq in range(50):
+            packet = RtpPacket(payload_type=0, sequence_number=seq, timestamp=seq * 160, ssrc=0x5EC,
+                               payload=tone[seq * 160 : (seq + 1) * 160])  # fmt: skip
+            media.sendto(srtp.protect(packet.serialize()), ("127.0.0.1", answer_port))
+            time.sleep(0.02)
+        # Everything voicegw sends authenticates with the key of its answer; the tone comes back.
+        media.settimeout(2.0)
+        payloads = [srtp.unprotect(media.recv(2048))[12:] for _ in range(60)]
+        assert any(p != b"\xff" * 160 for p in payloads), "no echo of the tone"
+        dialog.request("BYE")
+        dialog.until(200)
+    finally:
+        media.close()
+        dialog.close()
+    stats = wait_for_event(server, "rtp_closed")[0]
+    assert stats["srtp"] == SRTP_SUITE and stats["packets_in"] >= 45 and stats["bad_packets"] == 0
+
+
+@pytest.mark.parametrize(
+    ("mode", "proto", "crypto", "status"),
+    [
+        ("off", "RTP/SAVP", f"1 {SRTP_SUITE} inline:" + "A" * 40, 488),
+        ("required", "RTP/AVP", "", 488),
+        ("optional", "RTP/SAVP", f"1 {SRTP_SUITE} inline:" + "A" * 40 + "|2^20|1:4", 488),
+        ("optional", "RTP/SAVP", f"1 {SRTP_SUITE} inline:" + "A" * 40 + " UNENCRYPTED_SRTP", 488),
+        # A suite pjsua's own SRTP does not know either: pjsua refuses it before voicegw sees it.
+        ("optional", "RTP/SAVP", "1 F8_128_HMAC_SHA1_80 inline:" + "A" * 40, 406),
+    ],
+)
+def test_srtp_offers_we_cannot_satisfy_are_refused(
+    voicegw: Callable[..., EchoServer], mode: str, proto: str, crypto: str, status: int
+) -> None:
+    server = voicegw(f"[rtp]\nsrtp = '{mode}'\n")
+    dialog = Dialog(server.port)
+    try:
+        dialog.invite(offer_sdp(dialog.local_port + 2, proto=proto, crypto=crypto))
+        dialog.until(status)
+        dialog.ack(for_error=True)
+        if status == 488:
+            assert wait_for_event(server, "call_rejected")[0]["status"] == 488
+    finally:
         dialog.close()

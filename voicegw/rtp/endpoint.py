@@ -21,6 +21,7 @@ from voicegw.rtp.clock import MediaClock
 from voicegw.rtp.events import Address, EndpointEvent
 from voicegw.rtp.ports import PortAllocator, allocator_for
 from voicegw.rtp.session import RTCP_INTERVAL_S, Datagram
+from voicegw.rtp.srtp import SrtpKeys
 from voicegw.rtp.stream import MediaStream, StreamConfig
 
 FRAME_QUEUE_FRAMES = 50
@@ -147,8 +148,12 @@ class RtpEndpoint:
         ptime_ms: int = 20,
         media_timeout: float = 30.0,
         rtcp_interval: float = RTCP_INTERVAL_S,
+        srtp: SrtpKeys | None = None,
     ) -> None:
         """Start media with the negotiated codec; `sample_rate` is the agent-side PCM rate.
+
+        With `srtp`, every datagram is SRTP/SRTCP: inbound ones failing their check are dropped
+        and counted (``srtp_auth``, ``srtp_replay`` in `stats`) like any other bad packet.
 
         Raises `UnsupportedCodec` for an unknown codec, RuntimeError when started twice or closed.
         """
@@ -167,12 +172,15 @@ class RtpEndpoint:
                 media_timeout=media_timeout,
                 rtcp_interval=rtcp_interval,
                 unix_offset=time.time() - now,
+                srtp=srtp,
             ),
             now=now,
             logger=self._log,
         )
         self._log = self._log.bind(codec=codec, ssrc=self._stream.session.ssrc)
-        self._log.info("rtp_started", remote=remote, payload_type=payload_type)
+        self._log.info(
+            "rtp_started", remote=remote, payload_type=payload_type, srtp=srtp.suite if srtp else None
+        )
         self._clock.add(self)
 
     def _started(self) -> MediaStream:
@@ -183,6 +191,10 @@ class RtpEndpoint:
     def update_remote(self, remote: Address, remote_rtcp: Address | None = None) -> None:
         """The far end moved (re-INVITE): send there and latch again on its next packet."""
         self._started().update_remote(remote, remote_rtcp)
+
+    def rekey_srtp(self, remote_key: bytes) -> None:
+        """The far end's new SDES key (re-INVITE); a no-op when it is the key in use."""
+        self._started().session.rekey(remote_key)
 
     def set_hold(self, held: bool) -> None:
         """Stop sending (and stop expecting media) while held."""

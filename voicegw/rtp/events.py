@@ -13,7 +13,14 @@ Address: TypeAlias = tuple[str, int]
 """A UDP peer address as asyncio reports it: (host, port)."""
 
 BadPacketReason: TypeAlias = Literal[
-    "garbage", "truncated", "bad_version", "unknown_payload_type", "bad_rtcp", "unlatched_source"
+    "garbage",
+    "truncated",
+    "bad_version",
+    "unknown_payload_type",
+    "bad_rtcp",
+    "unlatched_source",
+    "srtp_auth",
+    "srtp_replay",
 ]
 
 

@@ -56,6 +56,18 @@ def is_rtcp(data: bytes) -> bool:
     return len(data) >= 2 and _version(data) == RTP_VERSION and RTCP_TYPE_MIN <= data[1] <= RTCP_TYPE_MAX
 
 
+def check_version(data: bytes) -> None:
+    """Raise `RtpParseError` (``"garbage"`` or ``"bad_version"``) unless `data` says version 2.
+
+    The header check that needs no decryption: SRTP runs it before spending a MAC on the datagram.
+    """
+    version = _version(data)
+    if version != RTP_VERSION:
+        if len(data) < RTP_HEADER_LENGTH:
+            raise RtpParseError(f"datagram of {len(data)} bytes is not RTP", "garbage")
+        raise RtpParseError(f"RTP packet has invalid version {version}", "bad_version")
+
+
 def parse_rtp(data: bytes) -> RtpPacket:
     """Parse one RTP datagram.
 
@@ -63,11 +75,7 @@ def parse_rtp(data: bytes) -> RtpPacket:
     not RTP at all), ``"bad_version"`` (a full header whose version is not 2) or ``"truncated"``
     (version 2 but shorter than its header, CSRC list, extension or padding says).
     """
-    version = _version(data)
-    if version != RTP_VERSION:
-        if len(data) < RTP_HEADER_LENGTH:
-            raise RtpParseError(f"datagram of {len(data)} bytes is not RTP", "garbage")
-        raise RtpParseError(f"RTP packet has invalid version {version}", "bad_version")
+    check_version(data)
     try:
         return RtpPacket.parse(data)
     except (ValueError, struct.error) as exc:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -39,7 +40,8 @@ from voicegw.rtp.events import (
     RtcpReceived,
     SessionEvent,
 )
-from voicegw.rtp.packet import RtpParseError, is_rtcp, parse_rtcp, parse_rtp, rtcp_kind
+from voicegw.rtp.packet import RtpParseError, check_version, is_rtcp, parse_rtcp, parse_rtp, rtcp_kind
+from voicegw.rtp.srtp import SrtpAuthError, SrtpContext, SrtpKeys
 from voicegw.rtp.stats import SEQ_MOD, TIMESTAMP_MOD, ReceiverStatistics, SenderStatistics
 
 RTCP_INTERVAL_S = 5.0
@@ -86,6 +88,9 @@ class RtpSessionConfig:
     ssrc: int | None = None
     """Our SSRC; random when None (RFC 3550 8.1)."""
 
+    srtp: SrtpKeys | None = None
+    """SDES keys when SRTP was negotiated: every datagram in and out is SRTP/SRTCP."""
+
 
 def _rtcp_of(address: Address) -> Address:
     return (address[0], address[1] + 1)
@@ -117,6 +122,7 @@ class RtpSession:
         self.bad_packets: Counter[BadPacketReason] = Counter()
         self.rtcp_received = 0
         self.rtcp_sent = 0
+        self.srtp = SrtpContext(config.srtp) if config.srtp is not None else None
 
         self._detector = DtmfDetector(config.clock_rate)
         self._dtmf_digits: deque[tuple[str, int]] = deque()
@@ -139,10 +145,27 @@ class RtpSession:
             self._receive_rtcp(data, addr, now, on_rtcp_port=rtcp)
             return
         try:
+            if self.srtp is not None:
+                # Authenticate before anything reads the header: a forged packet moves nothing.
+                check_version(data)
+                data = self._unprotect(self.srtp.unprotect, data)
             packet = parse_rtp(data)
             self._receive_rtp(packet, addr, now)
         except RtpParseError as exc:
             self._bad(exc.reason, addr, str(exc))
+
+    @staticmethod
+    def _unprotect(unprotect: Callable[[bytes], bytes], data: bytes) -> bytes:
+        try:
+            return unprotect(data)
+        except SrtpAuthError as exc:
+            raise RtpParseError(str(exc), "srtp_replay" if exc.replay else "srtp_auth") from None
+
+    def rekey(self, remote_key: bytes) -> None:
+        """The peer's new SDES key (a re-INVITE): its packets are checked with it from now on."""
+        if self.srtp is None:
+            raise ValueError("SRTP was not negotiated: nothing to re-key")
+        self.srtp.rekey_inbound(remote_key)
 
     def _receive_rtp(self, packet: RtpPacket, addr: Address, now: float) -> None:
         pt = packet.payload_type
@@ -202,6 +225,8 @@ class RtpSession:
 
     def _receive_rtcp(self, data: bytes, addr: Address, now: float, *, on_rtcp_port: bool) -> None:
         try:
+            if self.srtp is not None:
+                data = self._unprotect(self.srtp.unprotect_rtcp, data)
             packets = parse_rtcp(data)
         except RtpParseError as exc:
             self._bad(exc.reason, addr, str(exc))
@@ -271,7 +296,10 @@ class RtpSession:
         self._next_seq = (self._next_seq + 1) % SEQ_MOD
         self.sender.add(timestamp, len(payload), now)
         self._sent_since_report = True
-        self._outbox.append(Datagram(packet.serialize(), self.remote, rtcp=False))
+        data = packet.serialize()
+        if self.srtp is not None:
+            data = self.srtp.protect(data)
+        self._outbox.append(Datagram(data, self.remote, rtcp=False))
 
     def send_dtmf(self, digit: str, duration_ms: int, now: float) -> None:
         """Queue one key press (RFC 4733); it replaces audio while `sending_dtmf(now)`."""
@@ -362,7 +390,10 @@ class RtpSession:
         if self.remote_rtcp is None:
             return
         self.rtcp_sent += 1
-        self._outbox.append(Datagram(b"".join(bytes(p) for p in packets), self.remote_rtcp, rtcp=True))
+        data = b"".join(bytes(p) for p in packets)
+        if self.srtp is not None:
+            data = self.srtp.protect_rtcp(data)
+        self._outbox.append(Datagram(data, self.remote_rtcp, rtcp=True))
 
     def close(self, now: float) -> None:
         """Say goodbye (a last report and an RTCP BYE) and stop; idempotent."""

@@ -30,6 +30,7 @@ from voicegw.rtp.events import (
     RemoteLatched,
 )
 from voicegw.rtp.session import RTCP_INTERVAL_S, RtpSession, RtpSessionConfig
+from voicegw.rtp.srtp import SrtpKeys
 
 log = structlog.get_logger(__name__)
 
@@ -66,6 +67,8 @@ class StreamConfig:
     rtcp_interval: float = RTCP_INTERVAL_S
     unix_offset: float = 0.0
     cname: str = "voicegw"
+    srtp: SrtpKeys | None = None
+    """SDES keys when the call negotiated SRTP (RTP/SAVP with ``a=crypto``)."""
 
 
 def _frame_bytes(rate: int, ms: int = FRAME_MS) -> int:
@@ -102,6 +105,7 @@ class MediaStream:
                 rtcp_interval=config.rtcp_interval,
                 unix_offset=config.unix_offset,
                 cname=config.cname,
+                srtp=config.srtp,
             ),
             now=now,
             rng=rng,
@@ -317,6 +321,7 @@ class MediaStream:
         jitter = self._jitter.stats
         return {
             "codec": self.codec.name,
+            "srtp": session.srtp.suite.name if session.srtp is not None else None,
             "sample_rate": self.config.sample_rate,
             "ssrc": session.ssrc,
             "remote": session.remote,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from voicegw.audio.codecs import UnsupportedCodec, codec_for
+from voicegw.rtp.srtp import SRTP_MODES
 from voicegw.sip.ua import SipConfig
 
 DEFAULT_SIP_PORT = 5060
@@ -130,7 +131,7 @@ _MODEL_SETTINGS: dict[str, dict[str, Kind]] = {
     "openai": {"model_name": str},
 }
 _SIP_KEYS = {"listen", "codecs", *_SIP_TYPES}
-_RTP_KEYS = {"ports", "media_timeout", "host"}
+_RTP_KEYS = {"ports", "media_timeout", "host", "srtp"}
 _SERVER_KEYS = {"http", *_SERVER_TYPES}
 
 
@@ -185,6 +186,11 @@ def load(path: Path | None = None) -> ServerConfig:
         )
     if "host" in rtp_table:
         changes["rtp_host"] = _typed(rtp_table["host"], str, "rtp.host")
+    if "srtp" in rtp_table:
+        mode = _typed(rtp_table["srtp"], str, "rtp.srtp")
+        if mode not in SRTP_MODES:
+            raise ConfigError(f"rtp.srtp: {mode!r} is not one of {', '.join(SRTP_MODES)}")
+        changes["srtp"] = mode
     if changes.get("max_calls", 1) < 1:
         raise ConfigError("sip.max_calls: must be at least 1")
 

@@ -3,6 +3,11 @@
 pjsua2 carries SDP for us, but the answer is ours: pjsua's own negotiator does not drive our
 media, so voicegw parses the offer, picks a codec in its own preference order, and writes the
 answer that `Call.onCallSdpCreated` puts in the 200 OK.
+
+SRTP is keyed by SDES (RFC 4568): the answer takes the first ``a=crypto`` line of the offer we
+can use, with the same tag and suite and our own key. Offers of ``RTP/SAVP(F)`` are SRTP; an
+``RTP/AVP`` offer carrying ``a=crypto`` is "best effort" SRTP (pjsua's optional mode), answered
+with SRTP unless SRTP is off, and with plain RTP if none of its keys is usable.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from voicegw.audio.codecs import SUPPORTED_CODECS
+from voicegw.rtp.srtp import SUITES, CryptoAttribute, SrtpError, SrtpKeys, SrtpMode
 
 Direction = Literal["sendrecv", "sendonly", "recvonly", "inactive"]
 DIRECTIONS: tuple[Direction, ...] = ("sendrecv", "sendonly", "recvonly", "inactive")
@@ -21,6 +27,7 @@ ANSWER_DIRECTION: dict[Direction, Direction] = {
     "inactive": "inactive",
 }
 PLAIN_RTP_PROTOS = frozenset({"RTP/AVP", "RTP/AVPF"})
+SRTP_PROTOS = frozenset({"RTP/SAVP", "RTP/SAVPF"})
 STATIC_PAYLOAD_TYPES = {0: ("PCMU", 8000, 1), 8: ("PCMA", 8000, 1), 9: ("G722", 8000, 1)}
 TELEPHONE_EVENT = "telephone-event"
 
@@ -29,8 +36,16 @@ class SdpError(ValueError):
     """The peer's SDP is malformed."""
 
 
-class NoCommonCodec(SdpError):
-    """The offer has no audio codec we support (answered with 488)."""
+class NotAcceptable(SdpError):
+    """The offer is well formed but asks for what we cannot or will not do (answered with 488)."""
+
+
+class NoCommonCodec(NotAcceptable):
+    """The offer has no audio stream or codec we support."""
+
+
+class SrtpNotAcceptable(NotAcceptable):
+    """The offer's SRTP (or its lack) does not fit: no usable key, SRTP off, or SRTP required."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +73,11 @@ class MediaDescription:
     rtcp_port: int | None = None
     rtcp_address: str | None = None
     ptime: int | None = None
+    crypto: list[str] = field(default_factory=list)
+    """``a=crypto`` values as written (each is parsed only when negotiated: RFC 4568 ignores bad ones)."""
+
     other: list[str] = field(default_factory=list)
-    """Attribute lines we keep but do not interpret (``a=crypto``...)."""
+    """Attribute lines we keep but do not interpret."""
 
     def serialize_lines(self) -> list[str]:
         formats = " ".join(map(str, self.formats)) or "0"
@@ -76,6 +94,7 @@ class MediaDescription:
             lines.append(f"a=rtcp:{self.rtcp_port}{where}")
         if self.direction:
             lines.append(f"a={self.direction}")
+        lines += [f"a=crypto:{value}" for value in self.crypto]
         lines += [f"a={value}" for value in self.other]
         return lines
 
@@ -89,12 +108,13 @@ class SessionDescription:
     direction: Direction | None = None
     """A session-level direction attribute (older phones put ``a=sendonly`` there to hold)."""
 
-    def audio(self) -> MediaDescription | None:
-        """The stream we answer: the first active plain-RTP audio stream (no SRTP support)."""
-        return next(
-            (m for m in self.media if m.media == "audio" and m.port != 0 and m.proto in PLAIN_RTP_PROTOS),
-            None,
-        )
+    def audio(self, srtp: SrtpMode = "off") -> MediaDescription | None:
+        """The stream we answer: the first active audio stream over RTP (over SRTP when allowed
+        and offered: an SRTP stream wins over a plain one unless SRTP is off)."""
+        active = [m for m in self.media if m.media == "audio" and m.port != 0]
+        secure = next((m for m in active if m.proto in SRTP_PROTOS), None)
+        plain = next((m for m in active if m.proto in PLAIN_RTP_PROTOS), None)
+        return plain if srtp == "off" or secure is None else secure
 
     def direction_of(self, media: MediaDescription) -> Direction:
         """RFC 4566 6: a media-level direction overrides the session's; sendrecv by default."""
@@ -203,6 +223,8 @@ def _parse_attribute(m: MediaDescription, value: str) -> None:
             m.ptime = int(float(rest))
         elif key in DIRECTIONS:
             m.direction = key
+        elif key == "crypto":
+            m.crypto.append(rest)
         else:
             m.other.append(value)
     except (ValueError, IndexError):
@@ -223,6 +245,21 @@ class Negotiated:
     """Our direction toward the peer."""
 
     ptime: int = 20
+    media_index: int = 0
+    """Which of the offer's m= lines this is (the others are declined in the answer)."""
+
+    remote_crypto: CryptoAttribute | None = None
+    """The offer's ``a=crypto`` line we took, when the stream is SRTP."""
+
+    local_crypto: CryptoAttribute | None = None
+    """Ours for the answer: the same tag and suite, our key."""
+
+    @property
+    def srtp(self) -> SrtpKeys | None:
+        """The keys for the media stream, or None for plain RTP."""
+        if self.remote_crypto is None or self.local_crypto is None:
+            return None
+        return SrtpKeys(self.remote_crypto.suite, self.local_crypto.key, self.remote_crypto.key)
 
     @property
     def on_hold(self) -> bool:
@@ -236,12 +273,27 @@ def _supported_rank(rtpmap: RtpMap, preference: tuple[str, ...]) -> int | None:
     return names.index(encoding) if encoding in names else None
 
 
-def negotiate(offer: SessionDescription, preference: tuple[str, ...] | None = None) -> Negotiated:
-    """Pick our codec for an offer (RFC 3264 section 6): our preference order, the offer's PTs."""
+def negotiate(
+    offer: SessionDescription,
+    preference: tuple[str, ...] | None = None,
+    *,
+    srtp: SrtpMode = "off",
+    suites: tuple[str, ...] = tuple(SUITES),
+    keep: CryptoAttribute | None = None,
+) -> Negotiated:
+    """Pick our codec for an offer (RFC 3264 section 6): our preference order, the offer's PTs.
+
+    With `srtp` other than ``"off"``, take the offer's first usable ``a=crypto`` whose suite is
+    in `suites`, and answer it with the key of `keep` (our key so far in the call) if its suite
+    matches, else a fresh one. Raises `NoCommonCodec` or `SrtpNotAcceptable` (488), `SdpError`.
+    """
     preference = preference or tuple(codec.name for codec in SUPPORTED_CODECS)
-    audio = offer.audio()
+    audio = offer.audio(srtp)
     if audio is None:
-        raise NoCommonCodec("the offer has no active RTP/AVP audio stream (SRTP is not supported)")
+        if offer.audio("optional") is not None:
+            raise SrtpNotAcceptable("the offer's audio is SRTP (RTP/SAVP) only and SRTP is off")
+        raise NoCommonCodec("the offer has no active RTP audio stream")
+    remote_crypto, local_crypto = _choose_crypto(audio, srtp, suites, keep)
     candidates = [
         (rank, audio.formats.index(pt), audio.rtpmaps[pt])
         for pt in audio.formats
@@ -273,7 +325,43 @@ def negotiate(offer: SessionDescription, preference: tuple[str, ...] | None = No
         remote_rtcp_address=audio.rtcp_address or address,
         direction=ANSWER_DIRECTION[offer.direction_of(audio)],
         ptime=audio.ptime if audio.ptime and audio.ptime % 20 == 0 and codec.encoding != "opus" else 20,
+        media_index=offer.media.index(audio),
+        remote_crypto=remote_crypto,
+        local_crypto=local_crypto,
     )
+
+
+def _choose_crypto(
+    audio: MediaDescription, srtp: SrtpMode, suites: tuple[str, ...], keep: CryptoAttribute | None
+) -> tuple[CryptoAttribute | None, CryptoAttribute | None]:
+    """(the offer's crypto line we take, ours) or (None, None) for plain RTP."""
+    secure = audio.proto in SRTP_PROTOS
+    if srtp == "off" or not (secure or audio.crypto):
+        if srtp == "required":
+            raise SrtpNotAcceptable(f"SRTP is required and the offer's audio is plain {audio.proto}")
+        return None, None
+    if not audio.crypto:
+        raise SrtpNotAcceptable(
+            f"the offer's {audio.proto} audio has no a=crypto (only SDES keying is supported)"
+        )
+    reasons: list[str] = []
+    for value in audio.crypto:
+        try:
+            remote = CryptoAttribute.parse(value)
+            suite = remote.check_usable()
+        except SrtpError as exc:
+            reasons.append(str(exc))
+            continue
+        if suite.name not in suites:
+            reasons.append(f"crypto suite {suite.name} is not allowed here")
+            continue
+        if keep is not None and keep.suite == suite.name:
+            return remote, CryptoAttribute(remote.tag, suite.name, keep.key)
+        return remote, CryptoAttribute.generate(remote.tag, suite.name)
+    if secure or srtp == "required":
+        raise SrtpNotAcceptable("no usable a=crypto in the offer: " + "; ".join(reasons))
+    # Best-effort SRTP: a plain RTP answer is a valid one.
+    return None, None
 
 
 def answer(
@@ -286,10 +374,9 @@ def answer(
     version: int = 1,
 ) -> str:
     """The SDP answer: one m= line per offered one, ours active for the chosen audio stream."""
-    active = offer.audio()
     media: list[MediaDescription] = []
-    for m in offer.media:
-        if m is not active:
+    for index, m in enumerate(offer.media):
+        if index != negotiated.media_index:
             # RFC 3264 6: every offered stream gets an answer line; port 0 declines it.
             media.append(MediaDescription(media=m.media, port=0, proto=m.proto, formats=m.formats))
             continue
@@ -304,6 +391,7 @@ def answer(
                 direction=negotiated.direction,
                 rtcp_port=port + 1,
                 ptime=negotiated.ptime,
+                crypto=[str(negotiated.local_crypto)] if negotiated.local_crypto else [],
             )
         )
     return SessionDescription(

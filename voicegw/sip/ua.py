@@ -30,6 +30,7 @@ from voicegw.rtp.clock import MediaClock
 from voicegw.rtp.endpoint import RtpEndpoint
 from voicegw.rtp.events import MediaTimeout
 from voicegw.rtp.ports import RtpPortsExhausted
+from voicegw.rtp.srtp import SrtpMode
 from voicegw.sip import pjlog, sdp
 from voicegw.sip.call import CallInfo, Rejection, SipCall
 from voicegw.sip.message import parse_info_dtmf, parse_request
@@ -104,6 +105,10 @@ class SipConfig:
     answer_delay: float = 0.0
     """Seconds of ringing before answering (a caller can still CANCEL then)."""
     media_timeout: float = 30.0
+    srtp: SrtpMode = "optional"
+    """SRTP (SDES keys in ``a=crypto``): "optional" answers SRTP offers with SRTP and plain ones
+    plainly, "required" refuses plain RTP offers with 488, "off" refuses SRTP-only offers."""
+
     user_agent: str = "voicegw"
     sample_rate: int | None = None
     """PCM rate handed to the call handler; None: the negotiated codec's own rate (no resampling)."""
@@ -268,6 +273,10 @@ class SipUserAgent:
             account_config = pj.AccountConfig()
             account_config.idUri = f"sip:voicegw@{self.config.media_address}:{self.config.port}"
             account_config.mediaConfig.useLoopMedTp = True
+            # SRTP is ours too: pjsua only has to let SAVP and a=crypto offers through to our
+            # answer (its own SRTP runs on the loop transport and never touches the network).
+            account_config.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_OPTIONAL
+            account_config.mediaConfig.srtpSecureSignaling = 0
             self._account = _PjAccount(self)
             self._account.create(account_config, True)
         except pj.Error as exc:
@@ -392,8 +401,8 @@ class SipUserAgent:
             return self._reject(pj_call, refused.status, refused.reason, retry=refused.retry)
         try:
             offer = sdp.parse(request.body)
-            negotiated = sdp.negotiate(offer, self.config.codecs)
-        except sdp.NoCommonCodec as exc:
+            negotiated = sdp.negotiate(offer, self.config.codecs, srtp=self.config.srtp)
+        except sdp.NotAcceptable as exc:
             return self._reject(pj_call, 488, "Not Acceptable Here", detail=str(exc))
         except sdp.SdpError as exc:
             return self._reject(pj_call, 400, "Bad SDP", detail=str(exc))
@@ -443,11 +452,17 @@ class SipUserAgent:
             sample_rate=call.sample_rate,
             ptime_ms=negotiated.ptime,
             media_timeout=self.config.media_timeout,
+            srtp=negotiated.srtp,
         )
         call.watch_media(functools.partial(self._media_timeout, call))
         pj_call.answer(_op(200))
         call.move(CallTrigger.ANSWER)
-        call.log.info("call_answered", codec=codec.name, rtp_port=call.endpoint.local_port)
+        call.log.info(
+            "call_answered",
+            codec=codec.name,
+            rtp_port=call.endpoint.local_port,
+            srtp=negotiated.local_crypto.suite if negotiated.local_crypto else None,
+        )
         self._spawn(self._run_handler(call), f"call-{call.call_id}")
 
     async def _run_handler(self, call: SipCall) -> None:
@@ -474,9 +489,20 @@ class SipUserAgent:
         prm.sdp.wholeSdp = pj_call.answer_sdp
 
     def _renegotiate(self, call: SipCall, remote: str) -> tuple[sdp.SessionDescription, sdp.Negotiated]:
-        """A re-INVITE's offer against the call's codec (we do not switch codecs mid-call)."""
+        """A re-INVITE's offer against the call's codec and SRTP suite (neither changes mid-call)."""
         offer = sdp.parse(remote)
-        return offer, sdp.negotiate(offer, (call.negotiated.codec.encoding,) if call.negotiated else None)
+        current = call.negotiated
+        if current is None:
+            return offer, sdp.negotiate(offer, srtp=self.config.srtp)
+        ours = current.local_crypto
+        negotiated = sdp.negotiate(
+            offer,
+            (current.codec.encoding,),
+            srtp="off" if ours is None else "required",
+            suites=(ours.suite,) if ours else (),
+            keep=ours,
+        )
+        return offer, negotiated
 
     def _check_reoffer(self, pj_call: _PjCall, remote: str) -> int:
         """0 to accept a re-INVITE's offer, or 488 when it no longer offers our codec."""
@@ -503,6 +529,8 @@ class SipUserAgent:
             (negotiated.remote_address, negotiated.remote_port),
             (negotiated.remote_rtcp_address, negotiated.remote_rtcp_port),
         )
+        if negotiated.srtp is not None:
+            call.endpoint.rekey_srtp(negotiated.srtp.remote_key)
         call.endpoint.set_hold(negotiated.on_hold)
         if negotiated.on_hold:
             call.move(CallTrigger.HOLD, "held by the far end")

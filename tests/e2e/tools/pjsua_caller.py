@@ -9,6 +9,8 @@ It calls the URI offering only `--codec` (plus telephone-event), plays the WAV i
 pjsua2's player, records what comes back with its recorder (its own jitter buffer and conference
 bridge: a different code path from voicegw's), then sends RFC 4733 DTMF, holds and resumes by
 re-INVITE, and either hangs up (`--end hangup`) or waits for the far end's BYE (`--end wait-bye`).
+`--tls` signals over TLS (the URI gets ``;transport=tls``) and `--srtp mandatory` makes pjmedia's
+own SRTP (SDES) key the media, as a secure softphone would.
 It prints one JSON report on stdout: call states, status codes, timings, what each step saw.
 """
 
@@ -29,6 +31,17 @@ JB_PREFETCH_MS = (40, 20, 80)  # initial, min, max jitter buffer prefetch: shall
 STEP_TIMEOUT = 10.0
 ECHO_TAIL = 1.0  # keep recording this long after the WAV ends: the echo arrives late
 CODEC_IDS = {"PCMU": "PCMU/8000/1", "PCMA": "PCMA/8000/1"}
+SRTP_USE = {
+    "off": pj.PJMEDIA_SRTP_DISABLED,
+    "optional": pj.PJMEDIA_SRTP_OPTIONAL,
+    "mandatory": pj.PJMEDIA_SRTP_MANDATORY,
+}
+MEDIA_PROTOS = {
+    pj.PJMEDIA_TP_PROTO_RTP_AVP: "RTP/AVP",
+    pj.PJMEDIA_TP_PROTO_RTP_SAVP: "RTP/SAVP",
+    pj.PJMEDIA_TP_PROTO_RTP_AVPF: "RTP/AVPF",
+    pj.PJMEDIA_TP_PROTO_RTP_SAVPF: "RTP/SAVPF",
+}
 
 
 class Caller(pj.Call):
@@ -48,6 +61,15 @@ class Caller(pj.Call):
         self.confirmed_at: float | None = None
         self.disconnected_at: float | None = None
         self.last_reason = ""
+        self.answer_sdp = ""
+
+    def onCallTsxState(self, prm: pj.OnCallTsxStateParam) -> None:
+        # The INVITE's 2xx: the far end's SDP answer, for the report.
+        event = prm.e
+        if event.type == pj.PJSIP_EVENT_TSX_STATE and event.body.tsxState.type == pj.PJSIP_EVENT_RX_MSG:
+            message = event.body.tsxState.src.rdata.wholeMsg
+            if message.startswith("SIP/2.0 200") and "m=audio" in message and not self.answer_sdp:
+                self.answer_sdp = message.split("\r\n\r\n", 1)[-1]
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:
         info = self.getInfo()
@@ -93,7 +115,7 @@ MEDIA_STATUS = {
 class Session:
     """The pjsua2 library for one call: single-threaded, events pumped by `wait`."""
 
-    def __init__(self, codec: str, *, vad: bool) -> None:
+    def __init__(self, codec: str, *, vad: bool, tls: bool = False, srtp: str = "off") -> None:
         self.ep = pj.Endpoint()
         self.ep.libCreate()
         cfg = pj.EpConfig()
@@ -108,6 +130,10 @@ class Session:
         transport = pj.TransportConfig()
         transport.boundAddress, transport.port = "127.0.0.1", 0
         self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
+        tls_transport = None
+        if tls:
+            # The server's certificate is the test's own, self-signed: not verified.
+            tls_transport = self.ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, transport)
         self.ep.audDevManager().setNullDev()
         self.ep.libStart()
         for info in self.ep.codecEnum2():
@@ -115,6 +141,11 @@ class Session:
         account_cfg = pj.AccountConfig()
         account_cfg.idUri = "sip:caller@127.0.0.1"
         account_cfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
+        if tls_transport is not None:
+            account_cfg.sipConfig.transportId = tls_transport
+        account_cfg.mediaConfig.srtpUse = SRTP_USE[srtp]
+        # With SRTP, keys go only over TLS (SDES over plain UDP would hand them to any listener).
+        account_cfg.mediaConfig.srtpSecureSignaling = 1 if tls else 0
         self.account = pj.Account()
         self.account.create(account_cfg)
 
@@ -137,7 +168,7 @@ class Session:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    session = Session(args.codec, vad=args.vad)
+    session = Session(args.codec, vad=args.vad, tls=args.tls, srtp=args.srtp)
     try:
         # The Call lives only inside place_call: gone before the library, whose end it cannot outlive.
         return place_call(session, args)
@@ -149,13 +180,17 @@ def place_call(session: Session, args: argparse.Namespace) -> dict[str, Any]:
     call = Caller(session.account)
     report: dict[str, Any] = {"codec_offered": args.codec}
     started = time.monotonic()
-    call.makeCall(args.uri, pj.CallOpParam(True))
+    uri = args.uri + (";transport=tls" if args.tls and "transport=" not in args.uri else "")
+    call.makeCall(uri, pj.CallOpParam(True))
     answered = session.wait(lambda: call.media_status == "active" or call.disconnected)
     report["answered"] = answered and not call.disconnected
     if report["answered"]:
         assert call.confirmed_at is not None
         report["setup_ms"] = round((call.confirmed_at - started) * 1000, 1)
-        report["codec"] = call.getStreamInfo(0).codecName
+        stream = call.getStreamInfo(0)
+        report["codec"] = stream.codecName
+        report["media_proto"] = MEDIA_PROTOS.get(stream.proto, str(stream.proto))
+        report["answer_sdp"] = call.answer_sdp
         report.update(exchange(session, call, args))
     report["stream"] = stream_stats(call)
     if args.end == "wait-bye":
@@ -266,6 +301,8 @@ def main() -> None:
     parser.add_argument("--vad", action="store_true", help="send no RTP during silence")
     parser.add_argument("--end", choices=("hangup", "wait-bye"), default="hangup")
     parser.add_argument("--bye-timeout", type=float, default=20.0)
+    parser.add_argument("--tls", action="store_true", help="signal over TLS (the URI's port: TLS listener)")
+    parser.add_argument("--srtp", choices=sorted(SRTP_USE), default="off", help="pjmedia's SRTP use (SDES)")
     report = run(parser.parse_args())
     json.dump(report, sys.stdout)
     sys.stdout.write("\n")

@@ -124,7 +124,8 @@ class EchoServer:
     config: str = ""
     """More of voicegw's TOML configuration, whole tables (not with `media_timeout`/`max_calls`)."""
     agent: str | None = None
-    """Serve this agent (``module:attribute``) instead of the echo."""
+    """Serve this agent (``module:attribute``) instead of the echo; ``""``: neither flag, as a
+    plain `voicegw serve` (the default agent)."""
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_udp_port)
 
@@ -153,7 +154,7 @@ class EchoServer:
                 str(self.media_timeout),
             ]
             return command + (["--max-calls", str(self.max_calls)] if self.max_calls else [])
-        mode = ["--agent", self.agent] if self.agent else ["--echo"]
+        mode = ["--echo"] if self.agent is None else ["--agent", self.agent] if self.agent else []
         command = [*VOICEGW, "serve", *mode, "--listen", listen]
         if self.media_timeout or self.max_calls or self.config:
             command += ["--config", str(self._write_config())]

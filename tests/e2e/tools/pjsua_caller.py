@@ -259,12 +259,15 @@ def exchange(session: Session, call: Caller, args: argparse.Namespace) -> dict[s
             recorder.createRecorder(args.record)
             audio.startTransmit(recorder)
         player.startTransmit(audio)
-        session.sleep(player.getInfo().sizeBytes / (2 * CLOCK_RATE) + ECHO_TAIL)
-        player.stopTransmit(audio)
-        if args.record:
-            audio.stopTransmit(recorder)
+        duration = player.getInfo().sizeBytes / (2 * CLOCK_RATE) + ECHO_TAIL
+        # The far end may hang up meanwhile: then its media port is gone and must not be touched.
+        ended_early = session.wait(lambda: call.disconnected, duration)
+        if not ended_early:
+            player.stopTransmit(audio)
+            if args.record:
+                audio.stopTransmit(recorder)
         del recorder, player  # closes the WAV files
-        out["played"] = True
+        out["played"] = not ended_early
     if args.dtmf:
         try:
             call.dialDtmf(args.dtmf)  # RFC 4733; fails if the answer had no telephone-event

@@ -311,9 +311,7 @@ def offer_rtpmaps(codecs: tuple[str, ...]) -> list[RtpMap]:
     return rtpmaps
 
 
-def offer(
-    codecs: tuple[str, ...], *, address: str, port: int, session_id: int, version: int = 1
-) -> str:
+def offer(codecs: tuple[str, ...], *, address: str, port: int, session_id: int, version: int = 1) -> str:
     """Our SDP offer: one sendrecv audio stream at `address`:`port` (RTCP on port + 1)."""
     rtpmaps = offer_rtpmaps(codecs)
     media = MediaDescription(

@@ -17,17 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
 
 import pjsua2 as pj
 import structlog
 
 from voicegw.audio.codecs import SUPPORTED_CODECS, codec_for
-from voicegw.realtime.transport import DtmfReceived
 from voicegw.rtp.clock import MediaClock
 from voicegw.rtp.endpoint import RtpEndpoint
 from voicegw.rtp.events import MediaTimeout
@@ -35,7 +32,8 @@ from voicegw.rtp.ports import RtpPortsExhausted
 from voicegw.sip import pjlog, sdp
 from voicegw.sip.account import Registration, SipAccount, account_config
 from voicegw.sip.call import CallInfo, NoAnswer, Rejection, SipCall, call_failed
-from voicegw.sip.message import parse_info_dtmf, parse_request
+from voicegw.sip.message import parse_request
+from voicegw.sip.pjobjects import PjAccount, PjCall, call_op
 from voicegw.sip.state import ACTIVE_STATES, CallState, CallTrigger
 
 log = structlog.get_logger(__name__)
@@ -59,7 +57,6 @@ LOCAL_ACCOUNT = "local"
 CallHandler = Callable[[SipCall], Awaitable[None]]
 Admission = Callable[[CallInfo], Rejection | None]
 """Decides, before anything is set up, whether to take a call (None) or refuse it."""
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class SipStartError(RuntimeError):
@@ -129,129 +126,6 @@ class SipConfig:
         return "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
 
 
-def _guarded(method: F) -> F:
-    """pjsua2 callbacks must never raise into C++: log and swallow."""
-
-    @functools.wraps(method)
-    def wrapper(self: Any, *args: Any) -> Any:
-        try:
-            return method(self, *args)
-        except Exception:
-            log.exception("sip_callback_failed", callback=method.__name__)
-            return None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _op(status: int = 200, reason: str = "", headers: dict[str, str] | None = None) -> pj.CallOpParam:
-    op = pj.CallOpParam(True)
-    op.statusCode = status
-    if reason:
-        op.reason = reason
-    if headers:
-        # SWIG hands out copies of nested structs: build the vector, then assign it back.
-        vector = pj.SipHeaderVector()
-        for name, value in headers.items():
-            header = pj.SipHeader()
-            header.hName, header.hValue = name, value
-            vector.append(header)
-        tx_option = op.txOption
-        tx_option.headers = vector
-        op.txOption = tx_option
-    return op
-
-
-class _PjCall(pj.Call):
-    """pjsua2's call: each callback hands over to the user agent."""
-
-    def __init__(self, ua: SipUserAgent, account: pj.Account, call_id: int) -> None:
-        super().__init__(account, call_id)
-        self.ua = ua
-        self.call: SipCall | None = None
-        self.local_sdp = ""
-        """Our SDP: the answer to the caller's offer, or the offer of a call we dial."""
-        self.remote_answer = ""
-        """Dialling out: the SDP answer in the far end's response to our INVITE."""
-        self.dialled: asyncio.Future[SipCall] | None = None
-        """Dialling out: resolved when the call is answered, failed when it is not."""
-        self.sdp_session_id = random.randrange(1 << 31)
-        self.sdp_version = 0
-        """RFC 3264 8: every answer in the dialog keeps the o= session id and bumps the version."""
-
-    def make_answer(self, offer: sdp.SessionDescription, negotiated: sdp.Negotiated, address: str) -> None:
-        assert self.call is not None and self.call.endpoint is not None
-        self.sdp_version += 1
-        self.local_sdp = sdp.answer(
-            offer,
-            negotiated,
-            address=address,
-            port=self.call.endpoint.local_port,
-            session_id=self.sdp_session_id,
-            version=self.sdp_version,
-        )
-
-    @_guarded
-    def onCallSdpCreated(self, prm: pj.OnCallSdpCreatedParam) -> None:
-        self.ua._sdp_created(self, prm)
-
-    @_guarded
-    def onCallRxReinvite(self, prm: pj.OnCallRxReinviteParam) -> None:
-        # Runs before onCallSdpCreated: the only place a re-INVITE's offer can still be refused.
-        status = self.ua._check_reoffer(self, prm.offer.wholeSdp)
-        if status:
-            prm.statusCode = status
-
-    @_guarded
-    def onCallState(self, prm: pj.OnCallStateParam) -> None:
-        event = prm.e
-        if (
-            self.dialled is not None
-            and event.type == pj.PJSIP_EVENT_TSX_STATE
-            and event.body.tsxState.type == pj.PJSIP_EVENT_RX_MSG
-        ):
-            # A response to our INVITE (the 200, or a 183 with early media): its SDP is the answer.
-            response = parse_request(event.body.tsxState.src.rdata.wholeMsg)
-            if response.body.strip():
-                self.remote_answer = response.body
-        self.ua._call_state(self)
-
-    @_guarded
-    def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:
-        if self.call is not None:
-            self.call.transfer_status(prm.statusCode, prm.reason, prm.finalNotify)
-
-    @_guarded
-    def onCallTsxState(self, prm: pj.OnCallTsxStateParam) -> None:
-        # DTMF over SIP INFO. pjsua parses only dtmf-relay (with no duration, in 2.12) and
-        # answers application/dtmf with 500, so voicegw reads both bodies itself.
-        event = prm.e
-        if self.call is None or event.type != pj.PJSIP_EVENT_TSX_STATE:
-            return
-        tsx = event.body.tsxState.tsx
-        if tsx.role != pj.PJSIP_ROLE_UAS or tsx.state != pj.PJSIP_TSX_STATE_TRYING or tsx.method != "INFO":
-            return
-        dtmf = parse_info_dtmf(parse_request(event.body.tsxState.src.rdata.wholeMsg))
-        if dtmf is not None:
-            self.call.log.info("dtmf", digit=dtmf.digit, duration_ms=dtmf.duration_ms, method="sip_info")
-            self.call.emit(DtmfReceived(dtmf.digit, dtmf.duration_ms))
-
-
-class _PjAccount(pj.Account):
-    def __init__(self, ua: SipUserAgent, account: SipAccount) -> None:
-        super().__init__()
-        self.ua = ua
-        self.account = account
-        self.registration = Registration(account.name, account.registrar or "")
-
-    @_guarded
-    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
-        self.ua._incoming(self, prm)
-
-    @_guarded
-    def onRegState(self, prm: pj.OnRegStateParam) -> None:
-        self.registration.update(int(prm.code), str(prm.reason), int(prm.expiration))
-
-
 class SipUserAgent:
     """Answers SIP calls and runs `handler(call)` on each answered call; dials out with `dial`.
 
@@ -274,11 +148,11 @@ class SipUserAgent:
         """The SIP port in use (the one bound, when `config.port` is 0)."""
         self.draining = False
         self.calls: dict[str, SipCall] = {}
-        self._pj_calls: dict[str, _PjCall] = {}
+        self._pj_calls: dict[str, PjCall] = {}
         """Every pjsua2 Call stays referenced here until its disconnect is handled (GC hangs up)."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._endpoint: pj.Endpoint | None = None
-        self._accounts: dict[str, _PjAccount] = {}
+        self._accounts: dict[str, PjAccount] = {}
         self._pump: asyncio.Handle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.pump_stats = PumpStats()
@@ -325,7 +199,7 @@ class SipUserAgent:
         default_uri = f"sip:voicegw@{self.config.media_address}:{self.port}"
         # The local account is pjsua's default: it takes calls that match no other account.
         for account in (SipAccount(LOCAL_ACCOUNT), *self.config.accounts):
-            pj_account = _PjAccount(self, account)
+            pj_account = PjAccount(self, account)
             pj_account.create(account_config(account, default_uri=default_uri), account.name == LOCAL_ACCOUNT)
             self._accounts[account.name] = pj_account
             if account.register:
@@ -415,7 +289,7 @@ class SipUserAgent:
     # --- incoming calls -----------------------------------------------------------------------
 
     def _incoming(self, account: pj.Account, prm: pj.OnIncomingCallParam) -> None:
-        pj_call = _PjCall(self, account, prm.callId)
+        pj_call = PjCall(self, account, prm.callId)
         request = parse_request(prm.rdata.wholeMsg)
         source = prm.rdata.srcAddress.rsplit(":", 1)
         info = CallInfo(
@@ -462,29 +336,29 @@ class SipUserAgent:
         self._spawn(self._setup(pj_call, call, negotiated), f"setup-{info.call_id}")
 
     def _reject(
-        self, pj_call: _PjCall, status: int, reason: str, *, retry: bool = False, detail: str = ""
+        self, pj_call: PjCall, status: int, reason: str, *, retry: bool = False, detail: str = ""
     ) -> None:
         headers = {"Retry-After": str(RETRY_AFTER_S)} if retry else None
         assert pj_call.call is not None
         pj_call.call.log.info("call_rejected", status=status, reason=reason, detail=detail)
         pj_call.call.end_reason = reason
         # answer(), not hangup(): only answer() puts our headers (Retry-After) on the final response.
-        pj_call.answer(_op(status, reason, headers))
+        pj_call.answer(call_op(status, reason, headers))
 
-    async def _setup(self, pj_call: _PjCall, call: SipCall, negotiated: sdp.Negotiated) -> None:
+    async def _setup(self, pj_call: PjCall, call: SipCall, negotiated: sdp.Negotiated) -> None:
         assert call.endpoint is not None
         await call.endpoint.connect()
         if call.ended:  # CANCEL while we were setting up
             await call.close_media()
             return
-        pj_call.answer(_op(180))
+        pj_call.answer(call_op(180))
         call.move(CallTrigger.RING)
         if self.config.answer_delay:
             await asyncio.sleep(self.config.answer_delay)
             if call.ended:
                 return
         self._start_media(call, negotiated)
-        pj_call.answer(_op(200))
+        pj_call.answer(call_op(200))
         call.move(CallTrigger.ANSWER)
         call.log.info("call_answered", codec=negotiated.codec.encoding, rtp_port=call.endpoint.local_port)
         self._spawn(self._run_handler(call), f"call-{call.call_id}")
@@ -561,7 +435,7 @@ class SipUserAgent:
             raise
 
     def _place_call(
-        self, uri: str, pj_account: _PjAccount, endpoint: RtpEndpoint, headers: dict[str, str]
+        self, uri: str, pj_account: PjAccount, endpoint: RtpEndpoint, headers: dict[str, str]
     ) -> tuple[SipCall, asyncio.Future[SipCall]]:
         """Send the INVITE with our offer; the call is registered, its answer still to come.
 
@@ -569,7 +443,7 @@ class SipUserAgent:
         could keep alive: a Call destroyed after libDestroy aborts the process.
         """
         assert self._loop is not None
-        pj_call = _PjCall(self, pj_account, pj.PJSUA_INVALID_ID)
+        pj_call = PjCall(self, pj_account, pj.PJSUA_INVALID_ID)
         pj_call.sdp_version = 1
         pj_call.local_sdp = sdp.offer(
             self.config.codecs,
@@ -578,7 +452,7 @@ class SipUserAgent:
             session_id=pj_call.sdp_session_id,
         )
         try:
-            pj_call.makeCall(uri, _op(headers=headers))
+            pj_call.makeCall(uri, call_op(headers=headers))
         except pj.Error as exc:
             reason = exc.reason
             del pj_call  # never called: nothing to hang up, and gone before the traceback exists
@@ -609,7 +483,7 @@ class SipUserAgent:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(call.hang_up(reason), CANCEL_WAIT_S)
 
-    def _dial_progress(self, pj_call: _PjCall, call: SipCall, info: pj.CallInfo) -> None:
+    def _dial_progress(self, pj_call: PjCall, call: SipCall, info: pj.CallInfo) -> None:
         """A call we dialled changed state before it was answered."""
         assert pj_call.dialled is not None
         if info.state == pj.PJSIP_INV_STATE_EARLY:
@@ -639,7 +513,7 @@ class SipUserAgent:
 
     # --- pjsua2 callbacks ---------------------------------------------------------------------
 
-    def _sdp_created(self, pj_call: _PjCall, prm: pj.OnCallSdpCreatedParam) -> None:
+    def _sdp_created(self, pj_call: PjCall, prm: pj.OnCallSdpCreatedParam) -> None:
         if not pj_call.local_sdp:
             return
         # Dialling out, this runs inside makeCall(), before pj_call.call exists: the offer stands.
@@ -658,7 +532,7 @@ class SipUserAgent:
         offer = sdp.parse(remote)
         return offer, sdp.negotiate(offer, (call.negotiated.codec.encoding,) if call.negotiated else None)
 
-    def _check_reoffer(self, pj_call: _PjCall, remote: str) -> int:
+    def _check_reoffer(self, pj_call: PjCall, remote: str) -> int:
         """0 to accept a re-INVITE's offer, or 488 when it no longer offers our codec."""
         call = pj_call.call
         if call is None or not remote:
@@ -670,7 +544,7 @@ class SipUserAgent:
             return 488
         return 0
 
-    def _reoffer(self, pj_call: _PjCall, call: SipCall, remote: str) -> None:
+    def _reoffer(self, pj_call: PjCall, call: SipCall, remote: str) -> None:
         """A re-INVITE: hold, resume, or the far end moved its media."""
         assert call.endpoint is not None
         try:
@@ -690,7 +564,7 @@ class SipUserAgent:
             call.move(CallTrigger.RESUME, "resumed by the far end")
         call.negotiated = negotiated
 
-    def _call_state(self, pj_call: _PjCall) -> None:
+    def _call_state(self, pj_call: PjCall) -> None:
         call = pj_call.call
         if call is None:
             return
@@ -718,13 +592,13 @@ class SipUserAgent:
         if pj_call is None:
             return
         with contextlib.suppress(pj.Error):
-            pj_call.hangup(_op(status, reason if status >= 300 else ""))
+            pj_call.hangup(call_op(status, reason if status >= 300 else ""))
 
     def _transfer_pj(self, call_id: str, target: str) -> None:
         pj_call = self._pj_calls.get(call_id)
         if pj_call is None or pj_call.call is None:
             return
         try:
-            pj_call.xfer(target, _op())
+            pj_call.xfer(target, call_op())
         except pj.Error as exc:
             pj_call.call.transfer_status(500, f"REFER failed: {exc.info()}", True)

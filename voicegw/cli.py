@@ -103,7 +103,7 @@ def call(
     Exit status: 0 after a completed call, 3 busy, 4 no answer, 1 any other failure,
     2 bad configuration.
     """
-    from voicegw.server.dialer import run_call, with_caller_id
+    from voicegw.server.dialer import call_out, with_caller_id
 
     try:
         config = build_config(config_path, listen=listen)
@@ -116,9 +116,10 @@ def call(
         if from_uri:
             config = dataclasses.replace(config, sip=with_caller_id(config.sip, from_uri, account))
         configure_logging(log_level or config.log_level)
-        run_call(
+        dial = call_out(
             config, uri, agent=agent, account=account, headers=parse_headers(headers), ring_timeout=timeout
         )
+        asyncio.run(dial)
     except (ConfigError, SipStartError, ModelUnavailable) as exc:
         click.echo(f"voicegw: {exc}", err=True)
         sys.exit(EXIT_CONFIG)

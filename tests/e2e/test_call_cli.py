@@ -7,15 +7,13 @@ greeting's audio (the fake's 440 Hz tone, μ-law) arrived.
 
 from __future__ import annotations
 
-import asyncio
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.e2e.harness import ROOT
+from tests.e2e.harness import run_process
 from tests.e2e.media import PCMU
 from tests.e2e.rtp_tools import RtpCapture
 from tests.models.fake_realtime import API_KEY, TONE_HZ, FakeRealtimeServer, dominant_hz
@@ -25,24 +23,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 GREETING_MS = 2000  # tests/models/data/greeting.json: ten 200 ms chunks of tone
 
 
-async def voicegw_call(uri: str, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+async def voicegw_call(uri: str, *args: str, model_url: str) -> tuple[int, str]:
     """Run `voicegw call URI --agent tests.e2e.agents:greeter ARGS`: exit status and stderr."""
-    proc = await asyncio.create_subprocess_exec(
+    status, _, stderr = await run_process(
         sys.executable, "-m", "voicegw", "call", uri, "--agent", "tests.e2e.agents:greeter", *args,
-        cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        env={"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": model_url},
     )  # fmt: skip
-    try:
-        _, stderr = await asyncio.wait_for(proc.communicate(), 60)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, stderr.decode(errors="replace")
-
-
-def model_env(base_url: str) -> dict[str, str]:
-    return {**os.environ, "OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": base_url}
+    return status, stderr
 
 
 async def test_the_agent_greets_the_callee_and_the_call_completes(tmp_path: Path) -> None:
@@ -52,7 +39,7 @@ async def test_the_agent_greets_the_callee_and_the_call_completes(tmp_path: Path
         async with FakeRealtimeServer("greeting") as model, answering as (port, sipp):
             status, stderr = await voicegw_call(
                 f"sip:alice@{HOST}:{port}", "--from", "sip:campaign@voicegw.test", "--timeout", "10",
-                env=model_env(model.base_url),
+                model_url=model.base_url,
             )  # fmt: skip
             run = await sipp
     assert status == 0, stderr[-3000:]
@@ -88,7 +75,7 @@ async def test_an_unanswered_call_exits_with_its_status_and_one_line(
 ) -> None:
     async with FakeRealtimeServer("greeting") as model, sipp_uas(scenario, tmp_path) as (port, sipp):
         status, stderr = await voicegw_call(
-            f"sip:bob@{HOST}:{port}", "--timeout", ring_s, env=model_env(model.base_url)
+            f"sip:bob@{HOST}:{port}", "--timeout", ring_s, model_url=model.base_url
         )
         run = await sipp
     assert run.ok, run.output

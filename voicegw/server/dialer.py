@@ -68,18 +68,3 @@ async def call_out(
         await clock.stop()
         for sig in HANDLED_SIGNALS:
             loop.remove_signal_handler(sig)
-
-
-def run_call(
-    config: ServerConfig,
-    uri: str,
-    *,
-    agent: str,
-    account: str | None = None,
-    headers: dict[str, str] | None = None,
-    ring_timeout: float = DIAL_TIMEOUT_S,
-) -> str:
-    """`call_out` in its own event loop (the `voicegw call` command)."""
-    return asyncio.run(
-        call_out(config, uri, agent=agent, account=account, headers=headers, ring_timeout=ring_timeout)
-    )

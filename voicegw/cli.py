@@ -73,7 +73,9 @@ def serve(
 
 @main.command()
 @click.argument("uri", metavar="SIP_URI")
-@click.option("--agent", required=True, help="The agent that talks once answered, as module:attribute.")
+@click.option(
+    "--agent", help="The agent that talks once answered, as module:attribute. [default: the config's]"
+)
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="TOML configuration file.")
 @click.option("--account", help="Which [[accounts]] entry dials. [default: the first]")
 @click.option("--from", "from_uri", help="Our identity (the From URI), e.g. sip:1001@pbx.example.com.")
@@ -89,7 +91,7 @@ def serve(
 @click.option("--log-level", default=None, help="debug, info, warning or error.")
 def call(
     uri: str,
-    agent: str,
+    agent: str | None,
     config_path: Path | None,
     account: str | None,
     from_uri: str | None,
@@ -106,7 +108,7 @@ def call(
     from voicegw.server.dialer import call_out, with_caller_id
 
     try:
-        config = build_config(config_path, listen=listen)
+        config = build_config(config_path, listen=listen, agent=agent)
         if not listen and not config_path:
             # A dialler needs no well-known port: any free one (5060 may be a server's).
             config = dataclasses.replace(config, sip=dataclasses.replace(config.sip, port=0))
@@ -116,9 +118,7 @@ def call(
         if from_uri:
             config = dataclasses.replace(config, sip=with_caller_id(config.sip, from_uri, account))
         configure_logging(log_level or config.log_level)
-        dial = call_out(
-            config, uri, agent=agent, account=account, headers=parse_headers(headers), ring_timeout=timeout
-        )
+        dial = call_out(config, uri, account=account, headers=parse_headers(headers), ring_timeout=timeout)
         asyncio.run(dial)
     except (ConfigError, SipStartError, ModelUnavailable) as exc:
         click.echo(f"voicegw: {exc}", err=True)

@@ -1,7 +1,8 @@
 """`voicegw call`: dial one SIP URI and run an agent on the call once it is answered.
 
-The same parts as `voicegw serve` (media clock, SIP user agent, `agent_handler`), for one call
-placed instead of many answered; incoming calls are declined meanwhile. SIGTERM or SIGINT
+The same parts as `voicegw serve` (media clock, SIP user agent, `AgentCalls`: the routed agent,
+the configured model, the no-input and call-length supervisor), for one call placed instead of
+many answered; incoming calls are declined meanwhile. SIGTERM or SIGINT
 cancels the call: a CANCEL while it rings, a BYE once answered.
 """
 
@@ -13,7 +14,7 @@ import dataclasses
 import structlog
 
 from voicegw.rtp.clock import MediaClock
-from voicegw.server.app import HANDLED_SIGNALS, agent_handler
+from voicegw.server.app import HANDLED_SIGNALS, AgentCalls
 from voicegw.server.config import ServerConfig
 from voicegw.sip.account import SipAccount
 from voicegw.sip.ua import DIAL_TIMEOUT_S, SipConfig, SipUserAgent
@@ -34,17 +35,16 @@ async def call_out(
     config: ServerConfig,
     uri: str,
     *,
-    agent: str,
     account: str | None = None,
     headers: dict[str, str] | None = None,
     ring_timeout: float = DIAL_TIMEOUT_S,
 ) -> str:
-    """Dial `uri`, run `agent` on the answered call until it ends; the reason it ended.
+    """Dial `uri`, run the configured agent on the answered call until it ends; why it ended.
 
     Raises `CallFailed` (`Busy`, `NoAnswer`, `CallRejected`) when nobody takes the call, and,
-    before dialling, `ConfigError`/`ModelUnavailable` for a bad agent, `SipStartError`.
+    before dialling, `ConfigError`/`ModelUnavailable` for a bad agent or model, `SipStartError`.
     """
-    handler = agent_handler(agent)
+    handler = AgentCalls(config)
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     assert main is not None

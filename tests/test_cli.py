@@ -66,3 +66,27 @@ def test_sip_port_in_use_fails_at_start_with_one_line() -> None:
 def test_python_dash_m_is_the_same_command() -> None:
     result = run_voicegw("--version")
     assert result.returncode == 0 and "0.1.0" in result.stdout
+
+
+def test_call_help_lists_its_options_and_exit_statuses() -> None:
+    result = CliRunner().invoke(main, ["call", "--help"])
+    assert result.exit_code == 0
+    for option in ("SIP_URI", "--agent", "--config", "--from", "--timeout", "--account", "--header"):
+        assert option in result.output
+    assert "3 busy, 4 no answer" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--account", "nope"], "voicegw: --account: no account 'nope' in the configuration"),
+        (["--header", "no colon"], "voicegw: --header: 'no colon' is not 'Name: value'"),
+        (["--agent", "nonexistent_module:agent"], "cannot import module 'nonexistent_module'"),
+    ],
+)
+def test_call_bad_input_fails_before_dialling_with_one_line(args: list[str], message: str) -> None:
+    agent = [] if "--agent" in args else ["--agent", "tests.e2e.agents:greeter"]
+    result = run_voicegw("call", "sip:nobody@127.0.0.1:9", *agent, *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

@@ -3,3 +3,9 @@
 from voicegw.realtime import RealtimeAgent
 
 assistant = RealtimeAgent(name="Assistant", instructions="You are a helpful voice assistant.")
+
+greeter = RealtimeAgent(
+    name="Greeter",
+    instructions="You called this person. Be brief.",
+    greeting_instructions="Greet the person you called and say why you are calling.",
+)

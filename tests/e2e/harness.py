@@ -7,6 +7,7 @@ cleanly. `run_sipp` and `run_caller` place calls against it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -337,6 +338,30 @@ def _run_sipp(command: list[str], workdir: Path, timeout: float) -> SippResult:
     proc = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=timeout + 10)
     errors = "".join(p.read_text(errors="replace")[-2000:] for p in workdir.glob("*_errors.log"))
     return SippResult(proc.returncode, (proc.stdout[-3000:] + proc.stderr[-3000:] + errors), workdir)
+
+
+async def run_process(
+    *command: str, env: dict[str, str] | None = None, time_limit: float = 60.0
+) -> tuple[int, str, str]:
+    """Run a command from the repository root without blocking the loop: status, stdout, stderr.
+
+    `env` adds to this process's environment; past `time_limit` seconds the process is killed.
+    """
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), time_limit)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return process.returncode, out.decode(errors="replace"), err.decode(errors="replace")
 
 
 def run_caller(uri: str, *args: str, timeout: float = 45.0) -> dict[str, Any]:

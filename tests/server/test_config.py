@@ -86,3 +86,57 @@ def test_routes_model_access_and_call_limits(tmp_path: Path) -> None:
     assert config.model.name == "local" and config.model.settings == {"base_url": "http://127.0.0.1:8000/v1"}
     assert config.allow == ("54.172.60.0/30", "192.0.2.1") and load(None).allow is None
     assert (config.agent, config.no_input_timeout, config.max_call_duration) == ("pkg.agents:desk", 8, 600)
+
+
+PROFILES = Path(__file__).resolve().parents[2] / "sip_profiles"
+
+
+def test_the_pbx_profile_loads_as_a_registering_extension() -> None:
+    config = load(PROFILES / "pbx.toml")
+    (account,) = config.sip.accounts
+    assert (account.name, account.uri, account.registrar) == (
+        "pbx",
+        "sip:1001@pbx.example.com",
+        "sip:pbx.example.com",
+    )
+    assert (account.register, account.expires, account.username, account.realm) == (True, 300, "1001", "*")
+    assert account.proxy == () and config.sip.codecs == ("PCMU", "PCMA", "opus")
+
+
+def test_several_accounts_with_proxies(tmp_path: Path) -> None:
+    config = load(
+        write(
+            tmp_path,
+            "[[accounts]]\nname = 'pbx'\nuri = 'sip:1001@pbx.test'\nregistrar = 'sip:pbx.test'\n"
+            "register = true\nexpires = 120\nusername = '1001'\npassword = 'pw'\n"
+            "[[accounts]]\nuri = 'sip:trunk@carrier.test'\n"
+            "proxy = ['sip:sbc1.test;lr', 'sip:sbc2.test;lr']\n",
+        )
+    )
+    pbx, trunk = config.sip.accounts
+    assert (pbx.name, pbx.expires, pbx.password) == ("pbx", 120, "pw")
+    assert (trunk.name, trunk.proxy, trunk.username) == (
+        "account1",
+        ("sip:sbc1.test;lr", "sip:sbc2.test;lr"),
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[account]\nregister = true\n", r"account.registrar: needed when register = true"),
+        ("[account]\nusername = '1001'\n", r"account.password: username and password go together"),
+        ("[account]\nregistrar = 'pbx.test'\n", r"account.registrar: 'pbx.test' is not a SIP URI"),
+        ("[account]\nproxy = 5\n", r"account.proxy: 5 has the wrong type"),
+        ("[account]\nexpires = 0\n", r"account.expires: 0 is not within 1-86400 seconds"),
+        ("[account]\nregister = 'yes'\n", r"account.register: 'yes' has the wrong type"),
+        ("[account]\nuser = 'x'\n", r"\[account\]: unknown key 'user'"),
+        ("[[accounts]]\nname = 'a'\n[[accounts]]\nname = 'a'\n", r"accounts\[1\].name: 'a' is taken"),
+        ("[account]\nname = 'local'\n", r"account.name: 'local' is taken"),
+        ("[account]\n[[accounts]]\n", r"\[account\] and \[\[accounts\]\]: use one or the other"),
+    ],
+)
+def test_account_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load(write(tmp_path, text))

@@ -7,7 +7,8 @@ import re
 import shutil
 import socket
 import subprocess
-from contextlib import ExitStack
+from collections.abc import AsyncIterator
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,17 +54,28 @@ def free_media_ports() -> int:
 
 
 def scenario_command(
-    name: str, server_port: int, workdir: Path, *, timeout: float, keys: dict[str, str] | None = None
+    name: str,
+    server_port: int | None,
+    workdir: Path,
+    *,
+    timeout: float,
+    keys: dict[str, str] | None = None,
+    port: int | None = None,
+    pause_ms: int = 0,
 ) -> list[str]:
-    """The SIPp command line for one call of scenario `name`, run in `workdir`."""
+    """The SIPp command line for one call of scenario `name`, run in `workdir`.
+
+    A UAC scenario calls voicegw at `server_port`; a UAS scenario (no `server_port`) waits at `port`.
+    """
     if shutil.which("sipp") is None:
         raise RuntimeError("sipp is not installed (Debian package sip-tester)")
     workdir.mkdir(parents=True, exist_ok=True)
     scenario = shutil.copy(SCENARIOS / name, workdir / name)
+    target = [f"{HOST}:{server_port}"] if server_port else []
     command = [
-        "sipp", f"{HOST}:{server_port}", "-sf", str(scenario), "-i", HOST, "-p", str(free_udp_port()),
+        "sipp", *target, "-sf", str(scenario), "-i", HOST, "-p", str(port or free_udp_port()),
         "-mp", str(free_media_ports()), "-m", "1", "-nostdin", "-trace_msg", "-trace_err",
-        "-timeout", f"{int(timeout)}s", "-timeout_error",
+        "-timeout", f"{int(timeout)}s", "-timeout_error", "-d", str(pause_ms),
     ]  # fmt: skip
     for key, value in (keys or {}).items():
         command += ["-key", key, value]
@@ -90,6 +102,10 @@ async def run_scenario_async(
 ) -> SippRun:
     """`run_scenario` without blocking the event loop (for a voicegw running in this process)."""
     command = scenario_command(name, server_port, workdir, timeout=time_limit, keys=keys)
+    return await _run_async(command, workdir, time_limit)
+
+
+async def _run_async(command: list[str], workdir: Path, time_limit: float) -> SippRun:
     proc = await asyncio.create_subprocess_exec(
         *command, cwd=workdir, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
@@ -101,3 +117,24 @@ async def run_scenario_async(
             await proc.wait()
     assert proc.returncode is not None
     return collect(proc.returncode, output.decode(errors="replace"), workdir)
+
+
+@asynccontextmanager
+async def sipp_uas(
+    name: str, workdir: Path, *, time_limit: float = 20.0, keys: Keys = None, pause_ms: int = 0
+) -> AsyncIterator[tuple[int, asyncio.Task[SippRun]]]:
+    """SIPp playing the called party (or a registrar): its SIP port, and its run as a task.
+
+    The task ends when the scenario does; leaving the block stops SIPp if it is still running.
+    """
+    port = free_udp_port()
+    command = scenario_command(
+        name, None, workdir, timeout=time_limit, keys=keys, port=port, pause_ms=pause_ms
+    )
+    run = asyncio.create_task(_run_async(command, workdir, time_limit))
+    try:
+        yield port, run
+    finally:
+        if not run.done():
+            run.cancel()
+        await asyncio.gather(run, return_exceptions=True)

@@ -301,3 +301,67 @@ def test_offer_with_no_connection_address_is_malformed() -> None:
     offer = sdp.parse(SIPP_OFFER.replace("c=IN IP4 127.0.0.1\r\n", ""))
     with pytest.raises(sdp.SdpError, match="the offer has no c= line for its audio"):
         sdp.negotiate(offer)
+
+
+# --- dialling out: our offer, their answer ---------------------------------------------------
+
+OFFERED = ("PCMU", "PCMA", "opus")
+
+
+def test_offer_lists_our_codecs_in_order_with_telephone_event_per_clock() -> None:
+    text = sdp.offer(OFFERED, address="10.0.0.5", port=40000, session_id=9)
+    assert "m=audio 40000 RTP/AVP 0 8 111 101 110\r\n" in text
+    assert "a=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\n" in text
+    assert "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n" in text
+    assert "a=rtpmap:110 telephone-event/48000\r\n" in text
+    assert "c=IN IP4 10.0.0.5" in text and "a=rtcp:40001" in text and "a=sendrecv" in text
+    assert text.startswith("v=0\r\no=voicegw 9 1 IN IP4 10.0.0.5\r\n")
+    parsed = sdp.parse(text)
+    audio = parsed.audio()
+    assert audio is not None and [audio.rtpmaps[pt].encoding for pt in audio.formats[:3]] == list(OFFERED)
+
+
+def test_offer_without_opus_has_one_telephone_event() -> None:
+    text = sdp.offer(("PCMA",), address="127.0.0.1", port=20000, session_id=1)
+    assert "m=audio 20000 RTP/AVP 8 101\r\n" in text and "/48000" not in text
+
+
+def test_the_answerers_first_offered_codec_wins_with_its_payload_type() -> None:
+    answer = sdp.parse(
+        "v=0\r\no=far 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\n"
+        "m=audio 5004 RTP/AVP 8 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=ptime:40\r\n"
+    )
+    negotiated = sdp.accept_answer(answer, OFFERED)
+    assert negotiated.codec == sdp.RtpMap(8, "PCMA", 8000)
+    assert negotiated.telephone_event == sdp.RtpMap(101, "telephone-event", 8000)
+    assert (negotiated.remote_address, negotiated.remote_port, negotiated.remote_rtcp_port) == (
+        "192.0.2.7",
+        5004,
+        5005,
+    )
+    assert (negotiated.direction, negotiated.ptime) == ("sendrecv", 40)
+
+
+def test_an_opus_answer_keeps_the_answers_dynamic_payload_type() -> None:
+    answer = sdp.parse(
+        "v=0\r\no=far 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\n"
+        "m=audio 5004 RTP/AVP 96 97\r\na=rtpmap:96 opus/48000/2\r\na=rtpmap:97 telephone-event/48000\r\n"
+        "a=recvonly\r\n"
+    )
+    negotiated = sdp.accept_answer(answer, OFFERED)
+    assert (negotiated.codec.encoding, negotiated.codec.payload_type) == ("opus", 96)
+    assert negotiated.telephone_event is not None and negotiated.telephone_event.payload_type == 97
+    assert negotiated.direction == "sendonly"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("m=audio 5004 RTP/AVP 9\r\n", "no common codec: answered G722, we speak PCMU, PCMA, opus"),
+        ("m=audio 0 RTP/AVP 0\r\n", "the answer has no active RTP/AVP audio stream"),
+    ],
+)
+def test_an_answer_with_none_of_our_codecs_is_refused(body: str, message: str) -> None:
+    answer = sdp.parse("v=0\r\no=far 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\n" + body)
+    with pytest.raises(sdp.NoCommonCodec, match=message):
+        sdp.accept_answer(answer, OFFERED)

@@ -123,7 +123,12 @@ class CallInfo:
     """Address the call came from."""
 
     headers: dict[str, str] = field(default_factory=dict)
-    """Every header of the INVITE (X- headers from a trunk included), names lower-cased."""
+    """Every header of the INVITE (X- headers from a trunk included), names lower-cased.
+
+    Dialling out: the extra headers we sent."""
+
+    direction: Literal["inbound", "outbound"] = "inbound"
+    """Who called: the far end (inbound), or we did (`SipUserAgent.dial`, ``voicegw call``)."""
 
     @property
     def dialled_user(self) -> str:

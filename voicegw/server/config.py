@@ -10,7 +10,8 @@ from typing import Any
 
 from voicegw.audio.codecs import UnsupportedCodec, codec_for
 from voicegw.rtp.srtp import SRTP_MODES
-from voicegw.sip.ua import SipConfig
+from voicegw.sip.account import SipAccount
+from voicegw.sip.ua import LOCAL_ACCOUNT, SipConfig
 
 DEFAULT_SIP_PORT = 5060
 DEFAULT_HTTP_PORT = 8080
@@ -130,6 +131,17 @@ _MODEL_SETTINGS: dict[str, dict[str, Kind]] = {
     "local": {"llm_model_path": str, "base_url": str, "llm_model": str, "api_key": str},
     "openai": {"model_name": str},
 }
+_ACCOUNT_TYPES: dict[str, Kind] = {
+    "name": str,
+    "uri": str,
+    "registrar": str,
+    "username": str,
+    "password": str,
+    "realm": str,
+    "register": bool,
+    "expires": int,
+}
+_ACCOUNT_KEYS = {"proxy", *_ACCOUNT_TYPES}
 _SIP_KEYS = {"listen", "codecs", *_SIP_TYPES}
 _RTP_KEYS = {"ports", "media_timeout", "host", "srtp"}
 _SERVER_KEYS = {"http", *_SERVER_TYPES}
@@ -158,7 +170,11 @@ def load(path: Path | None = None) -> ServerConfig:
         raise ConfigError(f"cannot read the config file {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    _take(data, {"sip", "rtp", "server", "agent", "routes", "model", "access"}, "top level")
+    _take(
+        data,
+        {"sip", "rtp", "server", "agent", "routes", "model", "access", "account", "accounts"},
+        "top level",
+    )
     sip_table = _take(data.get("sip", {}), _SIP_KEYS, "sip")
     rtp_table = _take(data.get("rtp", {}), _RTP_KEYS, "rtp")
     server_table = _take(data.get("server", {}), _SERVER_KEYS, "server")
@@ -193,6 +209,7 @@ def load(path: Path | None = None) -> ServerConfig:
         changes["srtp"] = mode
     if changes.get("max_calls", 1) < 1:
         raise ConfigError("sip.max_calls: must be at least 1")
+    changes["accounts"] = parse_accounts(data)
 
     server: dict[str, Any] = {}
     for key, kind in _SERVER_TYPES.items():
@@ -266,3 +283,49 @@ def _allow(table: Any) -> tuple[str, ...] | None:
         except ValueError:
             raise ConfigError(f"access.allow: {net!r} is not an address or CIDR network") from None
     return tuple(networks)
+
+
+def _sip_uri(value: Any, key: str) -> str:
+    uri = _typed(value, str, key)
+    if not uri.startswith(("sip:", "sips:")) or len(uri.split(":", 1)[1]) == 0:
+        raise ConfigError(f"{key}: {uri!r} is not a SIP URI like 'sip:pbx.example.com'")
+    return uri
+
+
+def parse_accounts(data: dict[str, Any]) -> tuple[SipAccount, ...]:
+    """``[account]`` (one) or ``[[accounts]]`` (several): PBX extensions and trunks."""
+    if "account" in data and "accounts" in data:
+        raise ConfigError("[account] and [[accounts]]: use one or the other")
+    if "account" in data:
+        tables = [(_typed(data["account"], dict, "account"), "account")]
+    else:
+        listed = _typed(data.get("accounts", []), list, "accounts")
+        tables = [(_typed(t, dict, f"accounts[{i}]"), f"accounts[{i}]") for i, t in enumerate(listed)]
+    accounts: list[SipAccount] = []
+    for table, section in tables:
+        account = _parse_account(_take(table, _ACCOUNT_KEYS, section), section, len(accounts))
+        if account.name in {a.name for a in accounts} | {LOCAL_ACCOUNT}:
+            raise ConfigError(f"{section}.name: {account.name!r} is taken")
+        accounts.append(account)
+    return tuple(accounts)
+
+
+def _parse_account(table: dict[str, Any], section: str, index: int) -> SipAccount:
+    values: dict[str, Any] = {"name": "default" if index == 0 else f"account{index}"}
+    for key, kind in _ACCOUNT_TYPES.items():
+        if key in table:
+            values[key] = _typed(table[key], kind, f"{section}.{key}")
+    for key in ("uri", "registrar"):
+        if key in values:
+            values[key] = _sip_uri(values[key], f"{section}.{key}")
+    if "proxy" in table:
+        proxies = table["proxy"] if isinstance(table["proxy"], list) else [table["proxy"]]
+        values["proxy"] = tuple(_sip_uri(p, f"{section}.proxy") for p in proxies)
+    if values.get("register") and "registrar" not in values:
+        raise ConfigError(f"{section}.registrar: needed when register = true")
+    if ("username" in values) != ("password" in values):
+        missing = "password" if "username" in values else "username"
+        raise ConfigError(f"{section}.{missing}: username and password go together")
+    if not 0 < values.get("expires", 1) <= 86400:
+        raise ConfigError(f"{section}.expires: {values['expires']} is not within 1-86400 seconds")
+    return SipAccount(**values)

@@ -35,7 +35,46 @@ class Rejection:
     """Whether to send Retry-After (a temporary refusal: busy, draining)."""
 
 
-__all__ = ["CallInfo", "Rejection", "SipCall"]
+__all__ = ["Busy", "CallFailed", "CallInfo", "CallRejected", "NoAnswer", "Rejection", "SipCall"]
+
+
+BUSY_STATUSES = frozenset({486, 600})
+NO_ANSWER_STATUSES = frozenset({408, 480, 487})
+"""487: our own CANCEL when nobody answered in time."""
+
+
+class CallFailed(Exception):
+    """A call we dialled was not answered; `status` and `reason` are the final SIP response's.
+
+    `status` is 0 when no SIP response decided it (the answer's SDP was unusable, the URI bad).
+    """
+
+    def __init__(self, uri: str, status: int, reason: str) -> None:
+        self.uri = uri
+        self.status = status
+        self.reason = reason
+        super().__init__(f"{uri}: {status} {reason}" if status else f"{uri}: {reason}")
+
+
+class Busy(CallFailed):
+    """The far end is busy (486 Busy Here, 600 Busy Everywhere)."""
+
+
+class NoAnswer(CallFailed):
+    """Nobody answered: our timeout (we sent CANCEL), or 408/480 from the far end."""
+
+
+class CallRejected(CallFailed):
+    """Any other final failure (403, 404, 488, 503, 603, authentication refused...)."""
+
+
+def call_failed(uri: str, status: int, reason: str) -> CallFailed:
+    """The `CallFailed` subclass for a final status."""
+    if status in BUSY_STATUSES:
+        return Busy(uri, status, reason)
+    if status in NO_ANSWER_STATUSES:
+        return NoAnswer(uri, status, reason)
+    return CallRejected(uri, status, reason)
 
 
 class SipCall:
@@ -49,7 +88,7 @@ class SipCall:
         transfer: Callable[[str], None],
     ) -> None:
         self.info = info
-        self.state = CallState.INCOMING
+        self.state = CallState.DIALING if info.direction == "outbound" else CallState.INCOMING
         self.endpoint: RtpEndpoint | None = None
         self.negotiated: Negotiated | None = None
         self.sample_rate = 0

@@ -1,8 +1,10 @@
 """SDP (RFC 4566) and the offer/answer model (RFC 3264), sans-I/O.
 
-pjsua2 carries SDP for us, but the answer is ours: pjsua's own negotiator does not drive our
-media, so voicegw parses the offer, picks a codec in its own preference order, and writes the
-answer that `Call.onCallSdpCreated` puts in the 200 OK.
+pjsua2 carries SDP for us, but both sides of the exchange are ours: pjsua's own negotiator does
+not drive our media. Answering a call, voicegw parses the offer, picks a codec in its own
+preference order, and writes the answer that `Call.onCallSdpCreated` puts in the 200 OK.
+Dialling out, it writes the offer (`offer`) and reads the codec the far end chose from its
+answer (`accept_answer`).
 
 SRTP is keyed by SDES (RFC 4568): the answer takes the first ``a=crypto`` line of the offer we
 can use, with the same tag and suite and our own key. Offers of ``RTP/SAVP(F)`` are SRTP; an
@@ -12,10 +14,11 @@ with SRTP unless SRTP is off, and with plain RTP if none of its keys is usable.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
-from voicegw.audio.codecs import SUPPORTED_CODECS
+from voicegw.audio.codecs import SUPPORTED_CODECS, codec_for
 from voicegw.rtp.srtp import SUITES, CryptoAttribute, SrtpError, SrtpKeys, SrtpMode
 
 Direction = Literal["sendrecv", "sendonly", "recvonly", "inactive"]
@@ -30,6 +33,8 @@ PLAIN_RTP_PROTOS = frozenset({"RTP/AVP", "RTP/AVPF"})
 SRTP_PROTOS = frozenset({"RTP/SAVP", "RTP/SAVPF"})
 STATIC_PAYLOAD_TYPES = {0: ("PCMU", 8000, 1), 8: ("PCMA", 8000, 1), 9: ("G722", 8000, 1)}
 TELEPHONE_EVENT = "telephone-event"
+OFFER_PAYLOAD_TYPES = {"opus": 111, "telephone-event/8000": 101, "telephone-event/48000": 110}
+"""Dynamic payload types of our offers: the numbers softphones and trunks commonly use."""
 
 
 class SdpError(ValueError):
@@ -294,14 +299,39 @@ def negotiate(
             raise SrtpNotAcceptable("the offer's audio is SRTP (RTP/SAVP) only and SRTP is off")
         raise NoCommonCodec("the offer has no active RTP audio stream")
     remote_crypto, local_crypto = _choose_crypto(audio, srtp, suites, keep)
+    settled = _settle(offer, audio, preference, by_rank=True, side="offer")
+    return dataclasses.replace(settled, remote_crypto=remote_crypto, local_crypto=local_crypto)
+
+
+def accept_answer(answer: SessionDescription, offered: tuple[str, ...]) -> Negotiated:
+    """What the far end's answer to our offer of `offered` settled (RFC 3264 section 7).
+
+    The answerer's order is its preference: its first codec that we offered is the call's codec,
+    sent with the answer's payload type. Raises `NoCommonCodec` when it accepted none of ours.
+    """
+    audio = answer.audio()
+    if audio is None:
+        raise NoCommonCodec("the answer has no active RTP/AVP audio stream (SRTP is not offered)")
+    return _settle(answer, audio, offered, by_rank=False, side="answer")
+
+
+def _settle(
+    description: SessionDescription,
+    audio: MediaDescription,
+    ours: tuple[str, ...],
+    *,
+    by_rank: bool,
+    side: str,
+) -> Negotiated:
     candidates = [
-        (rank, audio.formats.index(pt), audio.rtpmaps[pt])
+        (rank if by_rank else 0, audio.formats.index(pt), audio.rtpmaps[pt])
         for pt in audio.formats
-        if pt in audio.rtpmaps and (rank := _supported_rank(audio.rtpmaps[pt], preference)) is not None
+        if pt in audio.rtpmaps and (rank := _supported_rank(audio.rtpmaps[pt], ours)) is not None
     ]
     if not candidates:
-        offered = ", ".join(r.encoding for r in audio.rtpmaps.values()) or "none"
-        raise NoCommonCodec(f"no common codec: offered {offered}, we speak {', '.join(preference)}")
+        listed = ", ".join(r.encoding for r in audio.rtpmaps.values()) or "none"
+        verb = "offered" if side == "offer" else "answered"
+        raise NoCommonCodec(f"no common codec: {verb} {listed}, we speak {', '.join(ours)}")
     codec = min(candidates, key=lambda c: (c[0], c[1]))[2]
     telephone_event = next(
         (
@@ -313,9 +343,9 @@ def negotiate(
         ),
         None,
     )
-    address = audio.connection or offer.connection
+    address = audio.connection or description.connection
     if address is None:
-        raise SdpError("the offer has no c= line for its audio")
+        raise SdpError(f"the {side} has no c= line for its audio")
     return Negotiated(
         codec=codec,
         telephone_event=telephone_event,
@@ -323,11 +353,9 @@ def negotiate(
         remote_port=audio.port,
         remote_rtcp_port=audio.rtcp_port or audio.port + 1,
         remote_rtcp_address=audio.rtcp_address or address,
-        direction=ANSWER_DIRECTION[offer.direction_of(audio)],
+        direction=ANSWER_DIRECTION[description.direction_of(audio)],
         ptime=audio.ptime if audio.ptime and audio.ptime % 20 == 0 and codec.encoding != "opus" else 20,
-        media_index=offer.media.index(audio),
-        remote_crypto=remote_crypto,
-        local_crypto=local_crypto,
+        media_index=description.media.index(audio),
     )
 
 
@@ -364,6 +392,47 @@ def _choose_crypto(
     return None, None
 
 
+def offer_rtpmaps(codecs: tuple[str, ...]) -> list[RtpMap]:
+    """The payload formats of our offer: `codecs` in order, then telephone-event for each clock."""
+    rtpmaps: list[RtpMap] = []
+    for name in codecs:
+        codec = codec_for(name)
+        pt = codec.payload_type
+        if pt is None:
+            pt = OFFER_PAYLOAD_TYPES[codec.name.lower()]
+        rtpmaps.append(RtpMap(pt, codec.name, codec.clock_rate, codec.channels, codec.fmtp))
+    for rate in sorted({r.clock_rate for r in rtpmaps}):
+        pt = OFFER_PAYLOAD_TYPES[f"{TELEPHONE_EVENT}/{rate}"]
+        rtpmaps.append(RtpMap(pt, TELEPHONE_EVENT, rate, 1, "0-16"))
+    return rtpmaps
+
+
+def offer(codecs: tuple[str, ...], *, address: str, port: int, session_id: int, version: int = 1) -> str:
+    """Our SDP offer: one sendrecv audio stream at `address`:`port` (RTCP on port + 1)."""
+    rtpmaps = offer_rtpmaps(codecs)
+    media = MediaDescription(
+        media="audio",
+        port=port,
+        proto="RTP/AVP",
+        formats=[r.payload_type for r in rtpmaps],
+        rtpmaps={r.payload_type: r for r in rtpmaps},
+        direction="sendrecv",
+        rtcp_port=port + 1,
+        ptime=20,
+    )
+    return _ours([media], address=address, session_id=session_id, version=version)
+
+
+def _ours(media: list[MediaDescription], *, address: str, session_id: int, version: int) -> str:
+    """Our session description around `media` (RFC 3264 8: o= keeps the id, bumps the version)."""
+    return SessionDescription(
+        origin=f"voicegw {session_id} {version} IN {_family(address)} {address}",
+        connection=address,
+        media=media,
+        name="voicegw",
+    ).serialize()
+
+
 def answer(
     offer: SessionDescription,
     negotiated: Negotiated,
@@ -394,12 +463,7 @@ def answer(
                 crypto=[str(negotiated.local_crypto)] if negotiated.local_crypto else [],
             )
         )
-    return SessionDescription(
-        origin=f"voicegw {session_id} {version} IN {_family(address)} {address}",
-        connection=address,
-        media=media,
-        name="voicegw",
-    ).serialize()
+    return _ours(media, address=address, session_id=session_id, version=version)
 
 
 def _rtpmap_lines(rtpmap: RtpMap) -> list[str]:

@@ -17,11 +17,14 @@ class CallState(enum.Enum):
     INCOMING = "incoming"
     """INVITE received, SDP offer checked, media being set up (100 Trying sent)."""
 
+    DIALING = "dialing"
+    """Our INVITE (with our SDP offer) is out; no answer yet."""
+
     RINGING = "ringing"
-    """180 Ringing sent; a CANCEL still ends the call with 487."""
+    """180 Ringing sent (or, dialling out, received); a CANCEL still ends the call with 487."""
 
     ANSWERED = "answered"
-    """200 OK sent; media flowing both ways."""
+    """200 OK sent (or, dialling out, received and ACKed); media flowing both ways."""
 
     HELD = "held"
     """The far end put the call on hold (re-INVITE with sendonly/inactive or c=0.0.0.0)."""
@@ -44,6 +47,9 @@ TRANSITIONS: dict[tuple[CallState, CallTrigger], CallState] = {
     (CallState.INCOMING, CallTrigger.RING): CallState.RINGING,
     (CallState.INCOMING, CallTrigger.ANSWER): CallState.ANSWERED,
     (CallState.INCOMING, CallTrigger.DISCONNECT): CallState.ENDED,
+    (CallState.DIALING, CallTrigger.RING): CallState.RINGING,
+    (CallState.DIALING, CallTrigger.ANSWER): CallState.ANSWERED,
+    (CallState.DIALING, CallTrigger.DISCONNECT): CallState.ENDED,
     (CallState.RINGING, CallTrigger.ANSWER): CallState.ANSWERED,
     (CallState.RINGING, CallTrigger.DISCONNECT): CallState.ENDED,
     (CallState.ANSWERED, CallTrigger.HOLD): CallState.HELD,

@@ -7,7 +7,9 @@ touch asyncio state directly. Callbacks only translate pjsua2 objects into `SipC
 schedule tasks; they never block and never raise into C++.
 
 pjsua opens no RTP sockets (`useLoopMedTp`): each call's media is a voicegw `RtpEndpoint`, and the
-SDP answer voicegw computes replaces pjsua's in `Call.onCallSdpCreated`.
+SDP answer voicegw computes replaces pjsua's in `Call.onCallSdpCreated`. Dialling out
+(`SipUserAgent.dial`) is the mirror image: voicegw's offer replaces pjsua's, and the codec comes
+from the far end's answer, read from the INVITE's response.
 """
 
 from __future__ import annotations
@@ -15,25 +17,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
 
 import pjsua2 as pj
 import structlog
 
 from voicegw.audio.codecs import SUPPORTED_CODECS, codec_for
-from voicegw.realtime.transport import DtmfReceived
 from voicegw.rtp.clock import MediaClock
 from voicegw.rtp.endpoint import RtpEndpoint
 from voicegw.rtp.events import MediaTimeout
 from voicegw.rtp.ports import RtpPortsExhausted
 from voicegw.rtp.srtp import SrtpMode
 from voicegw.sip import pjlog, sdp
-from voicegw.sip.call import CallInfo, Rejection, SipCall
-from voicegw.sip.message import parse_info_dtmf, parse_request
+from voicegw.sip.account import Registration, SipAccount, account_config
+from voicegw.sip.call import CallInfo, NoAnswer, Rejection, SipCall, call_failed
+from voicegw.sip.message import parse_request
+from voicegw.sip.pjobjects import PjAccount, PjCall, call_op
 from voicegw.sip.state import ACTIVE_STATES, CallState, CallTrigger
 
 log = structlog.get_logger(__name__)
@@ -48,11 +49,15 @@ PJSUA_MAX_CALLS = 1024
 
 CALL_LIMIT_HEADROOM = 16
 SLOW_PUMP_S = 0.002
+DIAL_TIMEOUT_S = 30.0
+CANCEL_WAIT_S = 5.0
+"""After our CANCEL, how long dial() waits for the far end's 487 before giving up on it."""
+LOCAL_ACCOUNT = "local"
+"""The account with no registration or credentials: direct calls to and from voicegw's address."""
 
 CallHandler = Callable[[SipCall], Awaitable[None]]
 Admission = Callable[[CallInfo], Rejection | None]
 """Decides, before anything is set up, whether to take a call (None) or refuse it."""
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class SipStartError(RuntimeError):
@@ -116,6 +121,9 @@ class SipConfig:
     pjsip_log_level: int = 2
     """pjsip's own log: 0 off, 1 errors, 2 warnings, 3-4 detail, 5 every SIP message (all to structlog)."""
 
+    accounts: tuple[SipAccount, ...] = ()
+    """PBX extensions and trunks (credentials, proxy, registration); the first one dials by default."""
+
     @property
     def media_address(self) -> str:
         if self.public_address:
@@ -123,126 +131,33 @@ class SipConfig:
         return "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
 
 
-def _guarded(method: F) -> F:
-    """pjsua2 callbacks must never raise into C++: log and swallow."""
-
-    @functools.wraps(method)
-    def wrapper(self: Any, *args: Any) -> Any:
-        try:
-            return method(self, *args)
-        except Exception:
-            log.exception("sip_callback_failed", callback=method.__name__)
-            return None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _op(status: int = 200, reason: str = "", headers: dict[str, str] | None = None) -> pj.CallOpParam:
-    op = pj.CallOpParam(True)
-    op.statusCode = status
-    if reason:
-        op.reason = reason
-    if headers:
-        # SWIG hands out copies of nested structs: build the vector, then assign it back.
-        vector = pj.SipHeaderVector()
-        for name, value in headers.items():
-            header = pj.SipHeader()
-            header.hName, header.hValue = name, value
-            vector.append(header)
-        tx_option = op.txOption
-        tx_option.headers = vector
-        op.txOption = tx_option
-    return op
-
-
-class _PjCall(pj.Call):
-    """pjsua2's call: each callback hands over to the user agent."""
-
-    def __init__(self, ua: SipUserAgent, account: pj.Account, call_id: int) -> None:
-        super().__init__(account, call_id)
-        self.ua = ua
-        self.call: SipCall | None = None
-        self.answer_sdp = ""
-        self.sdp_session_id = random.randrange(1 << 31)
-        self.sdp_version = 0
-        """RFC 3264 8: every answer in the dialog keeps the o= session id and bumps the version."""
-
-    def make_answer(self, offer: sdp.SessionDescription, negotiated: sdp.Negotiated, address: str) -> None:
-        assert self.call is not None and self.call.endpoint is not None
-        self.sdp_version += 1
-        self.answer_sdp = sdp.answer(
-            offer,
-            negotiated,
-            address=address,
-            port=self.call.endpoint.local_port,
-            session_id=self.sdp_session_id,
-            version=self.sdp_version,
-        )
-
-    @_guarded
-    def onCallSdpCreated(self, prm: pj.OnCallSdpCreatedParam) -> None:
-        self.ua._sdp_created(self, prm)
-
-    @_guarded
-    def onCallRxReinvite(self, prm: pj.OnCallRxReinviteParam) -> None:
-        # Runs before onCallSdpCreated: the only place a re-INVITE's offer can still be refused.
-        status = self.ua._check_reoffer(self, prm.offer.wholeSdp)
-        if status:
-            prm.statusCode = status
-
-    @_guarded
-    def onCallState(self, prm: pj.OnCallStateParam) -> None:
-        self.ua._call_state(self)
-
-    @_guarded
-    def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:
-        if self.call is not None:
-            self.call.transfer_status(prm.statusCode, prm.reason, prm.finalNotify)
-
-    @_guarded
-    def onCallTsxState(self, prm: pj.OnCallTsxStateParam) -> None:
-        # DTMF over SIP INFO. pjsua parses only dtmf-relay (with no duration, in 2.12) and
-        # answers application/dtmf with 500, so voicegw reads both bodies itself.
-        event = prm.e
-        if self.call is None or event.type != pj.PJSIP_EVENT_TSX_STATE:
-            return
-        tsx = event.body.tsxState.tsx
-        if tsx.role != pj.PJSIP_ROLE_UAS or tsx.state != pj.PJSIP_TSX_STATE_TRYING or tsx.method != "INFO":
-            return
-        dtmf = parse_info_dtmf(parse_request(event.body.tsxState.src.rdata.wholeMsg))
-        if dtmf is not None:
-            self.call.log.info("dtmf", digit=dtmf.digit, duration_ms=dtmf.duration_ms, method="sip_info")
-            self.call.emit(DtmfReceived(dtmf.digit, dtmf.duration_ms))
-
-
-class _PjAccount(pj.Account):
-    def __init__(self, ua: SipUserAgent) -> None:
-        super().__init__()
-        self.ua = ua
-
-    @_guarded
-    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
-        self.ua._incoming(self, prm)
-
-
 class SipUserAgent:
-    """Answers SIP calls and runs `handler(call)` on each answered call."""
+    """Answers SIP calls and runs `handler(call)` on each answered call; dials out with `dial`.
+
+    With no handler, incoming calls are declined (480).
+    """
 
     def __init__(
-        self, config: SipConfig, clock: MediaClock, handler: CallHandler, admit: Admission | None = None
+        self,
+        config: SipConfig,
+        clock: MediaClock,
+        handler: CallHandler | None = None,
+        admit: Admission | None = None,
     ) -> None:
         """`admit` refuses calls the server does not take (a source not allowed, a busy model)."""
         self.config = config
         self.clock = clock
         self.handler = handler
         self.admit = admit
+        self.port = config.port
+        """The SIP port in use (the one bound, when `config.port` is 0)."""
         self.draining = False
         self.calls: dict[str, SipCall] = {}
-        self._pj_calls: dict[str, _PjCall] = {}
+        self._pj_calls: dict[str, PjCall] = {}
         """Every pjsua2 Call stays referenced here until its disconnect is handled (GC hangs up)."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._endpoint: pj.Endpoint | None = None
-        self._account: _PjAccount | None = None
+        self._accounts: dict[str, PjAccount] = {}
         self._pump: asyncio.Handle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.pump_stats = PumpStats()
@@ -270,15 +185,7 @@ class SipUserAgent:
             self._create_transports(ep)
             ep.libStart()
             ep.audDevManager().setNullDev()
-            account_config = pj.AccountConfig()
-            account_config.idUri = f"sip:voicegw@{self.config.media_address}:{self.config.port}"
-            account_config.mediaConfig.useLoopMedTp = True
-            # SRTP is ours too: pjsua only has to let SAVP and a=crypto offers through to our
-            # answer (its own SRTP runs on the loop transport and never touches the network).
-            account_config.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_OPTIONAL
-            account_config.mediaConfig.srtpSecureSignaling = 0
-            self._account = _PjAccount(self)
-            self._account.create(account_config, True)
+            self._create_accounts()
         except pj.Error as exc:
             self._destroy()
             raise SipStartError(
@@ -288,10 +195,24 @@ class SipUserAgent:
         log.info(
             "sip_started",
             host=self.config.host,
-            port=self.config.port,
+            port=self.port,
             tcp=self.config.tcp,
             tls_port=self.config.tls_port,
         )
+
+    def _create_accounts(self) -> None:
+        default_uri = f"sip:voicegw@{self.config.media_address}:{self.port}"
+        # The local account is pjsua's default: it takes calls that match no other account.
+        for account in (SipAccount(LOCAL_ACCOUNT), *self.config.accounts):
+            pj_account = PjAccount(self, account)
+            pj_account.create(account_config(account, default_uri=default_uri), account.name == LOCAL_ACCOUNT)
+            self._accounts[account.name] = pj_account
+            if account.register:
+                log.info("sip_registering", account=account.name, registrar=account.registrar)
+
+    def registration(self, account: str) -> Registration:
+        """What `account`'s registrar said last; raises KeyError for an unknown account."""
+        return self._accounts[account].registration
 
     def _create_transports(self, ep: pj.Endpoint) -> None:
         def transport(port: int) -> pj.TransportConfig:
@@ -302,9 +223,11 @@ class SipUserAgent:
                 tc.publicAddress = self.config.public_address
             return tc
 
-        ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport(self.config.port))
+        udp = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport(self.config.port))
+        # Port 0 (a dialler's default) binds any free port; TCP then shares it.
+        self.port = int(ep.transportGetInfo(udp).localName.rsplit(":", 1)[1])
         if self.config.tcp:
-            ep.transportCreate(pj.PJSIP_TRANSPORT_TCP, transport(self.config.port))
+            ep.transportCreate(pj.PJSIP_TRANSPORT_TCP, transport(self.port))
         if self.config.tls_port:
             tc = transport(self.config.tls_port)
             tc.tlsConfig.certFile = self.config.tls_cert or ""
@@ -352,7 +275,7 @@ class SipUserAgent:
 
     def _destroy(self) -> None:
         self._pj_calls.clear()
-        self._account = None
+        self._accounts.clear()
         if self._endpoint is not None:
             # Explicit: pjsua2 must not be torn down by the garbage collector.
             self._endpoint.libDestroy()
@@ -371,7 +294,7 @@ class SipUserAgent:
     # --- incoming calls -----------------------------------------------------------------------
 
     def _incoming(self, account: pj.Account, prm: pj.OnIncomingCallParam) -> None:
-        pj_call = _PjCall(self, account, prm.callId)
+        pj_call = PjCall(self, account, prm.callId)
         request = parse_request(prm.rdata.wholeMsg)
         source = prm.rdata.srcAddress.rsplit(":", 1)
         info = CallInfo(
@@ -393,6 +316,8 @@ class SipUserAgent:
             "call_incoming", from_uri=info.from_uri, to_uri=info.to_uri, source=prm.rdata.srcAddress
         )
 
+        if self.handler is None:
+            return self._reject(pj_call, 480, "Not taking calls")
         if self.draining:
             return self._reject(pj_call, 503, "Server draining", retry=True)
         if self.active_calls > self.config.max_calls:
@@ -411,35 +336,48 @@ class SipUserAgent:
             call.endpoint = RtpEndpoint.bind(host=host, port_range=self.config.rtp_ports, clock=self.clock)
         except RtpPortsExhausted:
             return self._reject(pj_call, 503, "No media ports available", retry=True)
-        call.negotiated = negotiated
         # pjsua asks for our SDP (onCallSdpCreated) as soon as this callback returns.
         pj_call.make_answer(offer, negotiated, self.config.media_address)
-        self._spawn(self._setup(pj_call, call), f"setup-{info.call_id}")
+        self._spawn(self._setup(pj_call, call, negotiated), f"setup-{info.call_id}")
 
     def _reject(
-        self, pj_call: _PjCall, status: int, reason: str, *, retry: bool = False, detail: str = ""
+        self, pj_call: PjCall, status: int, reason: str, *, retry: bool = False, detail: str = ""
     ) -> None:
         headers = {"Retry-After": str(RETRY_AFTER_S)} if retry else None
         assert pj_call.call is not None
         pj_call.call.log.info("call_rejected", status=status, reason=reason, detail=detail)
         pj_call.call.end_reason = reason
         # answer(), not hangup(): only answer() puts our headers (Retry-After) on the final response.
-        pj_call.answer(_op(status, reason, headers))
+        pj_call.answer(call_op(status, reason, headers))
 
-    async def _setup(self, pj_call: _PjCall, call: SipCall) -> None:
-        assert call.endpoint is not None and call.negotiated is not None
-        negotiated = call.negotiated
+    async def _setup(self, pj_call: PjCall, call: SipCall, negotiated: sdp.Negotiated) -> None:
+        assert call.endpoint is not None
         await call.endpoint.connect()
         if call.ended:  # CANCEL while we were setting up
             await call.close_media()
             return
-        pj_call.answer(_op(180))
+        pj_call.answer(call_op(180))
         call.move(CallTrigger.RING)
         if self.config.answer_delay:
             await asyncio.sleep(self.config.answer_delay)
             if call.ended:
                 return
+        self._start_media(call, negotiated)
+        pj_call.answer(call_op(200))
+        call.move(CallTrigger.ANSWER)
+        call.log.info(
+            "call_answered",
+            codec=negotiated.codec.encoding,
+            rtp_port=call.endpoint.local_port,
+            srtp=negotiated.local_crypto.suite if negotiated.local_crypto else None,
+        )
+        self._spawn(self._run_handler(call), f"call-{call.call_id}")
+
+    def _start_media(self, call: SipCall, negotiated: sdp.Negotiated) -> None:
+        """Start the call's RTP with what offer and answer settled (either side's)."""
+        assert call.endpoint is not None
         codec = codec_for(negotiated.codec.encoding)
+        call.negotiated = negotiated
         call.sample_rate = self.config.sample_rate or codec.sample_rate
         call.endpoint.start(
             codec=codec.name,
@@ -455,17 +393,9 @@ class SipUserAgent:
             srtp=negotiated.srtp,
         )
         call.watch_media(functools.partial(self._media_timeout, call))
-        pj_call.answer(_op(200))
-        call.move(CallTrigger.ANSWER)
-        call.log.info(
-            "call_answered",
-            codec=codec.name,
-            rtp_port=call.endpoint.local_port,
-            srtp=negotiated.local_crypto.suite if negotiated.local_crypto else None,
-        )
-        self._spawn(self._run_handler(call), f"call-{call.call_id}")
 
     async def _run_handler(self, call: SipCall) -> None:
+        assert self.handler is not None
         try:
             await self.handler(call)
         except Exception:
@@ -474,19 +404,139 @@ class SipUserAgent:
             if not call.ended:
                 await call.hang_up("call handler finished")
 
+    # --- outgoing calls -----------------------------------------------------------------------
+
+    async def dial(
+        self,
+        uri: str,
+        *,
+        account: str | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = DIAL_TIMEOUT_S,  # noqa: ASYNC109 (how long it may ring: a SIP setting)
+    ) -> SipCall:
+        """Call `uri`; return the call once answered, its media flowing (hang it up when done).
+
+        `account` names one of `SipConfig.accounts` (default: the first one, else the local
+        account, which has no credentials); `headers` go on the INVITE. Raises a `CallFailed`
+        with the final SIP status: `Busy`, `NoAnswer` (no answer within `timeout` seconds: we
+        CANCEL) or `CallRejected`; `RtpPortsExhausted` when no media port is free.
+        """
+        if self._endpoint is None or self._loop is None:
+            raise RuntimeError("the SIP user agent is not started")
+        name = account or (self.config.accounts[0].name if self.config.accounts else LOCAL_ACCOUNT)
+        if name not in self._accounts:
+            raise ValueError(f"unknown SIP account {name!r} (known: {', '.join(self._accounts)})")
+        endpoint = RtpEndpoint.bind(
+            host=self.config.rtp_host or self.config.host, port_range=self.config.rtp_ports, clock=self.clock
+        )
+        try:
+            await endpoint.connect()
+            call, dialled = self._place_call(uri, self._accounts[name], endpoint, headers or {})
+        except BaseException:
+            await endpoint.close()
+            raise
+        call.log.info("call_dialling", to_uri=uri, account=name, rtp_port=endpoint.local_port)
+        try:
+            return await asyncio.wait_for(asyncio.shield(dialled), timeout)
+        except TimeoutError:
+            await self._abandon(call, dialled, "no answer")
+            raise NoAnswer(uri, 487, f"no answer within {timeout:g} s (cancelled)") from None
+        except asyncio.CancelledError:
+            await self._abandon(call, dialled, "dialling cancelled")
+            raise
+
+    def _place_call(
+        self, uri: str, pj_account: PjAccount, endpoint: RtpEndpoint, headers: dict[str, str]
+    ) -> tuple[SipCall, asyncio.Future[SipCall]]:
+        """Send the INVITE with our offer; the call is registered, its answer still to come.
+
+        pjsua2's Call lives only in the registry, never in a frame that an exception's traceback
+        could keep alive: a Call destroyed after libDestroy aborts the process.
+        """
+        assert self._loop is not None
+        pj_call = PjCall(self, pj_account, pj.PJSUA_INVALID_ID)
+        pj_call.sdp_version = 1
+        pj_call.local_sdp = sdp.offer(
+            self.config.codecs,
+            address=self.config.media_address,
+            port=endpoint.local_port,
+            session_id=pj_call.sdp_session_id,
+        )
+        try:
+            pj_call.makeCall(uri, call_op(headers=headers))
+        except pj.Error as exc:
+            reason = exc.reason
+            del pj_call  # never called: nothing to hang up, and gone before the traceback exists
+            raise call_failed(uri, 0, f"cannot dial: {reason}") from None
+        info = CallInfo(
+            call_id=pj_call.getInfo().callIdString,
+            from_uri=pj_account.getInfo().uri,
+            to_uri=uri,
+            source=("", 0),
+            headers={key.lower(): value for key, value in headers.items()},
+            direction="outbound",
+        )
+        call = SipCall(
+            info,
+            hang_up=functools.partial(self._hang_up_pj, info.call_id),
+            transfer=functools.partial(self._transfer_pj, info.call_id),
+        )
+        call.endpoint = endpoint
+        pj_call.call = call
+        dialled = pj_call.dialled = self._loop.create_future()
+        self._pj_calls[info.call_id] = pj_call
+        self.calls[info.call_id] = call
+        return call, dialled
+
+    async def _abandon(self, call: SipCall, dialled: asyncio.Future[SipCall], reason: str) -> None:
+        """Give up on a call we dialled: CANCEL it (or BYE, if the answer just came in)."""
+        dialled.cancel()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(call.hang_up(reason), CANCEL_WAIT_S)
+
+    def _dial_progress(self, pj_call: PjCall, call: SipCall, info: pj.CallInfo) -> None:
+        """A call we dialled changed state before it was answered."""
+        assert pj_call.dialled is not None
+        if info.state == pj.PJSIP_INV_STATE_EARLY:
+            call.move(CallTrigger.RING, f"{info.lastStatusCode} {info.lastReason}")
+        elif info.state == pj.PJSIP_INV_STATE_CONFIRMED:
+            try:
+                negotiated = sdp.accept_answer(sdp.parse(pj_call.remote_answer), self.config.codecs)
+            except sdp.SdpError as exc:
+                call.end_reason = f"unusable SDP answer: {exc}"
+                call.log.warning("answer_refused", reason=str(exc))
+                pj_call.dialled.set_exception(call_failed(call.info.to_uri, 0, call.end_reason))
+                self._hang_up_pj(call.call_id, 200, "")
+                return
+            self._start_media(call, negotiated)
+            call.move(CallTrigger.ANSWER)
+            assert call.endpoint is not None
+            call.log.info("call_answered", codec=negotiated.codec.encoding, rtp_port=call.endpoint.local_port)
+            pj_call.dialled.set_result(call)
+        elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            status, reason = int(info.lastStatusCode), str(info.lastReason)
+            call.log.info("call_failed", status=status, reason=reason)
+            pj_call.dialled.set_exception(call_failed(call.info.to_uri, status, reason))
+
     async def _media_timeout(self, call: SipCall, event: MediaTimeout) -> None:
         call.log.warning("media_timeout", silence_s=round(event.silence_s, 1))
         await call.hang_up("media timeout")
 
     # --- pjsua2 callbacks ---------------------------------------------------------------------
 
-    def _sdp_created(self, pj_call: _PjCall, prm: pj.OnCallSdpCreatedParam) -> None:
-        call = pj_call.call
-        if call is None or not pj_call.answer_sdp:
+    def _sdp_created(self, pj_call: PjCall, prm: pj.OnCallSdpCreatedParam) -> None:
+        if not pj_call.local_sdp:
             return
-        if prm.remSdp.wholeSdp and call.endpoint is not None and call.state in ACTIVE_STATES:
+        # Dialling out, this runs inside makeCall(), before pj_call.call exists: the offer stands.
+        call = pj_call.call
+        if (
+            call is not None
+            and prm.remSdp.wholeSdp
+            and call.endpoint is not None
+            and call.state in ACTIVE_STATES
+        ):
             self._reoffer(pj_call, call, prm.remSdp.wholeSdp)
-        prm.sdp.wholeSdp = pj_call.answer_sdp
+        prm.sdp.wholeSdp = pj_call.local_sdp
 
     def _renegotiate(self, call: SipCall, remote: str) -> tuple[sdp.SessionDescription, sdp.Negotiated]:
         """A re-INVITE's offer against the call's codec and SRTP suite (neither changes mid-call)."""
@@ -504,7 +554,7 @@ class SipUserAgent:
         )
         return offer, negotiated
 
-    def _check_reoffer(self, pj_call: _PjCall, remote: str) -> int:
+    def _check_reoffer(self, pj_call: PjCall, remote: str) -> int:
         """0 to accept a re-INVITE's offer, or 488 when it no longer offers our codec."""
         call = pj_call.call
         if call is None or not remote:
@@ -516,7 +566,7 @@ class SipUserAgent:
             return 488
         return 0
 
-    def _reoffer(self, pj_call: _PjCall, call: SipCall, remote: str) -> None:
+    def _reoffer(self, pj_call: PjCall, call: SipCall, remote: str) -> None:
         """A re-INVITE: hold, resume, or the far end moved its media."""
         assert call.endpoint is not None
         try:
@@ -538,15 +588,17 @@ class SipUserAgent:
             call.move(CallTrigger.RESUME, "resumed by the far end")
         call.negotiated = negotiated
 
-    def _call_state(self, pj_call: _PjCall) -> None:
+    def _call_state(self, pj_call: PjCall) -> None:
         call = pj_call.call
         if call is None:
             return
         info = pj_call.getInfo()
+        if pj_call.dialled is not None and not pj_call.dialled.done():
+            self._dial_progress(pj_call, call, info)
         if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             reason = call.end_reason or f"{info.lastStatusCode} {info.lastReason}"
             if not call.end_reason and call.state in ACTIVE_STATES:
-                reason = "caller hung up"
+                reason = "caller hung up" if call.info.direction == "inbound" else "far end hung up"
             elif not call.end_reason and info.lastStatusCode == 487:
                 reason = "caller cancelled"
             call.move(CallTrigger.DISCONNECT, reason)
@@ -564,13 +616,13 @@ class SipUserAgent:
         if pj_call is None:
             return
         with contextlib.suppress(pj.Error):
-            pj_call.hangup(_op(status, reason if status >= 300 else ""))
+            pj_call.hangup(call_op(status, reason if status >= 300 else ""))
 
     def _transfer_pj(self, call_id: str, target: str) -> None:
         pj_call = self._pj_calls.get(call_id)
         if pj_call is None or pj_call.call is None:
             return
         try:
-            pj_call.xfer(target, _op())
+            pj_call.xfer(target, call_op())
         except pj.Error as exc:
             pj_call.call.transfer_status(500, f"REFER failed: {exc.info()}", True)

@@ -1,0 +1,70 @@
+"""`voicegw call`: dial one SIP URI and run an agent on the call once it is answered.
+
+The same parts as `voicegw serve` (media clock, SIP user agent, `AgentCalls`: the routed agent,
+the configured model, the no-input and call-length supervisor), for one call placed instead of
+many answered; incoming calls are declined meanwhile. SIGTERM or SIGINT
+cancels the call: a CANCEL while it rings, a BYE once answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import structlog
+
+from voicegw.rtp.clock import MediaClock
+from voicegw.server.app import HANDLED_SIGNALS, AgentCalls
+from voicegw.server.config import ServerConfig
+from voicegw.sip.account import SipAccount
+from voicegw.sip.ua import DIAL_TIMEOUT_S, SipConfig, SipUserAgent
+
+log = structlog.get_logger(__name__)
+
+
+def with_caller_id(sip: SipConfig, from_uri: str, account: str | None) -> SipConfig:
+    """`sip` with `from_uri` as the identity of the account that dials (the From of the INVITE)."""
+    if not sip.accounts:
+        return dataclasses.replace(sip, accounts=(SipAccount(uri=from_uri),))
+    name = account or sip.accounts[0].name
+    accounts = tuple(dataclasses.replace(a, uri=from_uri) if a.name == name else a for a in sip.accounts)
+    return dataclasses.replace(sip, accounts=accounts)
+
+
+async def call_out(
+    config: ServerConfig,
+    uri: str,
+    *,
+    account: str | None = None,
+    headers: dict[str, str] | None = None,
+    ring_timeout: float = DIAL_TIMEOUT_S,
+) -> str:
+    """Dial `uri`, run the configured agent on the answered call until it ends; why it ended.
+
+    Raises `CallFailed` (`Busy`, `NoAnswer`, `CallRejected`) when nobody takes the call, and,
+    before dialling, `ConfigError`/`ModelUnavailable` for a bad agent or model, `SipStartError`.
+    """
+    handler = AgentCalls(config)
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+    for sig in HANDLED_SIGNALS:
+        loop.add_signal_handler(sig, main.cancel)
+    clock = MediaClock()
+    await clock.start()
+    ua = SipUserAgent(config.sip, clock)
+    try:
+        await ua.start()
+        call = await ua.dial(uri, account=account, headers=headers, timeout=ring_timeout)
+        try:
+            await handler(call)
+        finally:
+            if not call.ended:
+                await call.hang_up("call finished")
+        log.info("call_completed", call_id=call.call_id, reason=call.end_reason)
+        return call.end_reason
+    finally:
+        await ua.stop()
+        await clock.stop()
+        for sig in HANDLED_SIGNALS:
+            loop.remove_signal_handler(sig)

@@ -370,6 +370,11 @@ class RealtimeModel(abc.ABC):
         queueing): a server refuses new calls with 503 meanwhile. A remote model never is."""
         return False
 
+    async def prepare(self) -> None:
+        """Load what every conversation needs, ahead of the first one (a server calls this at
+        start, so that its first caller is not kept waiting). Nothing, by default."""
+        return None
+
     @abc.abstractmethod
     async def connect(self, config: RealtimeModelConfig) -> None:
         """Open the model with its first configuration."""

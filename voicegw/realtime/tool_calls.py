@@ -114,6 +114,7 @@ class ToolCallRunner:
         finally:
             self._finished(call.call_id)
         self._emit(RealtimeToolEnd(agent, tool, call.arguments, output, call.call_id, self._info))
+        log.info("tool_call", tool=call.name, arguments=call.arguments, output=output[:200])
         await self._hook("on_tool_end", self._context, agent, tool, output)
         await self._output(call, output)
 

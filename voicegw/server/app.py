@@ -54,7 +54,12 @@ class AgentCalls:
         name = None if config.model.name == "auto" else config.model.name
         self._new_model = functools.partial(create_model, name, **config.model.settings)
         self._models: weakref.WeakSet[RealtimeModel] = weakref.WeakSet()
-        self._models.add(self._new_model())  # fail at start, not on the first call, when it is missing
+        self._probe = self._new_model()  # fail at start, not on the first call, when it is missing
+        self._models.add(self._probe)
+
+    async def prepare(self) -> None:
+        """Load the model's files before the first call comes (the embedded model's take seconds)."""
+        await self._probe.prepare()
 
     def admit(self, info: CallInfo) -> Rejection | None:
         refused = self.policy.check(info.source[0])
@@ -136,6 +141,8 @@ class Server:
             loop.add_signal_handler(sig, self.handle_exit, sig)
         await self.clock.start()
         try:
+            if self.agents is not None:
+                await self.agents.prepare()
             await self.ua.start()
             if self.http is not None:
                 await self.http.start()

@@ -302,10 +302,17 @@ class LocalRealtimeModel(RealtimeModel):
                 else None
             )
 
-    def _load(self) -> None:
+    async def prepare(self) -> None:
+        """Load Whisper, the LLM and the voice into the process (shared by every call)."""
+        await run_blocking(self._load_models)
+
+    def _load_models(self) -> None:
         self._stt.load()
         self._tts.load()
         self._llm.load()
+
+    def _load(self) -> None:
+        self._load_models()
         rate = self._config.sample_rate
         self._filler_pcm = shared(("filler", rate), lambda: self._tts.synthesize(FILLER_TEXT, rate).pcm)
 

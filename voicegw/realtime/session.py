@@ -383,6 +383,7 @@ class RealtimeSession:
                 self._spawn(self._tools.run(event, self.current_agent))
             case ModelItemTruncated(item_id=item_id, transcript=str() as text):
                 self._put_history(assistant_audio_item(item_id, text, "incomplete"))
+                self._log.info("item_truncated", item_id=item_id, transcript=text)
             case ModelResponseDone():
                 self._usage += event.usage
                 self._context.usage = self._usage
@@ -475,6 +476,7 @@ class RealtimeSession:
             # After our estimate: a model that knows the exact cut answers with ModelItemTruncated.
             await self._send(TruncateItem(cut.item_id, cut.played_ms, cut.content_index))
             self._emit(RealtimeAudioInterrupted(cut.item_id, cut.content_index, cut.played_ms, self._info))
+            self._log.info("audio_interrupted", item_id=cut.item_id, played_ms=cut.played_ms, heard=heard)
 
     # --- the caller's side -------------------------------------------------------------------
 

@@ -64,5 +64,7 @@ def test_spoken_prefix_cuts_at_the_audio_played() -> None:
     ]
     assert spoken_prefix(clauses, 2500) == "It is ten thirty. Anything else I can do?"
     assert spoken_prefix(clauses, 1000) == "It is ten thirty."
-    assert spoken_prefix(clauses, 1500) == "It is ten thirty. Anything else"
+    # Half of the second clause's speech: the words within half of its characters.
+    assert spoken_prefix(clauses, 1500) == "It is ten thirty. Anything"
+    assert spoken_prefix(clauses, 1600) == "It is ten thirty. Anything else"
     assert spoken_prefix(clauses, 0) == ""

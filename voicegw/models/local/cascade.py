@@ -75,7 +75,7 @@ from voicegw.models.local.llm import (
     step_schema,
 )
 from voicegw.models.local.stt import SpeechToText, Transcription, TranscriptionLane
-from voicegw.models.local.tts import CHUNK_MS, TextToSpeech, chunks
+from voicegw.models.local.tts import CHUNK_MS, TextToSpeech, chunks, speech_span
 from voicegw.models.local.turns import (
     DEFAULT_PAUSE_MS,
     PARTIAL_INTERVAL_MS,
@@ -567,7 +567,8 @@ class LocalRealtimeModel(RealtimeModel):
             pcm = speech.pcm
         start_ms = response.audio_ms
         duration_ms = len(pcm) * 1000 // (2 * rate)
-        response.clauses.append(SpokenClause(text, start_ms, start_ms + duration_ms))
+        speech_from, speech_to = speech_span(pcm, rate)
+        response.clauses.append(SpokenClause(text, start_ms + speech_from, start_ms + speech_to))
         await self._emit(ModelTranscriptDelta(response.item_id, response.response_id, text + " "))
         sent_ms = start_ms
         for chunk in chunks(pcm, rate, CHUNK_MS):

@@ -235,7 +235,8 @@ class History:
 
 @dataclass(frozen=True, slots=True)
 class SpokenClause:
-    """A clause of an assistant item and where its audio lies in the item."""
+    """A clause of an assistant item and where its speech lies in the item's audio (the voice's
+    leading and trailing silence excluded, so that a cut maps onto words)."""
 
     text: str
     start_ms: int
@@ -244,16 +245,21 @@ class SpokenClause:
 
 def spoken_prefix(clauses: Sequence[SpokenClause], audio_end_ms: int) -> str:
     """The text heard when playback stopped at `audio_end_ms`: whole clauses, then the words of
-    the clause under way in proportion to its audio played."""
+    the clause under way whose end falls within the share of its speech played, by characters
+    (a long word takes longer to say than a short one)."""
     words: list[str] = []
     for clause in clauses:
         if audio_end_ms >= clause.end_ms:
             words.extend(clause.text.split())
             continue
         if audio_end_ms > clause.start_ms:
-            clause_words = clause.text.split()
             share = (audio_end_ms - clause.start_ms) / max(1, clause.end_ms - clause.start_ms)
-            words.extend(clause_words[: int(len(clause_words) * share)])
+            budget, said = share * len(clause.text), 0
+            for word in clause.text.split():
+                said += len(word) + (1 if said else 0)
+                if said > budget:
+                    break
+                words.append(word)
         break
     return " ".join(words)
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from voicegw.audio.resample import Resampler
 from voicegw.models.local.packaged import voice_model_file
 from voicegw.models.local.workers import run_blocking, shared
@@ -66,3 +68,16 @@ def chunks(pcm: bytes, sample_rate: int, chunk_ms: int = CHUNK_MS) -> Iterator[b
     size = sample_rate * chunk_ms // 1000 * 2
     for start in range(0, len(pcm), size):
         yield pcm[start : start + size]
+
+
+SPEECH_FLOOR = 300
+"""Sample level above which the voice is speaking (Piper's silences are digital zeros or near)."""
+
+
+def speech_span(pcm: bytes, sample_rate: int) -> tuple[int, int]:
+    """Where the speech in `pcm` starts and ends, in ms (0, 0 when there is none)."""
+    samples = np.abs(np.frombuffer(pcm, dtype="<i2").astype(np.int32))
+    loud = np.flatnonzero(samples > SPEECH_FLOOR)
+    if not len(loud):
+        return 0, 0
+    return int(loud[0]) * 1000 // sample_rate, (int(loud[-1]) + 1) * 1000 // sample_rate

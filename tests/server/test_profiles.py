@@ -19,7 +19,7 @@ SECURE_TRUNKING = re.compile(r'^# (tls_port = |tls_cert = |tls_key = |srtp = "re
 
 def test_every_profile_loads() -> None:
     names = sorted(path.stem for path in PROFILES.glob("*.toml"))
-    assert names == ["linphone", "pbx", "twilio"]
+    assert {"linphone", "pbx", "twilio"} <= set(names)
     for name in names:
         load(PROFILES / f"{name}.toml")
 

@@ -7,17 +7,17 @@ local OpenAI Realtime protocol server (the one fake allowed), so that the answer
 from __future__ import annotations
 
 import asyncio
-import os
+import contextlib
 import signal
 import subprocess
 import sys
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.e2e.harness import HOST, free_udp_port, options_ping, run_caller, run_process
+from tests.e2e.harness import HOST, EchoServer, run_caller, run_process
 from tests.e2e.media import read_wav, write_wav
 from tests.models.fake_realtime import API_KEY, TONE_HZ, FakeRealtimeServer, dominant_hz
 from tests.sip.raw_sip import Dialog, offer_sdp
@@ -25,44 +25,30 @@ from tests.sip.raw_sip import Dialog, offer_sdp
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 SERVER = Path(__file__).resolve().parents[2] / "examples" / "realtime" / "twilio_sip" / "server.py"
 RATE = 8000
-START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 15.0
 
 
-class ExampleServer:
+@dataclass
+class ExampleServer(EchoServer):
     """The example as a subprocess on 127.0.0.1, with the Twilio profile and `allow` as allow-list."""
 
-    def __init__(self, allow: str, model_server: FakeRealtimeServer) -> None:
-        env = {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": model_server.base_url}
-        self.port = free_udp_port()
-        self.proc = subprocess.Popen(
-            [sys.executable, str(SERVER), "--listen", f"{HOST}:{self.port}", "--public-address", HOST,
-             "--allow", allow],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **env},
-        )  # fmt: skip
+    allow: str = "127.0.0.1/32"
 
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"the example exited with {self.proc.returncode}: {self.proc.communicate()}"
-                )
-            if options_ping(self.port, 0.3) == 200:
-                return
-        raise TimeoutError("the example did not answer OPTIONS")
+    def command(self) -> list[str]:
+        return [sys.executable, str(SERVER), "--listen", f"{HOST}:{self.port}", "--public-address", HOST,
+                "--allow", self.allow]  # fmt: skip
 
-    def stop(self, sig: signal.Signals) -> tuple[int, str, str]:
-        """Send `sig`; the exit status and output (killed, and failing, if it does not exit)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            out, err = self.proc.communicate(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            out, err = self.proc.communicate()
-            return -9, out.decode(errors="replace"), err.decode(errors="replace")
-        return self.proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+def model_env(model_server: FakeRealtimeServer) -> dict[str, str]:
+    return {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": model_server.base_url}
+
+
+def ctrl_c(server: ExampleServer) -> bool:
+    """SIGINT, as Ctrl-C in a terminal; True if it then exited by itself with status 0."""
+    server.proc.send_signal(signal.SIGINT)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        server.proc.wait(STOP_TIMEOUT_S)
+    return server.stop()
 
 
 async def test_help() -> None:
@@ -76,7 +62,7 @@ async def test_a_call_from_an_allowed_source_is_answered_by_the_agent(tmp_path: 
     t = np.arange(RATE * 3) / RATE
     question = write_wav(tmp_path / "q.wav", (6000 * np.sin(2 * np.pi * 700 * t)).astype("<i2"), RATE)
     async with FakeRealtimeServer("conversation") as model_server:
-        server = ExampleServer("127.0.0.1/32", model_server)
+        server = ExampleServer("twilio_sip", tmp_path, env=model_env(model_server))
         try:
             await asyncio.to_thread(server.wait_ready)
             report = await asyncio.to_thread(
@@ -84,11 +70,12 @@ async def test_a_call_from_an_allowed_source_is_answered_by_the_agent(tmp_path: 
                 "--play", str(question), "--record", str(tmp_path / "a.wav"), "--end", "hangup",
             )  # fmt: skip
         finally:
-            status, out, err = await asyncio.to_thread(server.stop, signal.SIGINT)
-    assert status == 0, err
-    assert "Traceback" not in err, err
-    assert out.startswith(f"[answering] sip:{HOST}:{server.port} (public {HOST}), callers from 1 network(s)")
-    assert out.rstrip().endswith("[done]"), out
+            stopped = await asyncio.to_thread(ctrl_c, server)
+    out = server.output()
+    assert stopped, out
+    assert "Traceback" not in out, out
+    assert f"[answering] sip:{HOST}:{server.port} (public {HOST}), callers from 1 network(s)" in out, out
+    assert "\n[done]\n" in out, out
     assert 200 in report["status_codes"], report
     assert model_server.violations == [], model_server.violations
     connection = model_server.connections[0]
@@ -109,7 +96,7 @@ async def test_a_call_from_an_allowed_source_is_answered_by_the_agent(tmp_path: 
 async def test_a_call_from_a_source_off_the_allow_list_is_refused(tmp_path: Path) -> None:
     async with FakeRealtimeServer("conversation") as model_server:
         # A documentation network (RFC 5737) as the only allowed one: 127.0.0.1 is not on it.
-        server = ExampleServer("192.0.2.0/24", model_server)
+        server = ExampleServer("twilio_sip", tmp_path, env=model_env(model_server), allow="192.0.2.0/24")
         try:
             await asyncio.to_thread(server.wait_ready)
             dialog = Dialog(server.port)
@@ -120,7 +107,7 @@ async def test_a_call_from_a_source_off_the_allow_list_is_refused(tmp_path: Path
             finally:
                 dialog.close()
         finally:
-            status, _, err = await asyncio.to_thread(server.stop, signal.SIGTERM)
+            stopped = await asyncio.to_thread(server.stop)  # SIGTERM
     assert refused.status == 403
-    assert status == 0, err
+    assert stopped, server.output()
     assert model_server.connections == []  # no model session for a refused call

@@ -22,7 +22,7 @@ from voicegw.rtp.events import Address, EndpointEvent
 from voicegw.rtp.ports import PortAllocator, allocator_for
 from voicegw.rtp.session import RTCP_INTERVAL_S, Datagram
 from voicegw.rtp.srtp import SrtpKeys
-from voicegw.rtp.stream import MediaStream, StreamConfig
+from voicegw.rtp.stream import MediaStream, MediaTap, StreamConfig
 
 FRAME_QUEUE_FRAMES = 50
 """Caller frames held for a slow consumer (one second); older ones are dropped first."""
@@ -160,6 +160,8 @@ class RtpEndpoint:
         if self._stream is not None or self._closing is not None:
             raise RuntimeError("RTP endpoint already started or closed")
         now = self._connected_loop().time()
+        # The media clock's task logs for every call: keep the starting task's context (the call id).
+        self._log = self._log.bind(**structlog.contextvars.get_contextvars())
         self._stream = MediaStream(
             StreamConfig(
                 codec=codec,
@@ -211,6 +213,10 @@ class RtpEndpoint:
     def played_ms(self, item_id: str) -> int:
         """Milliseconds of `item_id` sent so far."""
         return 0 if self._stream is None else self._stream.played_ms(item_id)
+
+    def set_tap(self, tap: MediaTap | None) -> None:
+        """Hand every tick's caller and agent frame to `tap` (runs on the media clock: never block)."""
+        self._started().tap = tap
 
     async def send_dtmf(self, digits: str, *, duration_ms: int = 100) -> None:
         """Send `digits` as RFC 4733 events and return once the last end packet left."""

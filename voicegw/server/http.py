@@ -1,8 +1,9 @@
-"""A minimal HTTP health endpoint (`voicegw serve --http HOST:PORT`).
+"""A minimal HTTP endpoint (`voicegw serve --http HOST:PORT`): health probes and metrics.
 
 pjsua answers every out-of-dialog OPTIONS with 200 itself, draining or not, so a load balancer
-that must stop sending calls during a drain asks ``GET /health`` instead: 200 while taking
-calls, 503 while draining. One request per connection, no keep-alive: probes only.
+that must stop sending calls during a drain asks ``GET /health`` (or ``/healthz``) instead: 200
+while taking calls, 503 while draining. ``GET /metrics`` is the Prometheus text exposition.
+One request per connection, no keep-alive: probes and scrapes only.
 """
 
 from __future__ import annotations
@@ -19,30 +20,43 @@ REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service
 
 log = structlog.get_logger(__name__)
 
+HEALTH_PATHS = ("/health", "/healthz")
+METRICS_PATH = "/metrics"
+
 HealthProbe = Callable[[], tuple[bool, dict[str, Any]]]
 """Returns (taking calls, details for the JSON body)."""
+
+MetricsSource = Callable[[], tuple[bytes, str]]
+"""Returns (the exposition, its content type)."""
 
 
 def response(status: int, body: dict[str, Any]) -> bytes:
     """A complete HTTP/1.1 response with a JSON body."""
-    payload = json.dumps(body).encode()
+    return raw_response(status, json.dumps(body).encode(), "application/json")
+
+
+def raw_response(status: int, payload: bytes, content_type: str) -> bytes:
+    """A complete HTTP/1.1 response carrying `payload` as `content_type`."""
     head = (
-        f"HTTP/1.1 {status} {REASONS[status]}\r\nContent-Type: application/json\r\n"
+        f"HTTP/1.1 {status} {REASONS[status]}\r\nContent-Type: {content_type}\r\n"
         f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
     )
     return head.encode() + payload
 
 
-def route(request_line: str, probe: HealthProbe) -> bytes:
+def route(request_line: str, probe: HealthProbe, metrics: MetricsSource | None = None) -> bytes:
     """The response for one request line (sans-I/O)."""
     parts = request_line.split()
     if len(parts) != 3:
         return response(405, {"error": "bad request line"})
     method, path = parts[0], parts[1].split("?", 1)[0]
-    if path != "/health":
+    known = HEALTH_PATHS + ((METRICS_PATH,) if metrics is not None else ())
+    if path not in known:
         return response(404, {"error": f"no such path {path}"})
     if method not in ("GET", "HEAD"):
         return response(405, {"error": f"{method} not allowed"})
+    if path == METRICS_PATH and metrics is not None:
+        return raw_response(200, *metrics())
     taking_calls, details = probe()
     status = 200 if taking_calls else 503
     return response(status, {"status": "ok" if taking_calls else "draining", **details})
@@ -53,11 +67,14 @@ class HttpStartError(RuntimeError):
 
 
 class HealthServer:
-    """Serves `route` on a TCP address until `stop()`."""
+    """Serves `route` on a TCP address until `stop()`; `/metrics` only when `metrics` is given."""
 
-    def __init__(self, host: str, port: int, probe: HealthProbe) -> None:
+    def __init__(
+        self, host: str, port: int, probe: HealthProbe, metrics: MetricsSource | None = None
+    ) -> None:
         self.host, self.port = host, port
         self._probe = probe
+        self._metrics = metrics
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -74,7 +91,7 @@ class HealthServer:
             # Read the whole head: closing with unread bytes would reset the connection.
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT_S)
             line = head.split(b"\r\n", 1)[0]
-            writer.write(route(line.decode("latin-1"), self._probe))
+            writer.write(route(line.decode("latin-1"), self._probe, self._metrics))
             await writer.drain()
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass

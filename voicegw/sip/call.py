@@ -8,6 +8,7 @@ and ignored instead of corrupting the call.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -94,6 +95,10 @@ class SipCall:
         self.sample_rate = 0
         """PCM rate of the call's frames and played audio, set when media starts."""
         self.end_reason = ""
+        self.created_at = time.monotonic()
+        """When the INVITE arrived (monotonic clock): call setup time counts from here."""
+        self.answered_at: float | None = None
+        """When the 200 OK went out (monotonic clock); None for a call never answered."""
         self.log = log.bind(call_id=info.call_id)
         self._hang_up = hang_up
         self._transfer = transfer
@@ -121,6 +126,8 @@ class SipCall:
         if change.state is change.previous:
             return False
         self.state = change.state
+        if change.state is CallState.ANSWERED and self.answered_at is None:
+            self.answered_at = time.monotonic()
         self.log.info("call_state", state=change.state.value, reason=reason)
         self._events.put_nowait(CallStateChanged(change.public, reason))
         if change.state is CallState.ENDED:

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import pjsua2 as pj
 import structlog
@@ -58,6 +60,20 @@ LOCAL_ACCOUNT = "local"
 CallHandler = Callable[[SipCall], Awaitable[None]]
 Admission = Callable[[CallInfo], Rejection | None]
 """Decides, before anything is set up, whether to take a call (None) or refuse it."""
+
+
+class CallObserver(Protocol):
+    """Told of each incoming call's outcome (metrics); called on the loop thread, must not block."""
+
+    def call_rejected(self, call: SipCall, status: int) -> None:
+        """We answered the INVITE with a final error `status` (503 draining, 488...)."""
+
+    def call_answered(self, call: SipCall) -> None:
+        """The 200 OK went out."""
+
+    def call_ended(self, call: SipCall, status: int) -> None:
+        """The call is over and its media closed (`call.endpoint.stats` are final);
+        `status` is the INVITE's last status code as pjsua saw it (487 for a CANCEL)."""
 
 
 class SipStartError(RuntimeError):
@@ -149,6 +165,7 @@ class SipUserAgent:
         self.clock = clock
         self.handler = handler
         self.admit = admit
+        self.observers: list[CallObserver] = []
         self.port = config.port
         """The SIP port in use (the one bound, when `config.port` is 0)."""
         self.draining = False
@@ -281,11 +298,21 @@ class SipUserAgent:
             self._endpoint.libDestroy()
             self._endpoint = None
 
-    def _spawn(self, coro: Awaitable[None], name: str) -> None:
-        task = asyncio.ensure_future(coro)
-        task.set_name(name)
+    def _spawn(self, coro: Coroutine[Any, Any, None], call: SipCall, kind: str) -> None:
+        """Run a task of `call`: every log line in it (and in the tasks it starts) names the call."""
+        context = contextvars.copy_context()
+        context.run(structlog.contextvars.bind_contextvars, call_id=call.call_id)
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(coro, name=f"{kind}-{call.call_id}", context=context)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _notify(self, name: str, *args: Any) -> None:
+        for observer in self.observers:
+            try:
+                getattr(observer, name)(*args)
+            except Exception:  # an observer's bug must not touch the call
+                log.exception("call_observer_failed", observer=type(observer).__name__, method=name)
 
     @property
     def active_calls(self) -> int:
@@ -338,7 +365,7 @@ class SipUserAgent:
             return self._reject(pj_call, 503, "No media ports available", retry=True)
         # pjsua asks for our SDP (onCallSdpCreated) as soon as this callback returns.
         pj_call.make_answer(offer, negotiated, self.config.media_address)
-        self._spawn(self._setup(pj_call, call, negotiated), f"setup-{info.call_id}")
+        self._spawn(self._setup(pj_call, call, negotiated), call, "setup")
 
     def _reject(
         self, pj_call: PjCall, status: int, reason: str, *, retry: bool = False, detail: str = ""
@@ -347,6 +374,7 @@ class SipUserAgent:
         assert pj_call.call is not None
         pj_call.call.log.info("call_rejected", status=status, reason=reason, detail=detail)
         pj_call.call.end_reason = reason
+        self._notify("call_rejected", pj_call.call, status)
         # answer(), not hangup(): only answer() puts our headers (Retry-After) on the final response.
         pj_call.answer(call_op(status, reason, headers))
 
@@ -371,7 +399,8 @@ class SipUserAgent:
             rtp_port=call.endpoint.local_port,
             srtp=negotiated.local_crypto.suite if negotiated.local_crypto else None,
         )
-        self._spawn(self._run_handler(call), f"call-{call.call_id}")
+        self._notify("call_answered", call)
+        self._spawn(self._run_handler(call), call, "call")
 
     def _start_media(self, call: SipCall, negotiated: sdp.Negotiated) -> None:
         """Start the call's RTP with what offer and answer settled (either side's)."""
@@ -603,10 +632,11 @@ class SipUserAgent:
                 reason = "caller cancelled"
             call.move(CallTrigger.DISCONNECT, reason)
             call.log.info("call_ended", reason=reason, status=info.lastStatusCode)
-            self._spawn(self._forget(call), f"cleanup-{call.call_id}")
+            self._spawn(self._forget(call, info.lastStatusCode), call, "cleanup")
 
-    async def _forget(self, call: SipCall) -> None:
+    async def _forget(self, call: SipCall, status: int) -> None:
         await call.close_media()
+        self._notify("call_ended", call, status)
         # Drop pjsua2's Call only after its DISCONNECTED callback has returned.
         self._pj_calls.pop(call.call_id, None)
         self.calls.pop(call.call_id, None)

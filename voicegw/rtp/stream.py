@@ -11,8 +11,9 @@ replaces audio while it plays; hold stops sending.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import structlog
 
@@ -40,6 +41,10 @@ FRAME_MS = 20
 BYTES_PER_SAMPLE = 2
 MAX_INBOUND_BACKLOG_FRAMES = 5
 """Decoded audio beyond this many frames (a peer sending faster than real time) is dropped."""
+
+
+MediaTap: TypeAlias = Callable[[bytes, bytes], None]
+"""(caller frame, agent frame) of one tick, 20 ms each at the agent rate (recording)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +141,11 @@ class MediaStream:
         self._frames: list[bytes] = []
         self._events: list[EndpointEvent] = []
 
+        self.tap: MediaTap | None = None
+        """Called once per tick with (caller frame, agent frame), silence where there was none."""
+        self._tap_caller: bytes | None = None
+        self._tap_agent: bytes | None = None
+
         self.held = False
         self._timeout_since = now
         self._timeout_fired = False
@@ -193,7 +203,8 @@ class MediaStream:
             del self._inbound[:excess]
             self.inbound_dropped_ms += excess * FRAME_MS // self._agent_frame
         if len(self._inbound) >= self._agent_frame:
-            self._frames.append(bytes(self._inbound[: self._agent_frame]))
+            self._tap_caller = bytes(self._inbound[: self._agent_frame])
+            self._frames.append(self._tap_caller)
             del self._inbound[: self._agent_frame]
             self.frames_out += 1
 
@@ -251,6 +262,7 @@ class MediaStream:
         """
         frame = self._playout.next_frame()
         pcm = frame.pcm if frame is not None else self._silence
+        self._tap_agent = pcm
         self._ready_marker |= frame is not None and frame.marker
         self._outbound += self._to_codec.process(pcm)
         if len(self._outbound) < self._codec_frame:
@@ -288,6 +300,10 @@ class MediaStream:
         if not self._pulled_ahead and self._sending_audio(now):
             self._pull_frame()
             self._pulled_ahead = True
+        if self.tap is not None:
+            # One pair per tick keeps both directions on the media clock's timeline.
+            self.tap(self._tap_caller or self._silence, self._tap_agent or self._silence)
+        self._tap_caller = self._tap_agent = None
 
     def _check_timeout(self, now: float) -> None:
         last = self.session.last_received_at

@@ -19,6 +19,8 @@ from voicegw.rtp.clock import MediaClock
 from voicegw.server.admission import SourcePolicy
 from voicegw.server.config import DEFAULT_AGENT, ServerConfig
 from voicegw.server.http import HealthServer
+from voicegw.server.metrics import Metrics
+from voicegw.server.observe import CallWatch
 from voicegw.server.routing import Router
 from voicegw.server.supervisor import CallSupervisor
 from voicegw.sip.call import CallInfo, Rejection, SipCall
@@ -45,10 +47,11 @@ class AgentCalls:
     model reports itself saturated new calls get 503 (the calls in progress keep their share).
     """
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, watch: CallWatch | None = None) -> None:
         from voicegw.models.registry import create_model
 
         self.config = config
+        self.watch = watch
         self.router = Router(config.routes, config.agent or DEFAULT_AGENT, config.agent_options)
         self.policy = SourcePolicy(config.allow)
         name = None if config.model.name == "auto" else config.model.name
@@ -74,6 +77,7 @@ class AgentCalls:
 
         match = self.router.resolve(call.info)
         log = call.log.bind(agent=match.agent.name)
+        record = self.watch.session(call, match.agent.name) if self.watch is not None else None
         transport = SipCallTransport(call)
         model = self._new_model()
         self._models.add(model)
@@ -93,11 +97,15 @@ class AgentCalls:
         try:
             async for event in session:
                 supervisor.on_event(event)
+                if record is not None:
+                    record.on_event(event)
             result = await run
         finally:
             for task in (run, watch):
                 task.cancel()
             await asyncio.gather(run, watch, return_exceptions=True)
+            if record is not None:
+                await record.finish(session)
         ended_by = watch.result() if watch.done() and not watch.cancelled() else None
         log.info(
             "session_ended", end_reason=result.end_reason, supervisor=ended_by, agent=result.final_agent.name
@@ -112,15 +120,22 @@ class Server:
         self.should_exit = asyncio.Event()
         self.force_exit = False
         self.clock = MediaClock()
-        self.agents = None if config.echo else AgentCalls(config)
+        self.metrics = Metrics(lambda: self.ua.active_calls)
+        self.watch = CallWatch(
+            self.metrics,
+            transcripts_dir=config.transcripts_dir,
+            recordings_dir=config.recordings_dir if config.record else None,
+        )
+        self.agents = None if config.echo else AgentCalls(config, self.watch)
         self.mode = "echo" if self.agents is None else "agent"
         self.ua = SipUserAgent(
             config.sip,
             self.clock,
-            echo if self.agents is None else self.agents,
+            self.watch.wrap(echo, agent="echo") if self.agents is None else self.watch.wrap(self.agents),
             None if self.agents is None else self.agents.admit,
         )
-        self.http = HealthServer(*config.http, self.health) if config.http else None
+        self.ua.observers.append(self.metrics)
+        self.http = HealthServer(*config.http, self.health, self.metrics.render) if config.http else None
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """What ``GET /health`` reports: taking calls unless draining."""
@@ -159,6 +174,7 @@ class Server:
             if self.http is not None:
                 await self.http.stop()
             await self.ua.stop()
+            await self.watch.close()
             await self.clock.stop()
             for sig in HANDLED_SIGNALS:
                 loop.remove_signal_handler(sig)

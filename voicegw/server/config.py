@@ -73,7 +73,16 @@ class ServerConfig:
 
     log_level: str = "info"
     http: tuple[str, int] | None = None
-    """Address of the HTTP health endpoint (``GET /health``: 200, or 503 while draining); None: off."""
+    """Address of the HTTP endpoint (``GET /health``, ``/healthz``: 200, or 503 while draining;
+    ``GET /metrics``: Prometheus); None: off."""
+
+    transcripts_dir: Path | None = None
+    """Folder for one JSON-lines transcript per agent call; None: no transcripts."""
+
+    record: bool = False
+    """Record every answered call (stereo WAV: caller left, agent right) into `recordings_dir`."""
+
+    recordings_dir: Path | None = None
 
 
 def parse_host_port(text: str, *, key: str, default_port: int = DEFAULT_SIP_PORT) -> tuple[str, int]:
@@ -144,7 +153,8 @@ _ACCOUNT_TYPES: dict[str, Kind] = {
 _ACCOUNT_KEYS = {"proxy", *_ACCOUNT_TYPES}
 _SIP_KEYS = {"listen", "codecs", *_SIP_TYPES}
 _RTP_KEYS = {"ports", "media_timeout", "host", "srtp"}
-_SERVER_KEYS = {"http", *_SERVER_TYPES}
+_SERVER_PATHS = ("transcripts_dir", "recordings_dir")
+_SERVER_KEYS = {"http", "record", *_SERVER_PATHS, *_SERVER_TYPES}
 
 
 def _take(table: dict[str, Any], allowed: set[str], section: str) -> dict[str, Any]:
@@ -221,6 +231,7 @@ def load(path: Path | None = None) -> ServerConfig:
     for key in ("no_input_timeout", "max_call_duration"):
         if key in server and server[key] <= 0:
             raise ConfigError(f"server.{key}: must be more than 0 seconds")
+    server.update(_records(server_table))
     return ServerConfig(
         sip=replace(sip, **changes),
         routes=_routes(data.get("routes", [])),
@@ -329,3 +340,19 @@ def _parse_account(table: dict[str, Any], section: str, index: int) -> SipAccoun
     if not 0 < values.get("expires", 1) <= 86400:
         raise ConfigError(f"{section}.expires: {values['expires']} is not within 1-86400 seconds")
     return SipAccount(**values)
+
+
+def _records(table: dict[str, Any]) -> dict[str, Any]:
+    """The transcript and recording keys of [server]; a recording needs its folder."""
+    values: dict[str, Any] = {}
+    for key in _SERVER_PATHS:
+        if key in table:
+            text = _typed(table[key], str, f"server.{key}")
+            if not text:
+                raise ConfigError(f"server.{key}: must not be empty")
+            values[key] = Path(text)
+    if "record" in table:
+        values["record"] = _typed(table["record"], bool, "server.record")
+    if values.get("record") and "recordings_dir" not in values:
+        raise ConfigError("server.record: true needs server.recordings_dir, the folder to record into")
+    return values

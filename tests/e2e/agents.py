@@ -9,3 +9,8 @@ greeter = RealtimeAgent(
     instructions="You called this person. Be brief.",
     greeting_instructions="Greet the person you called and say why you are calling.",
 )
+
+welcomer = RealtimeAgent(
+    name="Welcomer", instructions="You are a helpful voice assistant.", greeting="Hello, how can I help?"
+)
+"""Speaks first: the barge-in scenario interrupts its greeting."""

@@ -35,7 +35,7 @@ END_REASONS = {
     "server shutting down": "shutdown",
     "call handler finished": "handler_finished",
     "agent hung up": "agent_hung_up",
-    "transport closed": "agent_hung_up",
+    "transport closed": "session_closed",
 }
 """The SIP layer's end reasons (free text) onto a bounded label set; anything else is ``other``."""
 

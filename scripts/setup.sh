@@ -11,8 +11,10 @@ extras=${1:-local}
 log() { echo "setup: $*" >&2; }
 
 # Tools the server and the tests call: SIPp for load and e2e calls, espeak-ng and sox for test
-# audio, chromium for the web app's browser test, swig and the compiler for pjsua2.
-apt_pkgs=(sip-tester espeak-ng sox chromium swig build-essential dpkg-dev libssl-dev libopus-dev python3-dev)
+# audio, chromium for the web app's browser test, swig and the compiler for pjsua2, kamailio and
+# systemd-analyze for the deploy/ checks.
+apt_pkgs=(sip-tester espeak-ng sox chromium swig build-essential dpkg-dev libssl-dev libopus-dev python3-dev
+    kamailio systemd)
 missing=()
 for pkg in "${apt_pkgs[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -21,6 +23,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     log "apt-get install ${missing[*]}"
     apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+    # The package enables its own service, which would take 5060 from voicegw: the tests start
+    # kamailio themselves.
+    if [[ " ${missing[*]} " == *" kamailio "* ]] && command -v systemctl >/dev/null; then
+        systemctl disable --now kamailio >/dev/null 2>&1 || true
+    fi
 fi
 
 python=${PYTHON:-python3}

@@ -42,7 +42,9 @@ def test_systemd_unit_verifies_and_outlasts_the_drain(tmp_path: Path) -> None:
     assert exec_start is not None
     copy = tmp_path / "voicegw.service"
     copy.write_text(unit.replace(exec_start[1], shutil.which("true") or "/bin/true"))
-    proc = subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60
+    )
     problems = [line for line in (proc.stdout + proc.stderr).splitlines() if "voicegw.service" in line]
     assert proc.returncode == 0 and problems == [], proc.stdout + proc.stderr
     stop = re.search(r"^TimeoutStopSec=(\d+)$", unit, re.M)

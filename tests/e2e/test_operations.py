@@ -282,4 +282,3 @@ def test_metrics_are_off_the_global_registry(tmp_path: Path) -> None:
     assert metric(first.render()[0].decode(), "voicegw_barge_ins_total") == 1
     assert metric(second.render()[0].decode(), "voicegw_barge_ins_total") == 0
     assert REGISTRY.get_sample_value("voicegw_barge_ins_total") is None
-

@@ -269,16 +269,3 @@ async def test_model_log_lines_name_the_call_and_its_failure_is_counted(tmp_path
     assert metric(after, "voicegw_sessions_ended_total", reason="error") == 1
     assert metric(after, "voicegw_calls_ended_total", reason="session_closed") == 1
     assert transcript_lines(tmp_path)[-1]["reason"] == "error"
-
-
-def test_metrics_are_off_the_global_registry(tmp_path: Path) -> None:
-    """Two servers in one process keep separate counters (and prometheus_client's global is untouched)."""
-    from prometheus_client import REGISTRY
-
-    from voicegw.server.metrics import Metrics
-
-    first, second = Metrics(), Metrics()
-    first.barge_ins.inc()
-    assert metric(first.render()[0].decode(), "voicegw_barge_ins_total") == 1
-    assert metric(second.render()[0].decode(), "voicegw_barge_ins_total") == 0
-    assert REGISTRY.get_sample_value("voicegw_barge_ins_total") is None

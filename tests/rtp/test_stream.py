@@ -192,3 +192,20 @@ def test_sipp_30ms_pcma_becomes_steady_20ms_frames() -> None:
     assert stream.frames_concealed == 0 and stream.stats["lost"] == 0
     score, _ = best_correlation(reference[: 2 * 8000 * 2], b"".join(frames))
     assert score >= 0.99
+
+
+def test_tap_gets_one_caller_and_one_agent_frame_per_tick() -> None:
+    """Recording's tap: B hears A's tone while B's agent plays its own; silence fills the gaps."""
+    a, b = make(B, 1), make(A, 2)
+    tapped: list[tuple[bytes, bytes]] = []
+    b.tap = lambda caller, agent: tapped.append((caller, agent))
+    a.play(sine(440, 1.0, 8000), "a")
+    b.play(sine(1000, 0.5, 8000), "b")
+    wire = Wire(a, b)
+    wire.run(60)
+    assert len(tapped) == 60 and all(len(c) == len(g) == 320 for c, g in tapped)
+    caller = b"".join(c for c, _ in tapped)
+    agent = b"".join(g for _, g in tapped)
+    assert best_correlation(b"".join(wire.frames), caller)[0] > 0.99  # what the consumer got
+    assert best_correlation(sine(1000, 0.5, 8000), agent)[0] > 0.95
+    assert agent[-5 * 320 :] == bytes(5 * 320)  # the agent's half second is over: silence

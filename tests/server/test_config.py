@@ -140,3 +140,32 @@ def test_several_accounts_with_proxies(tmp_path: Path) -> None:
 def test_account_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load(write(tmp_path, text))
+
+
+def test_transcripts_and_recordings(tmp_path: Path) -> None:
+    config = load(
+        write(
+            tmp_path,
+            "[server]\ntranscripts_dir = '/srv/t'\nrecord = true\nrecordings_dir = '/srv/r'\n",
+        )
+    )
+    assert (config.transcripts_dir, config.record, config.recordings_dir) == (
+        Path("/srv/t"),
+        True,
+        Path("/srv/r"),
+    )
+    assert load(None).transcripts_dir is None and not load(None).record
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[server]\nrecord = 'yes'\n", "server.record: 'yes' has the wrong type"),
+        ("[server]\nrecord = true\n", "server.record: true needs server.recordings_dir"),
+        ("[server]\ntranscripts_dir = 3\n", "server.transcripts_dir: 3 has the wrong type"),
+        ("[server]\nrecordings_dir = ''\n", "server.recordings_dir: must not be empty"),
+    ],
+)
+def test_bad_record_keys_are_named(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load(write(tmp_path, text))

@@ -51,3 +51,12 @@ async def test_real_request_and_address_in_use() -> None:
             await HealthServer("127.0.0.1", server.port, lambda: (True, {})).start()
     finally:
         await server.stop()
+
+
+def test_healthz_is_health_and_metrics_are_served_when_given() -> None:
+    assert body(route("GET /healthz HTTP/1.1", lambda: (False, {})))[0] == 503
+    assert body(route("GET /metrics HTTP/1.1", lambda: (True, {})))[0] == 404  # no metrics source
+    raw = route("GET /metrics HTTP/1.1", lambda: (True, {}), lambda: (b"x_total 1.0\n", "text/plain"))
+    head, _, payload = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK") and b"Content-Type: text/plain" in head
+    assert payload == b"x_total 1.0\n"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import re
 import time
@@ -73,13 +74,12 @@ class DiskWriter:
         await asyncio.to_thread(self._pool.shutdown, wait=True)
 
 
-@dataclass
+@dataclass(order=True)
 class _Line:
-    at: float
-    """Monotonic time, for ordering and the ``t`` field."""
+    at: tuple[float, int]
+    """Monotonic time (the ``t`` field) and the order seen, which breaks ties."""
 
-    record: dict[str, Any]
-    wall: float = field(default_factory=time.time)
+    record: dict[str, Any] = field(compare=False)
 
 
 class Transcript:
@@ -90,13 +90,14 @@ class Transcript:
         self.call_id = call_id
         self._started_at = started_at
         self._wall_offset = time.time() - time.monotonic()
-        self._first_seen: dict[str, float] = {}
-        self._tool_output_at: dict[str, float] = {}
+        self._order = itertools.count()
+        self._first_seen: dict[str, tuple[float, int]] = {}
+        self._tool_output_at: dict[str, tuple[float, int]] = {}
         self._events: list[_Line] = []
 
     def add(self, event: object) -> None:
         """One session event (`async for event in session`)."""
-        now = time.monotonic()
+        now = (time.monotonic(), next(self._order))
         match event:
             case RealtimeHistoryAdded(item=item):
                 self._first_seen.setdefault(item.item_id, now)
@@ -114,21 +115,21 @@ class Transcript:
             case RealtimeCallState(state=state, reason=reason):
                 self._event(now, {"type": "call_state", "state": state, "reason": reason})
 
-    def _event(self, at: float, record: dict[str, Any]) -> None:
-        self._events.append(_Line(at, record, at + self._wall_offset))
+    def _event(self, at: tuple[float, int], record: dict[str, Any]) -> None:
+        self._events.append(_Line(at, record))
 
     def lines(self, result: RealtimeResult | None, *, sip_reason: str = "") -> list[dict[str, Any]]:
         """Every line of the transcript, in time order, the end line last."""
-        now = time.monotonic()
+        now = (time.monotonic(), next(self._order))
         lines = list(self._events)
         for item in result.history if result is not None else ():
             at = self._first_seen.get(item.item_id, now)
-            lines.append(_Line(at, _item_record(item), at + self._wall_offset))
+            lines.append(_Line(at, _item_record(item)))
             if isinstance(item, RealtimeToolCallItem) and item.output is not None:
                 out_at = self._tool_output_at.get(item.call_id, at)
                 record = {"type": "tool_output", "call_id": item.call_id, "output": item.output}
-                lines.append(_Line(out_at, record, out_at + self._wall_offset))
-        lines.sort(key=lambda line: line.at)
+                lines.append(_Line(out_at, record))
+        lines.sort()
         end = {
             "type": "end",
             "reason": result.end_reason if result is not None else None,
@@ -136,9 +137,13 @@ class Transcript:
             "error": result.error if result is not None else None,
             "agent": result.final_agent.name if result is not None else None,
         }
-        lines.append(_Line(now, end, now + self._wall_offset))
+        lines.append(_Line(now, end))
         return [
-            {"ts": _iso(line.wall), "t": round(line.at - self._started_at, 3), "call_id": self.call_id}
+            {
+                "ts": _iso(line.at[0] + self._wall_offset),
+                "t": round(line.at[0] - self._started_at, 3),
+                "call_id": self.call_id,
+            }
             | line.record
             for line in lines
         ]

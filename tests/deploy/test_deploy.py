@@ -26,8 +26,15 @@ def test_example_config_loads_and_mentions_every_key() -> None:
         "rtp": config_module._RTP_KEYS,
         "server": config_module._SERVER_KEYS,
     }
+    sections |= {
+        "model": {"name", *(key for keys in config_module._MODEL_SETTINGS.values() for key in keys)},
+        "access": {"allow"},
+        "[routes]": set(config_module._ROUTE_TYPES),
+    }
     for section, keys in sections.items():
-        body = text.split(f"[{section}]", 1)[1].split("\n[", 1)[0]
+        header = re.search(rf"^(# )?\[{re.escape(section)}\]$", text, re.M)
+        assert header, f"deploy/voicegw.toml has no [{section}]"
+        body = re.split(r"^(?:# )?\[", text[header.end() :], maxsplit=1, flags=re.M)[0]
         for key in keys:
             # Set, or shown commented out, each under a comment line saying what it does.
             found = re.search(rf"^(#[^\n]*\n)+(# )?{key} = ", body, re.M)

@@ -51,7 +51,9 @@ class Metrics:
     def __init__(self, active_calls: Callable[[], int] | None = None) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.calls_active = Gauge("voicegw_calls_active", "Calls answered and not yet ended.", registry=r)
+        self.calls_active = Gauge(
+            "voicegw_calls_active", "Calls in progress (set up, ringing or answered).", registry=r
+        )
         if active_calls is not None:
             self.calls_active.set_function(active_calls)
         self.calls = Counter(

@@ -30,6 +30,7 @@ def test_example_config_loads_and_mentions_every_key() -> None:
         "model": {"name", *(key for keys in config_module._MODEL_SETTINGS.values() for key in keys)},
         "access": {"allow"},
         "[routes]": set(config_module._ROUTE_TYPES),
+        "[accounts]": config_module._ACCOUNT_KEYS,
     }
     for section, keys in sections.items():
         header = re.search(rf"^(# )?\[{re.escape(section)}\]$", text, re.M)

@@ -57,8 +57,13 @@ class AgentCalls:
         name = None if config.model.name == "auto" else config.model.name
         self._new_model = functools.partial(create_model, name, **config.model.settings)
         self._models: weakref.WeakSet[RealtimeModel] = weakref.WeakSet()
-        self._probe = self._new_model()  # fail at start, not on the first call, when it is missing
-        self._models.add(self._probe)
+        self._probe = self.new_model()  # fail at start, not on the first call, when it is missing
+
+    def new_model(self) -> RealtimeModel:
+        """A model for one call, watched for saturation while it lives."""
+        model = self._new_model()
+        self._models.add(model)
+        return model
 
     async def prepare(self) -> None:
         """Load the model's files before the first call comes (the embedded model's take seconds)."""
@@ -79,8 +84,7 @@ class AgentCalls:
         log = call.log.bind(agent=match.agent.name)
         record = self.watch.session(call, match.agent.name) if self.watch is not None else None
         transport = SipCallTransport(call)
-        model = self._new_model()
-        self._models.add(model)
+        model = self.new_model()
         session = RealtimeSession(transport, model=model)
         supervisor = CallSupervisor(
             session.say,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import re
 import tomllib
 from importlib import resources
@@ -105,6 +104,7 @@ async def test_plain_serve_answers_questions_with_tools_and_hangs_up_on_goodbye(
     assert "goodbye" in farewell or "thank you" in farewell, (farewell, log[-3000:])
     assert report["bye_received"] and report["disconnect_reason"] != "", report
     assert report["bye_after_s"] < windows[-1][1] + 1, report
-    entries = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
-    tools = [entry["tool"] for entry in entries if entry.get("event") == "tool_call"]
-    assert {"opening_hours", "current_time", "hang_up"} <= set(tools), tools
+    # Each tool call is logged; match the field, not whole lines: another thread's output may
+    # share a line with it.
+    called = {name for name in ("opening_hours", "current_time", "hang_up") if f'"tool": "{name}"' in log}
+    assert called == {"opening_hours", "current_time", "hang_up"}, called

@@ -212,19 +212,25 @@ class EchoServer:
             self._log.flush()
 
     def log_events(self) -> list[dict[str, Any]]:
-        """The server's JSON log lines (structlog for voicegw, the baseline's own)."""
+        """The server's JSON log lines (structlog for voicegw, the baseline's own).
+
+        pjsua's C threads write to the same stream, so a JSON object may share its line with
+        their output: every object on a line is decoded, whatever surrounds it.
+        """
         self._flush()
+        decoder = json.JSONDecoder()
         events = []
         for line in self.log_path.read_text(errors="replace").splitlines():
             start = line.find("{")
-            if start < 0:
-                continue
-            try:
-                event = json.loads(line[start:])
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                events.append(event)
+            while start >= 0:
+                try:
+                    event, end = decoder.raw_decode(line, start)
+                except ValueError:
+                    start = line.find("{", start + 1)
+                    continue
+                if isinstance(event, dict):
+                    events.append(event)
+                start = line.find("{", end)
         return events
 
     def dtmf_digits(self) -> str:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from voicegw.server.config import ConfigError, load
+from voicegw.server.config import ConfigError, DigestSettings, load
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -54,6 +54,10 @@ def test_a_full_file(tmp_path: Path) -> None:
         ("[model]\nname = 'gpt'\n", "model.name: 'gpt' is not one of auto, local, openai"),
         ("[model]\nname = 'openai'\nbase_url = 'x'\n", "model.base_url: not a setting of the 'openai'"),
         ("[access]\nallow = ['10.0.0.0/33']\n", "access.allow: '10.0.0.0/33' is not an address"),
+        ("[access.digest]\nrealm = 'x'\n", "access.digest.users: give at least one user"),
+        ("[access.digest.users]\nalice = ''\n", "access.digest.users.alice: the password is empty"),
+        ("[access.digest.users]\nalice = 1234\n", "access.digest.users.alice: 1234 has the wrong type"),
+        ("[access.digest]\nusers = {a = 'b'}\nsecret = 'x'\n", r"\[access.digest\]: unknown key 'secret'"),
         ("[server]\nno_input_timeout = 0\n", "server.no_input_timeout: must be more than 0"),
         ("[sip\n", "voicegw.toml"),
     ],
@@ -76,6 +80,7 @@ def test_routes_model_access_and_call_limits(tmp_path: Path) -> None:
             "[[routes]]\nfrom = 'alice'\nagent = 'pkg.agents:vip'\n"
             "[model]\nname = 'local'\nbase_url = 'http://127.0.0.1:8000/v1'\n"
             "[access]\nallow = ['54.172.60.0/30', '192.0.2.1']\n"
+            "[access.digest]\nrealm = 'desk'\nnonce_secret = 's'\nusers = { alice = 'wonderland' }\n"
             "[server]\nagent = 'pkg.agents:desk'\nno_input_timeout = 8\nmax_call_duration = 600\n",
         )
     )
@@ -85,6 +90,7 @@ def test_routes_model_access_and_call_limits(tmp_path: Path) -> None:
     ]
     assert config.model.name == "local" and config.model.settings == {"base_url": "http://127.0.0.1:8000/v1"}
     assert config.allow == ("54.172.60.0/30", "192.0.2.1") and load(None).allow is None
+    assert config.digest == DigestSettings({"alice": "wonderland"}, "desk", "s") and load(None).digest is None
     assert (config.agent, config.no_input_timeout, config.max_call_duration) == ("pkg.agents:desk", 8, 600)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 import socket
 import uuid
 from dataclasses import dataclass, field
@@ -19,6 +21,32 @@ def offer_sdp(
         f"v=0\r\no=test 1 1 IN IP4 {HOST}\r\ns=-\r\nc=IN IP4 {HOST}\r\nt=0 0\r\n"
         f"m=audio {port} {proto} {codecs}\r\n{rtpmaps}a=sendrecv\r\n{crypto_line}"
     )
+
+
+def digest_answer(
+    challenge: str,
+    user: str,
+    password: str,
+    *,
+    method: str = "INVITE",
+    uri: str = "sip:desk@192.0.2.1",
+    nc: str = "00000001",
+    qop: bool = True,
+) -> str:
+    """The Authorization a client sends for a WWW-Authenticate `challenge` (RFC 2617, MD5),
+    computed with hashlib here, independently of voicegw.sip.digest."""
+    params = dict(re.findall(r'(\w+)="?([^",]+)"?', challenge))
+
+    def md5(text: str) -> str:
+        return hashlib.md5(text.encode()).hexdigest()
+
+    realm, nonce = params["realm"], params["nonce"]
+    ha1, ha2 = md5(f"{user}:{realm}:{password}"), md5(f"{method}:{uri}")
+    head = f'Digest username="{user}", realm="{realm}", nonce="{nonce}", uri="{uri}"'
+    if not qop:
+        return f'{head}, response="{md5(f"{ha1}:{nonce}:{ha2}")}"'
+    response = md5(f"{ha1}:{nonce}:{nc}:0a4f113b:auth:{ha2}")
+    return f'{head}, response="{response}", algorithm=MD5, cnonce="0a4f113b", nc={nc}, qop=auth'
 
 
 @dataclass
@@ -76,6 +104,13 @@ class Dialog:
 
     def invite(self, sdp: str, extra: str = "") -> None:
         self._send("INVITE", 1, self.invite_branch, sdp, extra)
+
+    def invite_again(self, sdp: str, extra: str) -> None:
+        """The INVITE after a 401/407 (ACKed first): a new transaction, no To tag, CSeq 2."""
+        self.cseq = 2
+        self.invite_branch = "z9hG4bK" + uuid.uuid4().hex[:12]
+        self.to_header = f"<{self.uri}>"
+        self._send("INVITE", self.cseq, self.invite_branch, sdp, extra)
 
     def establish(self, sdp: str | None = None) -> Response:
         """INVITE, wait for the 200 OK, ACK it: a call in progress."""

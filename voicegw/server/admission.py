@@ -1,8 +1,9 @@
-"""Who may call: the source addresses a server takes INVITEs from.
+"""Who may call: the source addresses a server takes INVITEs from, and callers who authenticate.
 
 Safe by default: with no allow-list, only loopback and private (LAN) addresses may call, since
 an open SIP port on the internet is found within hours by toll-fraud scanners. A profile for a
-provider (``sip_profiles/twilio.toml``) lists the provider's signalling ranges instead.
+provider (``sip_profiles/twilio.toml``) lists the provider's signalling ranges instead; a PBX or
+softphone elsewhere authenticates with SIP digest (``[access.digest]``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
+from voicegw.realtime.transport import CallInfo
+from voicegw.server.config import ServerConfig
 from voicegw.sip.call import Rejection
+from voicegw.sip.digest import BadCredentials, DigestVerifier, Unauthenticated
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -29,8 +33,6 @@ PRIVATE_NETWORKS: tuple[Network, ...] = tuple(
     )
 )
 
-FORBIDDEN = Rejection(403, "Forbidden")
-
 
 class SourcePolicy:
     """Allows calls from the given networks (default: loopback and private ones)."""
@@ -43,10 +45,43 @@ class SourcePolicy:
             else tuple(ipaddress.ip_network(net, strict=False) for net in allow)
         )
 
-    def check(self, host: str) -> Rejection | None:
-        """None when `host` may call; a 403 otherwise (also for a source that is not an address)."""
+    def allows(self, host: str) -> bool:
+        """Whether `host` is in an allowed network (False for a source that is not an address)."""
         try:
             address = ipaddress.ip_address(host.strip("[]"))
         except ValueError:
-            return FORBIDDEN
-        return None if any(address in network for network in self.networks) else FORBIDDEN
+            return False
+        return any(address in network for network in self.networks)
+
+
+class AccessPolicy:
+    """A call is taken from an allowed source, or from anywhere with valid digest credentials."""
+
+    def __init__(self, sources: SourcePolicy, digest: DigestVerifier | None = None) -> None:
+        self.sources = sources
+        self.digest = digest
+
+    @classmethod
+    def configured(cls, config: ServerConfig) -> AccessPolicy:
+        """The policy of ``[access]``: its allow-list and, if given, its digest users."""
+        settings = config.digest
+        digest = None
+        if settings is not None:
+            secret = settings.nonce_secret.encode() if settings.nonce_secret is not None else None
+            digest = DigestVerifier(settings.realm, settings.users, secret=secret)
+        return cls(SourcePolicy(config.allow), digest)
+
+    def check(self, info: CallInfo) -> Rejection | None:
+        """None when the call may go on; else the response: 401 with a challenge, or 403."""
+        if self.sources.allows(info.source[0]):
+            return None
+        if self.digest is None:
+            return Rejection(403, "Forbidden", detail=f"source {info.source[0]} not allowed")
+        try:
+            self.digest.verify("INVITE", info.headers.get("authorization"))
+        except Unauthenticated as exc:
+            challenge = {"WWW-Authenticate": self.digest.challenge(stale=exc.stale)}
+            return Rejection(401, "Unauthorized", headers=challenge, detail=str(exc))
+        except BadCredentials as exc:
+            return Rejection(403, "Forbidden", detail=str(exc))
+        return None

@@ -16,7 +16,7 @@ import structlog
 
 from voicegw.models.base import RealtimeModel
 from voicegw.rtp.clock import MediaClock
-from voicegw.server.admission import SourcePolicy
+from voicegw.server.admission import AccessPolicy
 from voicegw.server.config import DEFAULT_AGENT, ServerConfig
 from voicegw.server.http import HealthServer
 from voicegw.server.metrics import Metrics
@@ -43,8 +43,8 @@ async def echo(call: SipCall) -> None:
 class AgentCalls:
     """Runs the routed agent on each call, on a model of the configured kind.
 
-    Also the server's admission check: a source outside the allow-list gets 403, and while the
-    model reports itself saturated new calls get 503 (the calls in progress keep their share).
+    While the model reports itself saturated, new calls get 503 (the calls in progress keep their
+    share).
     """
 
     def __init__(self, config: ServerConfig, watch: CallWatch | None = None) -> None:
@@ -53,7 +53,6 @@ class AgentCalls:
         self.config = config
         self.watch = watch
         self.router = Router(config.routes, config.agent or DEFAULT_AGENT, config.agent_options)
-        self.policy = SourcePolicy(config.allow)
         name = None if config.model.name == "auto" else config.model.name
         self._new_model = functools.partial(create_model, name, **config.model.settings)
         self._models: weakref.WeakSet[RealtimeModel] = weakref.WeakSet()
@@ -70,12 +69,8 @@ class AgentCalls:
         await self._probe.prepare()
 
     def admit(self, info: CallInfo) -> Rejection | None:
-        refused = self.policy.check(info.source[0])
-        if refused is not None:
-            return refused
-        if any(model.saturated for model in self._models):
-            return MODEL_BUSY
-        return None
+        """503 while the model is saturated."""
+        return MODEL_BUSY if any(model.saturated for model in self._models) else None
 
     async def __call__(self, call: SipCall) -> None:
         from voicegw.realtime import RealtimeResult, RealtimeRunner, RealtimeSession
@@ -132,14 +127,19 @@ class Server:
         )
         self.agents = None if config.echo else AgentCalls(config, self.watch)
         self.mode = "echo" if self.agents is None else "agent"
+        self.access = AccessPolicy.configured(config)
         self.ua = SipUserAgent(
             config.sip,
             self.clock,
             self.watch.wrap(echo, agent="echo") if self.agents is None else self.watch.wrap(self.agents),
-            None if self.agents is None else self.agents.admit,
+            self.admit,
         )
         self.ua.observers.append(self.metrics)
         self.http = HealthServer(*config.http, self.health, self.metrics.render) if config.http else None
+
+    def admit(self, info: CallInfo) -> Rejection | None:
+        """Who may call (`AccessPolicy`: 401/403), then whether the model has room (503)."""
+        return self.access.check(info) or (self.agents.admit(info) if self.agents else None)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """What ``GET /health`` reports: taking calls unless draining."""

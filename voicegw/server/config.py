@@ -46,6 +46,18 @@ class ModelChoice:
 
 
 @dataclass(frozen=True, slots=True)
+class DigestSettings:
+    """``[access.digest]``: callers off the allow-list authenticate with these credentials."""
+
+    users: dict[str, str]
+    """User name -> password."""
+
+    realm: str = "voicegw"
+    nonce_secret: str | None = None
+    """Shared by the nodes behind one dispatcher, so each accepts the others' challenges."""
+
+
+@dataclass(frozen=True, slots=True)
 class ServerConfig:
     sip: SipConfig = field(default_factory=SipConfig)
     echo: bool = False
@@ -56,6 +68,9 @@ class ServerConfig:
     model: ModelChoice = field(default_factory=ModelChoice)
     allow: tuple[str, ...] | None = None
     """Networks that may call (CIDR); None: loopback and private addresses only."""
+
+    digest: DigestSettings | None = None
+    """Credentials that let a caller off the allow-list in (a 401 challenge, then the INVITE again)."""
 
     no_input_timeout: float = 15.0
     """Seconds of silence from the caller (after the agent stopped speaking) before a reprompt;
@@ -237,6 +252,7 @@ def load(path: Path | None = None) -> ServerConfig:
         routes=_routes(data.get("routes", [])),
         model=_model(data.get("model", {})),
         allow=_allow(data.get("access", {})),
+        digest=_digest(data.get("access", {}).get("digest")),
         agent_options=_typed(data.get("agent", {}), dict, "agent"),
         **server,
     )
@@ -284,7 +300,7 @@ def _model(table: Any) -> ModelChoice:
 def _allow(table: Any) -> tuple[str, ...] | None:
     if not isinstance(table, dict):
         raise ConfigError("access: expected a table")
-    _take(table, {"allow"}, "access")
+    _take(table, {"allow", "digest"}, "access")
     if "allow" not in table:
         return None
     networks = _typed(table["allow"], list, "access.allow")
@@ -294,6 +310,23 @@ def _allow(table: Any) -> tuple[str, ...] | None:
         except ValueError:
             raise ConfigError(f"access.allow: {net!r} is not an address or CIDR network") from None
     return tuple(networks)
+
+
+def _digest(value: Any) -> DigestSettings | None:
+    if value is None:
+        return None
+    table = _take(_typed(value, dict, "access.digest"), {"users", "realm", "nonce_secret"}, "access.digest")
+    users = _typed(table.get("users", {}), dict, "access.digest.users")
+    if not users:
+        raise ConfigError('access.digest.users: give at least one user = "password"')
+    for name, password in users.items():
+        if not _typed(password, str, f"access.digest.users.{name}"):
+            raise ConfigError(f"access.digest.users.{name}: the password is empty")
+    realm = _typed(table.get("realm", "voicegw"), str, "access.digest.realm")
+    secret = table.get("nonce_secret")
+    return DigestSettings(
+        dict(users), realm, None if secret is None else _typed(secret, str, "access.digest.nonce_secret")
+    )
 
 
 def _sip_uri(value: Any, key: str) -> str:

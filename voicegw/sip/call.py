@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -34,6 +34,12 @@ class Rejection:
     reason: str
     retry: bool = False
     """Whether to send Retry-After (a temporary refusal: busy, draining)."""
+
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """More headers for the response (``WWW-Authenticate`` on a 401)."""
+
+    detail: str = ""
+    """Why, for the log line (not sent: a caller probing us learns nothing from it)."""
 
 
 __all__ = ["Busy", "CallFailed", "CallInfo", "CallRejected", "NoAnswer", "Rejection", "SipCall"]

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 import pjsua2 as pj
@@ -49,7 +50,7 @@ def guarded(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def call_op(status: int = 200, reason: str = "", headers: dict[str, str] | None = None) -> pj.CallOpParam:
+def call_op(status: int = 200, reason: str = "", headers: Mapping[str, str] | None = None) -> pj.CallOpParam:
     op = pj.CallOpParam(True)
     op.statusCode = status
     if reason:
@@ -67,12 +68,18 @@ def call_op(status: int = 200, reason: str = "", headers: dict[str, str] | None 
     return op
 
 
+_KEYS = itertools.count(1)
+
+
 class PjCall(pj.Call):
     """pjsua2's call: each callback hands over to the user agent."""
 
     def __init__(self, ua: UserAgentCallbacks, account: pj.Account, call_id: int) -> None:
         super().__init__(account, call_id)
         self.ua = ua
+        self.key = next(_KEYS)
+        """Unique in the process, unlike the SIP Call-ID: an INVITE challenged with 401 comes again
+        with the same Call-ID while the refused call may still be being cleaned up."""
         self.call: SipCall | None = None
         self.local_sdp = ""
         """Our SDP: the answer to the caller's offer, or the offer of a call we dial."""

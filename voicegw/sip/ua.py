@@ -19,7 +19,7 @@ import contextlib
 import contextvars
 import functools
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -169,8 +169,8 @@ class SipUserAgent:
         self.port = config.port
         """The SIP port in use (the one bound, when `config.port` is 0)."""
         self.draining = False
-        self.calls: dict[str, SipCall] = {}
-        self._pj_calls: dict[str, PjCall] = {}
+        self.calls: dict[int, SipCall] = {}
+        self._pj_calls: dict[int, PjCall] = {}
         """Every pjsua2 Call stays referenced here until its disconnect is handled (GC hangs up)."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._endpoint: pj.Endpoint | None = None
@@ -270,9 +270,9 @@ class SipUserAgent:
         """Hang up every call, let the BYEs go out, destroy pjsua2."""
         if self._endpoint is None:
             return
-        for call in list(self.calls.values()):
+        for key, call in list(self.calls.items()):
             if not call.ended:
-                self._hang_up_pj(call.call_id, 200, "server shutting down")
+                self._hang_up_pj(key, 200, "server shutting down")
         # The pump keeps running meanwhile: BYEs go out and their DISCONNECTED callbacks come in.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._all_forgotten(), SHUTDOWN_PUMP_S)
@@ -333,12 +333,12 @@ class SipUserAgent:
         )
         call = SipCall(
             info,
-            hang_up=functools.partial(self._hang_up_pj, info.call_id),
-            transfer=functools.partial(self._transfer_pj, info.call_id),
+            hang_up=functools.partial(self._hang_up_pj, pj_call.key),
+            transfer=functools.partial(self._transfer_pj, pj_call.key),
         )
         pj_call.call = call
-        self._pj_calls[info.call_id] = pj_call
-        self.calls[info.call_id] = call
+        self._pj_calls[pj_call.key] = pj_call
+        self.calls[pj_call.key] = call
         call.log.info(
             "call_incoming", from_uri=info.from_uri, to_uri=info.to_uri, source=prm.rdata.srcAddress
         )
@@ -350,7 +350,10 @@ class SipUserAgent:
         if self.active_calls > self.config.max_calls:
             return self._reject(pj_call, 503, "Call limit reached", retry=True)
         if self.admit is not None and (refused := self.admit(info)) is not None:
-            return self._reject(pj_call, refused.status, refused.reason, retry=refused.retry)
+            return self._reject(
+                pj_call, refused.status, refused.reason, retry=refused.retry,
+                detail=refused.detail, headers=refused.headers,
+            )  # fmt: skip
         try:
             offer = sdp.parse(request.body)
             negotiated = sdp.negotiate(offer, self.config.codecs, srtp=self.config.srtp)
@@ -368,9 +371,16 @@ class SipUserAgent:
         self._spawn(self._setup(pj_call, call, negotiated), call, "setup")
 
     def _reject(
-        self, pj_call: PjCall, status: int, reason: str, *, retry: bool = False, detail: str = ""
+        self,
+        pj_call: PjCall,
+        status: int,
+        reason: str,
+        *,
+        retry: bool = False,
+        detail: str = "",
+        headers: Mapping[str, str] | None = None,
     ) -> None:
-        headers = {"Retry-After": str(RETRY_AFTER_S)} if retry else None
+        headers = {**(headers or {}), **({"Retry-After": str(RETRY_AFTER_S)} if retry else {})}
         assert pj_call.call is not None
         pj_call.call.log.info("call_rejected", status=status, reason=reason, detail=detail)
         pj_call.call.end_reason = reason
@@ -507,14 +517,14 @@ class SipUserAgent:
         )
         call = SipCall(
             info,
-            hang_up=functools.partial(self._hang_up_pj, info.call_id),
-            transfer=functools.partial(self._transfer_pj, info.call_id),
+            hang_up=functools.partial(self._hang_up_pj, pj_call.key),
+            transfer=functools.partial(self._transfer_pj, pj_call.key),
         )
         call.endpoint = endpoint
         pj_call.call = call
         dialled = pj_call.dialled = self._loop.create_future()
-        self._pj_calls[info.call_id] = pj_call
-        self.calls[info.call_id] = call
+        self._pj_calls[pj_call.key] = pj_call
+        self.calls[pj_call.key] = call
         return call, dialled
 
     async def _abandon(self, call: SipCall, dialled: asyncio.Future[SipCall], reason: str) -> None:
@@ -535,7 +545,7 @@ class SipUserAgent:
                 call.end_reason = f"unusable SDP answer: {exc}"
                 call.log.warning("answer_refused", reason=str(exc))
                 pj_call.dialled.set_exception(call_failed(call.info.to_uri, 0, call.end_reason))
-                self._hang_up_pj(call.call_id, 200, "")
+                self._hang_up_pj(pj_call.key, 200, "")
                 return
             self._start_media(call, negotiated)
             call.move(CallTrigger.ANSWER)
@@ -632,24 +642,24 @@ class SipUserAgent:
                 reason = "caller cancelled"
             call.move(CallTrigger.DISCONNECT, reason)
             call.log.info("call_ended", reason=reason, status=info.lastStatusCode)
-            self._spawn(self._forget(call, info.lastStatusCode), call, "cleanup")
+            self._spawn(self._forget(pj_call.key, call, info.lastStatusCode), call, "cleanup")
 
-    async def _forget(self, call: SipCall, status: int) -> None:
+    async def _forget(self, key: int, call: SipCall, status: int) -> None:
         await call.close_media()
         self._notify("call_ended", call, status)
         # Drop pjsua2's Call only after its DISCONNECTED callback has returned.
-        self._pj_calls.pop(call.call_id, None)
-        self.calls.pop(call.call_id, None)
+        self._pj_calls.pop(key, None)
+        self.calls.pop(key, None)
 
-    def _hang_up_pj(self, call_id: str, status: int, reason: str) -> None:
-        pj_call = self._pj_calls.get(call_id)
+    def _hang_up_pj(self, key: int, status: int, reason: str) -> None:
+        pj_call = self._pj_calls.get(key)
         if pj_call is None:
             return
         with contextlib.suppress(pj.Error):
             pj_call.hangup(call_op(status, reason if status >= 300 else ""))
 
-    def _transfer_pj(self, call_id: str, target: str) -> None:
-        pj_call = self._pj_calls.get(call_id)
+    def _transfer_pj(self, key: int, target: str) -> None:
+        pj_call = self._pj_calls.get(key)
         if pj_call is None or pj_call.call is None:
             return
         try:

@@ -115,7 +115,9 @@ MEDIA_STATUS = {
 class Session:
     """The pjsua2 library for one call: single-threaded, events pumped by `wait`."""
 
-    def __init__(self, codec: str, *, vad: bool, tls: bool = False, srtp: str = "off") -> None:
+    def __init__(
+        self, codec: str, *, vad: bool, tls: bool = False, srtp: str = "off", credentials: str = ""
+    ) -> None:
         self.ep = pj.Endpoint()
         self.ep.libCreate()
         cfg = pj.EpConfig()
@@ -146,6 +148,10 @@ class Session:
         account_cfg.mediaConfig.srtpUse = SRTP_USE[srtp]
         # With SRTP, keys go only over TLS (SDES over plain UDP would hand them to any listener).
         account_cfg.mediaConfig.srtpSecureSignaling = 1 if tls else 0
+        if credentials:
+            # pjsua answers a 401/407 challenge with these, for any realm.
+            username, _, password = credentials.partition(":")
+            account_cfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", username, 0, password))
         self.account = pj.Account()
         self.account.create(account_cfg)
 
@@ -168,7 +174,7 @@ class Session:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    session = Session(args.codec, vad=args.vad, tls=args.tls, srtp=args.srtp)
+    session = Session(args.codec, vad=args.vad, tls=args.tls, srtp=args.srtp, credentials=args.auth)
     try:
         # The Call lives only inside place_call: gone before the library, whose end it cannot outlive.
         return place_call(session, args)
@@ -306,6 +312,7 @@ def main() -> None:
     parser.add_argument("--bye-timeout", type=float, default=20.0)
     parser.add_argument("--tls", action="store_true", help="signal over TLS (the URI's port: TLS listener)")
     parser.add_argument("--srtp", choices=sorted(SRTP_USE), default="off", help="pjmedia's SRTP use (SDES)")
+    parser.add_argument("--auth", default="", metavar="USER:PASSWORD", help="digest credentials")
     report = run(parser.parse_args())
     json.dump(report, sys.stdout)
     sys.stdout.write("\n")

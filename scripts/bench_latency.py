@@ -192,6 +192,8 @@ class Caller:
             case ModelAudio() if turn.first_audio_at is None:
                 turn.first_audio_at = now
             case ModelResponseDone(timings_ms=timings):
+                if self.verbose:
+                    print(f"    response {'tool call' if self.called_tool else 'answer'}: {timings}")
                 if turn.llm_first_token_at is None and "llm_first_token" in timings:
                     turn.llm_first_token_at = self.response_started + timings["llm_first_token"] / 1000
                 if not self.called_tool:  # the spoken answer is complete

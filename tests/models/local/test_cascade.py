@@ -100,8 +100,10 @@ async def test_spoken_question_calls_the_tool_and_speaks_its_result(speech) -> N
         last = kinds.index(ModelResponseStarted, len(kinds) - 1 - kinds[::-1].index(ModelResponseStarted))
         assert kinds.index(ModelTranscriptDelta, last) < kinds.index(ModelAudio, last)
         assert ModelAudioDone in kinds[last:]
-        timings = recorder.of(ModelResponseDone)[0].timings_ms
-        assert {"stt", "llm_first_token"} <= timings.keys()
+        call_timings, answer_timings = (done.timings_ms for done in recorder.of(ModelResponseDone)[:2])
+        # get_time takes no arguments and is the only tool routed: called without an LLM step.
+        assert {"stt", "llm"} <= call_timings.keys() and "llm_first_token" not in call_timings
+        assert {"llm_first_token", "tts_first_audio"} <= answer_timings.keys()
     finally:
         await model.close()
 

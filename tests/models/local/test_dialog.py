@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from voicegw.models.local.dialog import (
     History,
     SpokenClause,
+    Verdict,
     carries_result,
     is_error,
+    judge_phrasing,
     spoken_prefix,
     template_answer,
 )
@@ -54,7 +58,7 @@ def test_history_trims_the_oldest_and_replaces_by_item() -> None:
     roomy.add("assistant", '{"action": "lookup_order"}')
     roomy.add_tool_result("lookup_order", "shipped")
     recent = roomy.prompt("sys", current_turn_only=True)
-    assert [m["content"][:6] for m in recent] == ["sys", "and wh", '{"acti', "The lo"]
+    assert [m["content"][:6] for m in recent] == ["sys", "and wh", '{"acti', "Facts:"]
 
 
 def test_spoken_prefix_cuts_at_the_audio_played() -> None:
@@ -68,3 +72,25 @@ def test_spoken_prefix_cuts_at_the_audio_played() -> None:
     assert spoken_prefix(clauses, 1500) == "It is ten thirty. Anything"
     assert spoken_prefix(clauses, 1600) == "It is ten thirty. Anything else"
     assert spoken_prefix(clauses, 0) == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict"),
+    [
+        ("The Springfield branch opens at 9:00 and closes at 17:30,", Verdict.CARRIED),
+        ("The Springfield branch opens at 9:00", Verdict.PENDING),  # the closing time may follow
+        ("Sure, let me see", Verdict.PENDING),
+        ("Sure. The branch is open.", Verdict.FAILED),  # a whole sentence went by without it
+        ("The lookup hours tool returned", Verdict.FAILED),  # the tool's own name: no answer
+        ("The Springfield branch opens at 8:00", Verdict.FAILED),  # a number from nowhere
+        ("It opens at It opens at It opens at ", Verdict.FAILED),  # a loop
+    ],
+)
+def test_phrasing_is_judged_while_it_streams(text: str, verdict: Verdict) -> None:
+    assert judge_phrasing(text, "lookup_hours", HOURS, "When does Springfield open?") is verdict
+
+
+def test_a_failed_tool_is_carried_by_an_apology() -> None:
+    error = '{"error": "order 7 not found"}'
+    assert judge_phrasing("I'm sorry,", "lookup_order", error, "order 7") is Verdict.CARRIED
+    assert judge_phrasing("Your order", "lookup_order", error, "order 7") is Verdict.PENDING

@@ -1,4 +1,4 @@
-"""Step schemas, streamed text extraction and clause cutting (the LLM itself: test_cascade.py)."""
+"""Step schemas, streamed text extraction, clause cutting, and spoken steps of the packaged LLM."""
 
 from __future__ import annotations
 
@@ -7,7 +7,16 @@ import json
 import pytest
 
 from voicegw.models.base import ToolSpec
-from voicegw.models.local.llm import ClauseSplitter, LlmError, TextField, parse_step, step_schema
+from voicegw.models.local.llm import (
+    ClauseSplitter,
+    LlamaCppBackend,
+    LlmError,
+    TextField,
+    continuation,
+    json_text,
+    parse_step,
+    step_schema,
+)
 
 TIME = ToolSpec("get_time", "The current time.", {"type": "object", "properties": {}})
 ORDER = ToolSpec(
@@ -61,3 +70,36 @@ def test_parse_step() -> None:
     assert parse_step('{"action": "say", "text": "Hi."}', 0, 0).text == "Hi."
     with pytest.raises(LlmError, match="no valid step"):
         parse_step('{"action": "say", "te', 0, 0)
+
+
+def test_json_text_yields_the_text_of_a_streamed_step() -> None:
+    step = json.dumps({"action": "say", "text": "It is ten o'clock."})
+    assert "".join(json_text(iter(step[i : i + 4] for i in range(0, len(step), 4)))) == "It is ten o'clock."
+
+
+def test_only_a_step_with_one_way_to_begin_has_a_fixed_opening() -> None:
+    say = continuation(json.dumps(step_schema(())))
+    assert say is not None and say[0] == '{"action": "say", "text": "'
+    order = continuation(json.dumps(step_schema((ORDER,), allow_say=False)))
+    assert order is not None and order[0] == '{"action": "lookup_order", '
+    assert order[1].count("root ::= order-number-kv") == 1
+    assert continuation(json.dumps(step_schema((TIME,), allow_say=False))) is None  # no arguments
+    assert continuation(json.dumps(step_schema((TIME, ORDER)))) is None  # a choice
+
+
+@pytest.mark.parametrize("tools", [(), (ORDER,)], ids=["say", "one tool"])
+def test_the_packaged_model_continues_a_fixed_opening_into_a_valid_step(tools: tuple[ToolSpec, ...]) -> None:
+    llm = LlamaCppBackend()
+    messages = [
+        {"role": "system", "content": 'Reply with JSON. To speak: {"action": "say", "text": "..."}.'},
+        {"role": "user", "content": "Hello, where is my order number 42?"},
+    ]
+    schema = step_schema(tools, allow_say=not tools)
+    pieces = list(llm.stream(messages, schema, max_tokens=96, temperature=0.0))
+    opening = continuation(json.dumps(schema))
+    assert opening is not None and pieces[0] == opening[0]  # given, not generated
+    step = parse_step("".join(pieces), 0.0, 0.0)
+    if tools:
+        assert step.tool == "lookup_order" and step.arguments["order_number"], step
+    else:
+        assert step.tool is None and step.text.strip(), step

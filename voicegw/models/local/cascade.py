@@ -52,10 +52,11 @@ from voicegw.models.base import (
 )
 from voicegw.models.base import UpdateSession as UpdateSessionCommand
 from voicegw.models.local.dialog import (
+    REPEATED,
     History,
     SpokenClause,
-    carries_result,
-    is_error,
+    Verdict,
+    judge_phrasing,
     route_tools,
     spoken_prefix,
     system_prompt,
@@ -71,6 +72,7 @@ from voicegw.models.local.llm import (
     LlmError,
     OpenAICompatibleBackend,
     TextField,
+    json_text,
     parse_step,
     step_schema,
 )
@@ -111,7 +113,6 @@ PHRASE_MAX_TOKENS = 56
 a small model that rambles past that is cut off and the template speaks."""
 
 REPAIR_TEXT = "Sorry, could you say that again?"
-APOLOGY_WORDS = ("sorry", "apolog", "unfortunately", "couldn't", "could not", "unable")
 ACTION = re.compile(r'"action"\s*:\s*"([^"]*)"')
 _END = object()
 T = TypeVar("T")
@@ -459,6 +460,15 @@ class LocalRealtimeModel(RealtimeModel):
             messages = self._history.prompt(
                 self._system_prompt(), instructions, current_turn_only=self._route_tools
             )
+            if not tools:
+                await self._speak_text(response, messages)
+                return
+            if self._route_tools and len(tools) == 1 and not (tools[0].parameters or {}).get("properties"):
+                # One routed tool without arguments: the step is decided, the LLM has nothing to add.
+                raw = json.dumps({"action": tools[0].name})
+                response.mark("llm")
+                await self._call_tool(response, tools[0].name, {}, raw)
+                return
             # A routed tool is called: the small model cannot judge that better than the router.
             schema = step_schema(tools, allow_say=not self._route_tools)
             field_, splitter = TextField(), ClauseSplitter()
@@ -497,36 +507,40 @@ class LocalRealtimeModel(RealtimeModel):
         return body
 
     def _answer_tool(self, name: str, output: str) -> Callable[[_Response], Awaitable[None]]:
-        """A response body after a tool: the LLM phrases the result, checked, else a template."""
+        """A response body after a tool: the LLM phrases the result, judged clause by clause as it
+        streams (spoken once it carries the result), else the template speaks."""
 
         async def body(response: _Response) -> None:
             messages = self._history.prompt(self._system_prompt(), current_turn_only=self._route_tools)
-            raw = ""
+            context = self._history.last_user_text()
+            splitter, text = ClauseSplitter(), ""
+            clauses: list[str] = []
+            verdict = Verdict.PENDING
             with contextlib.suppress(LlmError):
-                schema = step_schema(())
-                tokens = self._llm_tokens(messages, schema, max_tokens=PHRASE_MAX_TOKENS)
+                tokens = self._llm_tokens(messages, None, max_tokens=PHRASE_MAX_TOKENS)
                 async with contextlib.aclosing(tokens) as stream:
-                    async for token in stream:
+                    async for piece in stream:
                         response.mark("llm_first_token")
-                        raw += token
+                        text += piece
+                        clauses += splitter.feed(piece)
+                        if clauses or REPEATED.search(text):
+                            verdict = judge_phrasing(" ".join(clauses), name, output, context)
+                        if verdict is not Verdict.PENDING:
+                            break
             response.mark("llm")
-            text = ""
-            with contextlib.suppress(LlmError):
-                text = parse_step(raw, 0.0, 0.0).text
-            faithful = (
-                any(word in text.lower() for word in APOLOGY_WORDS)
-                if is_error(output)
-                else carries_result(text, output, self._history.last_user_text())
-            )
-            if faithful:
+            if verdict is Verdict.PENDING:
+                clauses += splitter.flush()
+                verdict = judge_phrasing(" ".join(clauses), name, output, context)
+                verdict = Verdict.FAILED if verdict is Verdict.PENDING else verdict
+            if verdict is Verdict.CARRIED:
                 self.stats.llm_phrasing += 1
             else:
                 self.stats.template_fallback += 1
                 self._log.info("tool answer fell back to the template", tool=name, llm_text=text)
-                text = template_answer(name, output)
-            response.timings["template_fallback"] = 0.0 if faithful else 1.0
-            splitter = ClauseSplitter()
-            for clause in splitter.feed(text) + splitter.flush():
+                splitter = ClauseSplitter()
+                clauses = splitter.feed(template_answer(name, output)) + splitter.flush()
+            response.timings["template_fallback"] = 0.0 if verdict is Verdict.CARRIED else 1.0
+            for clause in clauses:
                 await self._speak_clause(response, clause)
 
         return body
@@ -543,6 +557,37 @@ class LocalRealtimeModel(RealtimeModel):
                 await self._speak_clause(response, clause)
 
         return body
+
+    async def _speak_text(self, response: _Response, messages: list[dict[str, str]]) -> None:
+        """A step that can only speak: its text streamed straight into clauses and speech; a
+        generation that starts to loop is cut where the loop begins."""
+        splitter, text, failed = ClauseSplitter(), "", False
+        clauses: asyncio.Queue[str | None] = asyncio.Queue()
+        speaker = asyncio.create_task(self._speak_queue(response, clauses))
+        try:
+            async with contextlib.aclosing(self._llm_tokens(messages, None)) as stream:
+                async for piece in stream:
+                    response.mark("llm_first_token")
+                    text += piece
+                    if REPEATED.search(text):
+                        break
+                    for clause in splitter.feed(piece):
+                        clauses.put_nowait(clause)
+            response.mark("llm")
+        except LlmError:
+            failed = True
+            raise
+        except BaseException:
+            speaker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await speaker
+            raise
+        finally:
+            if not speaker.done():
+                for clause in [REPAIR_TEXT] if failed else splitter.flush():
+                    clauses.put_nowait(clause)
+                clauses.put_nowait(None)
+                await speaker
 
     async def _call_tool(self, response: _Response, name: str, arguments: dict[str, Any], raw: str) -> None:
         call_id = self._new_id("call")
@@ -597,9 +642,11 @@ class LocalRealtimeModel(RealtimeModel):
     # --- plumbing ----------------------------------------------------------------------------
 
     async def _llm_tokens(
-        self, messages: list[dict[str, str]], schema: dict[str, Any], *, max_tokens: int | None = None
+        self, messages: list[dict[str, str]], schema: dict[str, Any] | None, *, max_tokens: int | None = None
     ) -> AsyncGenerator[str, None]:
-        """The LLM's tokens, produced in a pool thread that stops when this iterator is closed."""
+        """The LLM's tokens, produced in a pool thread that stops when this iterator is closed.
+
+        With no `schema` the step can only speak, and the pieces are its text alone."""
         loop = asyncio.get_running_loop()
         tokens: asyncio.Queue[object] = asyncio.Queue()
         stop = threading.Event()
@@ -615,9 +662,11 @@ class LocalRealtimeModel(RealtimeModel):
 
         def produce() -> None:
             try:
-                for token in self._llm.stream(
-                    messages, schema, max_tokens=max_tokens, temperature=temperature
-                ):
+                step = step_schema(()) if schema is None else schema
+                tokens = self._llm.stream(messages, step, max_tokens=max_tokens, temperature=temperature)
+                if schema is None:
+                    tokens = json_text(tokens)
+                for token in tokens:
                     if stop.is_set():
                         break
                     put(token)

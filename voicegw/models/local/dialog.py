@@ -5,6 +5,7 @@ Pure functions and one history object; no model, no I/O.
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 from collections.abc import Sequence
@@ -58,6 +59,7 @@ STOPWORDS = frozenset(
     ]
 )
 NUMBER = re.compile(r"\d+")
+APOLOGY_WORDS = ("sorry", "apolog", "unfortunately", "couldn't", "could not", "unable")
 WORD = re.compile(r"[a-z]{3,}")
 ERROR_PREFIX = "error"
 
@@ -75,8 +77,16 @@ def system_prompt(instructions: str, tools: Sequence[ToolSpec]) -> str:
 
 
 def tool_result_prompt(name: str, output: str) -> str:
-    """The message carrying a tool's output back, asking for a spoken answer built on it."""
-    return f"The {name} tool returned: {output}\nTell the caller this result in one short sentence."
+    """The message carrying a tool's output back, asking for a spoken answer built on it.
+
+    The output goes as plain facts, without the tool's name or JSON: given those, SmolLM2-135M
+    mostly parrots "The get_time tool returned: " (measured on the benchmark's tools: 2 of 6
+    answers carried the result that way, 4 of 6 with the facts)."""
+    data = _json(output)
+    facts = _spoken_value(data) if isinstance(data, dict | list) else output.strip()
+    if is_error(output):
+        return f"That failed: {facts}.\nSay sorry to the caller in one short sentence."
+    return f"Facts: {facts}.\nAnswer my question with these facts in one short sentence."
 
 
 def is_error(output: str) -> bool:
@@ -110,6 +120,39 @@ def carries_result(answer: str, output: str, context: str = "") -> bool:
     if not words:
         return bool(numbers) or bool(answer.strip())
     return len(words & said) * 3 >= len(words) * 2
+
+
+SENTENCE_END = re.compile(r"[.!?](\s|$)")
+REPEATED = re.compile(r"(.{4,40}?)\1{2,}$", re.S)
+
+
+class Verdict(enum.Enum):
+    """What a phrasing of a tool result, as far as it is written, is worth."""
+
+    CARRIED = "carried"
+    """It says the result (or, for a failed tool, apologizes): speak it, no need to read on."""
+    PENDING = "pending"
+    FAILED = "failed"
+    """It went wrong (the tool's name, a number from nowhere, a whole sentence without the
+    result, a loop): stop the LLM, the template speaks."""
+
+
+def judge_phrasing(text: str, name: str, output: str, context: str = "") -> Verdict:
+    """Judge the phrasing of tool `name`'s `output` while it is streamed (`context`: what the
+    caller said), so a good answer is spoken at once and a bad one costs no more tokens."""
+    lowered = text.lower()
+    if name.lower() in lowered or name.replace("_", " ").lower() in lowered or REPEATED.search(text):
+        return Verdict.FAILED
+    if is_error(output):
+        return Verdict.CARRIED if any(word in lowered for word in APOLOGY_WORDS) else _unless_done(text)
+    said = set(NUMBER.findall(lowered))
+    if said - set(NUMBER.findall(output.lower())) - set(NUMBER.findall(context)):
+        return Verdict.FAILED
+    return Verdict.CARRIED if carries_result(text, output, context) else _unless_done(text)
+
+
+def _unless_done(text: str) -> Verdict:
+    return Verdict.FAILED if SENTENCE_END.search(text.strip()) else Verdict.PENDING
 
 
 def _names(output: str) -> set[str]:

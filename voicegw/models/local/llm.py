@@ -4,6 +4,11 @@ A step is either ``{"action": "say", "text": "..."}`` or ``{"action": "<tool>", 
 Two interchangeable backends produce it: a GGUF file run by llama-cpp-python in-process
 (default: the packaged SmolLM2-135M-Instruct), or any OpenAI-compatible chat-completions
 endpoint (llama.cpp's server, Ollama, vLLM) given by ``base_url``.
+
+When the grammar leaves only one way to begin (a step that can only speak, or only call one
+tool with arguments), llama.cpp is handed that opening as the start of its reply instead of
+generating it: the caller does not wait for the ten tokens of ``{"action": "say", "text": "``
+to come one at a time.
 """
 
 from __future__ import annotations
@@ -34,6 +39,12 @@ SPOKEN_TEXT = f'^[^{{}}<>*#\\[\\]"\\\\\\n]{{1,{MAX_TEXT_CHARS}}}$'
 ARGUMENT_TEXT = "^[A-Za-z0-9][A-Za-z0-9 .,'-]{0,79}$"
 """Free-text arguments (a name, an order number) start with a letter or digit and stay plain:
 a tiny model otherwise fills them with punctuation and timestamps."""
+
+SAY_OPENING = f'{{"action": "{SAY}", "text": "'
+"""How every spoken step begins."""
+SAY_REST_GRAMMAR = f'root ::= [^{{}}<>*#\\[\\]"\\\\\\n]{{1,{MAX_TEXT_CHARS}}} "\\"}}"'
+"""The rest of a spoken step after `SAY_OPENING`: the `SPOKEN_TEXT` characters, then ``"}``."""
+ROOT_OPENING = 'root ::= "{" space '
 
 DEFAULT_MAX_TOKENS = 96
 HTTP_TIMEOUT_S = 60.0
@@ -104,6 +115,49 @@ def _grammar(schema_json: str) -> Any:
     return LlamaGrammar.from_json_schema(schema_json, verbose=False)
 
 
+@lru_cache(maxsize=32)
+def _gbnf(text: str) -> Any:
+    from llama_cpp import LlamaGrammar
+
+    return LlamaGrammar.from_string(text, verbose=False)
+
+
+@lru_cache(maxsize=32)
+def continuation(schema_json: str) -> tuple[str, str] | None:
+    """``(opening, GBNF of the rest)`` of a step schema that admits only one opening: speaking,
+    or one tool with required arguments. None for a choice (or a tool without arguments)."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    schema = json.loads(schema_json)
+    properties = schema.get("properties", {})
+    action = properties.get("action", {}).get("const")
+    if action is None:
+        return None
+    if action == SAY:
+        return SAY_OPENING, SAY_REST_GRAMMAR
+    required = [name for name in schema.get("required", []) if name != "action"]
+    if not required:
+        return None
+    arguments = {
+        **schema,
+        "properties": {name: prop for name, prop in properties.items() if name != "action"},
+        "required": required,
+    }
+    # The arguments object's grammar without its "{": it goes on after `"action": ..., `.
+    grammar = json_schema_to_gbnf(json.dumps(arguments))
+    if ROOT_OPENING not in grammar:
+        return None
+    return f'{{"action": "{action}", ', grammar.replace(ROOT_OPENING, "root ::= ", 1)
+
+
+def json_text(deltas: Iterator[str]) -> Iterator[str]:
+    """The ``text`` field of a streamed spoken step, as it grows."""
+    field = TextField()
+    for delta in deltas:
+        if text := field.feed(delta):
+            yield text
+
+
 def _load_llama(path: str) -> tuple[Any, threading.Lock]:
     from llama_cpp import Llama
 
@@ -120,6 +174,7 @@ class LlamaCppBackend:
         self.name = Path(self.model_path).name
         self._llama: Any = None
         self._lock: threading.Lock | None = None
+        self._chat_format: Any = None
 
     def load(self) -> None:
         try:
@@ -145,18 +200,44 @@ class LlamaCppBackend:
         if self._llama is None or self._lock is None:
             self.load()
         assert self._lock is not None
-        grammar = _grammar(json.dumps(schema, sort_keys=False))
+        schema_json = json.dumps(schema, sort_keys=False)
+        fixed = continuation(schema_json)
         with self._lock:
-            for chunk in self._llama.create_chat_completion(
-                messages=messages,
-                grammar=grammar,
-                stream=True,
-                max_tokens=max_tokens,
-                temperature=temperature,
-            ):
-                delta = chunk["choices"][0]["delta"].get("content")
-                if delta:
-                    yield delta
+            if fixed is None:
+                chunks = self._llama.create_chat_completion(
+                    messages=messages,
+                    grammar=_grammar(schema_json),
+                    stream=True,
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                )
+                for chunk in chunks:
+                    if delta := chunk["choices"][0]["delta"].get("content"):
+                        yield delta
+                return
+            opening, rest = fixed
+            yield opening
+            # The chat template's prompt, as create_chat_completion builds it (so the KV cache of
+            # the previous step still matches), and the reply already begun.
+            prompt = self._formatter()(messages=messages).prompt + opening
+            chunks = self._llama.create_completion(
+                prompt, grammar=_gbnf(rest), stream=True, max_tokens=max_tokens, temperature=temperature
+            )
+            for chunk in chunks:
+                if text := chunk["choices"][0]["text"]:
+                    yield text
+
+    def _formatter(self) -> Any:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        if self._chat_format is None:
+            llama = self._llama
+            self._chat_format = Jinja2ChatFormatter(
+                template=llama.metadata["tokenizer.chat_template"],
+                eos_token=llama.detokenize([llama.token_eos()]).decode(),
+                bos_token=llama.detokenize([llama.token_bos()]).decode(),
+            )
+        return self._chat_format
 
 
 class OpenAICompatibleBackend:

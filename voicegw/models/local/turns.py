@@ -27,11 +27,11 @@ from voicegw.models.base import TurnDetection
 DEFAULT_PAUSE_MS = 250
 """Silence after which the second stage looks at the transcript."""
 
-PARTIAL_INTERVAL_MS = 700
+PARTIAL_INTERVAL_MS = 1000
 """Audio between two partial transcriptions while the caller speaks (each costs a Whisper run,
 and the CPU they take delays the one that matters, at the pause)."""
 
-SPECULATIVE_MS = 100
+SPECULATIVE_MS = 40
 """Silence after which the transcript for the second stage is started."""
 
 TRAILING_WORDS = frozenset(

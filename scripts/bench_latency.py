@@ -32,6 +32,7 @@ from voicegw.models.base import (
     ModelResponseDone,
     ModelResponseStarted,
     ModelToolCall,
+    ModelTranscriptDelta,
     RealtimeModelConfig,
     RealtimeModelEvent,
     SendAudio,
@@ -40,6 +41,7 @@ from voicegw.models.base import (
     TurnDetection,
 )
 from voicegw.models.local import LocalRealtimeModel
+from voicegw.models.local.cascade import FILLER_TEXT
 from voicegw.models.local.stt import SpeechToText
 from voicegw.models.local.tts import TextToSpeech
 
@@ -158,6 +160,8 @@ class Turn:
     transcript: str = ""
     llm_first_token_at: float | None = None
     first_audio_at: float | None = None
+    first_answer_at: float | None = None
+    """The first clause of the answer itself (not the "one moment" filler of a busy model)."""
     tool_ok: bool | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -191,6 +195,8 @@ class Caller:
                 task.add_done_callback(self.tasks.discard)
             case ModelAudio() if turn.first_audio_at is None:
                 turn.first_audio_at = now
+            case ModelTranscriptDelta(delta=text) if text.strip() != FILLER_TEXT:
+                turn.first_answer_at = turn.first_answer_at or now
             case ModelResponseDone(timings_ms=timings):
                 if self.verbose:
                     print(f"    response {'tool call' if self.called_tool else 'answer'}: {timings}")
@@ -291,6 +297,8 @@ def report(title: str, turns: list[Turn], models: list[LocalRealtimeModel], lag:
     print(_line("end of speech -> first TTS audio", _after_speech(turns, "first_audio_at")))
     print(_line("  (direct answers)", _after_speech(turns, "first_audio_at", tool=False)))
     print(_line("  (answers after a tool call)", _after_speech(turns, "first_audio_at", tool=True)))
+    print(_line("end of speech -> first answer clause", _after_speech(turns, "first_answer_at")))
+    print('    (first TTS audio counts a busy model\'s "One moment."; this line does not)')
     tool_turns = [t for t in turns if t.question.tool]
     no_tool = [t for t in turns if not t.question.tool]
     print(

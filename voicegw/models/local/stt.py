@@ -55,6 +55,12 @@ def _load(model_dir: str) -> Any:
     return WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=CPU_THREADS, num_workers=2)
 
 
+def window_frames(frames: int) -> int:
+    """The encoder window for an utterance of `frames` mel frames: at least `MIN_WINDOW_FRAMES`,
+    with `TAIL_FRAMES` of silence after the speech."""
+    return min(FULL_WINDOW_FRAMES, max(MIN_WINDOW_FRAMES, frames + TAIL_FRAMES))
+
+
 class SpeechToText:
     """Transcribes whole utterances; the model is loaded once per process and shared.
 
@@ -81,7 +87,7 @@ class SpeechToText:
         samples = np.frombuffer(audio16, dtype="<i2").astype(np.float32) / 32768.0
         prompt = ", ".join(vocabulary) if vocabulary else None
         features = self._model.feature_extractor(samples)
-        if features.shape[-1] > FULL_WINDOW_FRAMES - TAIL_FRAMES:
+        if features.shape[-1] + TAIL_FRAMES > FULL_WINDOW_FRAMES:
             text = self._transcribe_long(samples, prompt)
         else:
             text = self._transcribe_window(features, audio_ms, prompt)
@@ -94,7 +100,7 @@ class SpeechToText:
         from faster_whisper.transcribe import get_suppressed_tokens
 
         model = self._model
-        window = min(FULL_WINDOW_FRAMES, max(MIN_WINDOW_FRAMES, features.shape[-1] + TAIL_FRAMES))
+        window = window_frames(features.shape[-1])
         padded = np.zeros((1, features.shape[0], window), dtype=np.float32)
         padded[0, :, : features.shape[-1]] = features
         tokenizer = Tokenizer(

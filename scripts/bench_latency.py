@@ -65,6 +65,17 @@ TOOLS = (
         {"type": "object", "properties": {"branch": {"type": "string"}}, "required": ["branch"]},
     ),
 )
+VOCABULARY = (
+    "order number",
+    "opening hours",
+    "branch",
+    "Boston",
+    "Springfield",
+    "Denver",
+    "Chicago",
+    "Seattle",
+    "Austin",
+)
 OUTPUTS = {
     "get_time": '{"time": "10:45"}',
     "lookup_order": '{"status": "out for delivery", "arrives": "Friday"}',
@@ -246,7 +257,7 @@ def _arguments_text(arguments: str) -> str:
 
 
 async def run_call(
-    questions: list[tuple[Question, bytes]], verbose: bool = False
+    questions: list[tuple[Question, bytes]], vocabulary: tuple[str, ...], verbose: bool = False
 ) -> tuple[list[Turn], LocalRealtimeModel]:
     model = LocalRealtimeModel()
     caller = Caller(model)
@@ -258,6 +269,7 @@ async def run_call(
             instructions="You are the phone assistant of Acme Parcels.",
             tools=TOOLS,
             turn_detection=TurnDetection(),
+            vocabulary=vocabulary,
         )
     )
     turns = [await caller.ask(question, pcm) for question, pcm in questions]
@@ -343,6 +355,7 @@ async def main() -> None:
     parser.add_argument("--verbose", action="store_true", help="print every turn")
     parser.add_argument("--skip-concurrent", action="store_true")
     parser.add_argument("--voice", choices=("espeak", "piper"), default="espeak", help="who asks")
+    parser.add_argument("--vocabulary", action="store_true", help="bias the STT with the branch names")
     args = parser.parse_args()
     questions = list(QUESTIONS[: args.questions])
     if args.voice == "piper":
@@ -365,7 +378,9 @@ async def main() -> None:
         started = time.perf_counter()
         if args.skip_concurrent and len(groups) > 1:
             break
-        results = await asyncio.gather(*(run_call(group, args.verbose) for group in groups))
+        results = await asyncio.gather(
+            *(run_call(group, VOCABULARY if args.vocabulary else (), args.verbose) for group in groups)
+        )
         stop.set()
         await lag_task
         turns = [t for turns, _ in results for t in turns]

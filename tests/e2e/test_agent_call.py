@@ -29,6 +29,7 @@ async def test_sip_call_is_answered_by_the_agent(tmp_path: Path) -> None:
             "voicegw",
             tmp_path,
             agent="tests.e2e.agents:assistant",
+            config="[model]\nvocabulary = ['Riverside', 'Kamailio']\n",
             env={"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": server.base_url},
         )
         try:
@@ -53,6 +54,8 @@ async def test_sip_call_is_answered_by_the_agent(tmp_path: Path) -> None:
     # An 8 kHz call reaches the model as μ-law, untouched (no resampling on the way).
     session = server.connections[0].of_type("session.update")[0]["session"]
     assert session["audio"]["input"]["format"] == {"type": "audio/pcmu"}
+    # [model] vocabulary reaches the model as its transcription prompt.
+    assert "Riverside, Kamailio" in session["audio"]["input"]["transcription"]["prompt"], session
     assert server.connections[0].input_ms() >= 1200  # the caller's audio reached the model
     pcm, rate = read_wav(tmp_path / "a.wav")
     samples = np.asarray(pcm, dtype=np.float64)

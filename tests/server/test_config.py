@@ -53,6 +53,8 @@ def test_a_full_file(tmp_path: Path) -> None:
         ("[[routes]]\nagent = 'a:b'\nnumber = '1'\n", r"\[routes\[0\]\]: unknown key 'number'"),
         ("[model]\nname = 'gpt'\n", "model.name: 'gpt' is not one of auto, local, openai"),
         ("[model]\nname = 'openai'\nbase_url = 'x'\n", "model.base_url: not a setting of the 'openai'"),
+        ("[model]\nvocabulary = 'Riverside'\n", "model.vocabulary: 'Riverside' has the wrong type"),
+        ("[model]\nvocabulary = ['Riverside', 3]\n", "model.vocabulary: 3 has the wrong type"),
         ("[access]\nallow = ['10.0.0.0/33']\n", "access.allow: '10.0.0.0/33' is not an address"),
         ("[access.digest]\nrealm = 'x'\n", "access.digest.users: give at least one user"),
         ("[access.digest.users]\nalice = ''\n", "access.digest.users.alice: the password is empty"),
@@ -78,7 +80,7 @@ def test_routes_model_access_and_call_limits(tmp_path: Path) -> None:
             tmp_path,
             "[[routes]]\nto = '100'\nagent = 'pkg.agents:sales'\n"
             "[[routes]]\nfrom = 'alice'\nagent = 'pkg.agents:vip'\n"
-            "[model]\nname = 'local'\nbase_url = 'http://127.0.0.1:8000/v1'\n"
+            "[model]\nname = 'local'\nbase_url = 'http://127.0.0.1:8000/v1'\nvocabulary = ['Riverside']\n"
             "[access]\nallow = ['54.172.60.0/30', '192.0.2.1']\n"
             "[access.digest]\nrealm = 'desk'\nnonce_secret = 's'\nusers = { alice = 'wonderland' }\n"
             "[server]\nagent = 'pkg.agents:desk'\nno_input_timeout = 8\nmax_call_duration = 600\n",
@@ -89,6 +91,7 @@ def test_routes_model_access_and_call_limits(tmp_path: Path) -> None:
         ("*", "alice", "pkg.agents:vip"),
     ]
     assert config.model.name == "local" and config.model.settings == {"base_url": "http://127.0.0.1:8000/v1"}
+    assert config.model.vocabulary == ("Riverside",) and load(None).model.vocabulary == ()
     assert config.allow == ("54.172.60.0/30", "192.0.2.1") and load(None).allow is None
     assert config.digest == DigestSettings({"alice": "wonderland"}, "desk", "s") and load(None).digest is None
     assert (config.agent, config.no_input_timeout, config.max_call_duration) == ("pkg.agents:desk", 8, 600)

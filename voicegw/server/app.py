@@ -10,7 +10,7 @@ import asyncio
 import functools
 import signal
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -26,6 +26,9 @@ from voicegw.server.supervisor import CallSupervisor
 from voicegw.sip.call import CallInfo, Rejection, SipCall
 from voicegw.sip.ua import SipUserAgent
 from voicegw.transports.sip_call import SipCallTransport
+
+if TYPE_CHECKING:
+    from voicegw.realtime import RealtimeRunConfig
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +60,10 @@ class AgentCalls:
         self._new_model = functools.partial(create_model, name, **config.model.settings)
         self._models: weakref.WeakSet[RealtimeModel] = weakref.WeakSet()
         self._probe = self.new_model()  # fail at start, not on the first call, when it is missing
+        vocabulary = list(config.model.vocabulary)
+        self._run_config: RealtimeRunConfig = (
+            {"model_settings": {"vocabulary": vocabulary}} if vocabulary else {}
+        )
 
     def new_model(self) -> RealtimeModel:
         """A model for one call, watched for saturation while it lives."""
@@ -80,7 +87,7 @@ class AgentCalls:
         record = self.watch.session(call, match.agent.name) if self.watch is not None else None
         transport = SipCallTransport(call)
         model = self.new_model()
-        session = RealtimeSession(transport, model=model)
+        session = RealtimeSession(transport, model=model, config=self._run_config)
         supervisor = CallSupervisor(
             session.say,
             transport.hang_up,

@@ -43,6 +43,8 @@ class ModelChoice:
     name: str = "auto"
     settings: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of the model (for ``local``: llm_model_path, base_url, llm_model)."""
+    vocabulary: tuple[str, ...] = ()
+    """Words the speech-to-text should expect (names, places, products), whichever the model."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,16 +287,20 @@ def _model(table: Any) -> ModelChoice:
     if name not in _MODEL_NAMES:
         raise ConfigError(f"model.name: {name!r} is not one of {', '.join(_MODEL_NAMES)}")
     allowed = {key for settings in _MODEL_SETTINGS.values() for key in settings}
-    _take(table, {"name", *allowed}, "model")
+    _take(table, {"name", "vocabulary", *allowed}, "model")
+    vocabulary = tuple(
+        _typed(word, str, "model.vocabulary")
+        for word in _typed(table.get("vocabulary", []), list, "model.vocabulary")
+    )
     kinds = _MODEL_SETTINGS.get(name, {})
     settings = {}
     for key, value in table.items():
-        if key == "name":
+        if key in ("name", "vocabulary"):
             continue
         if key not in kinds:
             raise ConfigError(f"model.{key}: not a setting of the {name!r} model")
         settings[key] = _typed(value, kinds[key], f"model.{key}")
-    return ModelChoice(name, settings)
+    return ModelChoice(name, settings, vocabulary)
 
 
 def _allow(table: Any) -> tuple[str, ...] | None:

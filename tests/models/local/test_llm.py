@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
@@ -81,10 +82,27 @@ def test_only_a_step_with_one_way_to_begin_has_a_fixed_opening() -> None:
     say = continuation(json.dumps(step_schema(())))
     assert say is not None and say[0] == '{"action": "say", "text": "'
     order = continuation(json.dumps(step_schema((ORDER,), allow_say=False)))
-    assert order is not None and order[0] == '{"action": "lookup_order", '
-    assert order[1].count("root ::= order-number-kv") == 1
+    assert order is not None and order[0] == '{"action": "lookup_order",'
+    assert order[1].count('root ::= " " order-number-kv') == 1
     assert continuation(json.dumps(step_schema((TIME,), allow_say=False))) is None  # no arguments
     assert continuation(json.dumps(step_schema((TIME, ORDER)))) is None  # a choice
+
+
+@pytest.mark.parametrize("tools", [(), (ORDER,)], ids=["say", "one tool"])
+def test_an_opening_ends_on_a_token_boundary_of_the_whole_step(tools: tuple[ToolSpec, ...]) -> None:
+    """The next step's prompt holds the whole step as text: its tokens must begin with the
+    opening's, or llama.cpp's prompt cache stops matching there."""
+    llm = LlamaCppBackend()
+    llm.load()
+    opening = continuation(json.dumps(step_schema(tools, allow_say=not tools)))
+    assert opening is not None
+    whole = json.dumps(
+        {"action": "lookup_order", "order_number": "42"} if tools else {"action": "say", "text": "Hi."}
+    )
+    assert whole.startswith(opening[0])
+    tokenize = functools.partial(llm._llama.tokenize, add_bos=False)
+    begun = tokenize(opening[0].encode())
+    assert tokenize(whole.encode())[: len(begun)] == begun
 
 
 @pytest.mark.parametrize("tools", [(), (ORDER,)], ids=["say", "one tool"])

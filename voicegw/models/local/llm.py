@@ -143,11 +143,13 @@ def continuation(schema_json: str) -> tuple[str, str] | None:
         "properties": {name: prop for name, prop in properties.items() if name != "action"},
         "required": required,
     }
-    # The arguments object's grammar without its "{": it goes on after `"action": ..., `.
+    # The arguments object's grammar without its "{": it goes on after `"action": ...,`. The
+    # space is the model's to write: as the opening's last token it would differ from the token
+    # (` "`) the next step's prompt has there, and llama.cpp would read the whole step again.
     grammar = json_schema_to_gbnf(json.dumps(arguments))
     if ROOT_OPENING not in grammar:
         return None
-    return f'{{"action": "{action}", ', grammar.replace(ROOT_OPENING, "root ::= ", 1)
+    return f'{{"action": "{action}",', grammar.replace(ROOT_OPENING, 'root ::= " " ', 1)
 
 
 def json_text(deltas: Iterator[str]) -> Iterator[str]:

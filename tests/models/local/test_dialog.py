@@ -13,6 +13,8 @@ from voicegw.models.local.dialog import (
     judge_phrasing,
     spoken_prefix,
     template_answer,
+    went_wrong,
+    whole_words,
 )
 
 HOURS = '{"branch": "Springfield", "opens": "9:00", "closes": "17:30"}'
@@ -94,3 +96,20 @@ def test_a_failed_tool_is_carried_by_an_apology() -> None:
     error = '{"error": "order 7 not found"}'
     assert judge_phrasing("I'm sorry,", "lookup_order", error, "order 7") is Verdict.CARRIED
     assert judge_phrasing("Your order", "lookup_order", error, "order 7") is Verdict.PENDING
+
+
+ORDER = '{"status": "out for delivery", "arrives": "Friday"}'
+
+
+@pytest.mark.parametrize(
+    ("text", "wrong"),
+    [
+        ("Your order is out for delivery and", False),
+        ("Delivery confirmed, arriving on Friday at 300 units of 1", False),  # "1" may be "12"
+        ("Delivery confirmed, arriving on Friday at 300 units of 100 ", True),  # 100: from nowhere
+        ("The lookup order says", True),
+        ("It is on its way to you and it should be with you very soon now, I think, so do not worry ", True),
+    ],
+)
+def test_a_rambling_phrasing_fails_before_its_clause_ends(text: str, wrong: bool) -> None:
+    assert went_wrong(whole_words(text), "lookup_order", ORDER, "Where is my order number 300?") is wrong

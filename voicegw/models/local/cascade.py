@@ -61,6 +61,8 @@ from voicegw.models.local.dialog import (
     spoken_prefix,
     system_prompt,
     template_answer,
+    went_wrong,
+    whole_words,
 )
 from voicegw.models.local.llm import (
     DEFAULT_MAX_TOKENS,
@@ -523,8 +525,12 @@ class LocalRealtimeModel(RealtimeModel):
                         response.mark("llm_first_token")
                         text += piece
                         clauses += splitter.feed(piece)
-                        if clauses or REPEATED.search(text):
+                        if clauses:
                             verdict = judge_phrasing(" ".join(clauses), name, output, context)
+                        if verdict is Verdict.PENDING and went_wrong(
+                            whole_words(text), name, output, context
+                        ):
+                            verdict = Verdict.FAILED
                         if verdict is not Verdict.PENDING:
                             break
             response.mark("llm")

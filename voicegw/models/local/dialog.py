@@ -124,6 +124,10 @@ def carries_result(answer: str, output: str, context: str = "") -> bool:
 
 SENTENCE_END = re.compile(r"[.!?](\s|$)")
 REPEATED = re.compile(r"(.{4,40}?)\1{2,}$", re.S)
+UNFINISHED_WORD = re.compile(r"\S+$")
+PHRASE_MAX_WORDS = 20
+"""Words an answer after a tool may take before it says the result (the benchmark's good ones
+did within 16); past that the small model is rambling ("50 units of the product...")."""
 
 
 class Verdict(enum.Enum):
@@ -139,16 +143,33 @@ class Verdict(enum.Enum):
 
 def judge_phrasing(text: str, name: str, output: str, context: str = "") -> Verdict:
     """Judge the phrasing of tool `name`'s `output` while it is streamed (`context`: what the
-    caller said), so a good answer is spoken at once and a bad one costs no more tokens."""
-    lowered = text.lower()
-    if name.lower() in lowered or name.replace("_", " ").lower() in lowered or REPEATED.search(text):
+    caller said), so a good answer is spoken at once and a bad one costs no more tokens.
+
+    `text` is what would be spoken: whole clauses."""
+    if went_wrong(text, name, output, context):
         return Verdict.FAILED
     if is_error(output):
+        lowered = text.lower()
         return Verdict.CARRIED if any(word in lowered for word in APOLOGY_WORDS) else _unless_done(text)
-    said = set(NUMBER.findall(lowered))
-    if said - set(NUMBER.findall(output.lower())) - set(NUMBER.findall(context)):
-        return Verdict.FAILED
     return Verdict.CARRIED if carries_result(text, output, context) else _unless_done(text)
+
+
+def went_wrong(text: str, name: str, output: str, context: str = "") -> bool:
+    """Whether a phrasing is past saving, from its whole words written so far (`text` may end
+    inside a clause): the tool's name, a loop, a number from nowhere, or `PHRASE_MAX_WORDS`
+    words that have not carried the result."""
+    lowered = text.lower()
+    if name.lower() in lowered or name.replace("_", " ").lower() in lowered or REPEATED.search(text):
+        return True
+    if len(lowered.split()) > PHRASE_MAX_WORDS:
+        return True
+    said = set(NUMBER.findall(lowered))
+    return bool(said - set(NUMBER.findall(output.lower())) - set(NUMBER.findall(context)))
+
+
+def whole_words(text: str) -> str:
+    """`text` without its last word when that may be unfinished (a streamed "1" may be "12")."""
+    return UNFINISHED_WORD.sub("", text)
 
 
 def _unless_done(text: str) -> Verdict:

@@ -181,6 +181,11 @@ def _take(table: dict[str, Any], allowed: set[str], section: str) -> dict[str, A
     return table
 
 
+def _strings(value: Any, key: str) -> tuple[str, ...]:
+    """A TOML array of strings at `key`."""
+    return tuple(_typed(item, str, key) for item in _typed(value, list, key))
+
+
 def _typed(value: Any, kind: Kind, key: str) -> Any:
     if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float, (int, float))):
         raise ConfigError(f"{key}: {value!r} has the wrong type")
@@ -216,9 +221,9 @@ def load(path: Path | None = None) -> ServerConfig:
         if key in sip_table:
             changes[key] = _typed(sip_table[key], kind, f"sip.{key}")
     if "codecs" in sip_table:
-        codecs = _typed(sip_table["codecs"], list, "sip.codecs")
+        codecs = _strings(sip_table["codecs"], "sip.codecs")
         try:
-            changes["codecs"] = tuple(codec_for(_typed(name, str, "sip.codecs")).name for name in codecs)
+            changes["codecs"] = tuple(codec_for(name).name for name in codecs)
         except UnsupportedCodec as exc:
             raise ConfigError(f"sip.codecs: {exc}") from None
     if "ports" in rtp_table:
@@ -288,10 +293,7 @@ def _model(table: Any) -> ModelChoice:
         raise ConfigError(f"model.name: {name!r} is not one of {', '.join(_MODEL_NAMES)}")
     allowed = {key for settings in _MODEL_SETTINGS.values() for key in settings}
     _take(table, {"name", "vocabulary", *allowed}, "model")
-    vocabulary = tuple(
-        _typed(word, str, "model.vocabulary")
-        for word in _typed(table.get("vocabulary", []), list, "model.vocabulary")
-    )
+    vocabulary = _strings(table.get("vocabulary", []), "model.vocabulary")
     kinds = _MODEL_SETTINGS.get(name, {})
     settings = {}
     for key, value in table.items():
@@ -309,13 +311,13 @@ def _allow(table: Any) -> tuple[str, ...] | None:
     _take(table, {"allow", "digest"}, "access")
     if "allow" not in table:
         return None
-    networks = _typed(table["allow"], list, "access.allow")
+    networks = _strings(table["allow"], "access.allow")
     for net in networks:
         try:
-            ipaddress.ip_network(_typed(net, str, "access.allow"), strict=False)
+            ipaddress.ip_network(net, strict=False)
         except ValueError:
             raise ConfigError(f"access.allow: {net!r} is not an address or CIDR network") from None
-    return tuple(networks)
+    return networks
 
 
 def _digest(value: Any) -> DigestSettings | None:

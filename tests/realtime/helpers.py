@@ -64,7 +64,7 @@ async def start(
     run = Run(session, model, transport)
 
     async def consume() -> None:
-        async for event in session:
+        async for event in session.all_events():
             run.events.append(event)
 
     run.consumer = asyncio.create_task(consume())

@@ -58,7 +58,9 @@ async def test_recorder_that_cannot_write_logs_and_leaves_the_call_alone(
 def test_transcript_lines_in_time_order_with_tool_output_and_end(tmp_path: Path) -> None:
     transcript = Transcript(tmp_path / "t.jsonl", "call-1", started_at=0.0)
     user = user_audio_item("u1", "Weather in Paris?")
-    tool = RealtimeToolCallItem("t1", "c1", "lookup", '{"city": "Paris"}', output="sunny")
+    tool = RealtimeToolCallItem(
+        item_id="t1", call_id="c1", name="lookup", arguments='{"city": "Paris"}', output="sunny"
+    )
     agent = assistant_audio_item("a1", "It is sun", "incomplete")
     transcript.add(RealtimeHistoryAdded(user, INFO))
     transcript.add(RealtimeDtmf("7", 100, INFO))

@@ -77,7 +77,7 @@ class Gateway:
         session = RealtimeSession(transport, model=self.model)
 
         async def consume() -> None:
-            async for event in session:
+            async for event in session.all_events():
                 self.events.append(event)
 
         consumer = asyncio.create_task(consume())

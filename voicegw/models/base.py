@@ -12,6 +12,7 @@ This module imports nothing of voicegw, so that every model and the session can 
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, TypeAlias
 
@@ -80,6 +81,9 @@ class RealtimeModelConfig:
 
     vocabulary: tuple[str, ...] = ()
     """Words the speech recognizer should expect (names, products)."""
+
+    prompt: Mapping[str, Any] | None = None
+    """A stored prompt (``{"id": ..., "version": ..., "variables": ...}``) for a model that has them."""
 
     extra: dict[str, Any] = field(default_factory=dict)
     """Model-specific settings passed through untouched."""
@@ -283,6 +287,9 @@ class SendUserMessage:
     """A text message from the user (typed input, DTMF as text); the model answers it."""
 
     text: str
+    images: tuple[str, ...] = ()
+    """Image URLs (``data:`` or remote) sent with the text; a model that cannot see refuses them."""
+
     type: Literal["send_user_message"] = "send_user_message"
 
 
@@ -332,6 +339,16 @@ class UpdateSession:
     type: Literal["update_session"] = "update_session"
 
 
+@dataclass(frozen=True, slots=True)
+class SendRawMessage:
+    """A client event of the provider's own protocol, sent as is (the Agents SDK's
+    `RealtimeModelSendRawMessage`): ``{"type": ..., "other_data": {...}}``, ``other_data`` merged
+    into the event. A model without such a protocol raises `TypeError`."""
+
+    message: Mapping[str, Any]
+    type: Literal["send_raw_message"] = "send_raw_message"
+
+
 RealtimeModelCommand: TypeAlias = (
     SendAudio
     | CommitAudio
@@ -341,6 +358,7 @@ RealtimeModelCommand: TypeAlias = (
     | CancelResponse
     | TruncateItem
     | UpdateSession
+    | SendRawMessage
 )
 
 

@@ -34,6 +34,7 @@ from voicegw.models.base import (
     RealtimeModelCommand,
     RealtimeModelConfig,
     SendAudio,
+    SendRawMessage,
     SendToolOutput,
     SendUserMessage,
     TruncateItem,
@@ -118,6 +119,8 @@ class OpenAIRealtimeModel(RealtimeModel):
             headers = {"Authorization": f"Bearer {api_key}"}
         self._headers = dict(headers)
         self._model = model
+        self._url: str | None = None
+        self._call_id: str | None = None
         self._base_url = websocket_url(base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL)
         self._transcription_model = transcription_model
         self._reconnect_delays = tuple(reconnect_delays)
@@ -135,8 +138,36 @@ class OpenAIRealtimeModel(RealtimeModel):
 
     @property
     def url(self) -> str:
-        """The WebSocket endpoint (``{base_url}/realtime?model=...``)."""
-        return f"{self._base_url}/realtime?model={self._model}"
+        """The WebSocket endpoint: the one given, else ``{base_url}/realtime?call_id=...`` when
+        attaching to a call, else ``{base_url}/realtime?model=...`` (the settings' model name first)."""
+        if self._url is not None:
+            return self._url
+        if self._call_id is not None:
+            return f"{self._base_url}/realtime?call_id={self._call_id}"
+        config = self._config
+        model = config.model_name if config is not None and config.model_name else self._model
+        return f"{self._base_url}/realtime?model={model}"
+
+    def use_endpoint(
+        self,
+        *,
+        api_key: str | None = None,
+        url: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        call_id: str | None = None,
+    ) -> None:
+        """Connect to this endpoint (the Agents SDK's ``model_config`` keys); only before `connect`.
+
+        `headers` replace the authorization; else `api_key` becomes the bearer token.
+        """
+        if self._reader is not None:
+            raise RuntimeError("the model is already connected: set its endpoint before")
+        if headers is not None:
+            self._headers = dict(headers)
+        elif api_key:
+            self._headers = {"Authorization": f"Bearer {api_key}"}
+        self._url = url if url is not None else self._url
+        self._call_id = call_id if call_id is not None else self._call_id
 
     # --- RealtimeModel ---------------------------------------------------------------------
 
@@ -171,8 +202,9 @@ class OpenAIRealtimeModel(RealtimeModel):
         ``response.create``, `SendToolOutput` -> a ``function_call_output`` item (and
         ``response.create`` when `start_response`), `CreateResponse` -> ``response.create``,
         `CancelResponse` -> ``response.cancel`` when a response is in progress, `TruncateItem` ->
-        ``conversation.item.truncate``, `UpdateSession` -> ``session.update``. Raises
-        `ModelNotConnected` when there is no connection, `TypeError` for an unknown command.
+        ``conversation.item.truncate``, `UpdateSession` -> ``session.update``, `SendRawMessage` -> its
+        client event as is. Raises `ModelNotConnected` when there is no connection, `TypeError`
+        for an unknown command.
         """
         match command:
             case SendAudio(pcm=pcm):
@@ -186,8 +218,8 @@ class OpenAIRealtimeModel(RealtimeModel):
                 await self._send(append_audio_event(self._decoder.audio.encode(pcm)))
             case CommitAudio():
                 await self._send(commit_audio_event())
-            case SendUserMessage(text=text):
-                await self._send(user_message_event(text))
+            case SendUserMessage(text=text, images=images):
+                await self._send(user_message_event(text, images))
                 await self._send(response_create_event())
             case SendToolOutput(call_id=call_id, output=output, start_response=start):
                 await self._send(tool_output_event(call_id, output))
@@ -202,6 +234,8 @@ class OpenAIRealtimeModel(RealtimeModel):
             case UpdateSession(config=config):
                 self._config = config
                 await self._send_session_update()
+            case SendRawMessage(message=message):
+                await self._send({**message.get("other_data", {}), "type": message["type"]})
             case _:
                 raise TypeError(f"OpenAIRealtimeModel cannot send {type(command).__name__}")
 

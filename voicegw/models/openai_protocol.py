@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,6 +158,8 @@ def session_object(
     }
     if config.max_output_tokens is not None:
         session["max_output_tokens"] = config.max_output_tokens
+    if config.prompt is not None:
+        session["prompt"] = dict(config.prompt)
     if "modalities" in extra:
         session["output_modalities"] = extra.pop("modalities")
     for key, value in extra.items():
@@ -177,11 +180,13 @@ def commit_audio_event() -> dict[str, Any]:
     return {"type": "input_audio_buffer.commit"}
 
 
-def user_message_event(text: str) -> dict[str, Any]:
-    return {
-        "type": "conversation.item.create",
-        "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
-    }
+def user_message_event(text: str, images: Sequence[str] = ()) -> dict[str, Any]:
+    """A user message of `text` (left out when empty and there are images) and `images` (URLs)."""
+    content: list[dict[str, Any]] = [{"type": "input_image", "image_url": url} for url in images]
+    if text or not images:
+        content.insert(0, {"type": "input_text", "text": text})
+    item = {"type": "message", "role": "user", "content": content}
+    return {"type": "conversation.item.create", "item": item}
 
 
 def tool_output_event(call_id: str, output: str) -> dict[str, Any]:

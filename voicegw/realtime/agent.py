@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeAlias
 
 from voicegw.realtime.context import RunContextWrapper, TContext
 from voicegw.realtime.guardrails import OutputGuardrail
 from voicegw.realtime.handoffs import Handoff, as_handoff
+from voicegw.realtime.hooks import RealtimeAgentHooks, RealtimeRunHooks
 from voicegw.realtime.tools import FunctionTool
+
+__all__ = ["RealtimeAgent", "RealtimeAgentHooks", "RealtimeRunHooks"]
 
 Instructions: TypeAlias = (
     str | Callable[[RunContextWrapper[Any], "RealtimeAgent[Any]"], str | Awaitable[str]] | None
@@ -44,6 +47,13 @@ class RealtimeAgent(Generic[TContext]):
 
     greeting_instructions: str | None = None
     """Or: how to greet — the model composes the greeting from these when the session starts."""
+
+    prompt: Mapping[str, Any] | None = None
+    """A stored prompt of the OpenAI platform (``{"id": ..., "version": ..., "variables": ...}``),
+    sent with the session; the embedded model refuses it (it cannot fetch one)."""
+
+    hooks: RealtimeAgentHooks[Any] | None = None
+    """Callbacks on this agent's life (start, end, handoff to it, its tools)."""
 
     dtmf_menu: dict[str, str] = field(default_factory=dict)
     """A keypad menu: a key the caller presses reaches the model as these words of the caller

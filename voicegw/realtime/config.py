@@ -1,9 +1,15 @@
-"""Run configuration: TypedDicts as in the Agents SDK, so its ``config={...}`` literals work."""
+"""Run configuration: TypedDicts as in the Agents SDK, so its ``config={...}`` literals work.
+
+Every key of the SDK's `RealtimeRunConfig` and `RealtimeSessionModelSettings` is declared here;
+`voicegw.realtime.settings` checks a configuration when a session starts, so a key voicegw
+cannot honour fails with an error naming it instead of being dropped.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal, NotRequired, TypedDict
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, NotRequired, TypeAlias, TypedDict
 
 from voicegw.models.base import RealtimeModel, RealtimeModelConfig, ToolSpec, TurnDetection
 from voicegw.realtime.guardrails import DEFAULT_DEBOUNCE_TEXT_LENGTH, OutputGuardrail
@@ -15,13 +21,162 @@ _SDK_PASSTHROUGH_KEYS = frozenset(
     {
         "modalities",
         "output_modalities",
-        "input_audio_format",
-        "output_audio_format",
         "input_audio_transcription",
+        "input_audio_noise_reduction",
         "speed",
         "tool_choice",
+        "parallel_tool_calls",
+        "reasoning",
+        "tracing",
     }
 )
+"""Settings handed to the model untouched (OpenAI's session takes them as they are)."""
+
+_EXTRA_NAMES = {"input_audio_noise_reduction": "noise_reduction"}
+"""Settings whose name in `RealtimeModelConfig.extra` differs (the GA session's field name)."""
+
+RealtimeModelName: TypeAlias = str
+"""The name of a realtime model (``gpt-realtime``, ``gpt-realtime-mini``, ...)."""
+
+RealtimeAudioFormat: TypeAlias = Literal["pcm16", "g711_ulaw", "g711_alaw"] | str | Mapping[str, Any]
+"""An audio format: the SDK's names, or a GA format object (``{"type": "audio/pcmu"}``)."""
+
+class RealtimeCustomVoice(TypedDict):
+    """A custom voice of the provider, by id."""
+
+    id: str
+
+
+RealtimeVoice: TypeAlias = str | RealtimeCustomVoice | Mapping[str, Any]
+"""A voice: its name, or a custom voice object (OpenAI only)."""
+
+RealtimeReasoningEffort: TypeAlias = Literal["minimal", "low", "medium", "high", "xhigh"] | str
+"""How hard the model reasons before answering."""
+
+
+class RealtimeClientMessage(TypedDict):
+    """A raw message to send to the model."""
+
+    type: str
+    """The client event's type."""
+
+    other_data: NotRequired[dict[str, Any]]
+    """Merged into the message body."""
+
+
+class RealtimeInputAudioTranscriptionConfig(TypedDict, total=False):
+    """How the caller's audio is transcribed."""
+
+    language: str
+    """The language code (``en``)."""
+
+    model: str
+    """The transcription model (OpenAI's; the embedded model always uses its Whisper)."""
+
+    prompt: str
+    """Text that guides the transcription."""
+
+    keywords: list[str]
+    """Literal terms that may appear in the audio."""
+
+    languages: list[str]
+    """Expected input languages."""
+
+    delay: Literal["minimal", "low", "medium", "high", "xhigh"]
+    """Latency against accuracy for streaming transcription."""
+
+
+class RealtimeInputAudioNoiseReductionConfig(TypedDict, total=False):
+    """Noise reduction of the input audio."""
+
+    type: Literal["near_field", "far_field"]
+    """The kind of microphone."""
+
+
+class RealtimeAudioInputConfig(TypedDict, total=False):
+    """The GA ``audio.input`` block."""
+
+    format: RealtimeAudioFormat
+    """The format of the audio the application sends (`send_audio`)."""
+
+    noise_reduction: RealtimeInputAudioNoiseReductionConfig | None
+    transcription: RealtimeInputAudioTranscriptionConfig
+    turn_detection: RealtimeTurnDetectionConfig | None
+
+
+class RealtimeAudioOutputConfig(TypedDict, total=False):
+    """The GA ``audio.output`` block."""
+
+    format: RealtimeAudioFormat
+    """The format of the ``audio`` events' data."""
+
+    voice: str
+    speed: float
+
+
+class RealtimeAudioConfig(TypedDict, total=False):
+    """The GA ``audio`` block of the model settings."""
+
+    input: RealtimeAudioInputConfig
+    output: RealtimeAudioOutputConfig
+
+
+class RealtimeReasoningConfig(TypedDict, total=False):
+    """Reasoning of the model."""
+
+    effort: RealtimeReasoningEffort
+
+
+class RealtimeModelTracingConfig(TypedDict, total=False):
+    """Tracing of the model session (sent to OpenAI; the embedded model records none)."""
+
+    workflow_name: str
+    group_id: str
+    metadata: dict[str, Any]
+
+
+class RealtimeToolExecutionConfig(TypedDict, total=False):
+    """How local tool calls run."""
+
+    pre_approval_tool_input_guardrails: bool
+    """Run tool input guardrails before asking for approval (voicegw has none: True is refused)."""
+
+
+class RealtimeUserInputText(TypedDict):
+    """Text from the user."""
+
+    type: Literal["input_text"]
+    text: str
+
+
+class RealtimeUserInputImage(TypedDict, total=False):
+    """An image from the user: ``image_url`` is a ``data:`` URL or a remote one."""
+
+    type: Literal["input_image"]
+    image_url: str
+    detail: NotRequired[str]
+
+
+class RealtimeUserInputMessage(TypedDict):
+    """A structured user message (text and images)."""
+
+    type: Literal["message"]
+    role: Literal["user"]
+    content: list[RealtimeUserInputText | RealtimeUserInputImage]
+
+
+RealtimeUserInput: TypeAlias = str | RealtimeUserInputMessage
+"""What `session.send_message` takes."""
+
+
+def user_input_parts(user_input: str | Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """The text and the image URLs of a user input (a string or a message dict)."""
+    if isinstance(user_input, str):
+        return user_input, ()
+    parts = user_input.get("content", [])
+    text = " ".join(part.get("text", "") for part in parts if part.get("type") == "input_text")
+    images = tuple(part["image_url"] for part in parts if part.get("type") == "input_image")
+    return text, images
 
 _SDK_ONLY_TURN_KEYS = frozenset({"idle_timeout_ms", "model_version"})
 """Agents SDK turn-detection keys that voicegw accepts and ignores, so ported configs load."""
@@ -88,14 +243,34 @@ class RealtimeSessionModelSettings(TypedDict, total=False):
     extra: dict[str, Any]
     """Model-specific settings passed through untouched."""
 
-    # Agents SDK keys: accepted so ported configs load, handed to the model in `extra`.
+    prompt: Mapping[str, Any]
+    """A stored prompt (``{"id": ..., "version": ..., "variables": {...}}``): OpenAI only."""
+
+    audio: RealtimeAudioConfig
+    """The GA form of the audio settings; its keys mean the same as the flat ones below."""
+
+    input_audio_format: RealtimeAudioFormat
+    """Format of the audio the application sends without a transport (default ``pcm16``)."""
+
+    output_audio_format: RealtimeAudioFormat
+    """Format of the ``audio`` events' data without a transport (default ``pcm16``)."""
+
+    # Handed to the model untouched (OpenAI's session fields).
     modalities: list[Literal["text", "audio"]]
     output_modalities: list[Literal["text", "audio"]]
-    input_audio_format: Any
-    output_audio_format: Any
-    input_audio_transcription: dict[str, Any]
+    input_audio_transcription: RealtimeInputAudioTranscriptionConfig
+    input_audio_noise_reduction: RealtimeInputAudioNoiseReductionConfig | None
     speed: float
     tool_choice: Any
+    parallel_tool_calls: bool
+    reasoning: RealtimeReasoningConfig
+    tracing: RealtimeModelTracingConfig | None
+
+    tools: list[Any]
+    """Tools offered besides the agent's (function tools)."""
+
+    handoffs: list[Any]
+    """Not supported: handoffs belong to agents (an error names the key)."""
 
 
 class RealtimeGuardrailsSettings(TypedDict):
@@ -137,13 +312,58 @@ class RealtimeRunConfig(TypedDict, total=False):
     """Offer the agent ``hang_up``, ``transfer`` and ``send_dtmf`` when the transport is a phone
     call (it implements `CallControl`). Default True."""
 
+    async_tool_calls: bool
+    """Run tool calls as tasks while audio goes on (the default, True); False: the session handles
+    nothing else of the model until a tool call has finished."""
+
+    tool_execution: RealtimeToolExecutionConfig
+    """How tool calls run."""
+
+    tool_error_formatter: Callable[[Any], Any]
+    """Makes the message the model gets when a tool fails (given a `ToolErrorFormatterArgs`;
+    None keeps the default message)."""
+
+
+_AUDIO_KEYS: dict[str, dict[str, str]] = {
+    "input": {
+        "format": "input_audio_format",
+        "transcription": "input_audio_transcription",
+        "turn_detection": "turn_detection",
+        "noise_reduction": "input_audio_noise_reduction",
+    },
+    "output": {"format": "output_audio_format", "voice": "voice", "speed": "speed"},
+}
+"""GA ``audio`` block key -> flat model-settings key."""
+
+
+class UnsupportedSetting(ValueError):
+    """A configuration key voicegw does not know, or a value of it voicegw cannot honour."""
+
+
+def flat_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """`settings` with its ``audio`` block moved onto the flat keys (both given: they must agree)."""
+    flat = {key: value for key, value in settings.items() if key != "audio"}
+    for direction, block in (settings.get("audio") or {}).items():
+        if direction not in _AUDIO_KEYS:
+            raise UnsupportedSetting(f"model_settings.audio.{direction}: expected 'input' or 'output'")
+        for key, value in block.items():
+            if key not in _AUDIO_KEYS[direction]:
+                raise UnsupportedSetting(f"unknown model setting audio.{direction}.{key}")
+            target = _AUDIO_KEYS[direction][key]
+            if target in flat and flat[target] != value:
+                raise UnsupportedSetting(
+                    f"model_settings {target}={flat[target]!r} and audio.{direction}.{key}={value!r} disagree"
+                )
+            flat[target] = value
+    return flat
+
 
 def resolve_turn_detection(config: RealtimeRunConfig) -> TurnDetection | None:
     """The run's turn detection: `turn_detection`, else the model settings', else the defaults."""
     if "turn_detection" in config:
         value = config["turn_detection"]
     else:
-        value = config.get("model_settings", {}).get("turn_detection", TurnDetection())
+        value = flat_settings(config.get("model_settings", {})).get("turn_detection", TurnDetection())
     if value is None or isinstance(value, TurnDetection):
         return value
     known = {f.name for f in dataclasses.fields(TurnDetection)}
@@ -164,9 +384,10 @@ def build_model_config(
     instructions: str | None,
     voice: str | None,
     tools: tuple[ToolSpec, ...],
+    prompt: Mapping[str, Any] | None = None,
 ) -> RealtimeModelConfig:
     """The model configuration for the current agent (`sample_rate` None: from the settings)."""
-    settings = config.get("model_settings", {})
+    settings = flat_settings(config.get("model_settings", {}))
     return RealtimeModelConfig(
         sample_rate=sample_rate or settings.get("sample_rate", DEFAULT_SAMPLE_RATE),
         instructions=instructions if instructions is not None else settings.get("instructions", ""),
@@ -178,8 +399,9 @@ def build_model_config(
         max_output_tokens=settings.get("max_output_tokens"),
         transcribe_input=settings.get("transcribe_input", True),
         vocabulary=tuple(settings.get("vocabulary", ())),
+        prompt=prompt if prompt is not None else settings.get("prompt"),
         extra={
-            **{k: v for k, v in settings.items() if k in _SDK_PASSTHROUGH_KEYS},
+            **{_EXTRA_NAMES.get(k, k): v for k, v in settings.items() if k in _SDK_PASSTHROUGH_KEYS},
             **settings.get("extra", {}),
         },
     )

@@ -1,7 +1,11 @@
 """Session events: what `async for event in session` yields.
 
 One frozen dataclass per event, the `type` tag last, names and fields as in the Agents SDK's
-`agents.realtime.events` where it has the event; `RealtimeSessionEvent` is their union.
+`agents.realtime.events`; `RealtimeSessionEvent` is exactly the SDK's union, so a handler that
+ends its ``match`` with ``assert_never`` stays correct. The events voicegw adds (key presses, call
+state, transfer results, the caller's transcript as it grows) are `VoicegwSessionEvent`: plain
+``async for event in session`` delivers each inside a ``raw_model_event`` (as the ``data`` of a
+`RealtimeModelOtherEvent`), ``session.all_events()`` delivers them as they are.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from voicegw.realtime.agent import RealtimeAgent
 from voicegw.realtime.context import RunContextWrapper
 from voicegw.realtime.guardrails import OutputGuardrailResult
 from voicegw.realtime.items import RealtimeItem
+from voicegw.realtime.model_events import RealtimeModelOtherEvent
 from voicegw.realtime.tools import FunctionTool
 from voicegw.realtime.transport import CallState
 
@@ -60,6 +65,27 @@ class RealtimeToolStart:
     call_id: str
     info: RealtimeEventInfo
     type: Literal["tool_start"] = "tool_start"
+
+
+@dataclass(frozen=True)
+class RealtimeToolApprovalRequired:
+    """A tool that needs approval was called: answer with `session.approve_tool_call(call_id)` or
+    `session.reject_tool_call(call_id)`; it does not run until then."""
+
+    agent: RealtimeAgent[Any]
+    tool: FunctionTool
+    call_id: str
+    arguments: str
+    info: RealtimeEventInfo
+    type: Literal["tool_approval_required"] = "tool_approval_required"
+
+
+@dataclass(frozen=True)
+class RealtimeInputAudioTimeoutTriggered:
+    """The caller said nothing for the turn detection's ``idle_timeout_ms`` after the agent spoke."""
+
+    info: RealtimeEventInfo
+    type: Literal["input_audio_timeout_triggered"] = "input_audio_timeout_triggered"
 
 
 @dataclass(frozen=True)
@@ -207,9 +233,10 @@ class RealtimeError:
 
 @dataclass(frozen=True)
 class RealtimeRawModelEvent:
-    """Every model event, as received (for debugging)."""
+    """Every model event, as received (for debugging), and voicegw's own events wrapped in a
+    `RealtimeModelOtherEvent` for iterators that did not ask for them."""
 
-    data: RealtimeModelEvent
+    data: RealtimeModelEvent | RealtimeModelOtherEvent
     info: RealtimeEventInfo
     type: Literal["raw_model_event"] = "raw_model_event"
 
@@ -220,18 +247,39 @@ RealtimeSessionEvent: TypeAlias = (
     | RealtimeHandoffEvent
     | RealtimeToolStart
     | RealtimeToolEnd
-    | RealtimeAudio
+    | RealtimeToolApprovalRequired
+    | RealtimeRawModelEvent
     | RealtimeAudioEnd
+    | RealtimeAudio
     | RealtimeAudioInterrupted
-    | RealtimeInputAudioTranscriptionDelta
-    | RealtimeInputAudioTranscriptionCompleted
-    | RealtimeHistoryAdded
+    | RealtimeError
     | RealtimeHistoryUpdated
+    | RealtimeHistoryAdded
     | RealtimeGuardrailTripped
+    | RealtimeInputAudioTimeoutTriggered
+)
+"""An event of a realtime session: the Agents SDK's union, exactly."""
+
+VoicegwSessionEvent: TypeAlias = (
+    RealtimeInputAudioTranscriptionDelta
+    | RealtimeInputAudioTranscriptionCompleted
     | RealtimeDtmf
     | RealtimeCallState
     | RealtimeTransferResult
-    | RealtimeError
-    | RealtimeRawModelEvent
 )
-"""An event of a realtime session."""
+"""The events voicegw adds; see the module docstring for how they reach an application."""
+
+VOICEGW_EVENT_TYPES: tuple[type, ...] = (
+    RealtimeInputAudioTranscriptionDelta,
+    RealtimeInputAudioTranscriptionCompleted,
+    RealtimeDtmf,
+    RealtimeCallState,
+    RealtimeTransferResult,
+)
+
+
+def sdk_event(event: RealtimeSessionEvent | VoicegwSessionEvent) -> RealtimeSessionEvent:
+    """`event` as SDK code may see it: voicegw's own events inside a ``raw_model_event``."""
+    if isinstance(event, VOICEGW_EVENT_TYPES):
+        return RealtimeRawModelEvent(RealtimeModelOtherEvent(event), event.info)
+    return event  # type: ignore[return-value]  # (the isinstance above narrows only at runtime)

@@ -42,3 +42,54 @@ class RealtimeRunHooks(Generic[TContext]):
         self, context: RunContextWrapper[TContext], agent: RealtimeAgent[Any], tool: FunctionTool, result: str
     ) -> None:
         """A tool finished; `result` is the output the model gets."""
+
+
+class RealtimeAgentHooks(Generic[TContext]):
+    """Callbacks on the life of one agent, set as ``RealtimeAgent(hooks=...)`` (the Agents SDK's
+    `AgentHooks`: same names and arguments). A hook that raises becomes an ``error`` event."""
+
+    async def on_start(self, context: RunContextWrapper[TContext], agent: RealtimeAgent[Any]) -> None:
+        """This agent became the active one (at start, or handed off to)."""
+
+    async def on_end(
+        self, context: RunContextWrapper[TContext], agent: RealtimeAgent[Any], output: Any
+    ) -> None:
+        """This agent stopped being the active one."""
+
+    async def on_handoff(
+        self, context: RunContextWrapper[TContext], agent: RealtimeAgent[Any], source: RealtimeAgent[Any]
+    ) -> None:
+        """The conversation is being handed to this agent by `source`."""
+
+    async def on_tool_start(
+        self, context: RunContextWrapper[TContext], agent: RealtimeAgent[Any], tool: FunctionTool
+    ) -> None:
+        """One of this agent's tools is about to run."""
+
+    async def on_tool_end(
+        self, context: RunContextWrapper[TContext], agent: RealtimeAgent[Any], tool: FunctionTool, result: str
+    ) -> None:
+        """One of this agent's tools finished; `result` is the output the model gets."""
+
+
+def agent_hook(
+    name: str, args: tuple[Any, ...]
+) -> tuple[RealtimeAgentHooks[Any], str, tuple[Any, ...]] | None:
+    """The agent hook that run hook `name` called with `args` implies: (hooks, method, arguments),
+    or None when the agent concerned has no hooks."""
+    match name, args:
+        case "on_agent_start", (context, agent):
+            return _of(agent, "on_start", (context, agent))
+        case "on_agent_end", (context, agent, output):
+            return _of(agent, "on_end", (context, agent, output))
+        case "on_handoff", (context, from_agent, to_agent):
+            return _of(to_agent, "on_handoff", (context, to_agent, from_agent))
+        case (("on_tool_start" | "on_tool_end"), (context, agent, *rest)):
+            return _of(agent, name, (context, agent, *rest))
+    return None
+
+
+def _of(
+    agent: RealtimeAgent[Any], method: str, args: tuple[Any, ...]
+) -> tuple[RealtimeAgentHooks[Any], str, tuple[Any, ...]] | None:
+    return (agent.hooks, method, args) if agent.hooks is not None else None

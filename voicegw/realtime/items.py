@@ -1,56 +1,78 @@
 """Conversation history: what was said (and heard), and which tools ran.
 
-Items are frozen dataclasses shaped like the Agents SDK's (`UserMessageItem`,
-`AssistantMessageItem` with `content`, `RealtimeToolCallItem` with `output`); `History` is the
-sans-I/O record the session keeps, keyed by item id, in conversation order.
+Items are the Agents SDK's, field for field: frozen pydantic models (`model_dump()` gives the
+SDK's JSON), `UserMessageItem` and `AssistantMessageItem` with `content` parts,
+`RealtimeToolCallItem` with its `output`. `History` is the sans-I/O record the session keeps,
+keyed by item id, in conversation order; it links each new item to the one before it
+(`previous_item_id`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import Annotated, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field
 
 ItemStatus: TypeAlias = Literal["in_progress", "completed", "incomplete"]
 
 
-@dataclass(frozen=True, slots=True)
-class InputText:
+class _Part(BaseModel):
+    # Extra keys are kept, as the SDK's items keep what a newer API version adds.
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class InputText(_Part):
     """Typed (or DTMF-as-text) input from the user."""
 
-    text: str
     type: Literal["input_text"] = "input_text"
+    text: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class InputAudio:
+class InputAudio(_Part):
     """Spoken input from the user, with its transcript when known."""
 
-    transcript: str | None = None
     type: Literal["input_audio"] = "input_audio"
+    audio: str | None = None
+    """Base64 audio, when the model returns it (voicegw's models do not)."""
+
+    transcript: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class AssistantText:
-    text: str
+class InputImage(_Part):
+    """An image the user sent (``input_image`` content of `send_message`)."""
+
+    type: Literal["input_image"] = "input_image"
+    image_url: str | None = None
+    detail: str | None = None
+
+
+class AssistantText(_Part):
     type: Literal["text"] = "text"
+    text: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class AssistantAudio:
+class AssistantAudio(_Part):
     """The agent's speech; after a barge-in `transcript` holds only what the caller heard."""
 
-    transcript: str | None = None
     type: Literal["audio"] = "audio"
+    audio: str | None = None
+    transcript: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class UserMessageItem:
+class SystemMessageItem(_Part):
     item_id: str
-    content: tuple[InputText | InputAudio, ...]
-    status: ItemStatus = "completed"
-    role: Literal["user"] = "user"
+    previous_item_id: str | None = None
     type: Literal["message"] = "message"
+    role: Literal["system"] = "system"
+    content: list[InputText]
+
+
+class UserMessageItem(_Part):
+    item_id: str
+    previous_item_id: str | None = None
+    type: Literal["message"] = "message"
+    role: Literal["user"] = "user"
+    content: list[Annotated[InputText | InputAudio | InputImage, Field(discriminator="type")]]
 
     @property
     def text(self) -> str:
@@ -58,13 +80,13 @@ class UserMessageItem:
         return " ".join(_content_text(part) for part in self.content).strip()
 
 
-@dataclass(frozen=True, slots=True)
-class AssistantMessageItem:
+class AssistantMessageItem(_Part):
     item_id: str
-    content: tuple[AssistantText | AssistantAudio, ...]
-    status: ItemStatus = "in_progress"
-    role: Literal["assistant"] = "assistant"
+    previous_item_id: str | None = None
     type: Literal["message"] = "message"
+    role: Literal["assistant"] = "assistant"
+    status: ItemStatus | None = "in_progress"
+    content: list[Annotated[AssistantText | AssistantAudio, Field(discriminator="type")]]
 
     @property
     def text(self) -> str:
@@ -72,30 +94,41 @@ class AssistantMessageItem:
         return " ".join(_content_text(part) for part in self.content).strip()
 
 
-@dataclass(frozen=True, slots=True)
-class RealtimeToolCallItem:
+class RealtimeToolCallItem(_Part):
     """A function call the model made, with the output it got back."""
 
     item_id: str
-    call_id: str
-    name: str
-    arguments: str
-    status: Literal["in_progress", "completed"] = "in_progress"
-    output: str | None = None
+    previous_item_id: str | None = None
+    call_id: str | None
     type: Literal["function_call"] = "function_call"
+    status: Literal["in_progress", "completed"] = "in_progress"
+    arguments: str
+    name: str
+    output: str | None = None
 
 
-RealtimeMessageItem: TypeAlias = UserMessageItem | AssistantMessageItem
-RealtimeItem: TypeAlias = UserMessageItem | AssistantMessageItem | RealtimeToolCallItem
+RealtimeMessageItem: TypeAlias = Annotated[
+    SystemMessageItem | UserMessageItem | AssistantMessageItem, Field(discriminator="role")
+]
+RealtimeItem: TypeAlias = SystemMessageItem | UserMessageItem | AssistantMessageItem | RealtimeToolCallItem
 """One entry of the conversation history."""
 
 
-def _content_text(part: InputText | InputAudio | AssistantText | AssistantAudio) -> str:
+class RealtimeResponse(_Part):
+    """A model response and the message items it produced."""
+
+    id: str
+    output: list[RealtimeMessageItem]
+
+
+def _content_text(part: InputText | InputAudio | InputImage | AssistantText | AssistantAudio) -> str:
     match part:
         case InputText(text=text) | AssistantText(text=text):
-            return text
+            return text or ""
         case InputAudio(transcript=transcript) | AssistantAudio(transcript=transcript):
             return transcript or ""
+        case InputImage():
+            return ""
 
 
 def heard_part(transcript: str, played_ms: int, total_ms: int) -> str:
@@ -116,14 +149,15 @@ def heard_part(transcript: str, played_ms: int, total_ms: int) -> str:
 
 def user_audio_item(item_id: str, transcript: str) -> UserMessageItem:
     """The caller's turn, by its (final) transcript."""
-    return UserMessageItem(item_id, (InputAudio(transcript),))
+    return UserMessageItem(item_id=item_id, content=[InputAudio(transcript=transcript)])
 
 
 def assistant_audio_item(
     item_id: str, transcript: str, status: ItemStatus = "in_progress"
 ) -> AssistantMessageItem:
     """The agent's spoken answer, by its transcript."""
-    return AssistantMessageItem(item_id, (AssistantAudio(transcript),), status)
+    content: list[AssistantText | AssistantAudio] = [AssistantAudio(transcript=transcript)]
+    return AssistantMessageItem(item_id=item_id, content=content, status=status)
 
 
 class History:
@@ -142,6 +176,10 @@ class History:
     def put(self, item: RealtimeItem) -> bool:
         """Add or replace `item`; True when it is new."""
         is_new = item.item_id not in self._items
+        if is_new and item.previous_item_id is None and self._items:
+            item = item.model_copy(update={"previous_item_id": next(reversed(self._items))})
+        elif not is_new:
+            item = item.model_copy(update={"previous_item_id": self._items[item.item_id].previous_item_id})
         self._items[item.item_id] = item
         return is_new
 
@@ -149,7 +187,7 @@ class History:
         """Complete the tool call `call_id` with its output."""
         for item in self._items.values():
             if isinstance(item, RealtimeToolCallItem) and item.call_id == call_id:
-                done = dataclasses.replace(item, output=output, status="completed")
+                done = item.model_copy(update={"output": output, "status": "completed"})
                 self._items[item.item_id] = done
                 return done
         return None

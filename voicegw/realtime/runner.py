@@ -24,6 +24,7 @@ from voicegw.models.base import RealtimeModel
 from voicegw.realtime.agent import RealtimeAgent
 from voicegw.realtime.config import RealtimeRunConfig
 from voicegw.realtime.hooks import RealtimeRunHooks
+from voicegw.realtime.model import RealtimeModelConfig
 from voicegw.realtime.result import RealtimeResult
 from voicegw.realtime.session import RealtimeSession
 from voicegw.realtime.transport import AudioTransport
@@ -48,7 +49,7 @@ class _StartSession(Protocol):
         transport: AudioTransport | None = None,
         context: Any = None,
         hooks: RealtimeRunHooks[Any] | None = None,
-        model_config: dict[str, Any] | None = None,
+        model_config: RealtimeModelConfig | None = None,
     ) -> Awaitable[RealtimeSession]: ...
 
 
@@ -109,12 +110,15 @@ class RealtimeRunner:
         transport: AudioTransport | None = None,
         context: Any = None,
         hooks: RealtimeRunHooks[Any] | None = None,
-        model_config: dict[str, Any] | None = None,
+        model_config: RealtimeModelConfig | None = None,
     ) -> RealtimeSession:
-        """A new session of the starting agent, not started yet (``async with`` starts it).
+        """A new session of the starting agent, not started yet (``async with`` or
+        ``await session.enter()`` starts it).
 
         Without a transport, feed audio with `session.send_audio` and play the ``audio`` events.
-        `model_config` is the SDK's: its ``initial_model_settings`` add to the run's model settings.
+        `model_config` is the SDK's (`voicegw.realtime.model.RealtimeModelConfig`): its
+        ``initial_model_settings`` go over the run's model settings; ``api_key``, ``url``,
+        ``headers`` and ``call_id`` choose the endpoint; ``playback_tracker`` says what was played.
         """
         config: RealtimeRunConfig = dict(self._config or {})  # type: ignore[assignment]
         if model_config and "initial_model_settings" in model_config:
@@ -129,6 +133,7 @@ class RealtimeRunner:
             agent=self._starting_agent,
             context=context,
             hooks=hooks or self._hooks,
+            model_config=model_config,
         )
 
     run = _Run()

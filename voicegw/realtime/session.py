@@ -10,7 +10,8 @@ truncates the assistant item at what the transport says was played.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine
+import dataclasses
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import structlog
@@ -40,16 +41,18 @@ from voicegw.models.base import (
     UpdateSession,
     Usage,
 )
-from voicegw.models.registry import create_model
 from voicegw.realtime.agent import RealtimeAgent
+from voicegw.realtime.approvals import REJECTION_MESSAGE
+from voicegw.realtime.audio_formats import session_audio
 from voicegw.realtime.call_tools import CALL_TOOL_NAMES, CALL_TOOLS, CallHandle
 from voicegw.realtime.config import (
-    DEFAULT_SAMPLE_RATE,
     DEFAULT_TOOL_FILLER_DELAY,
     RealtimeRunConfig,
+    RealtimeUserInput,
     build_model_config,
     debounce_text_length,
     resolve_turn_detection,
+    user_input_parts,
 )
 from voicegw.realtime.context import RunContextWrapper
 from voicegw.realtime.events import (
@@ -71,11 +74,15 @@ from voicegw.realtime.events import (
     RealtimeRawModelEvent,
     RealtimeSessionEvent,
     RealtimeTransferResult,
+    VoicegwSessionEvent,
+    sdk_event,
 )
 from voicegw.realtime.guardrails import TranscriptGate, run_output_guardrails
-from voicegw.realtime.hooks import RealtimeRunHooks
+from voicegw.realtime.hooks import RealtimeRunHooks, agent_hook
 from voicegw.realtime.items import (
     History,
+    InputAudio,
+    InputImage,
     InputText,
     RealtimeItem,
     RealtimeToolCallItem,
@@ -84,8 +91,11 @@ from voicegw.realtime.items import (
     heard_part,
     user_audio_item,
 )
+from voicegw.realtime.model import RealtimeModelConfig as ConnectionOptions
+from voicegw.realtime.model_selection import check_model_config, resolve_model
 from voicegw.realtime.playback import AgentPlayback
 from voicegw.realtime.result import EndReason, RealtimeResult, RealtimeTimings
+from voicegw.realtime.settings import check_run_config
 from voicegw.realtime.tool_calls import ToolCallRunner
 from voicegw.realtime.transport import (
     AudioTransport,
@@ -95,6 +105,8 @@ from voicegw.realtime.transport import (
     TransferResult,
 )
 from voicegw.realtime.turns import ForwardAudio, ServerTurnDetector, TurnEnded, TurnStarted
+
+__all__ = ["REJECTION_MESSAGE", "RealtimeSession"]
 
 log = structlog.get_logger()
 
@@ -120,8 +132,13 @@ class RealtimeSession:
         agent: RealtimeAgent[Any] | None = None,
         context: Any = None,
         hooks: RealtimeRunHooks[Any] | None = None,
+        model_config: ConnectionOptions | None = None,
     ) -> None:
+        """`model_config` is the SDK's connection options (see `voicegw.realtime.model`)."""
         self._transport = transport
+        self._model_config: ConnectionOptions = model_config or {}
+        check_model_config(self._model_config)
+        self._tracker = self._model_config.get("playback_tracker")
         self._model_arg = model
         self._model: RealtimeModel | None = None
         self._agent = agent
@@ -140,7 +157,7 @@ class RealtimeSession:
         self._tool_call_responses: dict[str, str] = {}
         self._hooks: RealtimeRunHooks[Any] = hooks or RealtimeRunHooks()
         self._info = RealtimeEventInfo(self._context)
-        self._events: asyncio.Queue[RealtimeSessionEvent] = asyncio.Queue()
+        self._events: asyncio.Queue[RealtimeSessionEvent | VoicegwSessionEvent] = asyncio.Queue()
         self._history = History()
         self._tasks: set[asyncio.Task[None]] = set()
         self._turns: ServerTurnDetector | None = None
@@ -231,12 +248,13 @@ class RealtimeSession:
             self._apply_config(config)
 
     def _apply_config(self, config: RealtimeRunConfig) -> None:
+        check_run_config(config)
         self._config = config
+        self._formats = session_audio(config, self._transport.sample_rate if self._transport else None)
+        if self._tracker is not None:
+            self._tracker.set_audio_format(self._formats.output.name)
         self._gate = TranscriptGate[ModelAudio](debounce_text_length(config))
-        transport = self._transport
-        self._playback = AgentPlayback(
-            self._sample_rate(), transport.played_ms if transport is not None else None
-        )
+        self._playback = AgentPlayback(self._sample_rate(), self._played_ms_source())
         self._tools = ToolCallRunner(
             send=self._send,
             emit=self._emit,
@@ -251,6 +269,7 @@ class RealtimeSession:
             filler_delay=config.get("tool_filler_delay", DEFAULT_TOOL_FILLER_DELAY),
             agent_audio_pending_ms=self._playback.pending_ms,
         )
+        self._tools.error_formatter = config.get("tool_error_formatter")
 
     async def __aenter__(self) -> RealtimeSession:
         await self.start()
@@ -266,7 +285,9 @@ class RealtimeSession:
         agent = self.current_agent
         settings = resolve_turn_detection(self._config)  # a bad config fails before anything opens
         self._started_at = asyncio.get_running_loop().time()
-        model = self._model = self._resolve_model()
+        model = self._model = await resolve_model(
+            self._model_arg if self._model_arg is not None else self._config.get("model"), self._model_config
+        )
         if settings is not None and not model.supports_turn_detection:
             self._turns = ServerTurnDetector(self._sample_rate(), settings)
         model.add_listener(self)
@@ -287,10 +308,21 @@ class RealtimeSession:
         elif agent.greeting_instructions is not None:
             await self._send(CreateResponse(instructions=agent.greeting_instructions))
 
+    async def enter(self) -> RealtimeSession:
+        """Start the session (the SDK's form of ``async with``); `close()` ends it."""
+        await self.start()
+        return self
+
     def __aiter__(self) -> AsyncIterator[RealtimeSessionEvent]:
+        """The SDK's events only: voicegw's own arrive inside ``raw_model_event`` (see `all_events`)."""
+        return (sdk_event(event) async for event in self._iterate())
+
+    def all_events(self) -> AsyncIterator[RealtimeSessionEvent | VoicegwSessionEvent]:
+        """Every event, voicegw's own (`VoicegwSessionEvent`: DTMF, call state, transfer results,
+        the caller's transcript) as they are: for code written for voicegw, not ported SDK code."""
         return self._iterate()
 
-    async def _iterate(self) -> AsyncIterator[RealtimeSessionEvent]:
+    async def _iterate(self) -> AsyncIterator[RealtimeSessionEvent | VoicegwSessionEvent]:
         while (event := await self._events.get()) is not _END:
             yield event
         self._events.put_nowait(_END)  # for the next iterator
@@ -303,17 +335,21 @@ class RealtimeSession:
         return self.result
 
     async def send_audio(self, audio: bytes, *, commit: bool = False) -> None:
-        """Caller audio (mono s16le at the session rate), for sessions without a transport."""
-        await self._caller_audio(audio)
+        """Caller audio, for sessions without a transport: in the run's ``input_audio_format``
+        (default ``pcm16``: mono s16le at the session rate)."""
+        await self._caller_audio(self._formats.input.to_pcm(audio))
         if commit:
             await self._end_turn()
 
-    async def send_message(self, message: str | dict[str, Any]) -> None:
-        """A text message from the user (a string, or the SDK's ``{"type": "message", ...}``)."""
-        text = message if isinstance(message, str) else _message_text(message)
-        self._put_history(UserMessageItem(f"user_text_{len(self._history.items)}", (InputText(text),)))
+    async def send_message(self, message: RealtimeUserInput) -> None:
+        """A message from the user: a string, or the SDK's ``{"type": "message", "role": "user",
+        "content": [...]}`` with ``input_text`` and ``input_image`` parts."""
+        text, images = user_input_parts(message)
+        content: list[InputText | InputAudio | InputImage] = [InputText(text=text)] if text else []
+        content += [InputImage(image_url=url) for url in images]
+        self._put_history(UserMessageItem(item_id=f"user_text_{len(self._history.items)}", content=content))
         self._turn_ended_at = self._now()
-        await self._send(SendUserMessage(text))
+        await self._send(SendUserMessage(text, images))
 
     async def say(self, text: str) -> None:
         """Have the agent speak `text` verbatim now (a reprompt, an announcement)."""
@@ -322,6 +358,17 @@ class RealtimeSession:
     async def interrupt(self) -> None:
         """Cut the agent off now, as a barge-in would."""
         await self._interrupt()
+
+    async def approve_tool_call(self, call_id: str, *, always: bool = False) -> None:
+        """Let the waiting call `call_id` run (``always``: every later call of its tool too)."""
+        self._tools.approvals.decide(call_id, approved=True, always=always)
+
+    async def reject_tool_call(
+        self, call_id: str, *, always: bool = False, rejection_message: str | None = None
+    ) -> None:
+        """Refuse the waiting call `call_id`: the model gets `rejection_message` (or the run's
+        ``tool_error_formatter``'s, or a default) instead of the tool's output."""
+        self._tools.approvals.decide(call_id, approved=False, always=always, message=rejection_message)
 
     async def update_agent(self, agent: RealtimeAgent[Any]) -> None:
         """Switch to `agent` (no handoff events) and reconfigure the model for it."""
@@ -376,11 +423,17 @@ class RealtimeSession:
                 self._on_audio_done(item_id, index)
             case ModelToolCall():
                 item = RealtimeToolCallItem(
-                    event.item_id or event.call_id, event.call_id, event.name, event.arguments
+                    item_id=event.item_id or event.call_id,
+                    call_id=event.call_id,
+                    name=event.name,
+                    arguments=event.arguments,
                 )
                 self._put_history(item)
                 self._tool_call_responses[event.call_id] = event.response_id
-                self._spawn(self._tools.run(event, self.current_agent))
+                if self._config.get("async_tool_calls", True):
+                    self._spawn(self._tools.run(event, self.current_agent))
+                else:  # the SDK's synchronous mode: nothing else of the model meanwhile
+                    await self._tools.run(event, self.current_agent)
             case ModelItemTruncated(item_id=item_id, transcript=str() as text):
                 self._put_history(assistant_audio_item(item_id, text, "incomplete"))
                 self._log.info("item_truncated", item_id=item_id, transcript=text)
@@ -408,9 +461,12 @@ class RealtimeSession:
             await self._deliver_audio(event)
 
     async def _deliver_audio(self, event: ModelAudio) -> None:
-        """Agent audio to the caller: the transport, and the ``audio`` event (apps without one play it)."""
+        """Agent audio to the caller: the transport, and the ``audio`` event (apps without one play
+        it, in the run's ``output_audio_format``)."""
         if self._transport is not None:
             await self._transport.play(event.data, item_id=event.item_id)
+        if self._formats.output.name != "pcm16":
+            event = dataclasses.replace(event, data=self._formats.output.from_pcm(event.data))
         self._emit(RealtimeAudio(event, event.item_id, event.content_index, self._info))
 
     def _on_transcript_delta(self, event: ModelTranscriptDelta) -> None:
@@ -467,6 +523,8 @@ class RealtimeSession:
         if self._transport is not None:
             self._transport.flush()  # first, in this very call: nothing stale reaches the caller
         self._tools.filler_flushed()
+        if self._tracker is not None:
+            self._tracker.on_interrupted()
         if self._playback.cancel_active() is not None:
             await self._send(CancelResponse())
         for cut in self._playback.cut(item_id):
@@ -552,13 +610,15 @@ class RealtimeSession:
         builtin = CALL_TOOLS if self._call is not None and self._config.get("call_tools", True) else ()
         if any(tool.name in CALL_TOOL_NAMES for tool in agent.tools):
             builtin = ()  # an agent with call control of its own chose which it wants
-        specs = await self._tools.use_agent(agent, self._context, builtin)
+        run_tools = self._config.get("model_settings", {}).get("tools", [])
+        specs = await self._tools.use_agent(agent, self._context, (*run_tools, *builtin))
         return build_model_config(
             self._config,
             sample_rate=self._transport.sample_rate if self._transport is not None else None,
             instructions=await agent.get_system_prompt(self._context),
             voice=agent.voice,
             tools=specs,
+            prompt=agent.prompt,
         )
 
     async def _switch_agent(self, agent: RealtimeAgent[Any]) -> None:
@@ -592,11 +652,11 @@ class RealtimeSession:
 
     def _put_history(self, item: RealtimeItem) -> None:
         if self._history.put(item):
-            self._emit(RealtimeHistoryAdded(item, self._info))
+            self._emit(RealtimeHistoryAdded(self._history.items[-1], self._info))
         else:
             self._emit(RealtimeHistoryUpdated(self._history.items, self._info))
 
-    def _emit(self, event: RealtimeSessionEvent) -> None:
+    def _emit(self, event: RealtimeSessionEvent | VoicegwSessionEvent) -> None:
         if self._end_reason is None:
             self._events.put_nowait(event)
 
@@ -605,10 +665,15 @@ class RealtimeSession:
         self._emit(RealtimeError(error, message, self._info))
 
     async def _hook(self, name: str, *args: Any) -> None:
-        try:
-            await getattr(self._hooks, name)(*args)
-        except Exception as exc:
-            self._emit_error(exc, f"hook {name} failed: {exc}")
+        """Run hook `name`, then the agent hook it implies (`RealtimeAgent.hooks`)."""
+        calls: list[tuple[Any, str, tuple[Any, ...]]] = [(self._hooks, name, args)]
+        if (implied := agent_hook(name, args)) is not None:
+            calls.append(implied)
+        for hooks, method, arguments in calls:
+            try:
+                await getattr(hooks, method)(*arguments)
+            except Exception as exc:
+                self._emit_error(exc, f"hook {method} failed: {exc}")
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run `coro` as a task the session owns (cancelled and awaited on close)."""
@@ -640,16 +705,15 @@ class RealtimeSession:
         self._ended.set()
         self._log.info("session ended", end_reason=reason)
 
-    def _resolve_model(self) -> RealtimeModel:
-        model = self._model_arg if self._model_arg is not None else self._config.get("model")
-        if isinstance(model, RealtimeModel):
-            return model
-        return create_model(model)
-
     def _sample_rate(self) -> int:
+        return self._formats.sample_rate
+
+    def _played_ms_source(self) -> Callable[[str], int] | None:
+        """Where the truth about what the caller heard comes from: the transport, the application's
+        tracker, else (None) the assumption that audio plays as it arrives."""
         if self._transport is not None:
-            return self._transport.sample_rate
-        return self._config.get("model_settings", {}).get("sample_rate", DEFAULT_SAMPLE_RATE)
+            return self._transport.played_ms
+        return self._tracker.played_ms if self._tracker is not None else None
 
     @staticmethod
     def _now() -> float:
@@ -665,8 +729,3 @@ def _end_reason(reason: str) -> EndReason:
     if "agent" in text:
         return "agent_hung_up"
     return "caller_hung_up"
-
-
-def _message_text(message: dict[str, Any]) -> str:
-    parts = message.get("content", [])
-    return " ".join(part.get("text", "") for part in parts if part.get("type") == "input_text")

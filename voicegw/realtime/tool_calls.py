@@ -16,8 +16,14 @@ import structlog
 
 from voicegw.models.base import ModelToolCall, RealtimeModelCommand, SendToolOutput, ToolSpec
 from voicegw.realtime.agent import RealtimeAgent
+from voicegw.realtime.approvals import ToolApprovals, ToolErrorFormatterArgs, rejection_message
 from voicegw.realtime.context import RunContextWrapper, ToolContext
-from voicegw.realtime.events import RealtimeSessionEvent, RealtimeToolEnd, RealtimeToolStart
+from voicegw.realtime.events import (
+    RealtimeSessionEvent,
+    RealtimeToolApprovalRequired,
+    RealtimeToolEnd,
+    RealtimeToolStart,
+)
 from voicegw.realtime.filler import PERIOD_MS, thinking_tone
 from voicegw.realtime.handoffs import Handoff
 from voicegw.realtime.tools import FunctionTool, ToolArgumentsError, invoke_function_tool, parse_arguments
@@ -67,6 +73,8 @@ class ToolCallRunner:
         self._filler_timer: asyncio.TimerHandle | None = None
         self._filler_task: asyncio.Task[None] | None = None
         self._filler_queued = False
+        self.approvals = ToolApprovals()
+        self.error_formatter: Callable[[ToolErrorFormatterArgs], Any] | None = None
 
     async def use_agent(
         self,
@@ -106,6 +114,14 @@ class ToolCallRunner:
             tool_call_id=call.call_id,
             tool_arguments=call.arguments,
         )
+        if await self.approvals.needed(tool, ctx, call.arguments, call.call_id):
+            self._emit(RealtimeToolApprovalRequired(agent, tool, call.call_id, call.arguments, self._info))
+            approved, message = await self.approvals.wait(tool, call.call_id)
+            if not approved:
+                await self._output(
+                    call, rejection_message(self.error_formatter, tool, call.call_id, ctx, message)
+                )
+                return
         self._emit(RealtimeToolStart(agent, tool, call.arguments, call.call_id, self._info))
         await self._hook("on_tool_start", self._context, agent, tool)
         self._started(call.call_id)

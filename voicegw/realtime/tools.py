@@ -25,6 +25,9 @@ from voicegw.realtime.context import RunContextWrapper, ToolContext
 ToolErrorFunction: TypeAlias = Callable[[RunContextWrapper[Any], Exception], str]
 """Turns an exception raised by a tool into the output the model gets."""
 
+ApprovalFunction: TypeAlias = Callable[[RunContextWrapper[Any], dict[str, Any], str], bool | Awaitable[bool]]
+"""Decides whether one call of a tool needs approval, from its context, arguments and call id."""
+
 _JSON_TYPES: dict[type, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
 _SECTION = re.compile(r"^\s*([A-Z][a-z]+(?: [A-Z]?[a-z]+)?)\s*:\s*$")
 _ARGS_SECTIONS = frozenset({"Args", "Arguments", "Parameters"})
@@ -57,6 +60,10 @@ class FunctionTool:
 
     strict_json_schema: bool = True
 
+    needs_approval: bool | ApprovalFunction = False
+    """Wait for the application's approval before each call (``tool_approval_required``); or a
+    function ``(ctx, params, call_id) -> bool`` (sync or async) that decides per call."""
+
     def spec(self) -> ToolSpec:
         """The tool as the model sees it."""
         return ToolSpec(self.name, self.description, self.params_json_schema)
@@ -76,6 +83,7 @@ def function_tool(
     description_override: str | None = None,
     failure_error_function: ToolErrorFunction | None = default_tool_error_function,
     strict_mode: bool = True,
+    needs_approval: bool | ApprovalFunction = False,
 ) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 
 
@@ -87,6 +95,7 @@ def function_tool(
     description_override: str | None = None,
     failure_error_function: ToolErrorFunction | None = default_tool_error_function,
     strict_mode: bool = True,
+    needs_approval: bool | ApprovalFunction = False,
 ) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
     """Make a tool of a sync or async function; usable as ``@function_tool`` or ``@function_tool(...)``.
 
@@ -113,6 +122,7 @@ def function_tool(
             on_invoke_tool=invoke,
             failure_error_function=failure_error_function,
             strict_json_schema=strict_mode,
+            needs_approval=needs_approval,
         )
 
     return build if func is None else build(func)

@@ -101,7 +101,7 @@ class AgentCalls:
         )
         watch = asyncio.create_task(supervisor.run())
         try:
-            async for event in session:
+            async for event in session.all_events():
                 supervisor.on_event(event)
                 if record is not None:
                     record.on_event(event)

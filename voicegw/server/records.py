@@ -126,7 +126,7 @@ class Transcript:
             at = self._first_seen.get(item.item_id, now)
             lines.append(_Line(at, _item_record(item)))
             if isinstance(item, RealtimeToolCallItem) and item.output is not None:
-                out_at = self._tool_output_at.get(item.call_id, at)
+                out_at = self._tool_output_at.get(item.call_id or "", at)
                 record = {"type": "tool_output", "call_id": item.call_id, "output": item.output}
                 lines.append(_Line(out_at, record))
         lines.sort()

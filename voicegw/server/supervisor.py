@@ -20,6 +20,7 @@ from voicegw.realtime.events import (
     RealtimeSessionEvent,
     RealtimeToolEnd,
     RealtimeToolStart,
+    VoicegwSessionEvent,
 )
 
 CALLER_ACTIVITY = (
@@ -53,7 +54,7 @@ class CallSupervisor:
         self._reprompted = False
         self._activity = asyncio.Event()
 
-    def on_event(self, event: RealtimeSessionEvent) -> None:
+    def on_event(self, event: RealtimeSessionEvent | VoicegwSessionEvent) -> None:
         if isinstance(event, CALLER_ACTIVITY):
             self._reprompted = False
         elif not isinstance(event, AGENT_ACTIVITY):

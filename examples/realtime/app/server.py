@@ -187,7 +187,7 @@ class App:
         try:
             runner = RealtimeRunner(self.agent, model=make_model(self.args.model, self.args.base_url))
             async with await runner.run(transport=transport) as session:
-                async for event in session:
+                async for event in session.all_events():
                     for message in page.convert(event):
                         transport.send_message(message)
                         if message["type"] in LOGGED and message.get("final", True):

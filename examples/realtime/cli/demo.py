@@ -121,7 +121,7 @@ async def converse(args: argparse.Namespace) -> int:
     printer = Printer()
 
     async def show_events() -> None:
-        async for event in session:
+        async for event in session.all_events():
             printer.show(event)
 
     loop = asyncio.get_running_loop()

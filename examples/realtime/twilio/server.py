@@ -138,7 +138,7 @@ class TwilioAgentServer:
         session = RealtimeSession(transport, model=self.make_model())
 
         async def show_events() -> None:
-            async for event in session:
+            async for event in session.all_events():
                 show(call, event)
 
         events = asyncio.create_task(show_events())

@@ -115,6 +115,11 @@ PHRASE_MAX_TOKENS = 56
 a small model that rambles past that is cut off and the template speaks."""
 
 REPAIR_TEXT = "Sorry, could you say that again?"
+IMAGES_REFUSED = "the embedded model cannot see images: input_image parts were not used (its text was)"
+PROMPT_REFUSED = (
+    "the embedded model cannot use a stored prompt (agent.prompt / model_settings.prompt): "
+    "it has no access to the OpenAI platform; give the agent instructions instead"
+)
 ACTION = re.compile(r'"action"\s*:\s*"([^"]*)"')
 _END = object()
 T = TypeVar("T")
@@ -254,9 +259,12 @@ class LocalRealtimeModel(RealtimeModel):
             case CommitAudio():
                 if self._turn is not None and self._detector is not None:
                     self._end_turn(self._turn, self._detector.end_turn(), self._detector.position_ms)
-            case SendUserMessage(text=text):
-                self._history.add("user", text)
-                await self._start_response(self._compose())
+            case SendUserMessage(text=text, images=images):
+                if images:
+                    await self._emit(ModelError(IMAGES_REFUSED, code="unsupported_input_image"))
+                if text:
+                    self._history.add("user", text)
+                    await self._start_response(self._compose())
             case SendToolOutput(call_id=call_id, output=output, start_response=start):
                 name = self._tool_names.pop(call_id, "tool")
                 self._history.add_tool_result(name, output)
@@ -288,6 +296,8 @@ class LocalRealtimeModel(RealtimeModel):
     # --- configuration and loading -----------------------------------------------------------
 
     def _apply(self, config: RealtimeModelConfig) -> None:
+        if config.prompt is not None:
+            raise ValueError(PROMPT_REFUSED)
         old = self._config
         self._config = config
         if self._detector is None or (old.turn_detection, old.sample_rate) != (

@@ -1,0 +1,1 @@
+"""Optional helpers under the Agents SDK's `agents.extensions` names."""

@@ -1,0 +1,61 @@
+"""`OpenAIRealtimeSIPModel`: attach to a call that OpenAI's own SIP connector answered.
+
+In this flow (the Agents SDK's twilio_sip example) the phone call reaches OpenAI, not voicegw:
+OpenAI posts a ``realtime.call.incoming`` webhook, the application accepts the call over HTTP
+(`accept_call`), then attaches a session to it by its ``call_id`` over the usual Realtime
+WebSocket (``/realtime?call_id=...``). The audio never passes through voicegw; the session sees
+transcripts, tool calls and history. voicegw's own SIP path (``voicegw serve``) keeps the media
+in our hands and works offline; this one is for deployments that already route calls to OpenAI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from voicegw.models.base import ModelUnavailable, RealtimeModelConfig
+from voicegw.models.openai import DEFAULT_BASE_URL, OpenAIRealtimeModel
+
+ACCEPT_TIMEOUT_S = 10.0
+
+
+class OpenAIRealtimeSIPModel(OpenAIRealtimeModel):
+    """The OpenAI Realtime model attached to an existing call by its ``call_id``.
+
+    Built with no arguments, as in the SDK; the key comes from ``model_config`` (``api_key``) or
+    ``OPENAI_API_KEY``, the call from ``model_config["call_id"]``.
+    """
+
+    def __init__(
+        self, *, api_key: str | None = None, headers: Mapping[str, str] | None = None, **kw: Any
+    ) -> None:
+        # The SDK builds this model before it has the call's options: a missing key is only an
+        # error once it connects.
+        key = api_key or os.environ.get("OPENAI_API_KEY")
+        super().__init__(api_key=key, headers=headers if headers is not None or key else {}, **kw)
+
+    async def connect(self, config: RealtimeModelConfig) -> None:
+        """Attach to the call; raises `ValueError` when no ``call_id`` was given."""
+        if self._call_id is None:
+            raise ValueError("OpenAIRealtimeSIPModel needs model_config={'call_id': ...} to attach to a call")
+        if not self._headers:
+            raise ModelUnavailable(
+                "the OpenAI SIP model needs an API key: model_config api_key or OPENAI_API_KEY"
+            )
+        await super().connect(config)
+
+
+def accept_call_request(
+    call_id: str, session: Mapping[str, Any], *, base_url: str = DEFAULT_BASE_URL
+) -> tuple[str, bytes]:
+    """The URL and JSON body that accept call `call_id` with `session` (a GA ``realtime`` session).
+
+    POST it with ``Authorization: Bearer <key>`` (``https://`` form of the base URL); the Calls API
+    answers 200, or 404 when the caller has already hung up.
+    """
+    http_base = base_url.replace("wss://", "https://", 1).replace("ws://", "http://", 1).rstrip("/")
+    body = {"type": "realtime", **session}
+    return f"{http_base}/realtime/calls/{quote(call_id, safe='')}/accept", json.dumps(body).encode()

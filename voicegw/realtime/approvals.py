@@ -1,0 +1,109 @@
+"""Tool calls that wait for the application's approval (`FunctionTool.needs_approval`).
+
+A call of such a tool emits ``tool_approval_required`` and waits until the application answers
+with `session.approve_tool_call(call_id)` or `session.reject_tool_call(call_id)`; ``always=True``
+answers every later call of that tool the same way. A rejected call gives the model a rejection
+message (the run config's ``tool_error_formatter`` may word it) instead of the tool's output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from voicegw.realtime.context import RunContextWrapper
+from voicegw.realtime.tools import FunctionTool
+
+REJECTION_MESSAGE = "Tool call rejected: the user did not approve running this tool."
+
+
+@dataclass(frozen=True)
+class ToolErrorFormatterArgs:
+    """What a ``tool_error_formatter`` is given to word an error for the model."""
+
+    kind: Literal["approval_rejected"]
+    tool_type: Literal["function"]
+    tool_name: str
+    call_id: str
+    default_message: str
+    run_context: RunContextWrapper[Any]
+
+
+@dataclass(frozen=True)
+class _Decision:
+    approved: bool
+    message: str | None = None
+
+
+class ToolApprovals:
+    """The calls waiting for a decision, and the decisions given for good (``always=True``)."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, tuple[str, asyncio.Future[_Decision]]] = {}
+        self._always: dict[str, bool] = {}
+
+    async def needed(
+        self, tool: FunctionTool, context: RunContextWrapper[Any], arguments: str, call_id: str
+    ) -> bool:
+        """Whether this call must wait for a decision (`needs_approval`, unless decided for good)."""
+        if tool.name in self._always:
+            return False
+        check = tool.needs_approval
+        if not callable(check):
+            return bool(check)
+        try:
+            params = json.loads(arguments or "{}")
+        except ValueError:
+            params = {}
+        result = check(context, params, call_id)
+        return bool(await result if inspect.isawaitable(result) else result)
+
+    async def wait(self, tool: FunctionTool, call_id: str) -> tuple[bool, str | None]:
+        """Wait for the decision on call `call_id` (or the one given for good): approved, message."""
+        if tool.name in self._always:
+            return self._always[tool.name], None
+        future: asyncio.Future[_Decision] = asyncio.get_running_loop().create_future()
+        self._pending[call_id] = (tool.name, future)
+        try:
+            decision = await future
+        finally:
+            self._pending.pop(call_id, None)
+        return decision.approved, decision.message
+
+    def decide(
+        self, call_id: str, *, approved: bool, always: bool = False, message: str | None = None
+    ) -> bool:
+        """Answer call `call_id`; False when no call of that id is waiting."""
+        pending = self._pending.get(call_id)
+        if pending is None:
+            return False
+        tool_name, future = pending
+        if always:
+            self._always[tool_name] = approved
+        if not future.done():
+            future.set_result(_Decision(approved, message))
+        return True
+
+
+def rejection_message(
+    formatter: Callable[[ToolErrorFormatterArgs], Any] | None,
+    tool: FunctionTool,
+    call_id: str,
+    context: RunContextWrapper[Any],
+    message: str | None,
+) -> str:
+    """The model's output for a rejected call: the given message, else the formatter's, else ours."""
+    if message is not None:
+        return message
+    if formatter is None:
+        return REJECTION_MESSAGE
+    worded = formatter(
+        ToolErrorFormatterArgs(
+            "approval_rejected", "function", tool.name, call_id, REJECTION_MESSAGE, context
+        )
+    )
+    return worded if isinstance(worded, str) else REJECTION_MESSAGE

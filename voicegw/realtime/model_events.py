@@ -1,0 +1,203 @@
+"""The Agents SDK's model events (`agents.realtime.model_events`), under the same names.
+
+voicegw's models speak the events of `voicegw.models.base` (the seam every model implements);
+where an SDK event is the same thing with the same fields, its name here *is* voicegw's class
+(`RealtimeModelAudioEvent` is `ModelAudio`: ``data``, ``item_id``, ``response_id``,
+``content_index``, type ``"audio"``). The others are defined here with the SDK's fields, so that
+code naming them imports, constructs and matches them; `RealtimeModelOtherEvent` is also how a
+session hands voicegw's own events to an iterator that did not ask for them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias
+
+from voicegw.models.base import ModelAudio, ModelAudioDone, ModelConnectionStatus, ModelTranscriptDelta
+from voicegw.models.base import Usage as _Usage
+from voicegw.realtime.items import RealtimeItem
+
+RealtimeConnectionStatus: TypeAlias = Literal["connecting", "connected", "disconnected"]
+
+RealtimeModelAudioEvent = ModelAudio
+RealtimeModelAudioDoneEvent = ModelAudioDone
+RealtimeModelTranscriptDeltaEvent = ModelTranscriptDelta
+RealtimeModelConnectionStatusEvent = ModelConnectionStatus
+
+
+@dataclass(frozen=True)
+class RealtimeModelErrorEvent:
+    """An error the model reported."""
+
+    error: Any
+    type: Literal["error"] = "error"
+
+
+@dataclass(frozen=True)
+class RealtimeModelToolCallEvent:
+    """The model called a function."""
+
+    name: str
+    call_id: str
+    arguments: str
+    id: str | None = None
+    previous_item_id: str | None = None
+    type: Literal["function_call"] = "function_call"
+
+
+@dataclass(frozen=True)
+class RealtimeModelAudioInterruptedEvent:
+    """The model's audio was interrupted."""
+
+    item_id: str
+    content_index: int
+    type: Literal["audio_interrupted"] = "audio_interrupted"
+
+
+@dataclass(frozen=True)
+class RealtimeModelInputAudioTranscriptionCompletedEvent:
+    """The final transcript of the user's audio."""
+
+    item_id: str
+    transcript: str
+    type: Literal["input_audio_transcription_completed"] = "input_audio_transcription_completed"
+
+
+@dataclass(frozen=True)
+class RealtimeModelInputAudioTimeoutTriggeredEvent:
+    """The user was silent for the turn detection's idle timeout."""
+
+    item_id: str
+    audio_start_ms: int
+    audio_end_ms: int
+    type: Literal["input_audio_timeout_triggered"] = "input_audio_timeout_triggered"
+
+
+@dataclass(frozen=True)
+class RealtimeModelOutputTextDeltaEvent:
+    """Text output of the model, as it is produced."""
+
+    item_id: str
+    delta: str
+    response_id: str
+    type: Literal["output_text_delta"] = "output_text_delta"
+
+
+@dataclass(frozen=True)
+class RealtimeModelItemUpdatedEvent:
+    """An item of the conversation was added or changed."""
+
+    item: RealtimeItem
+    type: Literal["item_updated"] = "item_updated"
+
+
+@dataclass(frozen=True)
+class RealtimeModelItemDeletedEvent:
+    """An item was deleted from the conversation."""
+
+    item_id: str
+    type: Literal["item_deleted"] = "item_deleted"
+
+
+@dataclass(frozen=True)
+class RealtimeModelEndOfStreamEvent:
+    """The model's stream ended."""
+
+    type: Literal["end_of_stream"] = "end_of_stream"
+
+
+@dataclass(frozen=True)
+class RealtimeModelTurnStartedEvent:
+    """The model started a response."""
+
+    type: Literal["turn_started"] = "turn_started"
+    response_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RealtimeModelTurnEndedEvent:
+    """The model finished a response."""
+
+    type: Literal["turn_ended"] = "turn_ended"
+    response_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RealtimeModelCachedTokensDetails:
+    text_tokens: int | None = None
+    audio_tokens: int | None = None
+    image_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class RealtimeModelInputTokensDetails:
+    text_tokens: int | None = None
+    audio_tokens: int | None = None
+    image_tokens: int | None = None
+    cached_tokens: int | None = None
+    cached_tokens_details: RealtimeModelCachedTokensDetails | None = None
+
+
+@dataclass(frozen=True)
+class RealtimeModelOutputTokensDetails:
+    text_tokens: int | None = None
+    audio_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class RealtimeModelUsageEvent:
+    """Token usage of one response."""
+
+    usage: _Usage
+    input_tokens_details: RealtimeModelInputTokensDetails | None = None
+    output_tokens_details: RealtimeModelOutputTokensDetails | None = None
+    type: Literal["usage"] = "usage"
+
+
+@dataclass(frozen=True)
+class RealtimeModelOtherEvent:
+    """Anything else: in voicegw, also a voicegw event for an iterator that did not ask for them."""
+
+    data: Any
+    type: Literal["other"] = "other"
+
+
+@dataclass(frozen=True)
+class RealtimeModelExceptionEvent:
+    """An exception in the model's transport."""
+
+    exception: Exception
+    context: str | None = None
+    type: Literal["exception"] = "exception"
+
+
+@dataclass(frozen=True)
+class RealtimeModelRawServerEvent:
+    """The provider's event as it came off the wire."""
+
+    data: Any
+    type: Literal["raw_server_event"] = "raw_server_event"
+
+
+RealtimeModelEvent: TypeAlias = (
+    RealtimeModelErrorEvent
+    | RealtimeModelToolCallEvent
+    | RealtimeModelAudioEvent
+    | RealtimeModelAudioInterruptedEvent
+    | RealtimeModelAudioDoneEvent
+    | RealtimeModelInputAudioTimeoutTriggeredEvent
+    | RealtimeModelInputAudioTranscriptionCompletedEvent
+    | RealtimeModelTranscriptDeltaEvent
+    | RealtimeModelOutputTextDeltaEvent
+    | RealtimeModelItemUpdatedEvent
+    | RealtimeModelItemDeletedEvent
+    | RealtimeModelConnectionStatusEvent
+    | RealtimeModelEndOfStreamEvent
+    | RealtimeModelTurnStartedEvent
+    | RealtimeModelUsageEvent
+    | RealtimeModelTurnEndedEvent
+    | RealtimeModelOtherEvent
+    | RealtimeModelExceptionEvent
+    | RealtimeModelRawServerEvent
+)
+"""The SDK's union of model events."""

@@ -12,35 +12,98 @@ import typing
 
 import pytest
 
-SDK_REALTIME_ALL = """
-RealtimeAgent RealtimeAgentHooks RealtimeRunHooks RealtimeRunner realtime_handoff
-RealtimeAudioFormat RealtimeClientMessage RealtimeGuardrailsSettings
-RealtimeInputAudioNoiseReductionConfig RealtimeInputAudioTranscriptionConfig RealtimeModelName
-RealtimeModelTracingConfig RealtimeReasoningConfig RealtimeReasoningEffort RealtimeRunConfig
-RealtimeSessionModelSettings RealtimeToolExecutionConfig RealtimeTurnDetectionConfig
-RealtimeUserInput RealtimeUserInputMessage RealtimeUserInputText
-RealtimeAgentEndEvent RealtimeAgentStartEvent RealtimeAudio RealtimeAudioEnd RealtimeAudioInterrupted
-RealtimeError RealtimeEventInfo RealtimeGuardrailTripped RealtimeHandoffEvent RealtimeHistoryAdded
-RealtimeHistoryUpdated RealtimeRawModelEvent RealtimeSessionEvent RealtimeToolApprovalRequired
-RealtimeToolEnd RealtimeToolStart
-AssistantMessageItem AssistantText InputAudio InputText RealtimeItem RealtimeMessageItem
-RealtimeResponse RealtimeToolCallItem SystemMessageItem UserMessageItem
-RealtimeModel RealtimeModelConfig RealtimeModelListener RealtimePlaybackTracker RealtimePlaybackState
-RealtimeConnectionStatus RealtimeModelAudioDoneEvent RealtimeModelAudioEvent
-RealtimeModelAudioInterruptedEvent RealtimeModelCachedTokensDetails RealtimeModelConnectionStatusEvent
-RealtimeModelEndOfStreamEvent RealtimeModelErrorEvent RealtimeModelEvent RealtimeModelExceptionEvent
-RealtimeModelInputAudioTranscriptionCompletedEvent RealtimeModelInputTokensDetails
-RealtimeModelItemDeletedEvent RealtimeModelItemUpdatedEvent RealtimeModelOtherEvent
-RealtimeModelOutputTextDeltaEvent RealtimeModelOutputTokensDetails RealtimeModelToolCallEvent
-RealtimeModelTranscriptDeltaEvent RealtimeModelTurnEndedEvent RealtimeModelTurnStartedEvent
-RealtimeModelUsageEvent
-RealtimeModelInputTextContent RealtimeModelRawClientMessage RealtimeModelSendAudio
-RealtimeModelSendEvent RealtimeModelSendInterrupt RealtimeModelSendRawMessage
-RealtimeModelSendSessionUpdate RealtimeModelSendToolOutput RealtimeModelSendUserInput
-RealtimeModelUserInput RealtimeModelUserInputMessage
-DEFAULT_MODEL_SETTINGS OpenAIRealtimeSIPModel OpenAIRealtimeWebSocketModel get_api_key
-RealtimeSession
-""".split()
+SDK_REALTIME_ALL = [
+    "RealtimeAgent",
+    "RealtimeAgentHooks",
+    "RealtimeRunHooks",
+    "RealtimeRunner",
+    "realtime_handoff",
+    "RealtimeAudioFormat",
+    "RealtimeClientMessage",
+    "RealtimeGuardrailsSettings",
+    "RealtimeInputAudioNoiseReductionConfig",
+    "RealtimeInputAudioTranscriptionConfig",
+    "RealtimeModelName",
+    "RealtimeModelTracingConfig",
+    "RealtimeReasoningConfig",
+    "RealtimeReasoningEffort",
+    "RealtimeRunConfig",
+    "RealtimeSessionModelSettings",
+    "RealtimeToolExecutionConfig",
+    "RealtimeTurnDetectionConfig",
+    "RealtimeUserInput",
+    "RealtimeUserInputMessage",
+    "RealtimeUserInputText",
+    "RealtimeAgentEndEvent",
+    "RealtimeAgentStartEvent",
+    "RealtimeAudio",
+    "RealtimeAudioEnd",
+    "RealtimeAudioInterrupted",
+    "RealtimeError",
+    "RealtimeEventInfo",
+    "RealtimeGuardrailTripped",
+    "RealtimeHandoffEvent",
+    "RealtimeHistoryAdded",
+    "RealtimeHistoryUpdated",
+    "RealtimeRawModelEvent",
+    "RealtimeSessionEvent",
+    "RealtimeToolApprovalRequired",
+    "RealtimeToolEnd",
+    "RealtimeToolStart",
+    "AssistantMessageItem",
+    "AssistantText",
+    "InputAudio",
+    "InputText",
+    "RealtimeItem",
+    "RealtimeMessageItem",
+    "RealtimeResponse",
+    "RealtimeToolCallItem",
+    "SystemMessageItem",
+    "UserMessageItem",
+    "RealtimeModel",
+    "RealtimeModelConfig",
+    "RealtimeModelListener",
+    "RealtimePlaybackTracker",
+    "RealtimePlaybackState",
+    "RealtimeConnectionStatus",
+    "RealtimeModelAudioDoneEvent",
+    "RealtimeModelAudioEvent",
+    "RealtimeModelAudioInterruptedEvent",
+    "RealtimeModelCachedTokensDetails",
+    "RealtimeModelConnectionStatusEvent",
+    "RealtimeModelEndOfStreamEvent",
+    "RealtimeModelErrorEvent",
+    "RealtimeModelEvent",
+    "RealtimeModelExceptionEvent",
+    "RealtimeModelInputAudioTranscriptionCompletedEvent",
+    "RealtimeModelInputTokensDetails",
+    "RealtimeModelItemDeletedEvent",
+    "RealtimeModelItemUpdatedEvent",
+    "RealtimeModelOtherEvent",
+    "RealtimeModelOutputTextDeltaEvent",
+    "RealtimeModelOutputTokensDetails",
+    "RealtimeModelToolCallEvent",
+    "RealtimeModelTranscriptDeltaEvent",
+    "RealtimeModelTurnEndedEvent",
+    "RealtimeModelTurnStartedEvent",
+    "RealtimeModelUsageEvent",
+    "RealtimeModelInputTextContent",
+    "RealtimeModelRawClientMessage",
+    "RealtimeModelSendAudio",
+    "RealtimeModelSendEvent",
+    "RealtimeModelSendInterrupt",
+    "RealtimeModelSendRawMessage",
+    "RealtimeModelSendSessionUpdate",
+    "RealtimeModelSendToolOutput",
+    "RealtimeModelSendUserInput",
+    "RealtimeModelUserInput",
+    "RealtimeModelUserInputMessage",
+    "DEFAULT_MODEL_SETTINGS",
+    "OpenAIRealtimeSIPModel",
+    "OpenAIRealtimeWebSocketModel",
+    "get_api_key",
+    "RealtimeSession",
+]
 
 SDK_SUBMODULES: dict[str, str] = {
     "agent": "RealtimeAgent RealtimeAgentHooks RealtimeRunHooks",

@@ -49,6 +49,11 @@ class TurnDetection:
     eagerness: Literal["low", "medium", "high", "auto"] = "auto"
     """For ``semantic_vad`` only."""
 
+    idle_timeout_ms: int | None = None
+    """Silence of the caller, after the agent finished speaking, that triggers
+    ``input_audio_timeout_triggered`` (and a response when `create_response`); None: never.
+    The session keeps this timer itself, the same for every model."""
+
 
 @dataclass(frozen=True, slots=True)
 class ToolSpec:

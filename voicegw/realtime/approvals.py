@@ -46,28 +46,26 @@ class ToolApprovals:
         self._pending: dict[str, tuple[str, asyncio.Future[_Decision]]] = {}
         self._always: dict[str, bool] = {}
 
-    async def needed(
-        self, tool: FunctionTool, context: RunContextWrapper[Any], arguments: str, call_id: str
-    ) -> bool:
-        """Whether this call must wait for a decision (`needs_approval`, unless decided for good)."""
-        if tool.name in self._always:
-            return False
-        check = tool.needs_approval
-        if not callable(check):
-            return bool(check)
-        try:
-            params = json.loads(arguments or "{}")
-        except ValueError:
-            params = {}
-        result = check(context, params, call_id)
-        return bool(await result if inspect.isawaitable(result) else result)
+    async def decide_call(
+        self,
+        tool: FunctionTool,
+        context: RunContextWrapper[Any],
+        arguments: str,
+        call_id: str,
+        ask: Callable[[], None],
+    ) -> tuple[bool, str | None]:
+        """Whether call `call_id` may run, and the rejection message given with a refusal.
 
-    async def wait(self, tool: FunctionTool, call_id: str) -> tuple[bool, str | None]:
-        """Wait for the decision on call `call_id` (or the one given for good): approved, message."""
+        A decision given for good answers at once; a tool that needs no approval runs; otherwise
+        `ask()` tells the application, and the call waits for `decide`.
+        """
         if tool.name in self._always:
             return self._always[tool.name], None
+        if not await _needs_approval(tool, context, arguments, call_id):
+            return True, None
         future: asyncio.Future[_Decision] = asyncio.get_running_loop().create_future()
         self._pending[call_id] = (tool.name, future)
+        ask()
         try:
             decision = await future
         finally:
@@ -87,6 +85,20 @@ class ToolApprovals:
         if not future.done():
             future.set_result(_Decision(approved, message))
         return True
+
+
+async def _needs_approval(
+    tool: FunctionTool, context: RunContextWrapper[Any], arguments: str, call_id: str
+) -> bool:
+    check = tool.needs_approval
+    if not callable(check):
+        return bool(check)
+    try:
+        params = json.loads(arguments or "{}")
+    except ValueError:
+        params = {}  # invalid arguments fail when the tool runs, with their own message
+    result = check(context, params, call_id)
+    return bool(await result if inspect.isawaitable(result) else result)
 
 
 def rejection_message(

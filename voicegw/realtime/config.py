@@ -178,8 +178,8 @@ def user_input_parts(user_input: str | Mapping[str, Any]) -> tuple[str, tuple[st
     images = tuple(part["image_url"] for part in parts if part.get("type") == "input_image")
     return text, images
 
-_SDK_ONLY_TURN_KEYS = frozenset({"idle_timeout_ms", "model_version"})
-"""Agents SDK turn-detection keys that voicegw accepts and ignores, so ported configs load."""
+_SDK_ONLY_TURN_KEYS = frozenset({"model_version"})
+"""Agents SDK turn-detection keys that voicegw accepts and ignores (a backend's VAD model id)."""
 
 
 class RealtimeTurnDetectionConfig(TypedDict, total=False):
@@ -208,7 +208,7 @@ class RealtimeTurnDetectionConfig(TypedDict, total=False):
     """For ``semantic_vad`` only."""
 
     idle_timeout_ms: int
-    """Accepted so that Agents SDK configs load; voicegw ignores it."""
+    """Caller silence after the agent finished speaking that triggers ``input_audio_timeout_triggered``."""
 
     model_version: str
     """Accepted so that Agents SDK configs load; voicegw ignores it."""

@@ -1,7 +1,9 @@
 """What of the agent's audio the caller has heard: the bookkeeping behind barge-in and truncation.
 
 Sans-I/O: the session reports the model's audio and responses, and asks `played_ms` (the
-transport's truth) through a callable. `cut()` says which items to truncate, and where.
+transport's truth, or the application's `RealtimePlaybackTracker`) through a callable; with
+neither, as in the Agents SDK, audio is assumed to play from its arrival at real-time speed
+(read from an injected clock). `cut()` says which items to truncate, and where.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ class _ItemAudio:
     content_index: int
     response_id: str
     received_ms: float = 0.0
+    arrived_at: float = 0.0
+    """Clock time of its first audio."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +35,17 @@ class Cut:
 class AgentPlayback:
     """The agent's audio items and responses, and how much of each the caller heard."""
 
-    def __init__(self, sample_rate: int, played_ms: Callable[[str], int] | None) -> None:
-        """`played_ms` None: the application plays the audio events itself; assume all was heard."""
+    def __init__(
+        self,
+        sample_rate: int,
+        played_ms: Callable[[str], int] | None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        """`played_ms` None: audio plays from its arrival at real-time speed by `clock` (seconds);
+        with no clock either, all that arrived counts as heard."""
         self._rate = sample_rate
         self._played = played_ms
+        self._clock = clock
         self._items: dict[str, _ItemAudio] = {}
         self._interrupted: set[str] = set()
         self._cancelled: set[str] = set()
@@ -61,7 +72,8 @@ class AgentPlayback:
         item = self._items.get(item_id)
         is_new = item is None
         if item is None:
-            item = self._items[item_id] = _ItemAudio(item_id, content_index, response_id)
+            arrived = self._clock() if self._clock is not None else 0.0
+            item = self._items[item_id] = _ItemAudio(item_id, content_index, response_id, arrived_at=arrived)
         item.received_ms += nbytes * 1000 / (2 * self._rate)
         return is_new
 
@@ -106,4 +118,8 @@ class AgentPlayback:
         return [item for item in self._items.values() if item.item_id not in self._interrupted]
 
     def _played_ms(self, item: _ItemAudio) -> int:
-        return int(item.received_ms) if self._played is None else self._played(item.item_id)
+        if self._played is not None:
+            return self._played(item.item_id)
+        if self._clock is None:
+            return int(item.received_ms)
+        return int(min(item.received_ms, (self._clock() - item.arrived_at) * 1000))

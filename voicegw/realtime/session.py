@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
@@ -69,6 +70,7 @@ from voicegw.realtime.events import (
     RealtimeHandoffEvent,
     RealtimeHistoryAdded,
     RealtimeHistoryUpdated,
+    RealtimeInputAudioTimeoutTriggered,
     RealtimeInputAudioTranscriptionCompleted,
     RealtimeInputAudioTranscriptionDelta,
     RealtimeRawModelEvent,
@@ -79,6 +81,7 @@ from voicegw.realtime.events import (
 )
 from voicegw.realtime.guardrails import TranscriptGate, run_output_guardrails
 from voicegw.realtime.hooks import RealtimeRunHooks, agent_hook
+from voicegw.realtime.idle import IdleTimeout
 from voicegw.realtime.items import (
     History,
     InputAudio,
@@ -254,7 +257,8 @@ class RealtimeSession:
         if self._tracker is not None:
             self._tracker.set_audio_format(self._formats.output.name)
         self._gate = TranscriptGate[ModelAudio](debounce_text_length(config))
-        self._playback = AgentPlayback(self._sample_rate(), self._played_ms_source())
+        source = self._played_ms_source()
+        self._playback = AgentPlayback(self._sample_rate(), source, None if source else time.monotonic)
         self._tools = ToolCallRunner(
             send=self._send,
             emit=self._emit,
@@ -270,6 +274,9 @@ class RealtimeSession:
             agent_audio_pending_ms=self._playback.pending_ms,
         )
         self._tools.error_formatter = config.get("tool_error_formatter")
+        turns = resolve_turn_detection(config)
+        timeout_ms = turns.idle_timeout_ms if turns is not None else None
+        self._idle = IdleTimeout(timeout_ms, self._caller_idle) if timeout_ms else None
 
     async def __aenter__(self) -> RealtimeSession:
         await self.start()
@@ -344,6 +351,7 @@ class RealtimeSession:
     async def send_message(self, message: RealtimeUserInput) -> None:
         """A message from the user: a string, or the SDK's ``{"type": "message", "role": "user",
         "content": [...]}`` with ``input_text`` and ``input_image`` parts."""
+        self._caller_active()
         text, images = user_input_parts(message)
         content: list[InputText | InputAudio | InputImage] = [InputText(text=text)] if text else []
         content += [InputImage(image_url=url) for url in images]
@@ -381,6 +389,7 @@ class RealtimeSession:
             return
         self._closed = True
         self._finish("closed")
+        self._caller_active()  # no idle timeout after the end
         self._tools.stop_filler()
         current = asyncio.current_task()
         tasks = [task for task in self._tasks if task is not current]
@@ -402,6 +411,7 @@ class RealtimeSession:
         self._emit(RealtimeRawModelEvent(event, self._info))
         match event:
             case ModelSpeechStarted():
+                self._caller_active()
                 settings = resolve_turn_detection(self._config)
                 if settings is None or settings.interrupt_response:
                     await self._barge_in()
@@ -443,6 +453,8 @@ class RealtimeSession:
                 if event.timings_ms:
                     self._model_timings.append(dict(event.timings_ms))
                 self._playback.response_done(event.response_id)
+                if self._idle is not None and event.status == "completed":
+                    self._idle.agent_done(self._playback.pending_ms())
             case ModelError(fatal=fatal, message=message):
                 self._emit_error(event, message)
                 if fatal:
@@ -511,6 +523,21 @@ class RealtimeSession:
         await self._interrupt(item_id)
         self._emit(RealtimeGuardrailTripped(tripped, text, self._info))
         await self._send(SendUserMessage(f"guardrail triggered: {names}"))
+
+    # --- the caller's idle timeout --------------------------------------------------------------
+
+    def _caller_active(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+
+    def _caller_idle(self) -> None:
+        self._spawn(self._on_caller_idle())
+
+    async def _on_caller_idle(self) -> None:
+        self._emit(RealtimeInputAudioTimeoutTriggered(self._info))
+        settings = resolve_turn_detection(self._config)
+        if settings is not None and settings.create_response:
+            await self._send(CreateResponse())
 
     # --- barge-in ----------------------------------------------------------------------------
 
@@ -588,6 +615,7 @@ class RealtimeSession:
         for action in self._turns.feed(pcm):
             match action:
                 case TurnStarted():
+                    self._caller_active()
                     settings = resolve_turn_detection(self._config)
                     if settings is not None and settings.interrupt_response:
                         await self._barge_in()
@@ -614,7 +642,7 @@ class RealtimeSession:
         specs = await self._tools.use_agent(agent, self._context, (*run_tools, *builtin))
         return build_model_config(
             self._config,
-            sample_rate=self._transport.sample_rate if self._transport is not None else None,
+            sample_rate=self._sample_rate(),
             instructions=await agent.get_system_prompt(self._context),
             voice=agent.voice,
             tools=specs,

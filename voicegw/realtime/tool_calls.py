@@ -114,14 +114,20 @@ class ToolCallRunner:
             tool_call_id=call.call_id,
             tool_arguments=call.arguments,
         )
-        if await self.approvals.needed(tool, ctx, call.arguments, call.call_id):
-            self._emit(RealtimeToolApprovalRequired(agent, tool, call.call_id, call.arguments, self._info))
-            approved, message = await self.approvals.wait(tool, call.call_id)
-            if not approved:
-                await self._output(
-                    call, rejection_message(self.error_formatter, tool, call.call_id, ctx, message)
-                )
-                return
+        approved, message = await self.approvals.decide_call(
+            tool,
+            ctx,
+            call.arguments,
+            call.call_id,
+            ask=lambda: self._emit(
+                RealtimeToolApprovalRequired(agent, tool, call.call_id, call.arguments, self._info)
+            ),
+        )
+        if not approved:
+            await self._output(
+                call, rejection_message(self.error_formatter, tool, call.call_id, ctx, message)
+            )
+            return
         self._emit(RealtimeToolStart(agent, tool, call.arguments, call.call_id, self._info))
         await self._hook("on_tool_start", self._context, agent, tool)
         self._started(call.call_id)

@@ -11,6 +11,11 @@ Audio placeholders ``{"$audio_ms": N}`` in a scenario become N ms of a 440 Hz to
 the output format the client negotiated (``audio/pcmu`` or 24 kHz ``audio/pcm``), encoded here
 with an independent G.711 implementation. ``{"$client": "field"}`` echoes a field of the last
 client event a step waited for.
+
+With ``calls_api=True`` it also plays OpenAI's SIP connector: `ring` posts a signed
+``realtime.call.incoming`` webhook to the application, ``POST /v1/realtime/calls/{id}/accept``
+(on `calls_url`) accepts a ringing call, and ``/v1/realtime?call_id=...`` attaches a WebSocket to
+an accepted one.
 """
 
 from __future__ import annotations
@@ -18,17 +23,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from aiohttp import ClientSession, web
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from tests.models.realtime_schema import client_event_errors
+from voicegw.models.openai_webhooks import sign_webhook
 
 DATA = Path(__file__).parent / "data"
 API_KEY = "test"
@@ -101,8 +109,14 @@ class Connection:
 class FakeRealtimeServer:
     """``async with FakeRealtimeServer("scenario") as server``; point the model at `base_url`."""
 
-    def __init__(self, scenario: str, *, reject_status: int | None = None) -> None:
+    def __init__(self, scenario: str, *, reject_status: int | None = None, calls_api: bool = False) -> None:
         self.scenario = json.loads((DATA / f"{scenario}.json").read_text())
+        self.ringing: set[str] = set()
+        self.accepted: dict[str, dict[str, Any]] = {}
+        """Accepted calls and the session each was accepted with."""
+
+        self._calls_runner: web.AppRunner | None = web.AppRunner(self._calls_app()) if calls_api else None
+        self._calls_port = 0
         self.reject_status = reject_status
         self.connections: list[Connection] = []
         self.violations: list[str] = []
@@ -123,12 +137,65 @@ class FakeRealtimeServer:
 
     async def __aenter__(self) -> FakeRealtimeServer:
         self._server = await serve(self._handle, "127.0.0.1", 0, process_request=self._check_request)
+        if self._calls_runner is not None:
+            await self._calls_runner.setup()
+            site = web.TCPSite(self._calls_runner, "127.0.0.1", 0)
+            await site.start()
+            self._calls_port = self._calls_runner.addresses[0][1]
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         assert self._server is not None
         self._server.close()
         await self._server.wait_closed()
+        if self._calls_runner is not None:
+            await self._calls_runner.cleanup()
+
+    # --- the SIP connector: webhook, Calls API -----------------------------------------------
+
+    @property
+    def calls_url(self) -> str:
+        """The HTTP base URL of the Calls API (``.../v1``)."""
+        return f"http://127.0.0.1:{self._calls_port}/v1"
+
+    async def ring(self, call_id: str, webhook_url: str, secret: str) -> int:
+        """A SIP call arrives: post its signed webhook to the application; the HTTP status it answered."""
+        self.ringing.add(call_id)
+        body = json.dumps(
+            {"object": "event", "id": f"evt_{call_id}", "type": "realtime.call.incoming",
+             "created_at": int(time.time()),
+             "data": {"call_id": call_id, "sip_headers": [{"name": "From", "value": "sip:+15551234@pstn"}]}}
+        ).encode()  # fmt: skip
+        stamp = int(time.time())
+        headers = {
+            "webhook-id": f"wh_{call_id}",
+            "webhook-timestamp": str(stamp),
+            "webhook-signature": sign_webhook(secret, f"wh_{call_id}", stamp, body),
+            "content-type": "application/json",
+        }
+        async with (
+            ClientSession() as client,
+            client.post(webhook_url, data=body, headers=headers) as response,
+        ):
+            return response.status
+
+    def _calls_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/realtime/calls/{call_id}/accept", self._accept)
+        return app
+
+    async def _accept(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {API_KEY}":
+            return web.json_response({"error": {"code": "invalid_api_key"}}, status=401)
+        call_id = request.match_info["call_id"]
+        if call_id not in self.ringing:
+            return web.json_response({"error": {"code": "call_not_found"}}, status=404)
+        body = await request.json()
+        if body.get("type") != "realtime":
+            self.violations.append(f"accept of {call_id} without type realtime: {body}")
+        self.ringing.discard(call_id)
+        self.accepted[call_id] = body
+        return web.Response(status=200)
 
     # --- handshake -------------------------------------------------------------------------
 
@@ -138,7 +205,11 @@ class FakeRealtimeServer:
         if request.headers.get("Authorization") != f"Bearer {API_KEY}":
             return _error_response(connection, 401, "invalid_api_key")
         path, _, query = request.path.partition("?")
-        if path != "/v1/realtime" or not query.startswith("model="):
+        if path == "/v1/realtime" and query.startswith("call_id="):
+            if query.removeprefix("call_id=") not in self.accepted:
+                self.violations.append(f"attach to a call never accepted: {request.path!r}")
+                return _error_response(connection, 404, "call_not_found")
+        elif path != "/v1/realtime" or not query.startswith("model="):
             self.violations.append(f"bad endpoint {request.path!r}")
             return _error_response(connection, 404, "not_found")
         if len(self.connections) >= len(self.scenario["connections"]):

@@ -1,0 +1,177 @@
+"""SDK programs against an OpenAI-protocol endpoint chosen by ``model_config`` (the local fake):
+the endpoint with no key in the environment, raw client messages, prompts and images, and the
+SIP connector flow (signed webhook, accept, attach by ``call_id``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from aiohttp import ClientSession, web
+
+from examples.realtime.twilio_sip.openai_connector import CALLS, make_app
+from tests.models.fake_realtime import API_KEY, FakeRealtimeServer
+from voicegw.models.openai_webhooks import WebhookError, verify_webhook
+from voicegw.realtime import RealtimeAgent, RealtimeRunner
+from voicegw.realtime.items import AssistantMessageItem
+from voicegw.realtime.model_inputs import RealtimeModelSendRawMessage
+
+pytestmark = pytest.mark.timeout(30)
+
+SECRET = "whsec_c2VjcmV0LWZvci10ZXN0cw=="
+GREETING = {"response": {"instructions": "Say exactly 'Welcome!' now."}}
+IMAGE = "data:image/png;base64,iVBORw0KGgo="
+
+
+async def wait_until(check: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not check():
+            await asyncio.sleep(0.02)
+
+
+async def test_model_config_selects_the_endpoint_with_no_key_in_the_environment(
+    fake_server: Callable[..., FakeRealtimeServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    agent = RealtimeAgent(name="A", instructions="Be brief.", prompt={"id": "pmpt_1", "version": "3"})
+    async with fake_server("sdk_patterns") as server:
+        runner = RealtimeRunner(agent)  # no model: model_config decides
+        model_config: Any = {
+            "api_key": lambda: API_KEY,
+            "url": f"{server.base_url}/realtime?model=gpt-realtime",
+            "initial_model_settings": {"voice": "marin", "turn_detection": {"type": "semantic_vad"}},
+        }
+        events: list[Any] = []
+        async with await runner.run(model_config=model_config) as session:
+            await session.model.send_event(
+                RealtimeModelSendRawMessage(message={"type": "response.create", "other_data": GREETING})
+            )
+
+            async def consume() -> None:
+                async for event in session:
+                    events.append(event)
+
+            consumer = asyncio.create_task(consume())
+            await wait_until(lambda: any(e.type == "audio_end" for e in events), "the spoken answer")
+            await session.send_message(
+                {
+                    "type": "message",
+                    "role": "user",
+                    "content": [
+                        {"type": "input_text", "text": "What is this?"},
+                        {"type": "input_image", "image_url": IMAGE},
+                    ],
+                }
+            )
+            await asyncio.wait_for(server.finished.wait(), 10)
+        await consumer
+    update = server.connections[0].of_type("session.update")[0]["session"]
+    assert update["prompt"] == {"id": "pmpt_1", "version": "3"}
+    assert update["audio"]["output"]["voice"] == "marin"
+    assert update["audio"]["input"]["turn_detection"]["type"] == "semantic_vad"
+    answers = [i for i in session.history if isinstance(i, AssistantMessageItem)]
+    assert [a.text for a in answers] == ["It is noon."]
+    assert sum(len(e.audio.data) for e in events if e.type == "audio") == 24000 * 2 * 800 // 1000
+
+
+async def test_headers_replace_the_bearer_for_an_endpoint(
+    fake_server: Callable[..., FakeRealtimeServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    async with fake_server("sdk_patterns") as server:
+        runner = RealtimeRunner(RealtimeAgent(name="A"))
+        model_config: Any = {
+            "url": f"{server.base_url}/realtime?model=gpt-realtime",
+            "headers": {"Authorization": f"Bearer {API_KEY}", "X-Tenant": "blue"},
+        }
+        async with await runner.run(model_config=model_config):
+            await wait_until(lambda: bool(server.connections), "the connection")
+    assert server.connections[0].headers["X-Tenant"] == "blue"
+
+
+async def test_the_embedded_model_refuses_an_endpoint_by_name() -> None:
+    runner = RealtimeRunner(RealtimeAgent(name="A"), config={"model": "local"})
+    session = await runner.run(model_config={"api_key": "sk-x"})
+    with pytest.raises(ValueError, match="model_config api_key: only an OpenAI-protocol model"):
+        await session.enter()
+
+
+async def run_webhook_app(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/openai/webhook"
+
+
+async def test_the_sip_connector_flow_accepts_then_attaches_by_call_id(
+    fake_server: Callable[..., FakeRealtimeServer],
+) -> None:
+    agent = RealtimeAgent(name="Phone", instructions="Answer the phone.")
+    async with fake_server("sdk_patterns", calls_api=True) as server:
+        app = make_app(
+            agent,
+            api_key=API_KEY,
+            webhook_secret=SECRET,
+            calls_url=server.calls_url,
+            realtime_url=server.base_url,
+        )
+        runner, webhook_url = await run_webhook_app(app)
+        try:
+            assert await server.ring("rtc_u1_9b6", webhook_url, SECRET) == 200
+            # The greeting (a raw response.create) is answered; the scenario then waits for more.
+            await wait_until(
+                lambda: bool(server.connections) and bool(server.connections[0].of_type("response.create")),
+                "the greeting",
+            )
+            conn = server.connections[0]
+            assert conn.path == "/v1/realtime?call_id=rtc_u1_9b6"
+            assert conn.headers["Authorization"] == f"Bearer {API_KEY}"
+            assert server.accepted["rtc_u1_9b6"] == {
+                "type": "realtime",
+                "model": "gpt-realtime",
+                "instructions": "Answer the phone.",
+            }
+            assert "rtc_u1_9b6" in app[CALLS]
+        finally:
+            await runner.cleanup()
+    assert app[CALLS] == {}
+
+
+async def test_a_forged_webhook_is_refused_and_accepts_nothing(
+    fake_server: Callable[..., FakeRealtimeServer],
+) -> None:
+    async with fake_server("sdk_patterns", calls_api=True) as server:
+        app = make_app(
+            RealtimeAgent(name="A"), api_key=API_KEY, webhook_secret=SECRET, calls_url=server.calls_url
+        )
+        runner, webhook_url = await run_webhook_app(app)
+        try:
+            assert await server.ring("rtc_forged", webhook_url, "whsec_b3RoZXItc2VjcmV0") == 400
+            async with ClientSession() as client, client.post(webhook_url, data=b"{}") as response:
+                assert response.status == 400  # no signature headers at all
+        finally:
+            await runner.cleanup()
+    assert server.accepted == {} and server.connections == []
+
+
+@pytest.mark.parametrize(
+    ("headers", "now", "error"),
+    [
+        ({}, 1000, "without valid signature headers"),
+        (
+            {"webhook-id": "w", "webhook-timestamp": "1000", "webhook-signature": "v1,AAAA"},
+            1000,
+            "does not match",
+        ),
+        ({"webhook-id": "w", "webhook-timestamp": "1000", "webhook-signature": "v1,AAAA"}, 2000, "from now"),
+    ],
+)
+def test_webhook_verification_errors_say_what_was_wrong(
+    headers: dict[str, str], now: float, error: str
+) -> None:
+    with pytest.raises(WebhookError, match=error):
+        verify_webhook(SECRET, headers, b"{}", now=now)

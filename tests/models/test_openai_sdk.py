@@ -14,7 +14,7 @@ from aiohttp import ClientSession, web
 from examples.realtime.twilio_sip.openai_connector import CALLS, make_app
 from tests.models.fake_realtime import API_KEY, FakeRealtimeServer
 from voicegw.models.openai_webhooks import WebhookError, verify_webhook
-from voicegw.realtime import RealtimeAgent, RealtimeRunner
+from voicegw.realtime import RealtimeAgent, RealtimePlaybackTracker, RealtimeRunner
 from voicegw.realtime.items import AssistantMessageItem
 from voicegw.realtime.model_inputs import RealtimeModelSendRawMessage
 
@@ -31,7 +31,7 @@ async def wait_until(check: Callable[[], bool], what: str, timeout_s: float = 10
             await asyncio.sleep(0.02)
 
 
-async def test_model_config_selects_the_endpoint_with_no_key_in_the_environment(
+async def test_app_pattern_on_an_endpoint_chosen_by_model_config_with_no_key_in_the_environment(
     fake_server: Callable[..., FakeRealtimeServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
@@ -39,10 +39,12 @@ async def test_model_config_selects_the_endpoint_with_no_key_in_the_environment(
     agent = RealtimeAgent(name="A", instructions="Be brief.", prompt={"id": "pmpt_1", "version": "3"})
     async with fake_server("sdk_patterns") as server:
         runner = RealtimeRunner(agent)  # no model: model_config decides
+        tracker = RealtimePlaybackTracker()
         model_config: Any = {
             "api_key": lambda: API_KEY,
             "url": f"{server.base_url}/realtime?model=gpt-realtime",
             "initial_model_settings": {"voice": "marin", "turn_detection": {"type": "semantic_vad"}},
+            "playback_tracker": tracker,
         }
         events: list[Any] = []
         async with await runner.run(model_config=model_config) as session:
@@ -56,6 +58,9 @@ async def test_model_config_selects_the_endpoint_with_no_key_in_the_environment(
 
             consumer = asyncio.create_task(consume())
             await wait_until(lambda: any(e.type == "audio_end" for e in events), "the spoken answer")
+            # The browser played 300 ms of the 800 ms answer when the user pressed "interrupt".
+            tracker.on_play_ms("item_ASSIST1", 0, 300)
+            await session.interrupt()
             await session.send_message(
                 {
                     "type": "message",
@@ -72,8 +77,13 @@ async def test_model_config_selects_the_endpoint_with_no_key_in_the_environment(
     assert update["prompt"] == {"id": "pmpt_1", "version": "3"}
     assert update["audio"]["output"]["voice"] == "marin"
     assert update["audio"]["input"]["turn_detection"]["type"] == "semantic_vad"
+    truncate = server.connections[0].of_type("conversation.item.truncate")
+    assert [(t["item_id"], t["audio_end_ms"]) for t in truncate] == [("item_ASSIST1", 300)]
+    assert [(e.type, e.item_id) for e in events if e.type == "audio_interrupted"] == [
+        ("audio_interrupted", "item_ASSIST1")
+    ]
     answers = [i for i in session.history if isinstance(i, AssistantMessageItem)]
-    assert [a.text for a in answers] == ["It is noon."]
+    assert [(a.text, a.status) for a in answers] == [("It", "incomplete")]  # 300 of 800 ms: the words heard
     assert sum(len(e.audio.data) for e in events if e.type == "audio") == 24000 * 2 * 800 // 1000
 
 

@@ -1,0 +1,42 @@
+"""What the embedded model cannot do is said, not dropped: stored prompts and images."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.models.conftest import Recorder
+from voicegw.models.base import ModelError, RealtimeModelConfig, SendUserMessage
+from voicegw.models.local import LocalRealtimeModel
+from voicegw.models.local.cascade import IMAGES_REFUSED, PROMPT_REFUSED
+from voicegw.realtime import RealtimeAgent, RealtimeRunner
+
+
+async def test_a_stored_prompt_is_refused_before_anything_loads() -> None:
+    model = LocalRealtimeModel()
+    try:
+        with pytest.raises(ValueError, match="cannot use a stored prompt"):
+            await model.connect(RealtimeModelConfig(prompt={"id": "pmpt_1"}))
+    finally:
+        await model.close()
+
+
+async def test_a_session_with_an_agent_prompt_fails_to_start_with_the_reason() -> None:
+    runner = RealtimeRunner(RealtimeAgent(name="A", prompt={"id": "pmpt_1"}), model=LocalRealtimeModel())
+    session = await runner.run()
+    with pytest.raises(ValueError, match=r"agent\.prompt"):
+        await session.enter()
+    assert session.result.end_reason == "error"
+    assert PROMPT_REFUSED in (session.result.error or "")
+
+
+async def test_an_image_gets_an_error_event_naming_input_image() -> None:
+    model = LocalRealtimeModel()
+    recorder = Recorder()
+    model.add_listener(recorder)
+    try:
+        await model.send_event(SendUserMessage("", ("data:image/png;base64,iVBORw0KGgo=",)))
+    finally:
+        await model.close()
+    assert recorder.events[0] == ModelError(IMAGES_REFUSED, code="unsupported_input_image")
+    assert [e.type for e in recorder.events[1:]] == ["connection_status"]  # closed: nothing else
+    assert "input_image" in IMAGES_REFUSED

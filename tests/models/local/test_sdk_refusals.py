@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.models.conftest import Recorder
 from voicegw.models.base import ModelError, RealtimeModelConfig, SendUserMessage
 from voicegw.models.local import LocalRealtimeModel
 from voicegw.models.local.cascade import IMAGES_REFUSED, PROMPT_REFUSED
+from voicegw.models.local.settings import unhonoured_settings
 from voicegw.realtime import RealtimeAgent, RealtimeRunner
 
 
@@ -40,3 +43,25 @@ async def test_an_image_gets_an_error_event_naming_input_image() -> None:
     assert recorder.events[0] == ModelError(IMAGES_REFUSED, code="unsupported_input_image")
     assert [e.type for e in recorder.events[1:]] == ["connection_status"]  # closed: nothing else
     assert "input_image" in IMAGES_REFUSED
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"speed": 1.2}, "speed=1.2"),
+        ({"modalities": ["text"]}, "modalities=['text']"),
+        ({"tool_choice": "required"}, "tool_choice='required'"),
+        ({"reasoning": {"effort": "low"}}, "reasoning="),
+    ],
+)
+async def test_openai_only_settings_are_refused_by_name(settings: dict[str, object], named: str) -> None:
+    runner = RealtimeRunner(RealtimeAgent(name="A"), model=LocalRealtimeModel())
+    session = await runner.run(model_config={"initial_model_settings": settings})  # type: ignore[typeddict-item]
+    with pytest.raises(ValueError, match=re.escape(named)):
+        await session.enter()
+
+
+def test_what_the_embedded_model_does_anyway_is_accepted() -> None:
+    assert unhonoured_settings(
+        {"modalities": ["audio"], "tool_choice": "auto", "input_audio_transcription": {"model": "whisper-1"}}
+    ) == []

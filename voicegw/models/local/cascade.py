@@ -78,6 +78,7 @@ from voicegw.models.local.llm import (
     parse_step,
     step_schema,
 )
+from voicegw.models.local.settings import unhonoured_settings
 from voicegw.models.local.stt import SpeechToText, Transcription, TranscriptionLane
 from voicegw.models.local.tts import CHUNK_MS, TextToSpeech, chunks, speech_span
 from voicegw.models.local.turns import (
@@ -298,6 +299,8 @@ class LocalRealtimeModel(RealtimeModel):
     def _apply(self, config: RealtimeModelConfig) -> None:
         if config.prompt is not None:
             raise ValueError(PROMPT_REFUSED)
+        if refused := unhonoured_settings(config.extra):
+            raise ValueError(f"the embedded model cannot honour model setting(s) {', '.join(refused)}")
         old = self._config
         self._config = config
         if self._detector is None or (old.turn_detection, old.sample_rate) != (

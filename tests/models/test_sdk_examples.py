@@ -176,24 +176,30 @@ async def test_twilio_pattern_g711_both_ways_on_the_embedded_model(tmp_path: Pat
 # --- an OpenAI-protocol endpoint given by model_config ---------------------------------------
 
 
+def endpoint(server: FakeRealtimeServer, tracker: RealtimePlaybackTracker, **settings: Any) -> Any:
+    """The ``model_config`` of a program pointed at the local server."""
+    return {
+        "api_key": API_KEY,
+        "url": f"{server.base_url}/realtime?model=gpt-realtime",
+        "initial_model_settings": settings,
+        "playback_tracker": tracker,
+    }
+
+
 @pytest.mark.timeout(30)
+@pytest.mark.usefixtures("no_key")
 async def test_twilio_pattern_g711_both_ways_on_an_openai_endpoint(
-    fake_server: Callable[..., FakeRealtimeServer], monkeypatch: pytest.MonkeyPatch
+    fake_server: Callable[..., FakeRealtimeServer],
 ) -> None:
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     caller = (6000 * np.sin(2 * np.pi * 700 * np.arange(8000) / 8000)).astype(np.int16)
     tracker = RealtimePlaybackTracker()
     player = Player(tracker)
     async with fake_server("conversation") as server:
         runner = RealtimeRunner(AGENT)
-        model_config: Any = {
-            "api_key": API_KEY,
-            "url": f"{server.base_url}/realtime?model=gpt-realtime",
-            "initial_model_settings": {"audio": {"input": {"format": {"type": "audio/pcmu"}},
-                                                 "output": {"format": {"type": "audio/pcmu"}}}},
-            "playback_tracker": tracker,
-        }  # fmt: skip
-        session = await runner.run(model_config=model_config)
+        pcmu = {"format": {"type": "audio/pcmu"}}
+        session = await runner.run(
+            model_config=endpoint(server, tracker, audio={"input": pcmu, "output": pcmu})
+        )
         await session.enter()
         try:
             playing = asyncio.create_task(player.run(session))
@@ -212,21 +218,14 @@ async def test_twilio_pattern_g711_both_ways_on_an_openai_endpoint(
 
 
 @pytest.mark.timeout(30)
-async def test_cli_pattern_on_an_openai_endpoint(
-    fake_server: Callable[..., FakeRealtimeServer], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+@pytest.mark.usefixtures("no_key")
+async def test_cli_pattern_on_an_openai_endpoint(fake_server: Callable[..., FakeRealtimeServer]) -> None:
     microphone = (6000 * np.sin(2 * np.pi * 700 * np.arange(24000 * 2) / 24000)).astype("<i2").tobytes()
     tracker = RealtimePlaybackTracker()
     player = Player(tracker)
     async with fake_server("conversation") as server:
         runner = RealtimeRunner(AGENT)
-        model_config: Any = {
-            "api_key": API_KEY,
-            "url": f"{server.base_url}/realtime?model=gpt-realtime",
-            "playback_tracker": tracker,
-        }
-        async with await runner.run(model_config=model_config) as session:
+        async with await runner.run(model_config=endpoint(server, tracker)) as session:
             playing = asyncio.create_task(player.run(session))
             await speak(session, microphone, 24000 * 2 * CHUNK_MS // 1000)
             await until(lambda: answered(player), 20)

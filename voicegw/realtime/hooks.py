@@ -11,7 +11,21 @@ if TYPE_CHECKING:
     from voicegw.realtime.agent import RealtimeAgent
 
 
-class RealtimeRunHooks(Generic[TContext]):
+class _ToolHooks(Generic[TContext]):
+    """The tool callbacks, the same for a run's hooks and an agent's."""
+
+    async def on_tool_start(
+        self, context: RunContextWrapper[TContext], agent: RealtimeAgent[Any], tool: FunctionTool
+    ) -> None:
+        """A tool is about to run."""
+
+    async def on_tool_end(
+        self, context: RunContextWrapper[TContext], agent: RealtimeAgent[Any], tool: FunctionTool, result: str
+    ) -> None:
+        """A tool finished; `result` is the output the model gets."""
+
+
+class RealtimeRunHooks(_ToolHooks[TContext]):
     """Callbacks on the life of a run, as the Agents SDK's `RunHooks` (same names and arguments).
 
     A hook that raises becomes an ``error`` event; the session goes on.
@@ -33,18 +47,8 @@ class RealtimeRunHooks(Generic[TContext]):
     ) -> None:
         """The conversation is handed from one agent to another."""
 
-    async def on_tool_start(
-        self, context: RunContextWrapper[TContext], agent: RealtimeAgent[Any], tool: FunctionTool
-    ) -> None:
-        """A tool is about to run."""
 
-    async def on_tool_end(
-        self, context: RunContextWrapper[TContext], agent: RealtimeAgent[Any], tool: FunctionTool, result: str
-    ) -> None:
-        """A tool finished; `result` is the output the model gets."""
-
-
-class RealtimeAgentHooks(Generic[TContext]):
+class RealtimeAgentHooks(_ToolHooks[TContext]):
     """Callbacks on the life of one agent, set as ``RealtimeAgent(hooks=...)`` (the Agents SDK's
     `AgentHooks`: same names and arguments). A hook that raises becomes an ``error`` event."""
 
@@ -60,16 +64,6 @@ class RealtimeAgentHooks(Generic[TContext]):
         self, context: RunContextWrapper[TContext], agent: RealtimeAgent[Any], source: RealtimeAgent[Any]
     ) -> None:
         """The conversation is being handed to this agent by `source`."""
-
-    async def on_tool_start(
-        self, context: RunContextWrapper[TContext], agent: RealtimeAgent[Any], tool: FunctionTool
-    ) -> None:
-        """One of this agent's tools is about to run."""
-
-    async def on_tool_end(
-        self, context: RunContextWrapper[TContext], agent: RealtimeAgent[Any], tool: FunctionTool, result: str
-    ) -> None:
-        """One of this agent's tools finished; `result` is the output the model gets."""
 
 
 def agent_hook(

@@ -11,7 +11,7 @@ own methods (`send_audio`, `send_message`, `interrupt`, `update_agent`) send the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, NotRequired, TypeAlias, TypedDict
+from typing import Any, NotRequired, TypeAlias, TypedDict
 
 from voicegw.models.base import (
     CancelResponse,
@@ -22,7 +22,13 @@ from voicegw.models.base import (
     SendToolOutput,
     SendUserMessage,
 )
-from voicegw.realtime.config import RealtimeSessionModelSettings, user_input_parts
+from voicegw.realtime.config import (
+    RealtimeSessionModelSettings,
+    RealtimeUserInputImage,
+    RealtimeUserInputMessage,
+    RealtimeUserInputText,
+    user_input_parts,
+)
 from voicegw.realtime.model_events import RealtimeModelToolCallEvent
 
 
@@ -33,24 +39,10 @@ class RealtimeModelRawClientMessage(TypedDict):
     other_data: NotRequired[dict[str, Any]]
 
 
-class RealtimeModelInputTextContent(TypedDict):
-    type: Literal["input_text"]
-    text: str
-
-
-class RealtimeModelInputImageContent(TypedDict, total=False):
-    """An image: ``image_url`` is a ``data:`` URL or a remote URL."""
-
-    type: Literal["input_image"]
-    image_url: str
-    detail: NotRequired[str]
-
-
-class RealtimeModelUserInputMessage(TypedDict):
-    type: Literal["message"]
-    role: Literal["user"]
-    content: list[RealtimeModelInputTextContent | RealtimeModelInputImageContent]
-
+# The SDK declares the same shapes twice (config's user input, model_inputs' content): one here.
+RealtimeModelInputTextContent = RealtimeUserInputText
+RealtimeModelInputImageContent = RealtimeUserInputImage
+RealtimeModelUserInputMessage = RealtimeUserInputMessage
 
 RealtimeModelUserInput: TypeAlias = str | RealtimeModelUserInputMessage
 

@@ -6,6 +6,7 @@ event with ``assert_never``. Driven through `RealtimeRunner` as SDK code does, o
 from __future__ import annotations
 
 import asyncio
+import typing
 from typing import Any, assert_never
 
 import pytest
@@ -24,6 +25,7 @@ from voicegw.models.testing import ScriptedModel, ScriptStep, speech, tone, tool
 from voicegw.realtime import (
     RealtimeAgent,
     RealtimeAgentHooks,
+    RealtimeModelEvent,
     RealtimeModelOtherEvent,
     RealtimePlaybackTracker,
     RealtimeRunner,
@@ -32,7 +34,7 @@ from voicegw.realtime import (
     function_tool,
 )
 from voicegw.realtime.config import UnsupportedSetting
-from voicegw.realtime.events import RealtimeInputAudioTranscriptionDelta
+from voicegw.realtime.events import VOICEGW_EVENT_TYPES, RealtimeInputAudioTranscriptionDelta
 from voicegw.transports.testing import settle
 
 RATE = 24000
@@ -101,13 +103,34 @@ async def test_voicegw_events_reach_sdk_code_only_inside_raw_model_events() -> N
     wrapped = [
         e.data.data
         for e in events
-        if e.type == "raw_model_event" and isinstance(e.data, RealtimeModelOtherEvent)
+        if e.type == "raw_model_event"
+        and isinstance(e.data, RealtimeModelOtherEvent)
+        and isinstance(e.data.data, VOICEGW_EVENT_TYPES)
     ]
     assert [type(e).__name__ for e in wrapped] == [
         "RealtimeInputAudioTranscriptionDelta",
         "RealtimeInputAudioTranscriptionCompleted",
     ]
     assert isinstance(wrapped[0], RealtimeInputAudioTranscriptionDelta) and wrapped[0].transcript == "what is"
+    # The model events themselves arrive in the SDK's types (voicegw's partial transcript, which
+    # the SDK has no event for, as an "other" event).
+    model_events = [e.data for e in events if e.type == "raw_model_event"]
+    sdk_model_types = typing.get_args(RealtimeModelEvent)
+    assert all(isinstance(data, sdk_model_types) for data in model_events)
+    completed = [d for d in model_events if d.type == "input_audio_transcription_completed"]
+    assert [(d.item_id, d.transcript) for d in completed] == [("item_u", "what is the time")]
+
+
+async def test_all_events_gives_voicegw_code_its_events_as_they_are() -> None:
+    model = ScriptedModel([ScriptStep(SendAudio, [ModelInputTranscript("item_u", "hi", is_final=False)])])
+    runner = RealtimeRunner(RealtimeAgent(name="A"), model=model, config={"turn_detection": None})
+    async with await runner.run() as session:
+        await session.send_audio(tone(RATE, 20))
+        await settle()
+        await session.close()
+        kinds = [type(e).__name__ for e in [e async for e in session.all_events()]]
+    assert "RealtimeInputAudioTranscriptionDelta" in kinds
+    assert [k for k in kinds if k == "RealtimeRawModelEvent"]  # voicegw's model events, unwrapped
 
 
 async def test_a_barge_in_truncates_at_what_the_application_reports_played() -> None:
@@ -334,3 +357,9 @@ def test_a_setting_voicegw_cannot_honour_is_refused_by_name(config: dict[str, An
 def test_an_unknown_model_config_key_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="api_kye"):
         RealtimeSession(agent=RealtimeAgent(name="A"), model_config={"api_kye": "x"})  # type: ignore[typeddict-unknown-key]
+
+
+def test_an_agent_with_mcp_servers_is_refused_by_name() -> None:
+    assert RealtimeAgent(name="A", mcp_config={}).mcp_servers == []
+    with pytest.raises(ValueError, match="mcp_servers"):
+        RealtimeAgent(name="A", mcp_servers=[object()])

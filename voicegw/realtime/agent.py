@@ -55,6 +55,12 @@ class RealtimeAgent(Generic[TContext]):
     hooks: RealtimeAgentHooks[Any] | None = None
     """Callbacks on this agent's life (start, end, handoff to it, its tools)."""
 
+    mcp_servers: list[Any] = field(default_factory=list)
+    """The Agents SDK's MCP servers: voicegw runs none, so a non-empty list is refused."""
+
+    mcp_config: dict[str, Any] = field(default_factory=dict)
+    """The Agents SDK's MCP settings (meaningless without MCP servers)."""
+
     dtmf_menu: dict[str, str] = field(default_factory=dict)
     """A keypad menu: a key the caller presses reaches the model as these words of the caller
     (``{"1": "What are your opening hours?"}``), as if said; other keys follow `dtmf_as_text`."""
@@ -72,6 +78,10 @@ class RealtimeAgent(Generic[TContext]):
             value = getattr(self, name)
             if not isinstance(value, list):
                 raise TypeError(f"RealtimeAgent {name} must be a list, got {type(value).__name__}")
+        if self.mcp_servers:
+            raise ValueError(
+                "RealtimeAgent mcp_servers: voicegw does not run MCP servers; give the agent function tools"
+            )
         if self.greeting is not None and self.greeting_instructions is not None:
             raise ValueError("RealtimeAgent takes greeting or greeting_instructions, not both")
 

@@ -18,7 +18,8 @@ from voicegw.realtime.agent import RealtimeAgent
 from voicegw.realtime.context import RunContextWrapper
 from voicegw.realtime.guardrails import OutputGuardrailResult
 from voicegw.realtime.items import RealtimeItem
-from voicegw.realtime.model_events import RealtimeModelOtherEvent
+from voicegw.realtime.model_events import RealtimeModelEvent as SdkModelEvent
+from voicegw.realtime.model_events import RealtimeModelOtherEvent, sdk_model_event
 from voicegw.realtime.tools import FunctionTool
 from voicegw.realtime.transport import CallState
 
@@ -236,7 +237,8 @@ class RealtimeRawModelEvent:
     """Every model event, as received (for debugging), and voicegw's own events wrapped in a
     `RealtimeModelOtherEvent` for iterators that did not ask for them."""
 
-    data: RealtimeModelEvent | RealtimeModelOtherEvent
+    data: RealtimeModelEvent | SdkModelEvent
+    """voicegw's model event (`session.all_events()`), or its SDK form (plain iteration)."""
     info: RealtimeEventInfo
     type: Literal["raw_model_event"] = "raw_model_event"
 
@@ -279,7 +281,10 @@ VOICEGW_EVENT_TYPES: tuple[type, ...] = (
 
 
 def sdk_event(event: RealtimeSessionEvent | VoicegwSessionEvent) -> RealtimeSessionEvent:
-    """`event` as SDK code may see it: voicegw's own events inside a ``raw_model_event``."""
+    """`event` as SDK code may see it: voicegw's own events inside a ``raw_model_event``, and
+    model events in the SDK's types."""
     if isinstance(event, VOICEGW_EVENT_TYPES):
         return RealtimeRawModelEvent(RealtimeModelOtherEvent(event), event.info)
+    if isinstance(event, RealtimeRawModelEvent) and not isinstance(event.data, RealtimeModelOtherEvent):
+        return RealtimeRawModelEvent(sdk_model_event(event.data), event.info)
     return event  # type: ignore[return-value]  # (the isinstance above narrows only at runtime)

@@ -4,16 +4,30 @@ voicegw's models speak the events of `voicegw.models.base` (the seam every model
 where an SDK event is the same thing with the same fields, its name here *is* voicegw's class
 (`RealtimeModelAudioEvent` is `ModelAudio`: ``data``, ``item_id``, ``response_id``,
 ``content_index``, type ``"audio"``). The others are defined here with the SDK's fields, so that
-code naming them imports, constructs and matches them; `RealtimeModelOtherEvent` is also how a
-session hands voicegw's own events to an iterator that did not ask for them.
+code naming them imports, constructs and matches them. `sdk_model_event` gives the SDK's form of
+a voicegw model event: what ``raw_model_event`` carries for ``async for event in session``.
+`RealtimeModelOtherEvent` wraps what the SDK has no event for, and voicegw's own session events.
 """
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
-from voicegw.models.base import ModelAudio, ModelAudioDone, ModelConnectionStatus, ModelTranscriptDelta
+from voicegw.models.base import (
+    ModelAudio,
+    ModelAudioDone,
+    ModelConnectionStatus,
+    ModelError,
+    ModelInputTranscript,
+    ModelRawEvent,
+    ModelResponseDone,
+    ModelResponseStarted,
+    ModelToolCall,
+    ModelTranscriptDelta,
+)
+from voicegw.models.base import RealtimeModelEvent as ModelEvent
 from voicegw.models.base import Usage as _Usage
 from voicegw.realtime.items import RealtimeItem
 
@@ -201,3 +215,29 @@ RealtimeModelEvent: TypeAlias = (
     | RealtimeModelRawServerEvent
 )
 """The SDK's union of model events."""
+
+_SDK_TYPES: tuple[type, ...] = typing.get_args(RealtimeModelEvent)
+
+
+def sdk_model_event(event: ModelEvent | RealtimeModelEvent) -> RealtimeModelEvent:
+    """voicegw's model event as the SDK's: the same class where they share one, the SDK's
+    equivalent where there is one, else `RealtimeModelOtherEvent` around it."""
+    match event:
+        case ModelConnectionStatus(status="reconnecting"):
+            return RealtimeModelOtherEvent(event)  # the SDK's statuses have no reconnection
+        case _ if isinstance(event, _SDK_TYPES):
+            return event  # type: ignore[return-value]  # (narrowed by the isinstance at runtime)
+        case ModelToolCall(call_id=call_id, name=name, arguments=arguments, item_id=item_id):
+            return RealtimeModelToolCallEvent(name, call_id, arguments, id=item_id or None)
+        case ModelInputTranscript(item_id=item_id, transcript=transcript, is_final=True):
+            return RealtimeModelInputAudioTranscriptionCompletedEvent(item_id, transcript)
+        case ModelResponseStarted(response_id=response_id):
+            return RealtimeModelTurnStartedEvent(response_id=response_id)
+        case ModelResponseDone(response_id=response_id):
+            return RealtimeModelTurnEndedEvent(response_id=response_id)
+        case ModelError():
+            return RealtimeModelErrorEvent(event)
+        case ModelRawEvent(data=data):
+            return RealtimeModelRawServerEvent(data)
+        case _:  # speech started/stopped, partial transcripts, truncations: voicegw's own
+            return RealtimeModelOtherEvent(event)

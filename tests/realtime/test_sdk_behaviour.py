@@ -363,3 +363,18 @@ def test_an_agent_with_mcp_servers_is_refused_by_name() -> None:
     assert RealtimeAgent(name="A", mcp_config={}).mcp_servers == []
     with pytest.raises(ValueError, match="mcp_servers"):
         RealtimeAgent(name="A", mcp_servers=[object()])
+
+
+async def test_an_async_tool_error_formatter_words_an_unknown_tool() -> None:
+    async def formatter(args: Any) -> str:
+        return f"{args.kind}: {args.tool_name}"
+
+    model = ScriptedModel([ScriptStep(SendUserMessage, tool_call("teleport", {}))])
+    session, _, task = await run_sdk(
+        model, RealtimeAgent(name="A"), config={"tool_error_formatter": formatter}
+    )
+    await session.send_message("beam me up")
+    await settle()
+    await session.close()
+    await task
+    assert [o.output for o in model.sent(SendToolOutput)] == ["tool_not_found: teleport"]

@@ -3,7 +3,8 @@
 A call of such a tool emits ``tool_approval_required`` and waits until the application answers
 with `session.approve_tool_call(call_id)` or `session.reject_tool_call(call_id)`; ``always=True``
 answers every later call of that tool the same way. A rejected call gives the model a rejection
-message (the run config's ``tool_error_formatter`` may word it) instead of the tool's output.
+message instead of the tool's output; the run config's ``tool_error_formatter`` words it, and the
+message for a call of a tool that does not exist (`tool_error_message`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ REJECTION_MESSAGE = "Tool call rejected: the user did not approve running this t
 class ToolErrorFormatterArgs:
     """What a ``tool_error_formatter`` is given to word an error for the model."""
 
-    kind: Literal["approval_rejected"]
+    kind: Literal["approval_rejected", "tool_not_found"]
     tool_type: Literal["function"]
     tool_name: str
     call_id: str
@@ -101,21 +102,19 @@ async def _needs_approval(
     return bool(await result if inspect.isawaitable(result) else result)
 
 
-def rejection_message(
+async def tool_error_message(
     formatter: Callable[[ToolErrorFormatterArgs], Any] | None,
-    tool: FunctionTool,
+    kind: Literal["approval_rejected", "tool_not_found"],
+    tool_name: str,
     call_id: str,
     context: RunContextWrapper[Any],
-    message: str | None,
+    default: str,
 ) -> str:
-    """The model's output for a rejected call: the given message, else the formatter's, else ours."""
-    if message is not None:
-        return message
+    """The model's output for a tool error: the run's ``tool_error_formatter``'s words (it may be
+    async; None or a non-string keeps `default`), else `default`."""
     if formatter is None:
-        return REJECTION_MESSAGE
-    worded = formatter(
-        ToolErrorFormatterArgs(
-            "approval_rejected", "function", tool.name, call_id, REJECTION_MESSAGE, context
-        )
-    )
-    return worded if isinstance(worded, str) else REJECTION_MESSAGE
+        return default
+    worded = formatter(ToolErrorFormatterArgs(kind, "function", tool_name, call_id, default, context))
+    if inspect.isawaitable(worded):
+        worded = await worded
+    return worded if isinstance(worded, str) else default

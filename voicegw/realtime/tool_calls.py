@@ -16,7 +16,12 @@ import structlog
 
 from voicegw.models.base import ModelToolCall, RealtimeModelCommand, SendToolOutput, ToolSpec
 from voicegw.realtime.agent import RealtimeAgent
-from voicegw.realtime.approvals import ToolApprovals, ToolErrorFormatterArgs, rejection_message
+from voicegw.realtime.approvals import (
+    REJECTION_MESSAGE,
+    ToolApprovals,
+    ToolErrorFormatterArgs,
+    tool_error_message,
+)
 from voicegw.realtime.context import RunContextWrapper, ToolContext
 from voicegw.realtime.events import (
     RealtimeSessionEvent,
@@ -104,7 +109,12 @@ class ToolCallRunner:
             available = ", ".join([*self._tools, *self._handoffs]) or "none"
             output = f"Error: there is no tool named {call.name!r}. Available tools: {available}."
             self._emit_error(call, f"the model called an unknown tool {call.name!r}")
-            await self._output(call, output)
+            await self._output(
+                call,
+                await tool_error_message(
+                    self.error_formatter, "tool_not_found", call.name, call.call_id, self._context, output
+                ),
+            )
             return
         ctx = ToolContext(
             self._context.context,
@@ -125,7 +135,11 @@ class ToolCallRunner:
         )
         if not approved:
             await self._output(
-                call, rejection_message(self.error_formatter, tool, call.call_id, ctx, message)
+                call,
+                message
+                or await tool_error_message(
+                    self.error_formatter, "approval_rejected", tool.name, call.call_id, ctx, REJECTION_MESSAGE
+                ),
             )
             return
         self._emit(RealtimeToolStart(agent, tool, call.arguments, call.call_id, self._info))

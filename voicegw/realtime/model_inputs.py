@@ -2,10 +2,12 @@
 
 `RealtimeModelSendRawMessage` is voicegw's `SendRawMessage` command, so
 ``session.model.send_event(RealtimeModelSendRawMessage(message={...}))`` reaches every model:
-OpenAI's sends the client event as is, the embedded model raises `TypeError` (it has no wire
-protocol). The other inputs are the SDK's shapes of what a session sends; in voicegw the session's
-own methods (`send_audio`, `send_message`, `interrupt`, `update_agent`) send them, and
-`lower_input` translates one into voicegw's commands for code that drives a model directly.
+OpenAI's sends the client event as is; the embedded model runs those that have a voicegw command
+(``response.create``, ``response.cancel``, ``input_audio_buffer.commit``, a user
+``conversation.item.create``) and raises `TypeError` naming any other. The other inputs are the
+SDK's shapes of what a session sends; in voicegw the session's own methods (`send_audio`,
+`send_message`, `interrupt`, `update_agent`) send them, and `lower_input` translates one into
+voicegw's commands for code that drives a model directly.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""What the embedded model cannot do is said, not dropped: stored prompts and images."""
+"""The embedded model under Agents SDK code: what it cannot do (stored prompts, images, OpenAI-only
+settings) is said, not dropped; raw client events that have a meaning run."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from voicegw.models.local import LocalRealtimeModel
 from voicegw.models.local.cascade import IMAGES_REFUSED, PROMPT_REFUSED
 from voicegw.models.local.settings import unhonoured_settings
 from voicegw.realtime import RealtimeAgent, RealtimeRunner
+from voicegw.realtime.model_inputs import RealtimeModelSendRawMessage
 
 
 async def test_a_stored_prompt_is_refused_before_anything_loads() -> None:
@@ -62,6 +64,39 @@ async def test_openai_only_settings_are_refused_by_name(settings: dict[str, obje
 
 
 def test_what_the_embedded_model_does_anyway_is_accepted() -> None:
-    assert unhonoured_settings(
-        {"modalities": ["audio"], "tool_choice": "auto", "input_audio_transcription": {"model": "whisper-1"}}
-    ) == []
+    assert (
+        unhonoured_settings(
+            {
+                "modalities": ["audio"],
+                "tool_choice": "auto",
+                "input_audio_transcription": {"model": "whisper-1"},
+            }
+        )
+        == []
+    )
+
+
+@pytest.mark.timeout(120)
+async def test_a_raw_response_create_greets_on_the_embedded_model() -> None:
+    """The SDK's twilio_sip example greets with a raw ``response.create``: the embedded model speaks."""
+    runner = RealtimeRunner(
+        RealtimeAgent(name="A", instructions="You are a phone assistant."), model=LocalRealtimeModel()
+    )
+    audio = 0
+    async with await runner.run() as session:
+        await session.model.send_event(
+            RealtimeModelSendRawMessage(
+                message={
+                    "type": "response.create",
+                    "other_data": {"response": {"instructions": "Say exactly 'Welcome!' now."}},
+                }
+            )
+        )
+        async for event in session:
+            if event.type == "audio":
+                audio += len(event.audio.data)
+            if event.type == "audio_end":
+                break
+    assert audio > 0
+    [answer] = [item for item in session.history if item.type == "message"]
+    assert answer.status == "completed" and answer.content[0].transcript

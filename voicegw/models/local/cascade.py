@@ -45,6 +45,7 @@ from voicegw.models.base import (
     RealtimeModelCommand,
     RealtimeModelConfig,
     SendAudio,
+    SendRawMessage,
     SendToolOutput,
     SendUserMessage,
     TruncateItem,
@@ -98,6 +99,7 @@ from voicegw.models.local.workers import (
     shared,
     submit_blocking,
 )
+from voicegw.models.raw_messages import commands_for
 
 log = structlog.get_logger()
 
@@ -281,6 +283,9 @@ class LocalRealtimeModel(RealtimeModel):
                 await self._truncate(item_id, audio_end_ms)
             case UpdateSessionCommand(config=config):
                 self._apply(config)
+            case SendRawMessage(message=message):
+                for translated in commands_for(message):
+                    await self.send_event(translated)
             case _:
                 raise TypeError(f"the local model does not handle {type(command).__name__}")
 

@@ -378,3 +378,16 @@ async def test_an_async_tool_error_formatter_words_an_unknown_tool() -> None:
     await session.close()
     await task
     assert [o.output for o in model.sent(SendToolOutput)] == ["tool_not_found: teleport"]
+
+
+async def test_initial_model_settings_go_over_the_run_configs_in_both_runner_forms() -> None:
+    model = ScriptedModel()
+    session = RealtimeSession(
+        model=model,
+        config={"turn_detection": None, "model_settings": {"voice": "run", "temperature": 0.3}},
+        agent=RealtimeAgent(name="A"),
+        model_config={"initial_model_settings": {"voice": "initial"}},
+    )
+    async with session:
+        pass
+    assert (model.configs[0].voice, model.configs[0].temperature) == ("initial", 0.3)

@@ -120,16 +120,10 @@ class RealtimeRunner:
         ``initial_model_settings`` go over the run's model settings; ``api_key``, ``url``,
         ``headers`` and ``call_id`` choose the endpoint; ``playback_tracker`` says what was played.
         """
-        config: RealtimeRunConfig = dict(self._config or {})  # type: ignore[assignment]
-        if model_config and "initial_model_settings" in model_config:
-            config["model_settings"] = {
-                **config.get("model_settings", {}),
-                **model_config["initial_model_settings"],
-            }
         return RealtimeSession(
             transport,
             model=self._model,
-            config=config,
+            config=self._config,
             agent=self._starting_agent,
             context=context,
             hooks=hooks or self._hooks,

@@ -251,6 +251,9 @@ class RealtimeSession:
             self._apply_config(config)
 
     def _apply_config(self, config: RealtimeRunConfig) -> None:
+        if "initial_model_settings" in self._model_config:  # the SDK's: over the run's settings
+            settings = {**config.get("model_settings", {}), **self._model_config["initial_model_settings"]}
+            config = {**config, "model_settings": settings}  # type: ignore[typeddict-item]
         check_run_config(config)
         self._config = config
         self._formats = session_audio(config, self._transport.sample_rate if self._transport else None)

@@ -145,6 +145,7 @@ TURN_DETECTION = nullable(
                     "create_response": is_bool,
                     "interrupt_response": is_bool,
                     "idle_timeout_ms": nullable(is_int(0)),
+                    "model_version": is_str,  # the Agents SDK (v0.22) passes it through
                 },
             ),
             "semantic_vad": is_object(
@@ -153,6 +154,7 @@ TURN_DETECTION = nullable(
                     "eagerness": one_of("low", "medium", "high", "auto"),
                     "create_response": is_bool,
                     "interrupt_response": is_bool,
+                    "model_version": is_str,
                 },
             ),
         },

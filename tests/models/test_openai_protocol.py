@@ -33,6 +33,7 @@ from voicegw.models.openai_protocol import (
     session_update_event,
     tool_output_event,
     truncate_event,
+    turn_detection_object,
     user_message_event,
 )
 
@@ -338,3 +339,8 @@ def test_wire_audio_pcmu_and_split_samples() -> None:
     assert wide.encode(pcm) == pcm
     assert wide.decode(b"\x01\x02\x03") == b"\x01\x02"
     assert wide.decode(b"\x04") == b"\x03\x04"
+
+
+def test_a_vad_model_version_reaches_openais_turn_detection() -> None:
+    assert turn_detection_object(TurnDetection(model_version="vad-2"))["model_version"] == "vad-2"  # type: ignore[index]
+    assert "model_version" not in (turn_detection_object(TurnDetection()) or {})

@@ -50,3 +50,4 @@ def test_client_events_with_a_command(message: dict[str, object], commands: tupl
 def test_other_client_events_are_refused_by_name(message: dict[str, object], error: str) -> None:
     with pytest.raises(TypeError, match=error):
         commands_for(message)
+

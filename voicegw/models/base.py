@@ -54,6 +54,9 @@ class TurnDetection:
     ``input_audio_timeout_triggered`` (and a response when `create_response`); None: never.
     The session keeps this timer itself, the same for every model."""
 
+    model_version: str | None = None
+    """A provider's VAD model (OpenAI's ``model_version``); models without one refuse it."""
+
 
 @dataclass(frozen=True, slots=True)
 class ToolSpec:

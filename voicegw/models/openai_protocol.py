@@ -98,20 +98,24 @@ def turn_detection_object(turn: TurnDetection | None) -> dict[str, Any] | None:
     if turn is None:
         return None
     if turn.type == "semantic_vad":
-        return {
+        detection: dict[str, Any] = {
             "type": "semantic_vad",
             "eagerness": turn.eagerness,
             "create_response": turn.create_response,
             "interrupt_response": turn.interrupt_response,
         }
-    return {
-        "type": "server_vad",
-        "threshold": turn.threshold,
-        "prefix_padding_ms": turn.prefix_padding_ms,
-        "silence_duration_ms": turn.silence_duration_ms,
-        "create_response": turn.create_response,
-        "interrupt_response": turn.interrupt_response,
-    }
+    else:
+        detection = {
+            "type": "server_vad",
+            "threshold": turn.threshold,
+            "prefix_padding_ms": turn.prefix_padding_ms,
+            "silence_duration_ms": turn.silence_duration_ms,
+            "create_response": turn.create_response,
+            "interrupt_response": turn.interrupt_response,
+        }
+    if turn.model_version is not None:
+        detection["model_version"] = turn.model_version
+    return detection
 
 
 def _transcription_object(config: RealtimeModelConfig, model: str) -> dict[str, Any] | None:

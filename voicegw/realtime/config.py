@@ -178,9 +178,6 @@ def user_input_parts(user_input: str | Mapping[str, Any]) -> tuple[str, tuple[st
     images = tuple(part["image_url"] for part in parts if part.get("type") == "input_image")
     return text, images
 
-_SDK_ONLY_TURN_KEYS = frozenset({"model_version"})
-"""Agents SDK turn-detection keys that voicegw accepts and ignores (a backend's VAD model id)."""
-
 
 class RealtimeTurnDetectionConfig(TypedDict, total=False):
     """Turn detection as a dict (the SDK's form); the keys of `TurnDetection`."""
@@ -211,7 +208,7 @@ class RealtimeTurnDetectionConfig(TypedDict, total=False):
     """Caller silence after the agent finished speaking that triggers ``input_audio_timeout_triggered``."""
 
     model_version: str
-    """Accepted so that Agents SDK configs load; voicegw ignores it."""
+    """A provider's VAD model (sent to OpenAI; the embedded model refuses it)."""
 
 
 class RealtimeSessionModelSettings(TypedDict, total=False):
@@ -367,7 +364,7 @@ def resolve_turn_detection(config: RealtimeRunConfig) -> TurnDetection | None:
     if value is None or isinstance(value, TurnDetection):
         return value
     known = {f.name for f in dataclasses.fields(TurnDetection)}
-    unknown = set(value) - known - _SDK_ONLY_TURN_KEYS
+    unknown = set(value) - known
     if unknown:
         raise ValueError(f"unknown turn_detection setting(s): {', '.join(sorted(unknown))}")
     return TurnDetection(**{k: v for k, v in value.items() if k in known})  # type: ignore[arg-type]

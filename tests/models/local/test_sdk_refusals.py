@@ -54,6 +54,7 @@ async def test_an_image_gets_an_error_event_naming_input_image() -> None:
         ({"modalities": ["text"]}, "modalities=['text']"),
         ({"tool_choice": "required"}, "tool_choice='required'"),
         ({"reasoning": {"effort": "low"}}, "reasoning="),
+        ({"turn_detection": {"model_version": "vad-2"}}, "turn_detection.model_version='vad-2'"),
     ],
 )
 async def test_openai_only_settings_are_refused_by_name(settings: dict[str, object], named: str) -> None:

@@ -304,7 +304,7 @@ class LocalRealtimeModel(RealtimeModel):
     def _apply(self, config: RealtimeModelConfig) -> None:
         if config.prompt is not None:
             raise ValueError(PROMPT_REFUSED)
-        if refused := unhonoured_settings(config.extra):
+        if refused := unhonoured_settings(config.extra, config.turn_detection):
             raise ValueError(f"the embedded model cannot honour model setting(s) {', '.join(refused)}")
         old = self._config
         self._config = config

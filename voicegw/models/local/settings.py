@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from voicegw.models.base import TurnDetection
+
 HONOURED_VALUES: dict[str, tuple[Any, ...]] = {
     "modalities": (["audio"], ["text", "audio"], ["audio", "text"]),
     "output_modalities": (["audio"], ["text", "audio"], ["audio", "text"]),
@@ -23,9 +25,11 @@ ACCEPTED = frozenset({"input_audio_transcription"})
 transcription model is named."""
 
 
-def unhonoured_settings(extra: Mapping[str, Any]) -> list[str]:
-    """The settings of `extra` the embedded model cannot honour, as ``key=value``."""
+def unhonoured_settings(extra: Mapping[str, Any], turn_detection: TurnDetection | None = None) -> list[str]:
+    """The settings of `extra` (and `turn_detection`) the embedded model cannot honour, as ``key=value``."""
     refused = []
+    if turn_detection is not None and turn_detection.model_version is not None:
+        refused.append(f"turn_detection.model_version={turn_detection.model_version!r}")  # webrtcvad only
     for key, value in extra.items():
         if key in ACCEPTED or value in HONOURED_VALUES.get(key, ()):
             continue

@@ -391,3 +391,13 @@ async def test_initial_model_settings_go_over_the_run_configs_in_both_runner_for
     async with session:
         pass
     assert (model.configs[0].voice, model.configs[0].temperature) == ("initial", 0.3)
+
+
+async def test_max_output_tokens_inf_is_the_models_own_limit() -> None:
+    model = ScriptedModel()
+    session, _, task = await run_sdk(
+        model, RealtimeAgent(name="A"), config={"model_settings": {"max_output_tokens": "inf"}}
+    )
+    await session.close()
+    await task
+    assert model.configs[0].max_output_tokens is None  # an int limit of ours would break on "inf"

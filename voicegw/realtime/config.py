@@ -224,7 +224,8 @@ class RealtimeSessionModelSettings(TypedDict, total=False):
     """Used when the agent names none."""
 
     temperature: float
-    max_output_tokens: int
+    max_output_tokens: int | Literal["inf"]
+    """Tokens one response may take; ``"inf"`` (the SDK's default): the model's own limit."""
     turn_detection: RealtimeTurnDetectionConfig | TurnDetection | None
     """Overridden by `RealtimeRunConfig.turn_detection` when that is given."""
 
@@ -385,6 +386,7 @@ def build_model_config(
 ) -> RealtimeModelConfig:
     """The model configuration for the current agent (`sample_rate` None: from the settings)."""
     settings = flat_settings(config.get("model_settings", {}))
+    max_tokens = settings.get("max_output_tokens")
     return RealtimeModelConfig(
         sample_rate=sample_rate or settings.get("sample_rate", DEFAULT_SAMPLE_RATE),
         instructions=instructions if instructions is not None else settings.get("instructions", ""),
@@ -393,7 +395,7 @@ def build_model_config(
         turn_detection=resolve_turn_detection(config),
         model_name=settings.get("model_name"),
         temperature=settings.get("temperature"),
-        max_output_tokens=settings.get("max_output_tokens"),
+        max_output_tokens=None if max_tokens == "inf" else max_tokens,  # "inf": the model's own limit
         transcribe_input=settings.get("transcribe_input", True),
         vocabulary=tuple(settings.get("vocabulary", ())),
         prompt=prompt if prompt is not None else settings.get("prompt"),

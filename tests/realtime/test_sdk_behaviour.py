@@ -401,3 +401,37 @@ async def test_max_output_tokens_inf_is_the_models_own_limit() -> None:
     await session.close()
     await task
     assert model.configs[0].max_output_tokens is None  # an int limit of ours would break on "inf"
+
+
+async def test_a_handoff_with_an_input_type_validates_the_models_input() -> None:
+    from pydantic import BaseModel
+
+    from voicegw.realtime import realtime_handoff
+
+    class Escalation(BaseModel):
+        reason: str
+        priority: int
+
+    got: list[Any] = []
+
+    async def on_handoff(ctx: Any, escalation: Escalation) -> None:
+        got.append(escalation)
+
+    manager = RealtimeAgent(name="Manager")
+    handoff = realtime_handoff(manager, on_handoff=on_handoff, input_type=Escalation)
+    assert handoff.input_json_schema == {
+        "type": "object",
+        "properties": {"reason": {"type": "string"}, "priority": {"type": "integer"}},
+        "required": ["reason", "priority"],
+        "additionalProperties": False,
+    }
+    model = ScriptedModel(
+        [ScriptStep(SendUserMessage, tool_call("transfer_to_manager", {"reason": "refund", "priority": 2}))]
+    )
+    session, events, task = await run_sdk(model, RealtimeAgent(name="Desk", handoffs=[handoff]))
+    await session.send_message("I want the manager")
+    await settle()
+    await session.close()
+    await task
+    assert got == [Escalation(reason="refund", priority=2)]
+    assert [e.type for e in events if e.type == "handoff"] == ["handoff"]

@@ -14,9 +14,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from pydantic import TypeAdapter, ValidationError
+
 from voicegw.models.base import ToolSpec
 from voicegw.realtime.context import RunContextWrapper
-from voicegw.realtime.tools import parse_arguments, tool_output_text
+from voicegw.realtime.tools import ToolArgumentsError, parse_arguments, tool_output_text
 
 if TYPE_CHECKING:
     from voicegw.realtime.agent import RealtimeAgent
@@ -50,6 +52,10 @@ class Handoff:
 
     is_enabled: IsEnabled = True
 
+    input_type: type[Any] | None = None
+    """The type the input is validated into (the SDK's ``input_type``: a pydantic model, a
+    dataclass, a TypedDict); None: `on_handoff` gets the arguments as a dict."""
+
     @property
     def agent_name(self) -> str:
         return self.agent.name
@@ -65,7 +71,12 @@ class Handoff:
 
     async def invoke(self, ctx: RunContextWrapper[Any], arguments: str) -> RealtimeAgent[Any]:
         """Run `on_handoff` and return the agent to switch to; bad arguments raise `ToolArgumentsError`."""
-        values = parse_arguments(arguments, self.input_json_schema)
+        values: Any = parse_arguments(arguments, self.input_json_schema)
+        if self.input_type is not None:
+            try:
+                values = TypeAdapter(self.input_type).validate_python(values)
+            except ValidationError as exc:
+                raise ToolArgumentsError(str(exc)) from None
         if self.on_handoff is not None:
             takes_input = bool(self.input_json_schema["properties"])
             result = self.on_handoff(ctx, values) if takes_input else self.on_handoff(ctx)  # type: ignore[call-arg]
@@ -86,9 +97,15 @@ def handoff(
     on_handoff: OnHandoff | None = None,
     input_json_schema: dict[str, Any] | None = None,
     is_enabled: IsEnabled = True,
+    input_type: type[Any] | None = None,
 ) -> Handoff:
     """A handoff to `agent`. With `input_json_schema`, the model passes an input object that
-    `on_handoff(ctx, input)` receives (as a dict); without, `on_handoff(ctx)` is called."""
+    `on_handoff(ctx, input)` receives (as a dict); with `input_type` (the SDK's form), the input is
+    validated into that type and its schema comes from it; without, `on_handoff(ctx)` is called."""
+    if input_type is not None:
+        if input_json_schema is not None:
+            raise ValueError("handoff takes input_type or input_json_schema, not both")
+        input_json_schema = _strict(TypeAdapter(input_type).json_schema())
     description = (
         f"Handoff to the {agent.name} agent to handle the request. {agent.handoff_description or ''}"
     )
@@ -100,7 +117,23 @@ def handoff(
         input_json_schema=input_json_schema or _NO_ARGUMENTS,
         on_handoff=on_handoff,
         is_enabled=is_enabled,
+        input_type=input_type,
     )
+
+
+def _strict(schema: dict[str, Any]) -> dict[str, Any]:
+    """A flat object schema as strict function calling wants it (every property required, no other)."""
+    if schema.get("type") != "object" or "$defs" in schema:
+        raise ValueError("handoff input_type must be a flat object type (fields of plain JSON types)")
+    properties = {
+        name: {k: v for k, v in prop.items() if k != "title"} for name, prop in schema["properties"].items()
+    }
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
 
 
 realtime_handoff = handoff

@@ -435,3 +435,39 @@ async def test_a_handoff_with_an_input_type_validates_the_models_input() -> None
     await task
     assert got == [Escalation(reason="refund", priority=2)]
     assert [e.type for e in events if e.type == "handoff"] == ["handoff"]
+
+
+async def test_function_tool_options_of_the_sdk() -> None:
+    @function_tool(is_enabled=lambda ctx, agent: agent.name == "Admin")
+    def reset() -> str:
+        """Reset everything."""
+        return "done"
+
+    @function_tool(timeout=0.05)
+    async def slow() -> str:
+        """A slow lookup."""
+        await asyncio.sleep(10)
+        return "late"
+
+    @function_tool(use_docstring_info=False)
+    def plain(city: str) -> str:
+        """Described nowhere else."""
+        return city
+
+    assert plain.description == ""
+    with pytest.raises(ValueError, match="docstring_style='numpy'"):
+        function_tool(docstring_style="numpy")(plain)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="tool guardrails"):
+        function_tool(tool_input_guardrails=[object()])(lambda: None)
+
+    model = ScriptedModel([ScriptStep(SendUserMessage, tool_call("slow", {}))])
+    session, _, task = await run_sdk(model, RealtimeAgent(name="Desk", tools=[reset, slow]))
+    await session.send_message("look it up")
+    for _ in range(100):
+        if model.sent(SendToolOutput):
+            break
+        await asyncio.sleep(0.02)
+    await session.close()
+    await task
+    assert [t.name for t in model.configs[0].tools] == ["slow"]  # reset is for the Admin agent only
+    assert [o.output for o in model.sent(SendToolOutput)] == ["Tool 'slow' timed out after 0.05 seconds."]

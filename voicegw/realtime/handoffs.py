@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -18,13 +18,12 @@ from pydantic import TypeAdapter, ValidationError
 
 from voicegw.models.base import ToolSpec
 from voicegw.realtime.context import RunContextWrapper
-from voicegw.realtime.tools import ToolArgumentsError, parse_arguments, tool_output_text
+from voicegw.realtime.tools import IsEnabled, ToolArgumentsError, enabled, parse_arguments, tool_output_text
 
 if TYPE_CHECKING:
     from voicegw.realtime.agent import RealtimeAgent
 
 OnHandoff: TypeAlias = Callable[[RunContextWrapper[Any]], Any] | Callable[[RunContextWrapper[Any], Any], Any]
-IsEnabled: TypeAlias = bool | Callable[[RunContextWrapper[Any], "RealtimeAgent[Any]"], bool | Awaitable[bool]]
 
 _NO_ARGUMENTS: dict[str, Any] = {
     "type": "object",
@@ -64,10 +63,7 @@ class Handoff:
         return ToolSpec(self.tool_name, self.tool_description, self.input_json_schema)
 
     async def enabled(self, ctx: RunContextWrapper[Any], agent: RealtimeAgent[Any]) -> bool:
-        if isinstance(self.is_enabled, bool):
-            return self.is_enabled
-        result = self.is_enabled(ctx, agent)
-        return bool(await result) if inspect.isawaitable(result) else bool(result)
+        return await enabled(self.is_enabled, ctx, agent)
 
     async def invoke(self, ctx: RunContextWrapper[Any], arguments: str) -> RealtimeAgent[Any]:
         """Run `on_handoff` and return the agent to switch to; bad arguments raise `ToolArgumentsError`."""

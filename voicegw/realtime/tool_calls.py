@@ -31,7 +31,13 @@ from voicegw.realtime.events import (
 )
 from voicegw.realtime.filler import PERIOD_MS, thinking_tone
 from voicegw.realtime.handoffs import Handoff
-from voicegw.realtime.tools import FunctionTool, ToolArgumentsError, invoke_function_tool, parse_arguments
+from voicegw.realtime.tools import (
+    FunctionTool,
+    ToolArgumentsError,
+    enabled,
+    invoke_function_tool,
+    parse_arguments,
+)
 from voicegw.realtime.transport import AudioTransport
 
 FILLER_ITEM_ID = "voicegw_filler"
@@ -91,7 +97,9 @@ class ToolCallRunner:
 
         `builtin` tools (call control) come after the agent's; an agent tool of the same name wins.
         """
-        self._tools = {tool.name: tool for tool in agent.tools}
+        self._tools = {
+            tool.name: tool for tool in agent.tools if await enabled(tool.is_enabled, context, agent)
+        }
         for tool in builtin:
             self._tools.setdefault(tool.name, tool)
         self._handoffs = {h.tool_name: h for h in await agent.get_handoffs(context)}

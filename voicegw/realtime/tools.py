@@ -9,6 +9,7 @@ with a default accepts ``null``, which means "use the default". A first paramete
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import enum
 import inspect
@@ -24,6 +25,18 @@ from voicegw.realtime.context import RunContextWrapper, ToolContext
 
 ToolErrorFunction: TypeAlias = Callable[[RunContextWrapper[Any], Exception], str]
 """Turns an exception raised by a tool into the output the model gets."""
+
+IsEnabled: TypeAlias = bool | Callable[[RunContextWrapper[Any], Any], bool | Awaitable[bool]]
+"""Whether a tool (or handoff) is offered: a flag, or a function of the context and the agent."""
+
+
+async def enabled(flag: IsEnabled, ctx: RunContextWrapper[Any], agent: Any) -> bool:
+    """Evaluate an `IsEnabled` for `agent`."""
+    if isinstance(flag, bool):
+        return flag
+    result = flag(ctx, agent)
+    return bool(await result) if inspect.isawaitable(result) else bool(result)
+
 
 ApprovalFunction: TypeAlias = Callable[[RunContextWrapper[Any], dict[str, Any], str], bool | Awaitable[bool]]
 """Decides whether one call of a tool needs approval, from its context, arguments and call id."""
@@ -64,6 +77,19 @@ class FunctionTool:
     """Wait for the application's approval before each call (``tool_approval_required``); or a
     function ``(ctx, params, call_id) -> bool`` (sync or async) that decides per call."""
 
+    is_enabled: IsEnabled = True
+    """Offer the tool to the model; or a function ``(ctx, agent) -> bool`` (sync or async)
+    asked whenever the agent's tools are set (start, handoff)."""
+
+    timeout_seconds: float | None = None
+    """How long one call may run; then `timeout_behavior` applies."""
+
+    timeout_behavior: Literal["error_as_result", "raise_exception"] = "error_as_result"
+    """On a timeout: tell the model (`timeout_error_function`'s words or a default), or raise
+    `TimeoutError` (the session reports it as an error and the model gets the failure text)."""
+
+    timeout_error_function: ToolErrorFunction | None = None
+
     def spec(self) -> ToolSpec:
         """The tool as the model sees it."""
         return ToolSpec(self.name, self.description, self.params_json_schema)
@@ -84,6 +110,14 @@ def function_tool(
     failure_error_function: ToolErrorFunction | None = default_tool_error_function,
     strict_mode: bool = True,
     needs_approval: bool | ApprovalFunction = False,
+    docstring_style: Literal["google"] | None = None,
+    use_docstring_info: bool = True,
+    is_enabled: IsEnabled = True,
+    timeout: float | None = None,
+    timeout_behavior: Literal["error_as_result", "raise_exception"] = "error_as_result",
+    timeout_error_function: ToolErrorFunction | None = None,
+    tool_input_guardrails: list[Any] | None = None,
+    tool_output_guardrails: list[Any] | None = None,
 ) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 
 
@@ -96,15 +130,35 @@ def function_tool(
     failure_error_function: ToolErrorFunction | None = default_tool_error_function,
     strict_mode: bool = True,
     needs_approval: bool | ApprovalFunction = False,
+    docstring_style: Literal["google"] | None = None,
+    use_docstring_info: bool = True,
+    is_enabled: IsEnabled = True,
+    timeout: float | None = None,
+    timeout_behavior: Literal["error_as_result", "raise_exception"] = "error_as_result",
+    timeout_error_function: ToolErrorFunction | None = None,
+    tool_input_guardrails: list[Any] | None = None,
+    tool_output_guardrails: list[Any] | None = None,
 ) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
     """Make a tool of a sync or async function; usable as ``@function_tool`` or ``@function_tool(...)``.
 
     A failing tool gives the model ``failure_error_function(ctx, error)`` as its output (by
-    default a short error message) instead of ending the session.
+    default a short error message) instead of ending the session. The Agents SDK's options mean
+    what they mean there; ``docstring_style`` other than Google's and tool guardrails (voicegw has
+    none) are refused by name.
     """
+    if docstring_style not in (None, "google"):
+        raise ValueError(
+            f"function_tool docstring_style={docstring_style!r}: voicegw reads Google-style docstrings"
+        )
+    if tool_input_guardrails or tool_output_guardrails:
+        raise ValueError(
+            "function_tool tool_input_guardrails/tool_output_guardrails: voicegw has no tool guardrails"
+        )
 
     def build(function: Callable[..., Any]) -> FunctionTool:
-        description, param_docs = parse_docstring(inspect.getdoc(function) or "")
+        description, param_docs = (
+            parse_docstring(inspect.getdoc(function) or "") if use_docstring_info else ("", {})
+        )
         params, takes_context = _parameters(function)
         schema = _object_schema(params, param_docs, strict_mode)
 
@@ -123,6 +177,10 @@ def function_tool(
             failure_error_function=failure_error_function,
             strict_json_schema=strict_mode,
             needs_approval=needs_approval,
+            is_enabled=is_enabled,
+            timeout_seconds=timeout,
+            timeout_behavior=timeout_behavior,
+            timeout_error_function=timeout_error_function,
         )
 
     return build if func is None else build(func)
@@ -131,7 +189,14 @@ def function_tool(
 async def invoke_function_tool(tool: FunctionTool, ctx: ToolContext[Any], arguments: str) -> str:
     """Run `tool` and return the model's output text; failures become error text (see above)."""
     try:
-        result = await tool.on_invoke_tool(ctx, arguments)
+        async with asyncio.timeout(tool.timeout_seconds):
+            result = await tool.on_invoke_tool(ctx, arguments)
+    except TimeoutError as exc:
+        if tool.timeout_behavior == "raise_exception":
+            raise
+        if tool.timeout_error_function is not None:
+            return tool.timeout_error_function(ctx, exc)
+        return f"Tool '{tool.name}' timed out after {tool.timeout_seconds:g} seconds."
     except Exception as exc:
         if tool.failure_error_function is None:
             raise

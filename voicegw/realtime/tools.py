@@ -18,7 +18,9 @@ import re
 import types
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias, Union, get_args, get_origin, get_type_hints, overload
+from typing import Any, Literal, TypeAlias, TypedDict, Union, get_args, get_origin, get_type_hints, overload
+
+from typing_extensions import Unpack
 
 from voicegw.models.base import ToolSpec
 from voicegw.realtime.context import RunContextWrapper, ToolContext
@@ -98,66 +100,78 @@ class FunctionTool:
 Tool: TypeAlias = FunctionTool
 
 
+class FunctionToolOptions(TypedDict, total=False):
+    """The options of `function_tool` (the Agents SDK's names and meanings)."""
+
+    name_override: str | None
+    """The tool's name (default: the function's)."""
+
+    description_override: str | None
+    """The tool's description (default: the docstring's first paragraph)."""
+
+    failure_error_function: ToolErrorFunction | None
+    """Turns an exception into the model's output; None lets it propagate. Default: a short message."""
+
+    strict_mode: bool
+    """Strict JSON schema (every property required, no other). Default True."""
+
+    needs_approval: bool | ApprovalFunction
+    """See `FunctionTool.needs_approval`."""
+
+    docstring_style: Literal["google"] | None
+    """voicegw reads Google-style docstrings; another style is refused."""
+
+    use_docstring_info: bool
+    """Take the description and the parameters' descriptions from the docstring. Default True."""
+
+    is_enabled: IsEnabled
+    """See `FunctionTool.is_enabled`."""
+
+    timeout: float | None
+    """See `FunctionTool.timeout_seconds`."""
+
+    timeout_behavior: Literal["error_as_result", "raise_exception"]
+    timeout_error_function: ToolErrorFunction | None
+    tool_input_guardrails: list[Any] | None
+    """Refused when not empty: voicegw has no tool guardrails."""
+
+    tool_output_guardrails: list[Any] | None
+    """Refused when not empty: voicegw has no tool guardrails."""
+
+
 @overload
 def function_tool(func: Callable[..., Any], /) -> FunctionTool: ...
 
 
 @overload
-def function_tool(
-    *,
-    name_override: str | None = None,
-    description_override: str | None = None,
-    failure_error_function: ToolErrorFunction | None = default_tool_error_function,
-    strict_mode: bool = True,
-    needs_approval: bool | ApprovalFunction = False,
-    docstring_style: Literal["google"] | None = None,
-    use_docstring_info: bool = True,
-    is_enabled: IsEnabled = True,
-    timeout: float | None = None,
-    timeout_behavior: Literal["error_as_result", "raise_exception"] = "error_as_result",
-    timeout_error_function: ToolErrorFunction | None = None,
-    tool_input_guardrails: list[Any] | None = None,
-    tool_output_guardrails: list[Any] | None = None,
-) -> Callable[[Callable[..., Any]], FunctionTool]: ...
+def function_tool(**options: Unpack[FunctionToolOptions]) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 
 
 def function_tool(
-    func: Callable[..., Any] | None = None,
-    /,
-    *,
-    name_override: str | None = None,
-    description_override: str | None = None,
-    failure_error_function: ToolErrorFunction | None = default_tool_error_function,
-    strict_mode: bool = True,
-    needs_approval: bool | ApprovalFunction = False,
-    docstring_style: Literal["google"] | None = None,
-    use_docstring_info: bool = True,
-    is_enabled: IsEnabled = True,
-    timeout: float | None = None,
-    timeout_behavior: Literal["error_as_result", "raise_exception"] = "error_as_result",
-    timeout_error_function: ToolErrorFunction | None = None,
-    tool_input_guardrails: list[Any] | None = None,
-    tool_output_guardrails: list[Any] | None = None,
+    func: Callable[..., Any] | None = None, /, **options: Unpack[FunctionToolOptions]
 ) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
     """Make a tool of a sync or async function; usable as ``@function_tool`` or ``@function_tool(...)``.
 
     A failing tool gives the model ``failure_error_function(ctx, error)`` as its output (by
-    default a short error message) instead of ending the session. The Agents SDK's options mean
-    what they mean there; ``docstring_style`` other than Google's and tool guardrails (voicegw has
-    none) are refused by name.
+    default a short error message) instead of ending the session. Options are the Agents SDK's
+    (`FunctionToolOptions`); an unknown one, a docstring style other than Google's and tool
+    guardrails (voicegw has none) are refused by name.
     """
-    if docstring_style not in (None, "google"):
-        raise ValueError(
-            f"function_tool docstring_style={docstring_style!r}: voicegw reads Google-style docstrings"
-        )
-    if tool_input_guardrails or tool_output_guardrails:
+    unknown = set(options) - set(FunctionToolOptions.__annotations__)
+    if unknown:
+        raise TypeError(f"function_tool got unknown option(s): {', '.join(sorted(unknown))}")
+    if (style := options.get("docstring_style")) not in (None, "google"):
+        raise ValueError(f"function_tool docstring_style={style!r}: voicegw reads Google-style docstrings")
+    if options.get("tool_input_guardrails") or options.get("tool_output_guardrails"):
         raise ValueError(
             "function_tool tool_input_guardrails/tool_output_guardrails: voicegw has no tool guardrails"
         )
+    strict_mode = options.get("strict_mode", True)
 
     def build(function: Callable[..., Any]) -> FunctionTool:
+        use_docstring = options.get("use_docstring_info", True)
         description, param_docs = (
-            parse_docstring(inspect.getdoc(function) or "") if use_docstring_info else ("", {})
+            parse_docstring(inspect.getdoc(function) or "") if use_docstring else ("", {})
         )
         params, takes_context = _parameters(function)
         schema = _object_schema(params, param_docs, strict_mode)
@@ -170,17 +184,17 @@ def function_tool(
             return result
 
         return FunctionTool(
-            name=name_override or function.__name__,
-            description=description_override or description,
+            name=options.get("name_override") or function.__name__,
+            description=options.get("description_override") or description,
             params_json_schema=schema,
             on_invoke_tool=invoke,
-            failure_error_function=failure_error_function,
+            failure_error_function=options.get("failure_error_function", default_tool_error_function),
             strict_json_schema=strict_mode,
-            needs_approval=needs_approval,
-            is_enabled=is_enabled,
-            timeout_seconds=timeout,
-            timeout_behavior=timeout_behavior,
-            timeout_error_function=timeout_error_function,
+            needs_approval=options.get("needs_approval", False),
+            is_enabled=options.get("is_enabled", True),
+            timeout_seconds=options.get("timeout"),
+            timeout_behavior=options.get("timeout_behavior", "error_as_result"),
+            timeout_error_function=options.get("timeout_error_function"),
         )
 
     return build if func is None else build(func)

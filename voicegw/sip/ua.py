@@ -35,7 +35,9 @@ from voicegw.rtp.srtp import SrtpMode
 from voicegw.sip import pjlog, sdp
 from voicegw.sip.account import Registration, SipAccount, account_config
 from voicegw.sip.call import CallInfo, NoAnswer, Rejection, SipCall, call_failed
+from voicegw.sip.guard import RequestGuard
 from voicegw.sip.message import parse_request
+from voicegw.sip.pjguard import GuardUnavailable, PjRequestGuard
 from voicegw.sip.pjobjects import PjAccount, PjCall, call_op
 from voicegw.sip.state import ACTIVE_STATES, CallState, CallTrigger
 
@@ -159,12 +161,16 @@ class SipUserAgent:
         clock: MediaClock,
         handler: CallHandler | None = None,
         admit: Admission | None = None,
+        guard: RequestGuard | None = None,
     ) -> None:
-        """`admit` refuses calls the server does not take (a source not allowed, a busy model)."""
+        """`admit` refuses calls the server does not take (a source not allowed, a busy model);
+        `guard` sees every request (ACK aside) before pjsua does and may refuse it statelessly."""
         self.config = config
         self.clock = clock
         self.handler = handler
         self.admit = admit
+        self.guard = guard
+        self._request_guard: PjRequestGuard | None = None
         self.observers: list[CallObserver] = []
         self.port = config.port
         """The SIP port in use (the one bound, when `config.port` is 0)."""
@@ -199,15 +205,19 @@ class SipUserAgent:
             pjlog.configure(cfg.logConfig, self._log_writer, self.config.pjsip_log_level)
             cfg.medConfig.noVad = True
             ep.libInit(cfg)
+            if self.guard is not None:
+                # Before any transport exists: no request ever reaches pjsua unguarded.
+                self._request_guard = PjRequestGuard(self.guard, self._loop.time)
+                self._request_guard.install()
             self._create_transports(ep)
             ep.libStart()
             ep.audDevManager().setNullDev()
             self._create_accounts()
-        except pj.Error as exc:
+        except (pj.Error, GuardUnavailable) as exc:
             self._destroy()
-            raise SipStartError(
-                f"SIP could not start on {self.config.host}:{self.config.port}: {exc.info()}"
-            ) from None
+            detail = exc.info() if isinstance(exc, pj.Error) else str(exc)
+            where = f"{self.config.host}:{self.config.port}"
+            raise SipStartError(f"SIP could not start on {where}: {detail}") from None
         self._pump = self._loop.call_soon(self._pump_events)
         log.info(
             "sip_started",
@@ -293,6 +303,9 @@ class SipUserAgent:
     def _destroy(self) -> None:
         self._pj_calls.clear()
         self._accounts.clear()
+        if self._request_guard is not None:
+            self._request_guard.uninstall()
+            self._request_guard = None
         if self._endpoint is not None:
             # Explicit: pjsua2 must not be torn down by the garbage collector.
             self._endpoint.libDestroy()

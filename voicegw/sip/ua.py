@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import operator
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from voicegw.rtp.endpoint import RtpEndpoint
 from voicegw.rtp.events import MediaTimeout
 from voicegw.rtp.ports import RtpPortsExhausted
 from voicegw.rtp.srtp import SrtpMode
-from voicegw.sip import pjlog, sdp
+from voicegw.sip import pjlog, sdp, tls
 from voicegw.sip.account import Registration, SipAccount, account_config
 from voicegw.sip.call import CallInfo, NoAnswer, Rejection, SipCall, call_failed
 from voicegw.sip.guard import RequestGuard
@@ -58,6 +59,8 @@ CANCEL_WAIT_S = 5.0
 """After our CANCEL, how long dial() waits for the far end's 487 before giving up on it."""
 LOCAL_ACCOUNT = "local"
 """The account with no registration or credentials: direct calls to and from voicegw's address."""
+
+_TLS_PROTOCOLS = {"1.2": pj.PJ_SSL_SOCK_PROTO_TLS1_2, "1.3": pj.PJ_SSL_SOCK_PROTO_TLS1_3}
 
 CallHandler = Callable[[SipCall], Awaitable[None]]
 Admission = Callable[[CallInfo], Rejection | None]
@@ -116,6 +119,12 @@ class SipConfig:
     tls_port: int | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
+    tls_min_version: str = tls.DEFAULT_MIN_VERSION
+    """The oldest TLS version accepted: "1.2" or "1.3"."""
+
+    tls_ciphers: tuple[str, ...] = tls.DEFAULT_CIPHERS
+    """OpenSSL names of the TLS suites accepted (1.2 and 1.3 alike); default forward-secret only."""
+
     public_address: str | None = None
     """Address written in SDP and Contact (behind NAT); default: `host`, or 127.0.0.1 for 0.0.0.0."""
 
@@ -259,6 +268,11 @@ class SipUserAgent:
             tc = transport(self.config.tls_port)
             tc.tlsConfig.certFile = self.config.tls_cert or ""
             tc.tlsConfig.privKeyFile = self.config.tls_key or ""
+            # `proto`, when set, overrides `method`: exactly these versions, nothing older.
+            tc.tlsConfig.proto = functools.reduce(
+                operator.or_, (_TLS_PROTOCOLS[v] for v in tls.versions_from(self.config.tls_min_version))
+            )
+            tc.tlsConfig.ciphers = pj.IntVector(tls.cipher_ids(self.config.tls_ciphers))
             ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, tc)
 
     def _pump_events(self) -> None:

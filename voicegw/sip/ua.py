@@ -231,6 +231,9 @@ class SipUserAgent:
             detail = exc.info() if isinstance(exc, pj.Error) else str(exc)
             where = f"{self.config.host}:{self.config.port}"
             raise SipStartError(f"SIP could not start on {where}: {detail}") from None
+        except BaseException:  # our misuse (a TLS setting not checked by config.load): no socket left open
+            self._destroy()
+            raise
         self._pump = self._loop.call_soon(self._pump_events)
         log.info(
             "sip_started",

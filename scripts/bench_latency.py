@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.models.local.conftest import phone_line, spoken
-from voicegw.models.base import (
+from voicegw.contracts.model import (
     ModelAudio,
     ModelInputTranscript,
     ModelResponseDone,

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from tests.realtime.helpers import RATE, Run, start
-from voicegw.models.base import CreateResponse, SendToolOutput, SendUserMessage
+from voicegw.contracts.model import CreateResponse, SendToolOutput, SendUserMessage
 from voicegw.models.testing import ScriptStep, speech, tool_call
 from voicegw.realtime import DtmfReceived, RealtimeAgent, RealtimeDtmf, ToolContext, function_tool
 from voicegw.realtime.call_tools import (

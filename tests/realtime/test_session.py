@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.realtime.helpers import RATE, start
-from voicegw.models.base import (
+from voicegw.contracts.model import (
     CancelResponse,
     CreateResponse,
     ModelError,

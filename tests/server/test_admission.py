@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 
 from tests.sip.raw_sip import digest_answer
-from voicegw.models.base import RealtimeModelConfig
+from voicegw.contracts.model import RealtimeModelConfig
 from voicegw.server.admission import AccessPolicy, SourcePolicy
 from voicegw.server.app import MODEL_BUSY, AgentCalls
 from voicegw.server.config import DigestSettings, ModelChoice, ServerConfig

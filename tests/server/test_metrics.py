@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
-from voicegw.models.base import ModelError, ModelResponseDone
+from voicegw.contracts.model import ModelError, ModelResponseDone
 from voicegw.realtime.context import RunContextWrapper
 from voicegw.realtime.events import (
     RealtimeAudioInterrupted,

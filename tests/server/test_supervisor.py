@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
-from voicegw.models.base import ModelAudio
+from voicegw.contracts.model import ModelAudio
 from voicegw.realtime.context import RunContextWrapper
 from voicegw.realtime.events import RealtimeAudio, RealtimeEventInfo, RealtimeInputAudioTranscriptionDelta
 from voicegw.server.supervisor import CallSupervisor

@@ -8,7 +8,7 @@ import pytest
 
 from tests.e2e.harness import free_udp_port
 from tests.sip.sipp import run_scenario_async
-from voicegw.realtime.transport import CallStateChanged, TransferResult
+from voicegw.contracts.transport import CallStateChanged, TransferResult
 from voicegw.rtp.clock import MediaClock
 from voicegw.sip.call import SipCall
 from voicegw.sip.ua import SipConfig, SipUserAgent

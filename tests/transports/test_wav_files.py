@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voicegw.realtime.transport import AudioTransport, CallStateChanged, TransportClosed
+from voicegw.contracts.transport import AudioTransport, CallStateChanged, TransportClosed
 from voicegw.transports.wav_files import WavFilesTransport, read_wav, write_wav
 
 pytestmark = pytest.mark.timeout(20)

@@ -19,7 +19,7 @@ from aiortc import MediaStreamError, MediaStreamTrack, RTCDataChannel, RTCSessio
 
 from tests.signals import best_correlation, sine, speech
 from voicegw.audio.codecs import frame_to_mono_pcm
-from voicegw.realtime.transport import AudioTransport, CallStateChanged, TransportClosed
+from voicegw.contracts.transport import AudioTransport, CallStateChanged, TransportClosed
 from voicegw.rtp.clock import MediaClock
 from voicegw.transports.webrtc import CallerFrames, WebRtcTransport, peer_connection
 

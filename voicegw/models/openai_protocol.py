@@ -2,7 +2,7 @@
 
 Nothing here touches a socket or a clock. `session_object` and the ``*_event`` builders turn
 our commands into the JSON client events of the published API reference; `ServerEventDecoder`
-turns the server's JSON events into the typed events of `voicegw.models.base`; `WireAudio`
+turns the server's JSON events into the typed events of `voicegw.contracts.model`; `WireAudio`
 converts PCM at the session rate to and from the wire format (μ-law at 8 kHz, else 24 kHz PCM).
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 from voicegw.audio.codecs import PCMU
 from voicegw.audio.resample import Resampler
-from voicegw.models.base import (
+from voicegw.contracts.model import (
     ModelAudio,
     ModelAudioDone,
     ModelError,

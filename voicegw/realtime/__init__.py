@@ -3,7 +3,17 @@
 Names and shapes follow the OpenAI Agents SDK's ``agents.realtime``, so code ported from it runs.
 """
 
-from voicegw.models.base import TurnDetection, Usage
+from voicegw.contracts.model import TurnDetection, Usage
+from voicegw.contracts.transport import (
+    AudioFrame,
+    AudioTransport,
+    CallControl,
+    CallEvent,
+    CallStateChanged,
+    DtmfReceived,
+    TransferResult,
+    TransportClosed,
+)
 from voicegw.realtime.agent import RealtimeAgent
 from voicegw.realtime.config import (
     RealtimeGuardrailsSettings,
@@ -63,16 +73,6 @@ from voicegw.realtime.tools import (
     ToolArgumentsError,
     default_tool_error_function,
     function_tool,
-)
-from voicegw.realtime.transport import (
-    AudioFrame,
-    AudioTransport,
-    CallControl,
-    CallEvent,
-    CallStateChanged,
-    DtmfReceived,
-    TransferResult,
-    TransportClosed,
 )
 
 __all__ = [

@@ -16,10 +16,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from voicegw.contracts.transport import CallControl, CallInfo, TransferResult
 from voicegw.realtime.context import RunContextWrapper, ToolContext
 from voicegw.realtime.result import EndReason
 from voicegw.realtime.tools import FunctionTool, function_tool
-from voicegw.realtime.transport import CallControl, CallInfo, TransferResult
 
 PLAYOUT_LIMIT_S = 10.0
 """Longest wait for the agent's audio in flight to reach the caller before a hang-up or transfer."""

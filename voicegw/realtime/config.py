@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal, NotRequired, TypedDict
 
-from voicegw.models.base import RealtimeModel, RealtimeModelConfig, ToolSpec, TurnDetection
+from voicegw.contracts.model import RealtimeModel, RealtimeModelConfig, ToolSpec, TurnDetection
 from voicegw.realtime.guardrails import DEFAULT_DEBOUNCE_TEXT_LENGTH, OutputGuardrail
 
 DEFAULT_SAMPLE_RATE = 24000

@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
-from voicegw.models.base import ModelAudio, RealtimeModelEvent
+from voicegw.contracts.model import ModelAudio, RealtimeModelEvent
+from voicegw.contracts.transport import CallState
 from voicegw.realtime.agent import RealtimeAgent
 from voicegw.realtime.context import RunContextWrapper
 from voicegw.realtime.guardrails import OutputGuardrailResult
 from voicegw.realtime.items import RealtimeItem
 from voicegw.realtime.tools import FunctionTool
-from voicegw.realtime.transport import CallState
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from voicegw.models.base import ToolSpec
+from voicegw.contracts.model import ToolSpec
 from voicegw.realtime.context import RunContextWrapper
 from voicegw.realtime.tools import parse_arguments, tool_output_text
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
-from voicegw.models.base import Usage
+from voicegw.contracts.model import Usage
 from voicegw.realtime.agent import RealtimeAgent
 from voicegw.realtime.items import RealtimeItem, RealtimeToolCallItem
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from voicegw.models.base import (
+from voicegw.contracts.model import (
     CancelResponse,
     CommitAudio,
     CreateResponse,
@@ -39,6 +39,13 @@ from voicegw.models.base import (
     TruncateItem,
     UpdateSession,
     Usage,
+)
+from voicegw.contracts.transport import (
+    AudioTransport,
+    CallControl,
+    CallStateChanged,
+    DtmfReceived,
+    TransferResult,
 )
 from voicegw.models.registry import create_model
 from voicegw.realtime.agent import RealtimeAgent
@@ -87,13 +94,6 @@ from voicegw.realtime.items import (
 from voicegw.realtime.playback import AgentPlayback
 from voicegw.realtime.result import EndReason, RealtimeResult, RealtimeTimings
 from voicegw.realtime.tool_calls import ToolCallRunner
-from voicegw.realtime.transport import (
-    AudioTransport,
-    CallControl,
-    CallStateChanged,
-    DtmfReceived,
-    TransferResult,
-)
 from voicegw.realtime.turns import ForwardAudio, ServerTurnDetector, TurnEnded, TurnStarted
 
 log = structlog.get_logger()

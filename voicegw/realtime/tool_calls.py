@@ -14,14 +14,14 @@ from typing import Any
 
 import structlog
 
-from voicegw.models.base import ModelToolCall, RealtimeModelCommand, SendToolOutput, ToolSpec
+from voicegw.contracts.model import ModelToolCall, RealtimeModelCommand, SendToolOutput, ToolSpec
+from voicegw.contracts.transport import AudioTransport
 from voicegw.realtime.agent import RealtimeAgent
 from voicegw.realtime.context import RunContextWrapper, ToolContext
 from voicegw.realtime.events import RealtimeSessionEvent, RealtimeToolEnd, RealtimeToolStart
 from voicegw.realtime.filler import PERIOD_MS, thinking_tone
 from voicegw.realtime.handoffs import Handoff
 from voicegw.realtime.tools import FunctionTool, ToolArgumentsError, invoke_function_tool, parse_arguments
-from voicegw.realtime.transport import AudioTransport
 
 FILLER_ITEM_ID = "voicegw_filler"
 FILLER_CHUNK_MS = 3 * PERIOD_MS

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias, Union, get_args, get_origin, get_type_hints, overload
 
-from voicegw.models.base import ToolSpec
+from voicegw.contracts.model import ToolSpec
 from voicegw.realtime.context import RunContextWrapper, ToolContext
 
 ToolErrorFunction: TypeAlias = Callable[[RunContextWrapper[Any], Exception], str]

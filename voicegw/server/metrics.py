@@ -19,7 +19,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from voicegw.models.base import ModelError, ModelResponseDone
+from voicegw.contracts.model import ModelError, ModelResponseDone
 from voicegw.realtime.events import RealtimeAudioInterrupted, RealtimeError, RealtimeRawModelEvent
 from voicegw.realtime.result import RealtimeResult
 from voicegw.sip.call import SipCall

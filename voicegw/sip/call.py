@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from voicegw.realtime.transport import CallEvent, CallInfo, CallStateChanged, DtmfReceived, TransferResult
+from voicegw.contracts.transport import CallEvent, CallInfo, CallStateChanged, DtmfReceived, TransferResult
 from voicegw.rtp.endpoint import RtpEndpoint
 from voicegw.rtp.events import DtmfDigit, MediaTimeout
 from voicegw.sip.sdp import Negotiated

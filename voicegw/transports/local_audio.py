@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 
 from voicegw.audio.playout import PlayoutBuffer
-from voicegw.realtime.transport import FRAME_MS, AudioFrame, CallEvent, CallStateChanged, TransportClosed
+from voicegw.contracts.transport import FRAME_MS, AudioFrame, CallEvent, CallStateChanged, TransportClosed
 from voicegw.transports.queues import queued_frames, until_end
 
 log = structlog.get_logger()

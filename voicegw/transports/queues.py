@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
-from voicegw.realtime.transport import FRAME_MS, AudioFrame
+from voicegw.contracts.transport import FRAME_MS, AudioFrame
 
 T = TypeVar("T")
 

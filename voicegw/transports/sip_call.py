@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from voicegw.realtime.transport import FRAME_MS, AudioFrame, CallEvent, TransferResult, TransportClosed
+from voicegw.contracts.transport import FRAME_MS, AudioFrame, CallEvent, TransferResult, TransportClosed
 from voicegw.rtp.endpoint import RtpEndpoint
 from voicegw.sip.call import SipCall
 

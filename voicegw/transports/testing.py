@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from voicegw.realtime.transport import (
+from voicegw.contracts.transport import (
     FRAME_MS,
     AudioFrame,
     CallEvent,

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import structlog
 
 from voicegw.audio.codecs import PCMU
-from voicegw.realtime.transport import (
+from voicegw.contracts.transport import (
     FRAME_MS,
     AudioFrame,
     CallEvent,

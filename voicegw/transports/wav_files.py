@@ -23,7 +23,7 @@ import structlog
 
 from voicegw.audio.playout import PlayoutBuffer
 from voicegw.audio.resample import Resampler
-from voicegw.realtime.transport import (
+from voicegw.contracts.transport import (
     FRAME_MS,
     AudioFrame,
     CallEvent,

@@ -35,7 +35,7 @@ from aiortc import (
 from voicegw.audio.codecs import frame_to_mono_pcm
 from voicegw.audio.playout import PlayoutBuffer
 from voicegw.audio.resample import Resampler
-from voicegw.realtime.transport import (
+from voicegw.contracts.transport import (
     FRAME_MS,
     AudioFrame,
     CallEvent,

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from voicegw.models.base import (
+from voicegw.contracts.model import (
     CancelResponse,
     CreateResponse,
     ModelAudio,

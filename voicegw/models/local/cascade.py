@@ -24,7 +24,7 @@ from typing import Any, Literal, TypeAlias, TypeVar
 
 import structlog
 
-from voicegw.models.base import (
+from voicegw.contracts.model import (
     CancelResponse,
     CommitAudio,
     CreateResponse,
@@ -50,7 +50,7 @@ from voicegw.models.base import (
     TruncateItem,
     Usage,
 )
-from voicegw.models.base import UpdateSession as UpdateSessionCommand
+from voicegw.contracts.model import UpdateSession as UpdateSessionCommand
 from voicegw.models.local.dialog import (
     REPEATED,
     History,

@@ -22,7 +22,7 @@ from voicegw.audio.vad import (
     VoiceActivityDetector,
     aggressiveness_for,
 )
-from voicegw.models.base import TurnDetection
+from voicegw.contracts.model import TurnDetection
 
 DEFAULT_PAUSE_MS = 250
 """Silence after which the second stage looks at the transcript."""

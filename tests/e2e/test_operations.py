@@ -267,5 +267,5 @@ async def test_model_log_lines_name_the_call_and_its_failure_is_counted(tmp_path
     assert lost and all(e.get("call_id") == call_id and e.get("agent") == "Assistant" for e in lost), lost
     assert metric(after, "voicegw_model_errors_total", fatal="true") == 1
     assert metric(after, "voicegw_sessions_ended_total", reason="error") == 1
-    assert metric(after, "voicegw_calls_ended_total", reason="session_closed") == 1
+    assert metric(after, "voicegw_calls_ended_total", reason="closed") == 1
     assert transcript_lines(tmp_path)[-1]["reason"] == "error"

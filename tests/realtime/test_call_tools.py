@@ -8,6 +8,7 @@ from typing import Any
 
 from tests.realtime.helpers import RATE, Run, start
 from voicegw.contracts.model import CreateResponse, SendToolOutput, SendUserMessage
+from voicegw.contracts.transport import EndReason
 from voicegw.models.testing import ScriptStep, speech, tool_call
 from voicegw.realtime import DtmfReceived, RealtimeAgent, RealtimeDtmf, ToolContext, function_tool
 from voicegw.realtime.call_tools import (
@@ -65,7 +66,7 @@ async def test_hang_up_waits_for_the_sentence_in_flight_then_ends_the_call() -> 
 
     speech_state.speaking = False
     assert await asyncio.wait_for(task, SECOND) == "The call has ended."
-    assert call.hung_up == "agent hung up"
+    assert call.hung_up == EndReason.AGENT_HUNG_UP
     assert speech_state.ended == ["agent_hung_up"]
     assert speech_state.said == []  # the model said its own goodbye: no farewell on top
 
@@ -77,7 +78,7 @@ async def test_a_silent_hang_up_says_the_farewell_first() -> None:
     await asyncio.wait_for(invoke(tool, speech_state.handle(call, spoke=False)), SECOND)
 
     assert speech_state.said == ["Thank you for calling. Goodbye!"]
-    assert call.hung_up == "agent hung up"
+    assert call.hung_up == EndReason.AGENT_HUNG_UP
 
 
 async def test_transfer_reports_the_result_and_ends_our_leg_when_accepted() -> None:
@@ -158,7 +159,7 @@ async def test_the_model_hanging_up_ends_the_call_after_its_goodbye_is_heard() -
     await play_until(run, lambda: transport.hung_up is not None)
     result = await asyncio.wait_for(run.session.wait(), SECOND)
 
-    assert transport.hung_up == "agent hung up"
+    assert transport.hung_up == EndReason.AGENT_HUNG_UP
     assert transport.queued_at_hang_up_ms == 0
     assert len(transport.played_audio("a_bye")) == RATE * 2 * 400 // 1000  # the whole goodbye
     assert result.end_reason == "agent_hung_up"

@@ -8,7 +8,7 @@ import pytest
 
 from tests.e2e.harness import free_udp_port
 from tests.sip.sipp import run_scenario_async
-from voicegw.contracts.transport import CallStateChanged, TransferResult
+from voicegw.contracts.transport import CallStateChanged, EndReason, TransferResult
 from voicegw.rtp.clock import MediaClock
 from voicegw.sip.call import SipCall
 from voicegw.sip.ua import SipConfig, SipUserAgent
@@ -24,7 +24,7 @@ async def test_transfer_reports_the_targets_final_answer(tmp_path: Path, status:
     async def handler(call: SipCall) -> None:
         result = await call.transfer("sip:transfer-target@127.0.0.1:5999")
         results.append(result)
-        await call.hang_up("transferred" if result.accepted else "transfer failed")
+        await call.hang_up(EndReason.TRANSFERRED if result.accepted else EndReason.AGENT_HUNG_UP)
         events.extend([event async for event in call.events()])
 
     clock = MediaClock()
@@ -42,4 +42,5 @@ async def test_transfer_reports_the_targets_final_answer(tmp_path: Path, status:
         TransferResult("sip:transfer-target@127.0.0.1:5999", accepted, int(status), "Transfer Target Answer")
     ]
     assert results[0] in events
-    assert events[-1] == CallStateChanged("ended", "transferred" if accepted else "transfer failed")
+    reason = EndReason.TRANSFERRED if accepted else EndReason.AGENT_HUNG_UP
+    assert events[-1] == CallStateChanged("ended", reason.words, reason)

@@ -11,6 +11,7 @@ from voicegw.contracts.transport import (
     CallEvent,
     CallStateChanged,
     DtmfReceived,
+    EndReason,
     TransferResult,
     TransportClosed,
 )
@@ -64,7 +65,7 @@ from voicegw.realtime.items import (
     RealtimeToolCallItem,
     UserMessageItem,
 )
-from voicegw.realtime.result import EndReason, RealtimeResult, RealtimeTimings
+from voicegw.realtime.result import RealtimeResult, RealtimeTimings
 from voicegw.realtime.runner import RealtimeRunner
 from voicegw.realtime.session import RealtimeSession
 from voicegw.realtime.tools import (

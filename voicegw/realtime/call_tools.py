@@ -16,9 +16,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from voicegw.contracts.transport import CallControl, CallInfo, TransferResult
+from voicegw.contracts.transport import CallControl, CallInfo, EndReason, TransferResult
 from voicegw.realtime.context import RunContextWrapper, ToolContext
-from voicegw.realtime.result import EndReason
 from voicegw.realtime.tools import FunctionTool, function_tool
 
 PLAYOUT_LIMIT_S = 10.0
@@ -82,13 +81,14 @@ class CallHandle:
         await _wait_until(lambda: self._responses_started() > started, SAY_START_LIMIT_S)
         await self.play_out()
 
-    async def hang_up(self, reason: str = "agent hung up", *, farewell: str | None = None) -> None:
-        """Let the agent finish its sentence, say `farewell` if given, then end the call (SIP BYE)."""
+    async def hang_up(self, detail: str = "", *, farewell: str | None = None) -> None:
+        """Let the agent finish its sentence, say `farewell` if given, then end the call (SIP BYE);
+        `detail` says why in words, for the log."""
         await self.play_out()
         if farewell:
             await self.say(farewell)
-        await self.control.hang_up(reason)
-        self._finish("agent_hung_up")
+        await self.control.hang_up(EndReason.AGENT_HUNG_UP, detail)
+        self._finish(EndReason.AGENT_HUNG_UP)
 
     async def transfer(self, target: str) -> TransferResult:
         """Blind transfer (SIP REFER) once the agent has finished its sentence.
@@ -99,8 +99,8 @@ class CallHandle:
         await self.play_out()
         result = await self.control.transfer(target)
         if result.accepted:
-            await self.control.hang_up("transferred")
-            self._finish("transferred")
+            await self.control.hang_up(EndReason.TRANSFERRED, f"transferred to {target}")
+            self._finish(EndReason.TRANSFERRED)
         return result
 
     async def send_dtmf(self, digits: str) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 from voicegw.contracts.model import ModelAudio, RealtimeModelEvent
-from voicegw.contracts.transport import CallState
+from voicegw.contracts.transport import CallState, EndReason
 from voicegw.realtime.agent import RealtimeAgent
 from voicegw.realtime.context import RunContextWrapper
 from voicegw.realtime.guardrails import OutputGuardrailResult
@@ -179,6 +179,9 @@ class RealtimeCallState:
     state: CallState
     reason: str
     info: RealtimeEventInfo
+    end_reason: EndReason | None = None
+    """Why the call ended, when `state` is ``"ended"``."""
+
     type: Literal["call_state"] = "call_state"
 
 

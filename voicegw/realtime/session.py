@@ -45,6 +45,7 @@ from voicegw.contracts.transport import (
     CallControl,
     CallStateChanged,
     DtmfReceived,
+    EndReason,
     TransferResult,
 )
 from voicegw.models.registry import create_model
@@ -92,7 +93,7 @@ from voicegw.realtime.items import (
     user_audio_item,
 )
 from voicegw.realtime.playback import AgentPlayback
-from voicegw.realtime.result import EndReason, RealtimeResult, RealtimeTimings
+from voicegw.realtime.result import RealtimeResult, RealtimeTimings
 from voicegw.realtime.tool_calls import ToolCallRunner
 from voicegw.realtime.turns import ForwardAudio, ServerTurnDetector, TurnEnded, TurnStarted
 
@@ -275,7 +276,7 @@ class RealtimeSession:
         except BaseException as exc:
             model.remove_listener(self)
             await model.close()
-            self._finish("error", f"the model could not connect: {exc!r}")  # iterators must end too
+            self._finish(EndReason.ERROR, f"the model could not connect: {exc!r}")  # iterators must end too
             raise
         self._emit(RealtimeAgentStartEvent(agent, self._info))
         await self._hook("on_agent_start", self._context, agent)
@@ -333,7 +334,7 @@ class RealtimeSession:
         if self._closed:
             return
         self._closed = True
-        self._finish("closed")
+        self._finish(EndReason.CLOSED)
         self._tools.stop_filler()
         current = asyncio.current_task()
         tasks = [task for task in self._tasks if task is not current]
@@ -393,7 +394,7 @@ class RealtimeSession:
             case ModelError(fatal=fatal, message=message):
                 self._emit_error(event, message)
                 if fatal:
-                    self._finish("error", message)
+                    self._finish(EndReason.ERROR, message)
 
     async def _on_audio(self, event: ModelAudio) -> None:
         if not self._playback.accepts(event.item_id, event.response_id):
@@ -487,11 +488,11 @@ class RealtimeSession:
                 await self._caller_audio(frame.pcm)
         except Exception as exc:
             self._emit_error(exc, f"the transport failed: {exc}")
-            self._finish("error", str(exc))
+            self._finish(EndReason.ERROR, str(exc))
             return
         # The audio ended; the call's last state change (who hung up, a transfer) says why.
         await asyncio.wait({call_events}, timeout=CALL_EVENTS_GRACE_S)
-        self._finish("caller_hung_up")
+        self._finish(EndReason.CALLER_HUNG_UP)
 
     async def _pump_call_events(self) -> None:
         assert self._transport is not None
@@ -507,12 +508,12 @@ class RealtimeSession:
                     self._emit(RealtimeDtmf(digit, duration, self._info))
                     if (text := self._dtmf_text(digit)) is not None:
                         await self.send_message(text)
-                case CallStateChanged(state=state, reason=reason):
-                    self._emit(RealtimeCallState(state, reason, self._info))
+                case CallStateChanged(state=state, reason=reason, end_reason=end_reason):
+                    self._emit(RealtimeCallState(state, reason, self._info, end_reason))
                     if state == "transferred":
-                        self._finish("transferred")
+                        self._finish(EndReason.TRANSFERRED)
                     elif state == "ended":
-                        self._finish(_end_reason(reason))
+                        self._finish(end_reason or EndReason.CALLER_HUNG_UP)
                 case TransferResult(target=target, accepted=accepted, status_code=code):
                     self._emit(RealtimeTransferResult(target, accepted, code, self._info))
 
@@ -626,7 +627,7 @@ class RealtimeSession:
             self._log.exception("session task failed")
             self._failure = exc
             self._emit_error(exc, f"internal error: {exc}")
-            self._finish("error", str(exc))
+            self._finish(EndReason.ERROR, str(exc))
 
     def _finish(self, reason: EndReason, error: str | None = None) -> None:
         if self._end_reason is not None:
@@ -654,17 +655,6 @@ class RealtimeSession:
     @staticmethod
     def _now() -> float:
         return asyncio.get_running_loop().time()
-
-
-def _end_reason(reason: str) -> EndReason:
-    text = reason.lower()
-    if "timeout" in text:
-        return "timeout"
-    if "transfer" in text:
-        return "transferred"
-    if "agent" in text:
-        return "agent_hung_up"
-    return "caller_hung_up"
 
 
 def _message_text(message: dict[str, Any]) -> str:

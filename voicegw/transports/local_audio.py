@@ -18,7 +18,14 @@ from typing import Any
 import structlog
 
 from voicegw.audio.playout import PlayoutBuffer
-from voicegw.contracts.transport import FRAME_MS, AudioFrame, CallEvent, CallStateChanged, TransportClosed
+from voicegw.contracts.transport import (
+    FRAME_MS,
+    AudioFrame,
+    CallEvent,
+    CallStateChanged,
+    EndReason,
+    TransportClosed,
+)
 from voicegw.transports.queues import queued_frames, until_end
 
 log = structlog.get_logger()
@@ -137,5 +144,5 @@ class LocalAudioTransport:
         for stream in streams:
             await asyncio.to_thread(stream.close)
         self._frames.put_nowait(None)
-        self._events.put_nowait(CallStateChanged("ended", "closed"))
+        self._events.put_nowait(CallStateChanged("ended", EndReason.CLOSED.words, EndReason.CLOSED))
         self._events.put_nowait(None)

@@ -29,6 +29,7 @@ from voicegw.contracts.transport import (
     CallEvent,
     CallStateChanged,
     DtmfReceived,
+    EndReason,
     TransportClosed,
 )
 from voicegw.transports.queues import until_end
@@ -170,7 +171,7 @@ class TwilioStreamTransport:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._end("closed")
+        self._end(EndReason.CLOSED)
         try:
             await self._socket.close()
         except Exception as exc:  # already gone: nothing left to release
@@ -184,7 +185,7 @@ class TwilioStreamTransport:
                 text = await self._socket.recv()
             except Exception as exc:  # any library's "connection closed"
                 self._log.info("twilio socket closed", error=repr(exc))
-                self._end(CLOSED_REASON)
+                self._end(EndReason.CALLER_HUNG_UP, CLOSED_REASON)
                 return
             try:
                 message = parse_message(text)
@@ -192,7 +193,7 @@ class TwilioStreamTransport:
                 self._log.warning("twilio message ignored", error=str(exc))
                 continue
             if self._handle(message):
-                self._end(STOPPED_REASON)
+                self._end(EndReason.CALLER_HUNG_UP, STOPPED_REASON)
                 return
 
     def _handle(self, message: TwilioMessage) -> bool:
@@ -234,17 +235,17 @@ class TwilioStreamTransport:
                 await self._socket.send(message)
             except Exception as exc:
                 self._log.info("twilio socket closed while sending", error=repr(exc))
-                self._end(CLOSED_REASON)
+                self._end(EndReason.CALLER_HUNG_UP, CLOSED_REASON)
                 return
             self.sent_messages += 1
 
-    def _end(self, reason: str) -> None:
+    def _end(self, reason: EndReason, detail: str = "") -> None:
         if self._ended:
             return
         self._ended = True
         self._outbox.clear()
         self._frames.put_nowait(None)
-        self._events.put_nowait(CallStateChanged("ended", reason))
+        self._events.put_nowait(CallStateChanged("ended", detail or reason.words, reason))
         self._events.put_nowait(None)
 
 

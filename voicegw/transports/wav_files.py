@@ -28,6 +28,7 @@ from voicegw.contracts.transport import (
     AudioFrame,
     CallEvent,
     CallStateChanged,
+    EndReason,
     TransportClosed,
 )
 from voicegw.transports.queues import until_end
@@ -135,7 +136,7 @@ class WavFilesTransport:
             self._tick()
             yield AudioFrame(pcm, self.sample_rate, timestamp_ms=index * FRAME_MS)
             index += 1
-        self._end(ENDED_REASON)
+        self._end(EndReason.CALLER_HUNG_UP, ENDED_REASON)
 
     def _answer_finished(self) -> bool:
         if self._playout.queued_ms > 0:
@@ -175,13 +176,13 @@ class WavFilesTransport:
         if self._closed:
             return
         self._closed = True
-        self._end("closed")
+        self._end(EndReason.CLOSED)
         await asyncio.to_thread(write_wav, self.output_path, bytes(self._recording), self.sample_rate)
         log.info("wav call recorded", output=str(self.output_path), agent_ms=self.recorded_ms)
 
-    def _end(self, reason: str) -> None:
+    def _end(self, reason: EndReason, detail: str = "") -> None:
         if self._ended:
             return
         self._ended = True
-        self._events.put_nowait(CallStateChanged("ended", reason))
+        self._events.put_nowait(CallStateChanged("ended", detail or reason.words, reason))
         self._events.put_nowait(None)

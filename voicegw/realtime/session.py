@@ -35,6 +35,7 @@ from voicegw.contracts.model import (
     RealtimeModelConfig,
     RealtimeModelEvent,
     SendAudio,
+    SendToolOutput,
     SendUserMessage,
     TruncateItem,
     UpdateSession,
@@ -127,16 +128,10 @@ class RealtimeSession:
         self._model: RealtimeModel | None = None
         self._agent = agent
         self._context = RunContextWrapper[Any](context)
+        self._port = _Port(self)
         self._call: CallHandle | None = None
         if isinstance(transport, CallControl):
-            self._call = self._context.call = CallHandle(
-                transport,
-                speaking=lambda: self._playback.speaking(),
-                responses_started=lambda: self._responses_started,
-                say=lambda text: self._send(CreateResponse(say=text)),
-                spoke=self._tool_call_spoke,
-                finish=lambda reason: self._finish(reason),
-            )
+            self._call = self._context.call = CallHandle(transport, self._port)
         self._responses_started = 0
         self._tool_call_responses: dict[str, str] = {}
         self._hooks: RealtimeRunHooks[Any] = hooks or RealtimeRunHooks()
@@ -239,18 +234,9 @@ class RealtimeSession:
             self._sample_rate(), transport.played_ms if transport is not None else None
         )
         self._tools = ToolCallRunner(
-            send=self._send,
-            emit=self._emit,
-            emit_error=self._emit_error,
-            hook=self._hook,
-            spawn=self._spawn,
-            switch_agent=self._switch_agent,
-            record_output=self._record_tool_output,
-            context=self._context,
-            info=self._info,
+            self._port,
             transport=self._transport,
             filler_delay=config.get("tool_filler_delay", DEFAULT_TOOL_FILLER_DELAY),
-            agent_audio_pending_ms=self._playback.pending_ms,
         )
 
     async def __aenter__(self) -> RealtimeSession:
@@ -580,12 +566,11 @@ class RealtimeSession:
         response_id = self._tool_call_responses.get(call_id)
         return response_id is not None and self._playback.spoke(response_id)
 
-    def _record_tool_output(self, call_id: str, output: str) -> None:
-        item = self._history.tool_output(call_id, output)
-        if item is not None:
-            self._put_history(item)
-
     async def _send(self, command: RealtimeModelCommand) -> None:
+        if isinstance(command, SendToolOutput):
+            item = self._history.tool_output(command.call_id, command.output)
+            if item is not None:
+                self._put_history(item)
         try:
             await self.model.send_event(command)
         except Exception as exc:  # a dropped model connection must not kill the audio path
@@ -660,3 +645,52 @@ class RealtimeSession:
 def _message_text(message: dict[str, Any]) -> str:
     parts = message.get("content", [])
     return " ".join(part.get("text", "") for part in parts if part.get("type") == "input_text")
+
+
+class _Port:
+    """The session as its tool calls and call control see it (`SessionPort`)."""
+
+    def __init__(self, session: RealtimeSession) -> None:
+        self._session = session
+
+    @property
+    def context(self) -> RunContextWrapper[Any]:
+        return self._session._context
+
+    @property
+    def info(self) -> RealtimeEventInfo:
+        return self._session._info
+
+    async def send(self, command: RealtimeModelCommand) -> None:
+        await self._session._send(command)
+
+    def emit(self, event: RealtimeSessionEvent) -> None:
+        self._session._emit(event)
+
+    def report_error(self, error: Any, message: str) -> None:
+        self._session._emit_error(error, message)
+
+    async def hook(self, name: str, *args: Any) -> None:
+        await self._session._hook(name, *args)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        return self._session._spawn(coro)
+
+    async def switch_agent(self, agent: RealtimeAgent[Any]) -> None:
+        await self._session._switch_agent(agent)
+
+    @property
+    def responses_started(self) -> int:
+        return self._session._responses_started
+
+    def speaking(self) -> bool:
+        return self._session._playback.speaking()
+
+    def pending_audio_ms(self) -> float:
+        return self._session._playback.pending_ms()
+
+    def spoke_before(self, tool_call_id: str) -> bool:
+        return self._session._tool_call_spoke(tool_call_id)
+
+    def end(self, reason: EndReason) -> None:
+        self._session._finish(reason)

@@ -41,7 +41,7 @@ from voicegw.contracts.model import (
     TurnDetection,
 )
 from voicegw.models.local import LocalRealtimeModel
-from voicegw.models.local.cascade import FILLER_TEXT
+from voicegw.models.local.speaking import FILLER_TEXT
 from voicegw.models.local.stt import SpeechToText
 from voicegw.models.local.tts import TextToSpeech
 

@@ -55,7 +55,7 @@ async def test_a_saturated_model_turns_new_calls_away_with_503_until_it_drains()
     model = calls.new_model()
     await model.connect(RealtimeModelConfig(sample_rate=8000))
     try:
-        queue = model._queue  # type: ignore[attr-defined]
+        queue = model._speaking.queue  # type: ignore[attr-defined]
         assert queue is not None
         async with contextlib.AsyncExitStack() as held:
             # Every inference slot busy, and as many turns waiting as the queue takes.

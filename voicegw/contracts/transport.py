@@ -14,8 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeAlias, runtime_checkable
 
-FRAME_MS = 20
-"""Every transport hands out and paces audio in frames of this many milliseconds."""
+from voicegw.audio.format import BYTES_PER_SAMPLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +35,7 @@ class AudioFrame:
 
     @property
     def duration_ms(self) -> int:
-        return len(self.pcm) * 1000 // (2 * self.sample_rate)
+        return len(self.pcm) * 1000 // (BYTES_PER_SAMPLE * self.sample_rate)
 
 
 CallState: TypeAlias = Literal["ringing", "answered", "held", "resumed", "transferred", "ended"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from voicegw.audio.codecs import PCMU
+from voicegw.audio.format import BYTES_PER_SAMPLE
 from voicegw.audio.resample import Resampler
 from voicegw.contracts.model import (
     ModelAudio,
@@ -41,7 +42,6 @@ PCM_RATE = 24000
 PCMU_RATE = 8000
 """At this session rate the wire carries G.711 μ-law, so telephony audio is never resampled."""
 
-BYTES_PER_SAMPLE = 2
 
 DEFAULT_TRANSCRIPTION_MODEL = "gpt-4o-mini-transcribe"
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import structlog
 
+from voicegw.audio.format import FRAME_MS
 from voicegw.audio.playout import PlayoutBuffer
 from voicegw.contracts.transport import (
-    FRAME_MS,
     AudioFrame,
     CallEvent,
     CallStateChanged,
@@ -31,7 +31,6 @@ from voicegw.transports.queues import queued_frames, until_end
 log = structlog.get_logger()
 
 DEFAULT_SAMPLE_RATE = 24000
-BYTES_PER_SAMPLE = 2
 INSTALL_HINT = "pip install 'voicegw[audio]' (and the PortAudio library: apt-get install libportaudio2)"
 
 

@@ -12,8 +12,8 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from voicegw.audio.format import FRAME_MS
 from voicegw.contracts.transport import (
-    FRAME_MS,
     AudioFrame,
     CallEvent,
     CallInfo,

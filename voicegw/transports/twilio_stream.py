@@ -23,8 +23,8 @@ from typing import Any, Protocol
 import structlog
 
 from voicegw.audio.codecs import PCMU
+from voicegw.audio.format import BYTES_PER_SAMPLE, FRAME_MS
 from voicegw.contracts.transport import (
-    FRAME_MS,
     AudioFrame,
     CallEvent,
     CallStateChanged,
@@ -52,7 +52,6 @@ from voicegw.transports.twilio_protocol import (
 
 log = structlog.get_logger()
 
-BYTES_PER_SAMPLE = 2
 FRAME_BYTES = SAMPLE_RATE * FRAME_MS // 1000 * BYTES_PER_SAMPLE
 START_TIMEOUT_S = 10.0
 """How long `accept` waits for Twilio's ``start`` message."""

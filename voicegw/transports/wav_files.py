@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import structlog
 
+from voicegw.audio.format import BYTES_PER_SAMPLE, FRAME_MS
 from voicegw.audio.playout import PlayoutBuffer
 from voicegw.audio.resample import Resampler
 from voicegw.contracts.transport import (
-    FRAME_MS,
     AudioFrame,
     CallEvent,
     CallStateChanged,
@@ -35,7 +35,6 @@ from voicegw.transports.queues import until_end
 
 log = structlog.get_logger()
 
-BYTES_PER_SAMPLE = 2
 DEFAULT_TRAILING_SILENCE_MS = 1000
 DEFAULT_ANSWER_TIMEOUT_MS = 15000
 DEFAULT_ANSWER_IDLE_MS = 2000

@@ -33,10 +33,10 @@ from aiortc import (
 )
 
 from voicegw.audio.codecs import frame_to_mono_pcm
+from voicegw.audio.format import BYTES_PER_SAMPLE, FRAME_MS
 from voicegw.audio.playout import PlayoutBuffer
 from voicegw.audio.resample import Resampler
 from voicegw.contracts.transport import (
-    FRAME_MS,
     AudioFrame,
     CallEvent,
     CallStateChanged,
@@ -49,7 +49,6 @@ from voicegw.transports.queues import queued_frames, until_end
 log = structlog.get_logger()
 
 DEFAULT_SAMPLE_RATE = 24000
-BYTES_PER_SAMPLE = 2
 MAX_DUE_FRAMES = 2
 """Ticks the agent track remembers while aiortc's sender is not asking: a stall costs at most
 this many back-to-back frames, never a burst."""

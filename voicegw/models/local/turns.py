@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
+from voicegw.audio.format import FRAME_MS
 from voicegw.audio.vad import (
-    FRAME_MS,
     SpeechStarted,
     SpeechStopped,
     VoiceActivityDetector,

@@ -438,7 +438,7 @@ class RealtimeSession:
         if self._playback.interrupted(item_id):
             return  # an earlier check of this item already tripped
         names = ", ".join(result.guardrail.get_name() for result in tripped)
-        self._log.info("output guardrail tripped", item_id=item_id, guardrails=names)
+        self._log.info("output_guardrail_tripped", item_id=item_id, guardrails=names)
         await self._interrupt(item_id)
         self._emit(RealtimeGuardrailTripped(tripped, text, self._info))
         await self._send(SendUserMessage(f"guardrail triggered: {names}"))
@@ -587,7 +587,7 @@ class RealtimeSession:
             self._events.put_nowait(event)
 
     def _emit_error(self, error: Any, message: str) -> None:
-        self._log.warning("session error", error=message)
+        self._log.warning("session_error", error=message)
         self._emit(RealtimeError(error, message, self._info))
 
     async def _hook(self, name: str, *args: Any) -> None:
@@ -609,7 +609,7 @@ class RealtimeSession:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug of ours: surface it, end the session, re-raise to iterators
-            self._log.exception("session task failed")
+            self._log.exception("session_task_failed")
             self._failure = exc
             self._emit_error(exc, f"internal error: {exc}")
             self._finish(EndReason.ERROR, str(exc))
@@ -624,7 +624,7 @@ class RealtimeSession:
         self._error = error
         self._ended_at = self._now() if self._started_at is not None else None
         self._ended.set()
-        self._log.info("session ended", end_reason=reason)
+        self._log.info("session_finished", end_reason=reason)
 
     def _resolve_model(self) -> RealtimeModel:
         model = self._model_arg if self._model_arg is not None else self._config.get("model")

@@ -112,7 +112,7 @@ class TwilioStreamTransport:
         transport = cls(socket, start)
         transport._run()
         transport._log.info(
-            "twilio stream started", tracks=list(start.tracks), parameters=dict(start.custom_parameters)
+            "twilio_stream_started", tracks=list(start.tracks), parameters=dict(start.custom_parameters)
         )
         return transport
 
@@ -153,7 +153,7 @@ class TwilioStreamTransport:
         if not self._ended:
             self._outbox.append(clear_message(self.start.stream_sid))
             self._outbox_ready.set()
-        self._log.debug("twilio playback cleared", played_ms=played, item_id=self._marks.current)
+        self._log.debug("twilio_playback_cleared", played_ms=played, item_id=self._marks.current)
         return played
 
     def played_ms(self, item_id: str) -> int:
@@ -174,7 +174,7 @@ class TwilioStreamTransport:
         try:
             await self._socket.close()
         except Exception as exc:  # already gone: nothing left to release
-            self._log.debug("twilio socket close failed", error=repr(exc))
+            self._log.debug("twilio_socket_close_failed", error=repr(exc))
 
     # --- the two tasks -----------------------------------------------------------------------
 
@@ -183,13 +183,13 @@ class TwilioStreamTransport:
             try:
                 text = await self._socket.recv()
             except Exception as exc:  # any library's "connection closed"
-                self._log.info("twilio socket closed", error=repr(exc))
+                self._log.info("twilio_socket_closed", error=repr(exc))
                 self._end(EndReason.CALLER_HUNG_UP, CLOSED_REASON)
                 return
             try:
                 message = parse_message(text)
             except TwilioProtocolError as exc:
-                self._log.warning("twilio message ignored", error=str(exc))
+                self._log.warning("twilio_message_ignored", error=str(exc))
                 continue
             if self._handle(message):
                 self._end(EndReason.CALLER_HUNG_UP, STOPPED_REASON)
@@ -203,16 +203,18 @@ class TwilioStreamTransport:
                     self._caller_audio(self._decoder.decode(payload))
             case Mark(name=name):
                 if not self._marks.echoed(name):
-                    self._log.warning("twilio mark ignored: not one of ours", mark=name)
+                    self._log.warning("twilio_mark_ignored", reason="not one of ours", mark=name)
             case Dtmf(digit=digit):
-                self._log.info("twilio dtmf", digit=digit)
+                self._log.info("twilio_dtmf", digit=digit)
                 # Twilio reports the key, not how long it was held.
                 self._events.put_nowait(DtmfReceived(digit, 0))
             case Stop():
-                self._log.info("twilio stream stopped")
+                self._log.info("twilio_stream_stopped")
                 return True
             case Start() | Connected():
-                self._log.warning("twilio message ignored: the stream has started", twilio_event=message.type)
+                self._log.warning(
+                    "twilio_message_ignored", reason="the stream has started", twilio_event=message.type
+                )
         return False
 
     def _caller_audio(self, pcm: bytes) -> None:
@@ -233,7 +235,7 @@ class TwilioStreamTransport:
             try:
                 await self._socket.send(message)
             except Exception as exc:
-                self._log.info("twilio socket closed while sending", error=repr(exc))
+                self._log.info("twilio_send_failed", error=repr(exc))
                 self._end(EndReason.CALLER_HUNG_UP, CLOSED_REASON)
                 return
             self.sent_messages += 1
@@ -254,7 +256,7 @@ async def _read_start(socket: TextWebSocket) -> Start:
         try:
             message: Any = parse_message(await socket.recv())
         except TwilioProtocolError as exc:
-            log.warning("twilio message ignored", error=str(exc))
+            log.warning("twilio_message_ignored", error=str(exc))
             continue
         match message:
             case Start():

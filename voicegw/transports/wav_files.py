@@ -177,7 +177,7 @@ class WavFilesTransport:
         self._closed = True
         self._end(EndReason.CLOSED)
         await asyncio.to_thread(write_wav, self.output_path, bytes(self._recording), self.sample_rate)
-        log.info("wav call recorded", output=str(self.output_path), agent_ms=self.recorded_ms)
+        log.info("wav_call_recorded", output=str(self.output_path), agent_ms=self.recorded_ms)
 
     def _end(self, reason: EndReason, detail: str = "") -> None:
         if self._ended:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,72 @@ async def test_transfer_reports_the_targets_final_answer(tmp_path: Path, status:
     assert results[0] in events
     reason = EndReason.TRANSFERRED if accepted else EndReason.AGENT_HUNG_UP
     assert events[-1] == CallStateChanged("ended", reason.words, reason)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "handler_waits", "media_timeout", "reason", "detail"),
+    [
+        ("uac_answer_bye.xml", True, 30.0, EndReason.CALLER_HUNG_UP, "caller hung up"),
+        ("uac_media_timeout.xml", True, 1.0, EndReason.MEDIA_TIMEOUT, "media timeout"),
+        ("uac_media_timeout.xml", False, 30.0, EndReason.HANDLER_FINISHED, "call handler finished"),
+    ],
+)
+async def test_a_call_ends_with_the_reason_of_whoever_ended_it(
+    tmp_path: Path, scenario: str, handler_waits: bool, media_timeout: float, reason: EndReason, detail: str
+) -> None:
+    calls: list[SipCall] = []
+    events: list[object] = []
+
+    async def handler(call: SipCall) -> None:
+        calls.append(call)
+        if handler_waits:
+            events.extend([event async for event in call.events()])
+
+    clock = MediaClock()
+    await clock.start()
+    config = SipConfig(
+        host="127.0.0.1",
+        port=free_udp_port(),
+        tcp=False,
+        rtp_ports=(44000, 44100),
+        media_timeout=media_timeout,
+    )
+    ua = SipUserAgent(config, clock, handler)
+    await ua.start()
+    try:
+        run = await run_scenario_async(scenario, config.port, tmp_path)
+        assert run.ok, run.output
+    finally:
+        await ua.stop()
+        await clock.stop()
+    (call,) = calls
+    assert (call.end_reason, call.end_detail) == (reason, detail)
+    if handler_waits:
+        assert events[-1] == CallStateChanged("ended", detail, reason)
+
+
+async def test_calls_still_up_at_shutdown_end_as_server_shutdown(tmp_path: Path) -> None:
+    calls: list[SipCall] = []
+
+    async def handler(call: SipCall) -> None:
+        calls.append(call)
+        await call.wait_ended()
+
+    clock = MediaClock()
+    await clock.start()
+    config = SipConfig(host="127.0.0.1", port=free_udp_port(), tcp=False, rtp_ports=(44000, 44100))
+    ua = SipUserAgent(config, clock, handler)
+    await ua.start()
+    try:
+        # The scenario answers our BYE: it only ends when we hang up.
+        run = asyncio.ensure_future(run_scenario_async("uac_media_timeout.xml", config.port, tmp_path))
+        async with asyncio.timeout(10):
+            while not calls:
+                await asyncio.sleep(0.05)
+        await ua.stop()
+        assert (await run).ok
+    finally:
+        await ua.stop()
+        await clock.stop()
+    (call,) = calls
+    assert (call.end_reason, call.end_detail) == (EndReason.SERVER_SHUTDOWN, "server shutting down")

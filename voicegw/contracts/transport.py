@@ -79,6 +79,9 @@ class EndReason(enum.StrEnum):
     HANDLER_FINISHED = "handler_finished"
     """The code handling the call returned while the call was still up."""
 
+    MODEL_FAILED = "model_failed"
+    """The model failed during the call, and the server ended it (after an apology)."""
+
     ERROR = "error"
     """The session failed: the model could not connect or failed fatally, or a bug of ours."""
 

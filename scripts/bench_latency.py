@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.models.local.conftest import phone_line, spoken
-from voicegw.models.base import (
+from voicegw.contracts.model import (
     ModelAudio,
     ModelInputTranscript,
     ModelResponseDone,
@@ -41,7 +41,7 @@ from voicegw.models.base import (
     TurnDetection,
 )
 from voicegw.models.local import LocalRealtimeModel
-from voicegw.models.local.cascade import FILLER_TEXT
+from voicegw.models.local.speaking import FILLER_TEXT
 from voicegw.models.local.stt import SpeechToText
 from voicegw.models.local.tts import TextToSpeech
 

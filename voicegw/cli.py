@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from voicegw.models.base import ModelUnavailable
+from voicegw.contracts.model import ModelUnavailable
 from voicegw.server.config import (
     DEFAULT_HTTP_PORT,
     ConfigError,

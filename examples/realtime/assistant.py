@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 
-from voicegw.models.base import ModelUnavailable, RealtimeModel
+from voicegw.contracts.model import ModelUnavailable, RealtimeModel
 from voicegw.models.registry import create_model, default_model_name
 from voicegw.realtime import RealtimeAgent, function_tool
 

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from voicegw.audio.jitter import JitterBuffer, Lost, unwrap
+from voicegw.audio.jitter import JitterBuffer, Lost
+from voicegw.audio.timing import unwrap
 
 RATE = 8000
 TICK = 160  # samples per 20 ms at 8 kHz

@@ -142,7 +142,7 @@ async def test_agent_call_metrics_logs_transcript_and_recording(
     unnamed = [e for e in events if e.get("call_id") != call_id and e.get("event") not in PROCESS_EVENTS]
     assert unnamed == [], unnamed
     from_model = [e for e in events if str(e.get("logger", "")).startswith("voicegw.models")]
-    session_lines = [e for e in events if e.get("event") in ("session ended", "session_ended")]
+    session_lines = [e for e in events if e.get("event") in ("session_finished", "session_ended")]
     assert session_lines and all(e.get("agent") == "Assistant" for e in session_lines), session_lines
     assert all(e.get("call_id") == call_id for e in from_model)
 
@@ -263,9 +263,10 @@ async def test_model_log_lines_name_the_call_and_its_failure_is_counted(tmp_path
     events = voicegw.log_events()
     call_id = next(e["call_id"] for e in events if e.get("event") == "call_incoming")
     # openai.py's logger knows nothing of calls: the call id comes from the call task's context.
-    lost = [e for e in events if e.get("event") in ("connection lost", "reconnect failed", "reconnected")]
+    lost_events = ("model_connection_lost", "model_reconnect_failed", "reconnected")
+    lost = [e for e in events if e.get("event") in lost_events]
     assert lost and all(e.get("call_id") == call_id and e.get("agent") == "Assistant" for e in lost), lost
     assert metric(after, "voicegw_model_errors_total", fatal="true") == 1
     assert metric(after, "voicegw_sessions_ended_total", reason="error") == 1
-    assert metric(after, "voicegw_calls_ended_total", reason="session_closed") == 1
+    assert metric(after, "voicegw_calls_ended_total", reason="closed") == 1
     assert transcript_lines(tmp_path)[-1]["reason"] == "error"

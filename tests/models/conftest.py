@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.models.fake_realtime import API_KEY, FakeRealtimeServer
-from voicegw.models.base import RealtimeModelEvent
+from voicegw.contracts.model import RealtimeModelEvent
 from voicegw.models.openai import OpenAIRealtimeModel
 
 EVENT_TIMEOUT_S = 5.0

@@ -10,7 +10,7 @@ import pytest
 
 from tests.models.conftest import Recorder, openai_model, tone
 from tests.models.fake_realtime import TONE_HZ, FakeRealtimeServer, dominant_hz
-from voicegw.models.base import (
+from voicegw.contracts.model import (
     CancelResponse,
     ModelAudio,
     ModelConnectionStatus,
@@ -141,7 +141,7 @@ async def test_error_event_is_reported_and_the_session_goes_on(
         model.add_listener(recorder)
         await model.connect(RealtimeModelConfig())
         await model.send_event(CancelResponse())  # no response in progress: nothing may be sent
-        from voicegw.models.base import CreateResponse
+        from voicegw.contracts.model import CreateResponse
 
         await model.send_event(CreateResponse(say="Hello there."))
         await recorder.wait_for("raw", lambda e: e.data["type"] == "rate_limits.updated")

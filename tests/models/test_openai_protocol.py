@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.models.realtime_schema import client_event_errors
-from voicegw.models.base import (
+from voicegw.contracts.model import (
     ModelAudio,
     ModelError,
     ModelInputTranscript,

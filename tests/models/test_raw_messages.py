@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from voicegw.models.base import CancelResponse, CommitAudio, CreateResponse, SendUserMessage
+from voicegw.contracts.model import CancelResponse, CommitAudio, CreateResponse, SendUserMessage
 from voicegw.models.raw_messages import commands_for
 
 
@@ -50,4 +50,3 @@ def test_client_events_with_a_command(message: dict[str, object], commands: tupl
 def test_other_client_events_are_refused_by_name(message: dict[str, object], error: str) -> None:
     with pytest.raises(TypeError, match=error):
         commands_for(message)
-

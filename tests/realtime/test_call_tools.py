@@ -7,7 +7,8 @@ import json
 from typing import Any
 
 from tests.realtime.helpers import RATE, Run, start
-from voicegw.models.base import CreateResponse, SendToolOutput, SendUserMessage
+from voicegw.contracts.model import CreateResponse, SendToolOutput, SendUserMessage
+from voicegw.contracts.transport import EndReason
 from voicegw.models.testing import ScriptStep, speech, tool_call
 from voicegw.realtime import DtmfReceived, RealtimeAgent, RealtimeDtmf, ToolContext, function_tool
 from voicegw.realtime.call_tools import (
@@ -25,27 +26,32 @@ SECOND = 1.0
 
 
 class Speech:
-    """What a session tells a `CallHandle` about the agent's speech, set by the test."""
+    """A session as a `CallHandle` sees it (the part of `SessionPort` it uses), set by the test."""
 
     def __init__(self) -> None:
-        self.speaking = False
-        self.started = 0
+        self.talking = False
+        self.responses_started = 0
         self.said: list[str] = []
-        self.ended: list[str] = []
+        self.ended: list[EndReason] = []
+        self.spoke = False
 
     def handle(self, call: FakeCallTransport, *, spoke: bool = False) -> CallHandle:
-        async def say(text: str) -> None:
-            self.said.append(text)
-            self.started += 1
+        self.spoke = spoke
+        return CallHandle(call, self)  # type: ignore[arg-type]
 
-        return CallHandle(
-            call,
-            speaking=lambda: self.speaking,
-            responses_started=lambda: self.started,
-            say=say,
-            spoke=lambda call_id: spoke,
-            finish=self.ended.append,
-        )
+    async def send(self, command: object) -> None:
+        assert isinstance(command, CreateResponse) and command.say is not None, command
+        self.said.append(command.say)
+        self.responses_started += 1
+
+    def speaking(self) -> bool:
+        return self.talking
+
+    def spoke_before(self, tool_call_id: str) -> bool:
+        return self.spoke
+
+    def end(self, reason: EndReason) -> None:
+        self.ended.append(reason)
 
 
 async def invoke(tool: FunctionTool, handle: CallHandle | None, arguments: Any = None) -> str:
@@ -58,14 +64,14 @@ async def invoke(tool: FunctionTool, handle: CallHandle | None, arguments: Any =
 
 async def test_hang_up_waits_for_the_sentence_in_flight_then_ends_the_call() -> None:
     call, speech_state = FakeCallTransport(RATE), Speech()
-    speech_state.speaking = True
+    speech_state.talking = True
     task = asyncio.create_task(invoke(hang_up, speech_state.handle(call, spoke=True)))
     await asyncio.sleep(POLL_S * 5)
     assert call.hung_up is None  # still talking: the caller must hear the end of the sentence
 
-    speech_state.speaking = False
+    speech_state.talking = False
     assert await asyncio.wait_for(task, SECOND) == "The call has ended."
-    assert call.hung_up == "agent hung up"
+    assert call.hung_up == EndReason.AGENT_HUNG_UP
     assert speech_state.ended == ["agent_hung_up"]
     assert speech_state.said == []  # the model said its own goodbye: no farewell on top
 
@@ -77,7 +83,7 @@ async def test_a_silent_hang_up_says_the_farewell_first() -> None:
     await asyncio.wait_for(invoke(tool, speech_state.handle(call, spoke=False)), SECOND)
 
     assert speech_state.said == ["Thank you for calling. Goodbye!"]
-    assert call.hung_up == "agent hung up"
+    assert call.hung_up == EndReason.AGENT_HUNG_UP
 
 
 async def test_transfer_reports_the_result_and_ends_our_leg_when_accepted() -> None:
@@ -158,7 +164,7 @@ async def test_the_model_hanging_up_ends_the_call_after_its_goodbye_is_heard() -
     await play_until(run, lambda: transport.hung_up is not None)
     result = await asyncio.wait_for(run.session.wait(), SECOND)
 
-    assert transport.hung_up == "agent hung up"
+    assert transport.hung_up == EndReason.AGENT_HUNG_UP
     assert transport.queued_at_hang_up_ms == 0
     assert len(transport.played_audio("a_bye")) == RATE * 2 * 400 // 1000  # the whole goodbye
     assert result.end_reason == "agent_hung_up"

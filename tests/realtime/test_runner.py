@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from tests.realtime.helpers import RATE
-from voicegw.models.base import CreateResponse, SendToolOutput, Usage
+from voicegw.contracts.model import CreateResponse, SendToolOutput, Usage
 from voicegw.models.testing import ScriptedModel, ScriptStep, speech, tool_call
 from voicegw.realtime import (
     RealtimeAgent,

@@ -12,7 +12,7 @@ from typing import Any, assert_never
 import pytest
 
 from voicegw.audio.codecs import PCMU
-from voicegw.models.base import (
+from voicegw.contracts.model import (
     CreateResponse,
     ModelInputTranscript,
     ModelSpeechStarted,

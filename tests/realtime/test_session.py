@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.realtime.helpers import RATE, start
-from voicegw.models.base import (
+from voicegw.contracts.model import (
     CancelResponse,
     CreateResponse,
     ModelError,
@@ -26,10 +26,12 @@ from voicegw.models.testing import ScriptStep, speech, tool_call
 from voicegw.realtime import (
     AssistantMessageItem,
     DtmfReceived,
+    EndReason,
     GuardrailFunctionOutput,
     RealtimeAgent,
     RealtimeAudio,
     RealtimeAudioInterrupted,
+    RealtimeCallState,
     RealtimeDtmf,
     RealtimeError,
     RealtimeGuardrailTripped,
@@ -410,14 +412,22 @@ async def test_fast_tool_plays_no_tone() -> None:
 
 
 @pytest.mark.parametrize(
-    ("reason", "end_reason"),
-    [("caller hung up", "caller_hung_up"), ("agent hung up", "agent_hung_up"), ("media timeout", "timeout")],
+    ("reason", "detail"),
+    [
+        (EndReason.CALLER_HUNG_UP, "caller hung up"),
+        (EndReason.MEDIA_TIMEOUT, "media timeout"),
+        # The words once decided the reason: "maximum call duration reached" read as a caller's hang-up.
+        (EndReason.TIMEOUT, "maximum call duration reached"),
+        (EndReason.SERVER_SHUTDOWN, "server shutting down"),
+    ],
 )
-async def test_call_end_ends_the_session(reason: str, end_reason: str) -> None:
+async def test_call_end_ends_the_session(reason: EndReason, detail: str) -> None:
     run = await start(RealtimeAgent("A"), [])
-    run.transport.caller_hang_up(reason)
+    run.transport.caller_hang_up(reason, detail)
     result = await asyncio.wait_for(run.session.wait(), 1)
-    assert result.end_reason == end_reason
+    assert result.end_reason is reason
+    ended = run.of(RealtimeCallState)[-1]
+    assert (ended.state, ended.reason, ended.end_reason) == ("ended", detail, reason)
     assert run.types()[-2:] == ["call_state", "agent_end"]
     await run.close()
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.realtime.helpers import RATE, start
-from voicegw.models.base import CommitAudio, CreateResponse, SendAudio, TruncateItem
+from voicegw.contracts.model import CommitAudio, CreateResponse, SendAudio, TruncateItem
 from voicegw.models.testing import ScriptStep, speech
 from voicegw.realtime import (
     AssistantMessageItem,

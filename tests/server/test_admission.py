@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 
 from tests.sip.raw_sip import digest_answer
-from voicegw.models.base import RealtimeModelConfig
+from voicegw.contracts.model import RealtimeModelConfig
 from voicegw.server.admission import AccessPolicy, SourcePolicy
 from voicegw.server.app import MODEL_BUSY, AgentCalls
 from voicegw.server.config import DigestSettings, ModelChoice, ServerConfig
@@ -55,7 +55,7 @@ async def test_a_saturated_model_turns_new_calls_away_with_503_until_it_drains()
     model = calls.new_model()
     await model.connect(RealtimeModelConfig(sample_rate=8000))
     try:
-        queue = model._queue  # type: ignore[attr-defined]
+        queue = model._speaking.queue  # type: ignore[attr-defined]
         assert queue is not None
         async with contextlib.AsyncExitStack() as held:
             # Every inference slot busy, and as many turns waiting as the queue takes.

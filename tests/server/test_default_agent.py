@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.realtime.helpers import RATE, start
-from voicegw.models.base import CreateResponse, SendToolOutput, SendUserMessage
+from voicegw.contracts.model import CreateResponse, SendToolOutput, SendUserMessage
 from voicegw.models.local.dialog import route_tools
 from voicegw.models.testing import ScriptStep, tool_call
 from voicegw.realtime import DtmfReceived

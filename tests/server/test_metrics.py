@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
-from voicegw.models.base import ModelError, ModelResponseDone
+from voicegw.contracts.model import ModelError, ModelResponseDone
+from voicegw.contracts.transport import EndReason
 from voicegw.realtime.context import RunContextWrapper
 from voicegw.realtime.events import (
     RealtimeAudioInterrupted,
@@ -12,7 +13,7 @@ from voicegw.realtime.events import (
     RealtimeEventInfo,
     RealtimeRawModelEvent,
 )
-from voicegw.server.metrics import Metrics, end_reason_label
+from voicegw.server.metrics import Metrics
 from voicegw.sip.call import CallInfo, SipCall
 from voicegw.sip.state import CallTrigger
 
@@ -37,7 +38,7 @@ def test_call_outcomes() -> None:
     answered.move(CallTrigger.RING)
     answered.move(CallTrigger.ANSWER)
     metrics.call_answered(answered)
-    answered.move(CallTrigger.DISCONNECT, "media timeout")
+    answered.move(CallTrigger.DISCONNECT, "media timeout", EndReason.MEDIA_TIMEOUT)
     metrics.call_ended(answered, 200)
     assert value(metrics, "voicegw_calls_active") == 7
     assert value(metrics, "voicegw_calls_total", outcome="rejected", status="503") == 1
@@ -72,6 +73,15 @@ def test_each_server_has_its_own_registry() -> None:
     assert b"voicegw_barge_ins_total 1.0" in first.render()[0]
 
 
-def test_end_reasons_are_a_bounded_set() -> None:
-    assert end_reason_label("Caller hung up") == "caller_hung_up"
-    assert end_reason_label("486 Busy Here") == "other"
+def test_an_ended_call_is_labelled_with_its_end_reason() -> None:
+    metrics = Metrics()
+    for reason in EndReason:
+        call = a_call(reason.value)
+        call.move(CallTrigger.ANSWER)
+        metrics.call_answered(call)
+        # Words that once decided the label ("transferred to ..." was "other"): the value decides.
+        call.ending(reason, f"{reason.words} (sip:bob@example.com)")
+        call.move(CallTrigger.DISCONNECT, call.end_detail)
+        metrics.call_ended(call, 200)
+    for reason in EndReason:
+        assert value(metrics, "voicegw_calls_ended_total", reason=reason.value) == 1, reason

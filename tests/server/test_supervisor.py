@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import asyncio
 
-from voicegw.models.base import ModelAudio
+from voicegw.contracts.model import ModelAudio
+from voicegw.contracts.transport import EndReason
 from voicegw.realtime.context import RunContextWrapper
 from voicegw.realtime.events import RealtimeAudio, RealtimeEventInfo, RealtimeInputAudioTranscriptionDelta
 from voicegw.server.supervisor import CallSupervisor
@@ -11,7 +12,7 @@ from voicegw.server.supervisor import CallSupervisor
 class Call:
     def __init__(self) -> None:
         self.said: list[tuple[float, str]] = []
-        self.hung_up: tuple[float, str] | None = None
+        self.hung_up: tuple[float, EndReason, str] | None = None
         self.started = asyncio.get_running_loop().time()
 
     def now(self) -> float:
@@ -20,8 +21,8 @@ class Call:
     async def say(self, text: str) -> None:
         self.said.append((self.now(), text))
 
-    async def hang_up(self, reason: str) -> None:
-        self.hung_up = (self.now(), reason)
+    async def hang_up(self, reason: EndReason, detail: str) -> None:
+        self.hung_up = (self.now(), reason, detail)
 
 
 INFO = RealtimeEventInfo(RunContextWrapper(None))
@@ -37,6 +38,7 @@ async def test_silent_caller_is_reprompted_then_hung_up() -> None:
     call = Call()
     reason = await asyncio.wait_for(supervisor(call).run(), 5)
     assert reason == "no input from the caller" and call.hung_up is not None
+    assert call.hung_up[1:] == (EndReason.TIMEOUT, "no input from the caller")
     assert [text for _, text in call.said] == ["Still there?"]
     assert 0.15 <= call.said[0][0] < call.hung_up[0] and call.hung_up[0] >= 0.35
 

@@ -13,6 +13,7 @@ from tests.e2e.media import G711_CODECS
 from tests.e2e.rtp_tools import RtpCapture
 from tests.signals import best_correlation, speech
 from tests.sip.sipp import HOST, sipp_uas
+from voicegw.contracts.transport import EndReason
 from voicegw.rtp.clock import MediaClock
 from voicegw.sip.account import SipAccount
 from voicegw.sip.call import Busy, CallRejected, NoAnswer
@@ -67,7 +68,7 @@ async def test_an_answered_call_carries_our_audio_to_the_callee(
             run = await sipp
     assert run.ok, run.output
     assert ended[-1].type == "call_state" and ended[-1].state == "ended"  # type: ignore[union-attr]
-    assert call.end_reason == "far end hung up"
+    assert (call.end_reason, call.end_detail) == (EndReason.CALLER_HUNG_UP, "far end hung up")
     invite = run.messages.split("INVITE sip:alice", 1)[1]
     assert "X-Campaign: 42" in invite
     assert "m=audio " in invite and " RTP/AVP 0 8 111 9 101 110" in invite
@@ -125,7 +126,7 @@ async def test_a_trunk_behind_a_proxy_gets_the_credentials_it_challenges_for(tmp
             # The request goes to the proxy whatever the URI's host: no DNS for trunk.invalid.
             call = await ua.dial("sip:+15550100@trunk.invalid", timeout=10)
             assert call.negotiated is not None and call.negotiated.codec.encoding == "PCMA"
-            await call.hang_up("done")
+            await call.hang_up()
         finally:
             await stopped(ua)
         run = await sipp

@@ -28,7 +28,7 @@ from tests.models.conftest import openai_model
 from tests.models.fake_realtime import TONE_HZ, FakeRealtimeServer, dominant_hz, ulaw_decode, ulaw_encode
 from tests.signals import best_correlation, speech
 from tests.transports.test_twilio_protocol import DOCUMENTED
-from voicegw.models.base import CreateResponse, RealtimeModel, SendAudio, TruncateItem
+from voicegw.contracts.model import CreateResponse, RealtimeModel, SendAudio, TruncateItem
 from voicegw.models.testing import TONE_HZ as SCRIPTED_TONE_HZ
 from voicegw.models.testing import ScriptedModel, ScriptStep
 from voicegw.models.testing import speech as scripted_speech

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voicegw.realtime.transport import AudioTransport, CallStateChanged, TransportClosed
+from voicegw.contracts.transport import AudioTransport, CallStateChanged, EndReason, TransportClosed
 from voicegw.transports.wav_files import WavFilesTransport, read_wav, write_wav
 
 pytestmark = pytest.mark.timeout(20)
@@ -59,7 +59,7 @@ async def test_frames_play_flush_and_recording(tmp_path: Path) -> None:
     events = [e async for e in transport.events()]
     assert events == [
         CallStateChanged("answered"),
-        CallStateChanged("ended", "the caller's input file ended"),
+        CallStateChanged("ended", "the caller's input file ended", EndReason.CALLER_HUNG_UP),
     ]
     with pytest.raises(TransportClosed):
         await transport.play(b"\x00\x00", item_id="late")
@@ -89,7 +89,8 @@ async def test_close_ends_the_call_events(tmp_path: Path) -> None:
     transport = WavFilesTransport(make_wav(tmp_path / "q.wav", 100, 24000), tmp_path / "a.wav")
     events = asyncio.create_task(_collect(transport))
     await transport.close()
-    assert await events == [CallStateChanged("answered"), CallStateChanged("ended", "closed")]
+    ended = CallStateChanged("ended", "closed", EndReason.CLOSED)
+    assert await events == [CallStateChanged("answered"), ended]
     with pytest.raises(RuntimeError):
         transport.frames()
         transport.frames()

@@ -19,7 +19,7 @@ from aiortc import MediaStreamError, MediaStreamTrack, RTCDataChannel, RTCSessio
 
 from tests.signals import best_correlation, sine, speech
 from voicegw.audio.codecs import frame_to_mono_pcm
-from voicegw.realtime.transport import AudioTransport, CallStateChanged, TransportClosed
+from voicegw.contracts.transport import AudioTransport, CallStateChanged, EndReason, TransportClosed
 from voicegw.rtp.clock import MediaClock
 from voicegw.transports.webrtc import CallerFrames, WebRtcTransport, peer_connection
 
@@ -210,7 +210,7 @@ async def test_data_channel_both_ways(call: tuple[Browser, WebRtcTransport, byte
     await asyncio.wait_for(anext(frames), 10)
     browser.channel.send(json.dumps({"type": "hangup"}))
     events = [event async for event in transport.events()]
-    assert events[-1] == CallStateChanged("ended", "caller hung up")
+    assert events[-1] == CallStateChanged("ended", "caller hung up", EndReason.CALLER_HUNG_UP)
     remaining = [frame async for frame in frames]
     assert len(remaining) < 100  # the caller's audio ended too
     with pytest.raises(TransportClosed):

@@ -13,8 +13,8 @@ from typing import ClassVar, Literal
 import av
 import numpy as np
 
-FRAME_MS = 20
-BYTES_PER_SAMPLE = 2
+from voicegw.audio.format import BYTES_PER_SAMPLE, FRAME_MS
+
 CONCEAL_FADE_MS = 60
 """Concealment fades the repeated audio to silence over this long: repeating old audio longer
 than a few frames sounds robotic, silence is the honest answer to a long gap."""

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-FRAME_MS = 20
-SEQ_MODULUS = 1 << 16
-TS_MODULUS = 1 << 32
+from voicegw.audio.format import FRAME_MS
+from voicegw.audio.timing import SEQ_MODULUS, TS_MODULUS, InterarrivalJitter, unwrap
+
 RESYNC_S = 1.0
 """A timestamp this far from the playout position is a new timeline (a jump), not late or early."""
 
@@ -20,14 +20,6 @@ SHRINK_AFTER_TICKS = 50
 """Ticks the buffer must stay too deep before it drops a frame to come back down."""
 
 REMEMBERED_SEQS = 128
-
-
-def unwrap(value: int, reference: int, modulus: int) -> int:
-    """The extension of the wrapped counter `value` closest to the extended `reference`."""
-    delta = (value - reference) % modulus
-    if delta >= modulus // 2:
-        delta -= modulus
-    return reference + delta
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +78,7 @@ class JitterBuffer:
         self._tick = clock_rate * frame_ms // 1000
         self.stats = JitterStats(depth_ms=min_delay_ms)
         self._ssrc: int | None = None
-        self._jitter = 0.0
-        """RFC 3550 interarrival jitter, in RTP clock units."""
+        self._jitter = InterarrivalJitter(clock_rate)
         self._restart()
 
     def _restart(self) -> None:
@@ -97,8 +88,7 @@ class JitterBuffer:
         self._highest_seq: int | None = None
         self._last_ts: int | None = None
         """Timestamp of the highest sequence number: the reference for unwrapping."""
-        self._previous: tuple[float, int] | None = None
-        """(arrival, timestamp) of the packet received just before: the RFC 3550 difference."""
+        self._jitter.new_timeline()
         self._play_ts: int | None = None
         self._covered_until = 0
         self._packet_samples = self._tick
@@ -138,8 +128,10 @@ class JitterBuffer:
             # A new talkspurt: the sender's clock may have jumped across the pause, so neither the
             # old playout position nor the transit time across the pause means anything.
             self._play_ts = None
-            self._previous = None
-        self._update_jitter(ext_ts, arrival)
+            self._jitter.new_timeline()
+        # Every packet counts, in arrival order: late and reordered ones are the jitter.
+        self._jitter.add(ext_ts, arrival)
+        self.stats.jitter_ms = self._jitter.ms
         if self._play_ts is not None and ext_ts < self._play_ts:
             self.stats.late += 1
             return
@@ -162,15 +154,6 @@ class JitterBuffer:
             self._covered_until = ext_ts
             # One extra tick absorbs the phase between arrivals and the media clock.
             self._wait_ticks = self._target_ms() // self.frame_ms + 1
-
-    def _update_jitter(self, ext_ts: int, arrival: float) -> None:
-        # Every packet counts, in arrival order: late and reordered ones are the jitter.
-        if self._previous is not None:
-            last_arrival, last_ts = self._previous
-            transit_change = (arrival - last_arrival) * self.clock_rate - (ext_ts - last_ts)
-            self._jitter += (abs(transit_change) - self._jitter) / 16
-        self._previous = (arrival, ext_ts)
-        self.stats.jitter_ms = self._jitter * 1000 / self.clock_rate
 
     def _target_ms(self) -> int:
         wanted = self.frame_ms + 3 * self.stats.jitter_ms

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 
-FRAME_MS = 20
-BYTES_PER_SAMPLE = 2
+from voicegw.audio.format import BYTES_PER_SAMPLE, FRAME_MS
+
 MAX_REMEMBERED_ITEMS = 64
 """Items whose played ms stay known; a long call does not grow memory without bound."""
 

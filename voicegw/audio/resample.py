@@ -13,7 +13,8 @@ from math import gcd
 
 import numpy as np
 
-BYTES_PER_SAMPLE = 2
+from voicegw.audio.format import BYTES_PER_SAMPLE
+
 ZERO_CROSSINGS = 12
 """Sinc lobes on each side of the filter's centre, in units of the slower rate: sharpness vs cost."""
 

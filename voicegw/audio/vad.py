@@ -14,13 +14,10 @@ from typing import Literal, TypeAlias
 import numpy as np
 import webrtcvad
 
+from voicegw.audio.format import BYTES_PER_SAMPLE, FRAME_MS
 from voicegw.audio.resample import Resampler
 
-FRAME_MS = 20
-"""Default analysis frame; webrtcvad takes 10, 20 or 30 ms (`FRAME_CHOICES_MS`)."""
-
 FRAME_CHOICES_MS = (10, 20, 30)
-BYTES_PER_SAMPLE = 2
 VAD_RATES = (8000, 16000, 32000, 48000)
 """Rates webrtcvad accepts; any other rate (24 kHz) is resampled to `FALLBACK_RATE` for the
 decision only: events, positions and the prefix stay at the input rate."""

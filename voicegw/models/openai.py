@@ -23,7 +23,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from voicegw.models.base import (
+from voicegw.contracts.model import (
     CancelResponse,
     CommitAudio,
     CreateResponse,
@@ -309,7 +309,7 @@ class OpenAIRealtimeModel(RealtimeModel):
         try:
             events = self._decoder.decode_text(message)
         except OpenAIProtocolError as exc:  # the peer's garbage: report it and go on
-            self._log.warning("bad server event", error=str(exc))
+            self._log.warning("model_bad_server_event", error=str(exc))
             await self._emit(ModelError(str(exc), code="protocol_error"))
             return
         for event in events:
@@ -322,7 +322,7 @@ class OpenAIRealtimeModel(RealtimeModel):
 
     async def _reconnect(self, reason: str) -> bool:
         """Reconnect with backoff; False (after a fatal error event) when every attempt failed."""
-        self._log.warning("connection lost", reason=reason)
+        self._log.warning("model_connection_lost", reason=reason)
         self._reconnecting = True
         try:
             return await self._reconnect_with_backoff(reason)
@@ -343,7 +343,7 @@ class OpenAIRealtimeModel(RealtimeModel):
                 break  # refused, not unreachable: retrying cannot help
             except (ConnectionError, TimeoutError) as exc:
                 last = str(exc)
-                self._log.info("reconnect failed", attempt=attempt, error=last)
+                self._log.info("model_reconnect_failed", attempt=attempt, error=last)
                 await self._close_socket()  # opened, then closed before it was configured
                 continue
             self._log.info("reconnected", attempt=attempt, dropped_audio_ms=round(self._dropped_audio_ms))

@@ -2,7 +2,7 @@
 
 Nothing here touches a socket or a clock. `session_object` and the ``*_event`` builders turn
 our commands into the JSON client events of the published API reference; `ServerEventDecoder`
-turns the server's JSON events into the typed events of `voicegw.models.base`; `WireAudio`
+turns the server's JSON events into the typed events of `voicegw.contracts.model`; `WireAudio`
 converts PCM at the session rate to and from the wire format (μ-law at 8 kHz, else 24 kHz PCM).
 """
 
@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from voicegw.audio.codecs import PCMU
+from voicegw.audio.format import BYTES_PER_SAMPLE
 from voicegw.audio.resample import Resampler
-from voicegw.models.base import (
+from voicegw.contracts.model import (
     ModelAudio,
     ModelAudioDone,
     ModelError,
@@ -42,7 +43,6 @@ PCM_RATE = 24000
 PCMU_RATE = 8000
 """At this session rate the wire carries G.711 μ-law, so telephony audio is never resampled."""
 
-BYTES_PER_SAMPLE = 2
 
 DEFAULT_TRANSCRIPTION_MODEL = "gpt-4o-mini-transcribe"
 

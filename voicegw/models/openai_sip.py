@@ -21,7 +21,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
 
-from voicegw.models.base import ModelUnavailable, RealtimeModelConfig
+from voicegw.contracts.model import ModelUnavailable, RealtimeModelConfig
 from voicegw.models.openai import DEFAULT_BASE_URL, OpenAIRealtimeModel
 
 ACCEPT_TIMEOUT_S = 10.0

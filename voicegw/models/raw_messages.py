@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from voicegw.models.base import (
+from voicegw.contracts.model import (
     CancelResponse,
     CommitAudio,
     CreateResponse,

@@ -6,7 +6,7 @@ import importlib
 import os
 from typing import Any
 
-from voicegw.models.base import ModelUnavailable, RealtimeModel
+from voicegw.contracts.model import ModelUnavailable, RealtimeModel
 
 MODELS: dict[str, tuple[str, str, str]] = {
     # name: (module, class, extra that installs what it needs)

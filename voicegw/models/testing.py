@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from voicegw.models.base import (
+from voicegw.contracts.model import (
     CancelResponse,
     ModelAudio,
     ModelAudioDone,

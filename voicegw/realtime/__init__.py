@@ -12,7 +12,18 @@ state, transfer results, the caller's transcript as it grows) travel inside ``ra
 are, for code written for voicegw.
 """
 
-from voicegw.models.base import TurnDetection, Usage
+from voicegw.contracts.model import TurnDetection, Usage
+from voicegw.contracts.transport import (
+    AudioFrame,
+    AudioTransport,
+    CallControl,
+    CallEvent,
+    CallStateChanged,
+    DtmfReceived,
+    EndReason,
+    TransferResult,
+    TransportClosed,
+)
 from voicegw.realtime.agent import RealtimeAgent
 from voicegw.realtime.config import (
     RealtimeAudioFormat,
@@ -131,7 +142,7 @@ from voicegw.realtime.openai_realtime import (
     OpenAIRealtimeWebSocketModel,
     get_api_key,
 )
-from voicegw.realtime.result import EndReason, RealtimeResult, RealtimeTimings
+from voicegw.realtime.result import RealtimeResult, RealtimeTimings
 from voicegw.realtime.runner import RealtimeRunner
 from voicegw.realtime.session import RealtimeSession
 from voicegw.realtime.tools import (
@@ -140,16 +151,6 @@ from voicegw.realtime.tools import (
     ToolArgumentsError,
     default_tool_error_function,
     function_tool,
-)
-from voicegw.realtime.transport import (
-    AudioFrame,
-    AudioTransport,
-    CallControl,
-    CallEvent,
-    CallStateChanged,
-    DtmfReceived,
-    TransferResult,
-    TransportClosed,
 )
 
 __all__ = [

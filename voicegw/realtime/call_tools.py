@@ -13,13 +13,14 @@ saying before it hangs up or transfers (bounded, so a stuck playout cannot keep 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
+from voicegw.contracts.model import CreateResponse
+from voicegw.contracts.transport import CallControl, CallInfo, EndReason, TransferResult
 from voicegw.realtime.context import RunContextWrapper, ToolContext
-from voicegw.realtime.result import EndReason
+from voicegw.realtime.port import SessionPort
 from voicegw.realtime.tools import FunctionTool, function_tool
-from voicegw.realtime.transport import CallControl, CallInfo, TransferResult
 
 PLAYOUT_LIMIT_S = 10.0
 """Longest wait for the agent's audio in flight to reach the caller before a hang-up or transfer."""
@@ -41,26 +42,12 @@ class NotOnACall(RuntimeError):
 class CallHandle:
     """The phone call under a session, as instructions, tools and hooks see it (``ctx.call``).
 
-    The session builds it; `speaking`, `responses_started`, `say`, `spoke` and `finish` are the
-    session's view of the agent's speech and its way to end, so the handle stays free of it.
+    The session builds it and lends it its `SessionPort`: the agent's speech, and its way to end.
     """
 
-    def __init__(
-        self,
-        control: CallControl,
-        *,
-        speaking: Callable[[], bool],
-        responses_started: Callable[[], int],
-        say: Callable[[str], Awaitable[None]],
-        spoke: Callable[[str], bool],
-        finish: Callable[[EndReason], None],
-    ) -> None:
+    def __init__(self, control: CallControl, session: SessionPort) -> None:
         self.control = control
-        self._speaking = speaking
-        self._responses_started = responses_started
-        self._say = say
-        self._spoke = spoke
-        self._finish = finish
+        self._session = session
 
     @property
     def info(self) -> CallInfo:
@@ -69,26 +56,27 @@ class CallHandle:
 
     def spoke_before(self, tool_call_id: str) -> bool:
         """Whether the model's response that made this tool call also spoke to the caller."""
-        return self._spoke(tool_call_id)
+        return self._session.spoke_before(tool_call_id)
 
     async def play_out(self, limit_s: float = PLAYOUT_LIMIT_S) -> bool:
         """Wait until the agent has finished speaking (generated and played); False after `limit_s`."""
-        return await _wait_until(lambda: not self._speaking(), limit_s)
+        return await _wait_until(lambda: not self._session.speaking(), limit_s)
 
     async def say(self, text: str) -> None:
         """Have the agent say `text` verbatim and wait until the caller has heard it (bounded)."""
-        started = self._responses_started()
-        await self._say(text)
-        await _wait_until(lambda: self._responses_started() > started, SAY_START_LIMIT_S)
+        started = self._session.responses_started
+        await self._session.send(CreateResponse(say=text))
+        await _wait_until(lambda: self._session.responses_started > started, SAY_START_LIMIT_S)
         await self.play_out()
 
-    async def hang_up(self, reason: str = "agent hung up", *, farewell: str | None = None) -> None:
-        """Let the agent finish its sentence, say `farewell` if given, then end the call (SIP BYE)."""
+    async def hang_up(self, detail: str = "", *, farewell: str | None = None) -> None:
+        """Let the agent finish its sentence, say `farewell` if given, then end the call (SIP BYE);
+        `detail` says why in words, for the log."""
         await self.play_out()
         if farewell:
             await self.say(farewell)
-        await self.control.hang_up(reason)
-        self._finish("agent_hung_up")
+        await self.control.hang_up(EndReason.AGENT_HUNG_UP, detail)
+        self._session.end(EndReason.AGENT_HUNG_UP)
 
     async def transfer(self, target: str) -> TransferResult:
         """Blind transfer (SIP REFER) once the agent has finished its sentence.
@@ -99,8 +87,8 @@ class CallHandle:
         await self.play_out()
         result = await self.control.transfer(target)
         if result.accepted:
-            await self.control.hang_up("transferred")
-            self._finish("transferred")
+            await self.control.hang_up(EndReason.TRANSFERRED, f"transferred to {target}")
+            self._session.end(EndReason.TRANSFERRED)
         return result
 
     async def send_dtmf(self, digits: str) -> None:

@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, NotRequired, TypeAlias, TypedDict
 
-from voicegw.models.base import RealtimeModel, RealtimeModelConfig, ToolSpec, TurnDetection
+from voicegw.contracts.model import RealtimeModel, RealtimeModelConfig, ToolSpec, TurnDetection
 from voicegw.realtime.guardrails import DEFAULT_DEBOUNCE_TEXT_LENGTH, OutputGuardrail
 
 DEFAULT_SAMPLE_RATE = 24000
@@ -40,6 +40,7 @@ RealtimeModelName: TypeAlias = str
 
 RealtimeAudioFormat: TypeAlias = Literal["pcm16", "g711_ulaw", "g711_alaw"] | str | Mapping[str, Any]
 """An audio format: the SDK's names, or a GA format object (``{"type": "audio/pcmu"}``)."""
+
 
 class RealtimeCustomVoice(TypedDict):
     """A custom voice of the provider, by id."""

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Generic
 
 from typing_extensions import TypeVar
 
-from voicegw.models.base import Usage
+from voicegw.contracts.model import Usage
 
 if TYPE_CHECKING:
     from voicegw.realtime.call_tools import CallHandle

@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
-from voicegw.models.base import ModelAudio, RealtimeModelEvent
+from voicegw.contracts.model import ModelAudio, RealtimeModelEvent
+from voicegw.contracts.transport import CallState, EndReason
 from voicegw.realtime.agent import RealtimeAgent
 from voicegw.realtime.context import RunContextWrapper
 from voicegw.realtime.guardrails import OutputGuardrailResult
@@ -21,7 +22,6 @@ from voicegw.realtime.items import RealtimeItem
 from voicegw.realtime.model_events import RealtimeModelEvent as SdkModelEvent
 from voicegw.realtime.model_events import RealtimeModelOtherEvent, sdk_model_event
 from voicegw.realtime.tools import FunctionTool
-from voicegw.realtime.transport import CallState
 
 
 @dataclass(frozen=True)
@@ -206,6 +206,9 @@ class RealtimeCallState:
     state: CallState
     reason: str
     info: RealtimeEventInfo
+    end_reason: EndReason | None = None
+    """Why the call ended, when `state` is ``"ended"``."""
+
     type: Literal["call_state"] = "call_state"
 
 

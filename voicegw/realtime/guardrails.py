@@ -109,7 +109,7 @@ async def run_output_guardrails(
         try:
             result = await guardrail.run(context, agent, text)
         except Exception:
-            log.warning("output guardrail failed; skipping it", guardrail=guardrail.get_name(), exc_info=True)
+            log.warning("output_guardrail_failed", guardrail=guardrail.get_name(), exc_info=True)
             continue
         if result.output.tripwire_triggered:
             tripped.append(result)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from pydantic import TypeAdapter, ValidationError
 
-from voicegw.models.base import ToolSpec
+from voicegw.contracts.model import ToolSpec
 from voicegw.realtime.context import RunContextWrapper
 from voicegw.realtime.tools import IsEnabled, ToolArgumentsError, enabled, parse_arguments, tool_output_text
 

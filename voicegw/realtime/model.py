@@ -1,8 +1,8 @@
 """The Agents SDK's `agents.realtime.model`: the model seam, its connection options, playback tracking.
 
-`RealtimeModel` and `RealtimeModelListener` are voicegw's seam (`voicegw.models.base`), which
+`RealtimeModel` and `RealtimeModelListener` are voicegw's seam (`voicegw.contracts.model`), which
 has the SDK's methods (`connect`, `add_listener`, `remove_listener`, `send_event`, `close`) but
-is configured with voicegw's `voicegw.models.base.RealtimeModelConfig` dataclass. The
+is configured with voicegw's `voicegw.contracts.model.RealtimeModelConfig` dataclass. The
 `RealtimeModelConfig` of this module is the SDK's TypedDict of connection options, given as
 ``runner.run(model_config={...})``.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import NotRequired, TypedDict
 
-from voicegw.models.base import RealtimeModel, RealtimeModelListener
+from voicegw.contracts.model import RealtimeModel, RealtimeModelListener
 from voicegw.realtime.audio_formats import parse_audio_format
 from voicegw.realtime.config import RealtimeAudioFormat, RealtimeSessionModelSettings
 

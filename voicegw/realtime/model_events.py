@@ -1,6 +1,6 @@
 """The Agents SDK's model events (`agents.realtime.model_events`), under the same names.
 
-voicegw's models speak the events of `voicegw.models.base` (the seam every model implements);
+voicegw's models speak the events of `voicegw.contracts.model` (the seam every model implements);
 where an SDK event is the same thing with the same fields, its name here *is* voicegw's class
 (`RealtimeModelAudioEvent` is `ModelAudio`: ``data``, ``item_id``, ``response_id``,
 ``content_index``, type ``"audio"``). The others are defined here with the SDK's fields, so that
@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
-from voicegw.models.base import (
+from voicegw.contracts.model import (
     ModelAudio,
     ModelAudioDone,
     ModelConnectionStatus,
@@ -27,8 +27,8 @@ from voicegw.models.base import (
     ModelToolCall,
     ModelTranscriptDelta,
 )
-from voicegw.models.base import RealtimeModelEvent as ModelEvent
-from voicegw.models.base import Usage as _Usage
+from voicegw.contracts.model import RealtimeModelEvent as ModelEvent
+from voicegw.contracts.model import Usage as _Usage
 from voicegw.realtime.items import RealtimeItem
 
 RealtimeConnectionStatus: TypeAlias = Literal["connecting", "connected", "disconnected"]

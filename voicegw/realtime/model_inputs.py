@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypeAlias, TypedDict
 
-from voicegw.models.base import (
+from voicegw.contracts.model import (
     CancelResponse,
     CommitAudio,
     RealtimeModelCommand,

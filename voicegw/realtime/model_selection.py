@@ -3,7 +3,7 @@ SDK's ``model_config`` names (``api_key``, ``url``, ``headers``, ``call_id``).""
 
 from __future__ import annotations
 
-from voicegw.models.base import RealtimeModel
+from voicegw.contracts.model import RealtimeModel
 from voicegw.models.openai import OpenAIRealtimeModel
 from voicegw.models.openai_sip import OpenAIRealtimeSIPModel
 from voicegw.models.registry import create_model

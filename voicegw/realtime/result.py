@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias
+from typing import Any
 
-from voicegw.models.base import Usage
+from voicegw.contracts.model import Usage
+from voicegw.contracts.transport import EndReason
 from voicegw.realtime.agent import RealtimeAgent
 from voicegw.realtime.items import RealtimeItem, RealtimeToolCallItem
-
-EndReason: TypeAlias = Literal["caller_hung_up", "agent_hung_up", "transferred", "error", "timeout", "closed"]
 
 
 @dataclass(frozen=True)
@@ -41,4 +40,4 @@ class RealtimeResult:
     timings: RealtimeTimings = field(default_factory=RealtimeTimings)
     end_reason: EndReason | None = None
     error: str | None = None
-    """What went wrong, when `end_reason` is ``"error"``."""
+    """What went wrong, when `end_reason` is `EndReason.ERROR`."""

@@ -20,14 +20,14 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any, Protocol, overload
 
-from voicegw.models.base import RealtimeModel
+from voicegw.contracts.model import RealtimeModel
+from voicegw.contracts.transport import AudioTransport
 from voicegw.realtime.agent import RealtimeAgent
 from voicegw.realtime.config import RealtimeRunConfig
 from voicegw.realtime.hooks import RealtimeRunHooks
 from voicegw.realtime.model import RealtimeModelConfig
 from voicegw.realtime.result import RealtimeResult
 from voicegw.realtime.session import RealtimeSession
-from voicegw.realtime.transport import AudioTransport
 
 
 class _RunToEnd(Protocol):

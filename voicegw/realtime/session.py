@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from voicegw.models.base import (
+from voicegw.contracts.model import (
     CancelResponse,
     CommitAudio,
     CreateResponse,
@@ -37,10 +37,19 @@ from voicegw.models.base import (
     RealtimeModelConfig,
     RealtimeModelEvent,
     SendAudio,
+    SendToolOutput,
     SendUserMessage,
     TruncateItem,
     UpdateSession,
     Usage,
+)
+from voicegw.contracts.transport import (
+    AudioTransport,
+    CallControl,
+    CallStateChanged,
+    DtmfReceived,
+    EndReason,
+    TransferResult,
 )
 from voicegw.realtime.agent import RealtimeAgent
 from voicegw.realtime.approvals import REJECTION_MESSAGE
@@ -97,16 +106,9 @@ from voicegw.realtime.items import (
 from voicegw.realtime.model import RealtimeModelConfig as ConnectionOptions
 from voicegw.realtime.model_selection import check_model_config, resolve_model
 from voicegw.realtime.playback import AgentPlayback
-from voicegw.realtime.result import EndReason, RealtimeResult, RealtimeTimings
+from voicegw.realtime.result import RealtimeResult, RealtimeTimings
 from voicegw.realtime.settings import check_run_config
 from voicegw.realtime.tool_calls import ToolCallRunner
-from voicegw.realtime.transport import (
-    AudioTransport,
-    CallControl,
-    CallStateChanged,
-    DtmfReceived,
-    TransferResult,
-)
 from voicegw.realtime.turns import ForwardAudio, ServerTurnDetector, TurnEnded, TurnStarted
 
 __all__ = ["REJECTION_MESSAGE", "RealtimeSession"]
@@ -146,16 +148,10 @@ class RealtimeSession:
         self._model: RealtimeModel | None = None
         self._agent = agent
         self._context = RunContextWrapper[Any](context)
+        self._port = _Port(self)
         self._call: CallHandle | None = None
         if isinstance(transport, CallControl):
-            self._call = self._context.call = CallHandle(
-                transport,
-                speaking=lambda: self._playback.speaking(),
-                responses_started=lambda: self._responses_started,
-                say=lambda text: self._send(CreateResponse(say=text)),
-                spoke=self._tool_call_spoke,
-                finish=lambda reason: self._finish(reason),
-            )
+            self._call = self._context.call = CallHandle(transport, self._port)
         self._responses_started = 0
         self._tool_call_responses: dict[str, str] = {}
         self._hooks: RealtimeRunHooks[Any] = hooks or RealtimeRunHooks()
@@ -263,18 +259,9 @@ class RealtimeSession:
         source = self._played_ms_source()
         self._playback = AgentPlayback(self._sample_rate(), source, None if source else time.monotonic)
         self._tools = ToolCallRunner(
-            send=self._send,
-            emit=self._emit,
-            emit_error=self._emit_error,
-            hook=self._hook,
-            spawn=self._spawn,
-            switch_agent=self._switch_agent,
-            record_output=self._record_tool_output,
-            context=self._context,
-            info=self._info,
+            self._port,
             transport=self._transport,
             filler_delay=config.get("tool_filler_delay", DEFAULT_TOOL_FILLER_DELAY),
-            agent_audio_pending_ms=self._playback.pending_ms,
         )
         self._tools.error_formatter = config.get("tool_error_formatter")
         turns = resolve_turn_detection(config)
@@ -306,7 +293,7 @@ class RealtimeSession:
         except BaseException as exc:
             model.remove_listener(self)
             await model.close()
-            self._finish("error", f"the model could not connect: {exc!r}")  # iterators must end too
+            self._finish(EndReason.ERROR, f"the model could not connect: {exc!r}")  # iterators must end too
             raise
         self._emit(RealtimeAgentStartEvent(agent, self._info))
         await self._hook("on_agent_start", self._context, agent)
@@ -391,7 +378,7 @@ class RealtimeSession:
         if self._closed:
             return
         self._closed = True
-        self._finish("closed")
+        self._finish(EndReason.CLOSED)
         self._caller_active()  # no idle timeout after the end
         self._tools.stop_filler()
         current = asyncio.current_task()
@@ -461,7 +448,7 @@ class RealtimeSession:
             case ModelError(fatal=fatal, message=message):
                 self._emit_error(event, message)
                 if fatal:
-                    self._finish("error", message)
+                    self._finish(EndReason.ERROR, message)
 
     async def _on_audio(self, event: ModelAudio) -> None:
         if not self._playback.accepts(event.item_id, event.response_id):
@@ -522,7 +509,7 @@ class RealtimeSession:
         if self._playback.interrupted(item_id):
             return  # an earlier check of this item already tripped
         names = ", ".join(result.guardrail.get_name() for result in tripped)
-        self._log.info("output guardrail tripped", item_id=item_id, guardrails=names)
+        self._log.info("output_guardrail_tripped", item_id=item_id, guardrails=names)
         await self._interrupt(item_id)
         self._emit(RealtimeGuardrailTripped(tripped, text, self._info))
         await self._send(SendUserMessage(f"guardrail triggered: {names}"))
@@ -575,11 +562,11 @@ class RealtimeSession:
                 await self._caller_audio(frame.pcm)
         except Exception as exc:
             self._emit_error(exc, f"the transport failed: {exc}")
-            self._finish("error", str(exc))
+            self._finish(EndReason.ERROR, str(exc))
             return
         # The audio ended; the call's last state change (who hung up, a transfer) says why.
         await asyncio.wait({call_events}, timeout=CALL_EVENTS_GRACE_S)
-        self._finish("caller_hung_up")
+        self._finish(EndReason.CALLER_HUNG_UP)
 
     async def _pump_call_events(self) -> None:
         assert self._transport is not None
@@ -595,12 +582,12 @@ class RealtimeSession:
                     self._emit(RealtimeDtmf(digit, duration, self._info))
                     if (text := self._dtmf_text(digit)) is not None:
                         await self.send_message(text)
-                case CallStateChanged(state=state, reason=reason):
-                    self._emit(RealtimeCallState(state, reason, self._info))
+                case CallStateChanged(state=state, reason=reason, end_reason=end_reason):
+                    self._emit(RealtimeCallState(state, reason, self._info, end_reason))
                     if state == "transferred":
-                        self._finish("transferred")
+                        self._finish(EndReason.TRANSFERRED)
                     elif state == "ended":
-                        self._finish(_end_reason(reason))
+                        self._finish(end_reason or EndReason.CALLER_HUNG_UP)
                 case TransferResult(target=target, accepted=accepted, status_code=code):
                     self._emit(RealtimeTransferResult(target, accepted, code, self._info))
 
@@ -670,12 +657,11 @@ class RealtimeSession:
         response_id = self._tool_call_responses.get(call_id)
         return response_id is not None and self._playback.spoke(response_id)
 
-    def _record_tool_output(self, call_id: str, output: str) -> None:
-        item = self._history.tool_output(call_id, output)
-        if item is not None:
-            self._put_history(item)
-
     async def _send(self, command: RealtimeModelCommand) -> None:
+        if isinstance(command, SendToolOutput):
+            item = self._history.tool_output(command.call_id, command.output)
+            if item is not None:
+                self._put_history(item)
         try:
             await self.model.send_event(command)
         except Exception as exc:  # a dropped model connection must not kill the audio path
@@ -692,7 +678,7 @@ class RealtimeSession:
             self._events.put_nowait(event)
 
     def _emit_error(self, error: Any, message: str) -> None:
-        self._log.warning("session error", error=message)
+        self._log.warning("session_error", error=message)
         self._emit(RealtimeError(error, message, self._info))
 
     async def _hook(self, name: str, *args: Any) -> None:
@@ -719,10 +705,10 @@ class RealtimeSession:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug of ours: surface it, end the session, re-raise to iterators
-            self._log.exception("session task failed")
+            self._log.exception("session_task_failed")
             self._failure = exc
             self._emit_error(exc, f"internal error: {exc}")
-            self._finish("error", str(exc))
+            self._finish(EndReason.ERROR, str(exc))
 
     def _finish(self, reason: EndReason, error: str | None = None) -> None:
         if self._end_reason is not None:
@@ -734,7 +720,7 @@ class RealtimeSession:
         self._error = error
         self._ended_at = self._now() if self._started_at is not None else None
         self._ended.set()
-        self._log.info("session ended", end_reason=reason)
+        self._log.info("session_finished", end_reason=reason)
 
     def _sample_rate(self) -> int:
         return self._formats.sample_rate
@@ -751,12 +737,50 @@ class RealtimeSession:
         return asyncio.get_running_loop().time()
 
 
-def _end_reason(reason: str) -> EndReason:
-    text = reason.lower()
-    if "timeout" in text:
-        return "timeout"
-    if "transfer" in text:
-        return "transferred"
-    if "agent" in text:
-        return "agent_hung_up"
-    return "caller_hung_up"
+class _Port:
+    """The session as its tool calls and call control see it (`SessionPort`)."""
+
+    def __init__(self, session: RealtimeSession) -> None:
+        self._session = session
+
+    @property
+    def context(self) -> RunContextWrapper[Any]:
+        return self._session._context
+
+    @property
+    def info(self) -> RealtimeEventInfo:
+        return self._session._info
+
+    async def send(self, command: RealtimeModelCommand) -> None:
+        await self._session._send(command)
+
+    def emit(self, event: RealtimeSessionEvent) -> None:
+        self._session._emit(event)
+
+    def report_error(self, error: Any, message: str) -> None:
+        self._session._emit_error(error, message)
+
+    async def hook(self, name: str, *args: Any) -> None:
+        await self._session._hook(name, *args)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        return self._session._spawn(coro)
+
+    async def switch_agent(self, agent: RealtimeAgent[Any]) -> None:
+        await self._session._switch_agent(agent)
+
+    @property
+    def responses_started(self) -> int:
+        return self._session._responses_started
+
+    def speaking(self) -> bool:
+        return self._session._playback.speaking()
+
+    def pending_audio_ms(self) -> float:
+        return self._session._playback.pending_ms()
+
+    def spoke_before(self, tool_call_id: str) -> bool:
+        return self._session._tool_call_spoke(tool_call_id)
+
+    def end(self, reason: EndReason) -> None:
+        self._session._finish(reason)

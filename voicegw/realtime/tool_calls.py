@@ -9,12 +9,13 @@ filler delay gets a soft thinking tone on the line until its result is in.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
 
-from voicegw.models.base import ModelToolCall, RealtimeModelCommand, SendToolOutput, ToolSpec
+from voicegw.contracts.model import ModelToolCall, SendToolOutput, ToolSpec
+from voicegw.contracts.transport import AudioTransport
 from voicegw.realtime.agent import RealtimeAgent
 from voicegw.realtime.approvals import (
     REJECTION_MESSAGE,
@@ -23,14 +24,10 @@ from voicegw.realtime.approvals import (
     tool_error_message,
 )
 from voicegw.realtime.context import RunContextWrapper, ToolContext
-from voicegw.realtime.events import (
-    RealtimeSessionEvent,
-    RealtimeToolApprovalRequired,
-    RealtimeToolEnd,
-    RealtimeToolStart,
-)
+from voicegw.realtime.events import RealtimeToolApprovalRequired, RealtimeToolEnd, RealtimeToolStart
 from voicegw.realtime.filler import PERIOD_MS, thinking_tone
 from voicegw.realtime.handoffs import Handoff
+from voicegw.realtime.port import SessionPort
 from voicegw.realtime.tools import (
     FunctionTool,
     ToolArgumentsError,
@@ -38,7 +35,6 @@ from voicegw.realtime.tools import (
     invoke_function_tool,
     parse_arguments,
 )
-from voicegw.realtime.transport import AudioTransport
 
 FILLER_ITEM_ID = "voicegw_filler"
 FILLER_CHUNK_MS = 3 * PERIOD_MS
@@ -51,33 +47,13 @@ class ToolCallRunner:
     """The tools and handoffs of the current agent, and the calls of them in progress."""
 
     def __init__(
-        self,
-        *,
-        send: Callable[[RealtimeModelCommand], Awaitable[None]],
-        emit: Callable[[RealtimeSessionEvent], None],
-        emit_error: Callable[[Any, str], None],
-        hook: Callable[..., Awaitable[None]],
-        spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
-        switch_agent: Callable[[RealtimeAgent[Any]], Awaitable[None]],
-        record_output: Callable[[str, str], None],
-        context: RunContextWrapper[Any],
-        info: Any,
-        transport: AudioTransport | None,
-        filler_delay: float | None,
-        agent_audio_pending_ms: Callable[[], float],
+        self, session: SessionPort, *, transport: AudioTransport | None, filler_delay: float | None
     ) -> None:
-        self._send = send
-        self._emit = emit
-        self._emit_error = emit_error
-        self._hook = hook
-        self._spawn = spawn
-        self._switch_agent = switch_agent
-        self._record_output = record_output
-        self._context = context
-        self._info = info
+        """`filler_delay`: seconds a tool may run before the tone starts (None: never); the tone
+        needs a `transport` to play on."""
+        self._session = session
         self._transport = transport
         self._filler_delay = filler_delay
-        self._agent_audio_pending_ms = agent_audio_pending_ms
         self._tools: dict[str, FunctionTool] = {}
         self._handoffs: dict[str, Handoff] = {}
         self._running: set[str] = set()
@@ -116,18 +92,24 @@ class ToolCallRunner:
         if tool is None:
             available = ", ".join([*self._tools, *self._handoffs]) or "none"
             output = f"Error: there is no tool named {call.name!r}. Available tools: {available}."
-            self._emit_error(call, f"the model called an unknown tool {call.name!r}")
+            self._session.report_error(call, f"the model called an unknown tool {call.name!r}")
             await self._output(
                 call,
                 await tool_error_message(
-                    self.error_formatter, "tool_not_found", call.name, call.call_id, self._context, output
+                    self.error_formatter,
+                    "tool_not_found",
+                    call.name,
+                    call.call_id,
+                    self._session.context,
+                    output,
                 ),
             )
             return
+        session = self._session
         ctx = ToolContext(
-            self._context.context,
-            self._context.usage,
-            self._context.call,
+            session.context.context,
+            session.context.usage,
+            session.context.call,
             tool_name=call.name,
             tool_call_id=call.call_id,
             tool_arguments=call.arguments,
@@ -137,8 +119,8 @@ class ToolCallRunner:
             ctx,
             call.arguments,
             call.call_id,
-            ask=lambda: self._emit(
-                RealtimeToolApprovalRequired(agent, tool, call.call_id, call.arguments, self._info)
+            ask=lambda: session.emit(
+                RealtimeToolApprovalRequired(agent, tool, call.call_id, call.arguments, session.info)
             ),
         )
         if not approved:
@@ -150,45 +132,44 @@ class ToolCallRunner:
                 ),
             )
             return
-        self._emit(RealtimeToolStart(agent, tool, call.arguments, call.call_id, self._info))
-        await self._hook("on_tool_start", self._context, agent, tool)
+        session.emit(RealtimeToolStart(agent, tool, call.arguments, call.call_id, session.info))
+        await session.hook("on_tool_start", session.context, agent, tool)
         self._started(call.call_id)
         try:
             output = await self._invoke(tool, ctx, call)
         finally:
             self._finished(call.call_id)
-        self._emit(RealtimeToolEnd(agent, tool, call.arguments, output, call.call_id, self._info))
+        session.emit(RealtimeToolEnd(agent, tool, call.arguments, output, call.call_id, session.info))
         log.info("tool_call", tool=call.name, arguments=call.arguments, output=output[:200])
-        await self._hook("on_tool_end", self._context, agent, tool, output)
+        await session.hook("on_tool_end", session.context, agent, tool, output)
         await self._output(call, output)
 
     async def _invoke(self, tool: FunctionTool, ctx: ToolContext[Any], call: ModelToolCall) -> str:
         try:
             parse_arguments(call.arguments, tool.params_json_schema)
         except ToolArgumentsError as exc:
-            self._emit_error(exc, f"invalid arguments for tool {call.name!r}: {exc}")
+            self._session.report_error(exc, f"invalid arguments for tool {call.name!r}: {exc}")
             return (
                 f"Error: invalid arguments for tool {call.name!r}: {exc}. Call it again with valid arguments."
             )
         try:
             return await invoke_function_tool(tool, ctx, call.arguments)
         except Exception as exc:  # failure_error_function=None: still the model must get an answer
-            self._emit_error(exc, f"tool {call.name!r} failed: {exc}")
+            self._session.report_error(exc, f"tool {call.name!r} failed: {exc}")
             return f"Error: the tool {call.name!r} failed: {exc}"
 
     async def _run_handoff(self, call: ModelToolCall, handoff: Handoff) -> None:
         try:
-            agent = await handoff.invoke(self._context, call.arguments)
+            agent = await handoff.invoke(self._session.context, call.arguments)
         except ToolArgumentsError as exc:
-            self._emit_error(exc, f"invalid arguments for handoff {call.name!r}: {exc}")
+            self._session.report_error(exc, f"invalid arguments for handoff {call.name!r}: {exc}")
             await self._output(call, f"Error: invalid arguments for {call.name!r}: {exc}")
             return
-        await self._switch_agent(agent)
+        await self._session.switch_agent(agent)
         await self._output(call, handoff.transfer_message())
 
     async def _output(self, call: ModelToolCall, output: str) -> None:
-        self._record_output(call.call_id, output)
-        await self._send(SendToolOutput(call.call_id, output))
+        await self._session.send(SendToolOutput(call.call_id, output))
 
     # --- the filler ------------------------------------------------------------------------
 
@@ -206,12 +187,12 @@ class ToolCallRunner:
     def _start_filler(self) -> None:
         self._filler_timer = None
         if self._running:
-            self._filler_task = self._spawn(self._play_filler())
+            self._filler_task = self._session.spawn(self._play_filler())
 
     async def _play_filler(self) -> None:
         assert self._transport is not None
         transport = self._transport
-        await asyncio.sleep(self._agent_audio_pending_ms() / 1000)  # let the agent finish its sentence
+        await asyncio.sleep(self._session.pending_audio_ms() / 1000)  # let the agent finish its sentence
         tone = thinking_tone(transport.sample_rate, FILLER_CHUNK_MS)
         queued_ms = 0
         already_played = transport.played_ms(FILLER_ITEM_ID)  # by earlier fillers of this call

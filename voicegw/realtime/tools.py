@@ -22,7 +22,7 @@ from typing import Any, Literal, TypeAlias, TypedDict, Union, get_args, get_orig
 
 from typing_extensions import Unpack
 
-from voicegw.models.base import ToolSpec
+from voicegw.contracts.model import ToolSpec
 from voicegw.realtime.context import RunContextWrapper, ToolContext
 
 ToolErrorFunction: TypeAlias = Callable[[RunContextWrapper[Any], Exception], str]

@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
-from voicegw.models.base import TurnDetection
+from voicegw.contracts.model import TurnDetection
 
 LOOKBACK_MARGIN_MS = 300
 """Audio kept beyond prefix padding + minimum speech: the VAD reports onsets a little late."""

@@ -30,6 +30,8 @@ from aiortc.rtp import (
     RtpPacket,
 )
 
+from voicegw.audio.timing import SEQ_MODULUS as SEQ_MOD
+from voicegw.audio.timing import TS_MODULUS as TIMESTAMP_MOD
 from voicegw.rtp.dtmf import DtmfDetector, ScheduledEvent, TelephoneEvent, digit_packets
 from voicegw.rtp.events import (
     Address,
@@ -42,7 +44,7 @@ from voicegw.rtp.events import (
 )
 from voicegw.rtp.packet import RtpParseError, check_version, is_rtcp, parse_rtcp, parse_rtp, rtcp_kind
 from voicegw.rtp.srtp import SrtpAuthError, SrtpContext, SrtpKeys
-from voicegw.rtp.stats import SEQ_MOD, TIMESTAMP_MOD, ReceiverStatistics, SenderStatistics
+from voicegw.rtp.stats import ReceiverStatistics, SenderStatistics
 
 RTCP_INTERVAL_S = 5.0
 """RFC 3550 6.2: the minimum report interval; each is randomized to 0.5-1.5 times it."""

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 from aiortc.rtp import RtcpReceiverInfo, RtcpSenderInfo, clamp_packets_lost
 
-SEQ_MOD = 1 << 16
-TIMESTAMP_MOD = 1 << 32
+from voicegw.audio.timing import SEQ_MODULUS, TS_MODULUS, InterarrivalJitter, unwrap
+
 NTP_EPOCH_OFFSET = 2_208_988_800
 """Seconds from the NTP epoch (1900) to the Unix epoch (1970)."""
-
-JITTER_GAIN = 16
-"""RFC 3550 A.8: the jitter estimate moves 1/16 of the way to each new difference."""
 
 
 def ntp_timestamp(unix_time: float) -> int:
@@ -31,13 +28,11 @@ class ReceiverStatistics:
     """What we received from one remote SSRC: loss, extended sequence, interarrival jitter."""
 
     def __init__(self, clock_rate: int) -> None:
-        self._clock_rate = clock_rate
         self.packets_received = 0
         self.base_seq: int | None = None
-        self.max_seq = 0
-        self.cycles = 0
-        self._jitter = 0.0
-        self._last_transit: float | None = None
+        self.extended_highest_sequence = 0
+        """The highest sequence number received, with its wrap-arounds counted (RFC 3550 A.1)."""
+        self._jitter = InterarrivalJitter(clock_rate)
         self._expected_prior = 0
         self._received_prior = 0
         self._last_sr: int = 0
@@ -48,29 +43,12 @@ class ReceiverStatistics:
         media clock (RFC 4733 events keep their start timestamp while time goes on)."""
         self.packets_received += 1
         if self.base_seq is None:
-            self.base_seq = self.max_seq = sequence_number
+            self.base_seq = self.extended_highest_sequence = sequence_number
         else:
-            delta = (sequence_number - self.max_seq) % SEQ_MOD
-            if 0 < delta < SEQ_MOD // 2:
-                if sequence_number < self.max_seq:
-                    self.cycles += SEQ_MOD
-                self.max_seq = sequence_number
+            extended = unwrap(sequence_number, self.extended_highest_sequence, SEQ_MODULUS)
+            self.extended_highest_sequence = max(self.extended_highest_sequence, extended)
         if jitter:
-            self._update_jitter(timestamp, arrival)
-
-    def _update_jitter(self, timestamp: int, arrival: float) -> None:
-        # RFC 3550 A.8, in timestamp units: D(i-1, i) = (R_i - S_i) - (R_{i-1} - S_{i-1}).
-        transit = arrival * self._clock_rate - timestamp
-        if self._last_transit is not None:
-            d = abs(transit - self._last_transit)
-            # A 32-bit timestamp wrap looks like a jump of 2^32: take the short way round.
-            d = min(d, abs(d - TIMESTAMP_MOD))
-            self._jitter += (d - self._jitter) / JITTER_GAIN
-        self._last_transit = transit
-
-    @property
-    def extended_highest_sequence(self) -> int:
-        return self.cycles + self.max_seq
+            self._jitter.add(timestamp, arrival)
 
     @property
     def packets_expected(self) -> int:
@@ -84,11 +62,11 @@ class ReceiverStatistics:
     @property
     def jitter(self) -> int:
         """Interarrival jitter in timestamp units, as an RR block carries it."""
-        return int(self._jitter)
+        return int(self._jitter.value)
 
     @property
     def jitter_ms(self) -> float:
-        return self._jitter * 1000 / self._clock_rate
+        return self._jitter.ms
 
     def sender_report_received(self, ntp: int, now: float) -> None:
         """Remember the far end's last SR, for the LSR/DLSR fields of our next report."""
@@ -145,7 +123,7 @@ class SenderStatistics:
         if self._last_timestamp is not None:
             # The RTP timestamp that corresponds to the NTP instant of this report.
             elapsed = round((now - self._last_sent_at) * self._clock_rate)
-            rtp_now = (self._last_timestamp + elapsed) % TIMESTAMP_MOD
+            rtp_now = (self._last_timestamp + elapsed) % TS_MODULUS
         return RtcpSenderInfo(
             ntp_timestamp=ntp_timestamp(now + unix_offset),
             rtp_timestamp=rtp_now,
@@ -160,7 +138,7 @@ class SenderStatistics:
         self.remote_jitter = block.jitter
         if block.lsr:
             now_mid = ntp_middle(ntp_timestamp(now + unix_offset))
-            rtt = (now_mid - block.lsr - block.dlsr) % TIMESTAMP_MOD
+            rtt = (now_mid - block.lsr - block.dlsr) % TS_MODULUS
             # A "negative" RTT (clock skew, bogus report) shows up as a huge value: ignore it.
-            if rtt < TIMESTAMP_MOD // 2:
+            if rtt < TS_MODULUS // 2:
                 self.rtt = rtt / 65536

@@ -18,6 +18,7 @@ from typing import Any, TypeAlias
 import structlog
 
 from voicegw.audio.codecs import Codec, codec_for
+from voicegw.audio.format import BYTES_PER_SAMPLE, FRAME_MS
 from voicegw.audio.jitter import JitterBuffer, Lost
 from voicegw.audio.playout import PlayoutBuffer
 from voicegw.audio.resample import Resampler
@@ -35,10 +36,7 @@ from voicegw.rtp.srtp import SrtpKeys
 
 log = structlog.get_logger(__name__)
 
-FRAME_MS = 20
-"""The tick, the caller frames and the unit of encoding are all 20 ms."""
 
-BYTES_PER_SAMPLE = 2
 MAX_INBOUND_BACKLOG_FRAMES = 5
 """Decoded audio beyond this many frames (a peer sending faster than real time) is dropped."""
 

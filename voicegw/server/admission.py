@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from voicegw.realtime.transport import CallInfo
+from voicegw.contracts.transport import CallInfo
 from voicegw.server.config import ServerConfig
 from voicegw.sip.call import Rejection
 from voicegw.sip.digest import BadCredentials, DigestVerifier, Unauthenticated

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from voicegw.models.base import RealtimeModel
+from voicegw.contracts.model import RealtimeModel
 from voicegw.rtp.clock import MediaClock
 from voicegw.server.admission import AccessPolicy
 from voicegw.server.config import DEFAULT_AGENT, ServerConfig

@@ -23,9 +23,9 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
+from voicegw.contracts.transport import CallInfo, TransferResult
 from voicegw.realtime import FunctionTool, RealtimeAgent, ToolContext, function_tool
 from voicegw.realtime.call_tools import call_of, hang_up_tool
-from voicegw.realtime.transport import CallInfo, TransferResult
 
 NO_OPERATOR = "I'm sorry, no operator is available right now."
 

@@ -13,6 +13,7 @@ import dataclasses
 
 import structlog
 
+from voicegw.contracts.transport import EndReason
 from voicegw.rtp.clock import MediaClock
 from voicegw.server.app import HANDLED_SIGNALS, AgentCalls
 from voicegw.server.config import ServerConfig
@@ -38,7 +39,7 @@ async def call_out(
     account: str | None = None,
     headers: dict[str, str] | None = None,
     ring_timeout: float = DIAL_TIMEOUT_S,
-) -> str:
+) -> EndReason | None:
     """Dial `uri`, run the configured agent on the answered call until it ends; why it ended.
 
     Raises `CallFailed` (`Busy`, `NoAnswer`, `CallRejected`) when nobody takes the call, and,
@@ -60,8 +61,8 @@ async def call_out(
             await handler(call)
         finally:
             if not call.ended:
-                await call.hang_up("call finished")
-        log.info("call_completed", call_id=call.call_id, reason=call.end_reason)
+                await call.hang_up(EndReason.HANDLER_FINISHED, "call finished")
+        log.info("call_completed", call_id=call.call_id, end_reason=call.end_reason, reason=call.end_detail)
         return call.end_reason
     finally:
         await ua.stop()

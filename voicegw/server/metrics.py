@@ -19,7 +19,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from voicegw.models.base import ModelError, ModelResponseDone
+from voicegw.contracts.model import ModelError, ModelResponseDone
 from voicegw.realtime.events import RealtimeAudioInterrupted, RealtimeError, RealtimeRawModelEvent
 from voicegw.realtime.result import RealtimeResult
 from voicegw.sip.call import SipCall
@@ -27,22 +27,6 @@ from voicegw.sip.call import SipCall
 SETUP_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LATENCY_BUCKETS = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 JITTER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16)
-
-END_REASONS = {
-    "caller hung up": "caller_hung_up",
-    "caller cancelled": "caller_cancelled",
-    "media timeout": "media_timeout",
-    "server shutting down": "shutdown",
-    "call handler finished": "handler_finished",
-    "agent hung up": "agent_hung_up",
-    "transport closed": "session_closed",
-}
-"""The SIP layer's end reasons (free text) onto a bounded label set; anything else is ``other``."""
-
-
-def end_reason_label(reason: str) -> str:
-    """A low-cardinality label for a call's end reason."""
-    return END_REASONS.get(reason.strip().lower(), "other")
 
 
 class Metrics:
@@ -136,7 +120,7 @@ class Metrics:
             outcome = "cancelled" if status == 487 else "failed"
             self.calls.labels(outcome=outcome, status=str(status)).inc()
             return
-        self.calls_ended.labels(reason=end_reason_label(call.end_reason)).inc()
+        self.calls_ended.labels(reason=call.end_reason or "unknown").inc()
         if call.endpoint is not None:
             stats = call.endpoint.stats
             self.rtp_received.inc(stats.get("packets_in", 0))

@@ -104,7 +104,7 @@ class SessionRecord:
         if self._metrics is not None and result is not None:
             self._metrics.session_ended(result)
         if self._transcript is not None and self._writer is not None:
-            lines = self._transcript.lines(result, sip_reason=self._call.end_reason)
+            lines = self._transcript.lines(result, sip_reason=self._call.end_detail)
             await self._writer.submit(self._transcript.write, lines)
             log.info("transcript_written", path=str(self._transcript.path), lines=len(lines))
 

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
+from voicegw.contracts.transport import EndReason
 from voicegw.realtime.events import (
     RealtimeAudio,
     RealtimeAudioInterrupted,
@@ -38,7 +39,7 @@ class CallSupervisor:
     def __init__(
         self,
         say: Callable[[str], Awaitable[None]],
-        hang_up: Callable[[str], Awaitable[None]],
+        hang_up: Callable[[EndReason, str], Awaitable[None]],
         *,
         no_input_timeout: float,
         prompt: str,
@@ -83,5 +84,5 @@ class CallSupervisor:
             # Activity moves the idle deadline: wake up for it and recompute.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._activity.wait(), timeout=min(idle_at, end_at) - now)
-        await self._hang_up(reason)
+        await self._hang_up(EndReason.TIMEOUT, reason)
         return reason

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from voicegw.realtime.transport import CallEvent, CallInfo, CallStateChanged, DtmfReceived, TransferResult
+from voicegw.contracts.transport import (
+    CallEvent,
+    CallInfo,
+    CallStateChanged,
+    DtmfReceived,
+    EndReason,
+    TransferResult,
+)
 from voicegw.rtp.endpoint import RtpEndpoint
 from voicegw.rtp.events import DtmfDigit, MediaTimeout
 from voicegw.sip.sdp import Negotiated
@@ -100,7 +107,10 @@ class SipCall:
         self.negotiated: Negotiated | None = None
         self.sample_rate = 0
         """PCM rate of the call's frames and played audio, set when media starts."""
-        self.end_reason = ""
+        self.end_reason: EndReason | None = None
+        """Why the call ended (or is ending: set by the hang-up that asks for it)."""
+        self.end_detail = ""
+        """The same in words: a SIP status and reason phrase, what hung up and why."""
         self.created_at = time.monotonic()
         """When the INVITE arrived (monotonic clock): call setup time counts from here."""
         self.answered_at: float | None = None
@@ -122,8 +132,10 @@ class SipCall:
     def ended(self) -> bool:
         return self.state is CallState.ENDED
 
-    def move(self, trigger: CallTrigger, reason: str = "") -> bool:
-        """Apply `trigger` through the state table; False (and a log line) when it is refused."""
+    def move(self, trigger: CallTrigger, reason: str = "", end_reason: EndReason | None = None) -> bool:
+        """Apply `trigger` through the state table; False (and a log line) when it is refused.
+
+        `reason` says why in words; `end_reason`, for the end of the call, says it as a value."""
         try:
             change = transition(self.state, trigger)
         except InvalidTransition as exc:
@@ -134,10 +146,13 @@ class SipCall:
         self.state = change.state
         if change.state is CallState.ANSWERED and self.answered_at is None:
             self.answered_at = time.monotonic()
+        ended = change.state is CallState.ENDED
+        if ended:
+            self.end_reason = self.end_reason or end_reason or EndReason.CALLER_HUNG_UP
+            self.end_detail = self.end_detail or reason
         self.log.info("call_state", state=change.state.value, reason=reason)
-        self._events.put_nowait(CallStateChanged(change.public, reason))
-        if change.state is CallState.ENDED:
-            self.end_reason = reason
+        self._events.put_nowait(CallStateChanged(change.public, reason, self.end_reason if ended else None))
+        if ended:
             self._events.put_nowait(None)
             self._ended.set()
             if self._transfer_result and not self._transfer_result.done():
@@ -175,12 +190,16 @@ class SipCall:
 
     # --- call control (CallControl) -----------------------------------------------------------
 
-    async def hang_up(self, reason: str = "agent hung up") -> None:
+    def ending(self, reason: EndReason, detail: str = "") -> None:
+        """Record why we are ending the call, before the request that ends it goes out."""
+        self.end_reason, self.end_detail = reason, detail or reason.words
+
+    async def hang_up(self, reason: EndReason = EndReason.AGENT_HUNG_UP, detail: str = "") -> None:
         """End the call (BYE, or a final response if not yet answered) and wait until it has."""
         if not self.ended:
-            self.log.info("hang_up", reason=reason)
-            self.end_reason = reason
-            self._hang_up(200 if self.state in ACTIVE_STATES else 603, reason)
+            self.ending(reason, detail)
+            self.log.info("hang_up", reason=self.end_detail, end_reason=reason)
+            self._hang_up(200 if self.state in ACTIVE_STATES else 603, self.end_detail)
         await self.wait_ended()
 
     async def transfer(self, target: str) -> TransferResult:

@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 import pjsua2 as pj
 import structlog
 
-from voicegw.realtime.transport import DtmfReceived
+from voicegw.contracts.transport import DtmfReceived
 from voicegw.sip import sdp
 from voicegw.sip.account import Registration, SipAccount
 from voicegw.sip.call import SipCall

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from voicegw.realtime.transport import CallState as PublicCallState
+from voicegw.contracts.transport import CallState as PublicCallState
 
 
 class CallState(enum.Enum):

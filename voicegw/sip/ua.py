@@ -28,6 +28,7 @@ import pjsua2 as pj
 import structlog
 
 from voicegw.audio.codecs import SUPPORTED_CODECS, codec_for
+from voicegw.contracts.transport import EndReason
 from voicegw.rtp.clock import MediaClock
 from voicegw.rtp.endpoint import RtpEndpoint
 from voicegw.rtp.events import MediaTimeout
@@ -303,7 +304,8 @@ class SipUserAgent:
             return
         for key, call in list(self.calls.items()):
             if not call.ended:
-                self._hang_up_pj(key, 200, "server shutting down")
+                call.ending(EndReason.SERVER_SHUTDOWN, "server shutting down")
+                self._hang_up_pj(key, 200, call.end_detail)
         # The pump keeps running meanwhile: BYEs go out and their DISCONNECTED callbacks come in.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._all_forgotten(), SHUTDOWN_PUMP_S)
@@ -417,7 +419,7 @@ class SipUserAgent:
         headers = {**(headers or {}), **({"Retry-After": str(RETRY_AFTER_S)} if retry else {})}
         assert pj_call.call is not None
         pj_call.call.log.info("call_rejected", status=status, reason=reason, detail=detail)
-        pj_call.call.end_reason = reason
+        pj_call.call.ending(EndReason.REJECTED, f"{status} {reason}")
         self._notify("call_rejected", pj_call.call, status)
         # answer(), not hangup(): only answer() puts our headers (Retry-After) on the final response.
         pj_call.answer(call_op(status, reason, headers))
@@ -475,7 +477,7 @@ class SipUserAgent:
             call.log.exception("call_handler_failed")
         finally:
             if not call.ended:
-                await call.hang_up("call handler finished")
+                await call.hang_up(EndReason.HANDLER_FINISHED, "call handler finished")
 
     # --- outgoing calls -----------------------------------------------------------------------
 
@@ -512,10 +514,10 @@ class SipUserAgent:
         try:
             return await asyncio.wait_for(asyncio.shield(dialled), timeout)
         except TimeoutError:
-            await self._abandon(call, dialled, "no answer")
+            await self._abandon(call, dialled, EndReason.FAILED, "no answer")
             raise NoAnswer(uri, 487, f"no answer within {timeout:g} s (cancelled)") from None
         except asyncio.CancelledError:
-            await self._abandon(call, dialled, "dialling cancelled")
+            await self._abandon(call, dialled, EndReason.CLOSED, "dialling cancelled")
             raise
 
     def _place_call(
@@ -561,11 +563,13 @@ class SipUserAgent:
         self.calls[pj_call.key] = call
         return call, dialled
 
-    async def _abandon(self, call: SipCall, dialled: asyncio.Future[SipCall], reason: str) -> None:
+    async def _abandon(
+        self, call: SipCall, dialled: asyncio.Future[SipCall], reason: EndReason, detail: str
+    ) -> None:
         """Give up on a call we dialled: CANCEL it (or BYE, if the answer just came in)."""
         dialled.cancel()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(call.hang_up(reason), CANCEL_WAIT_S)
+            await asyncio.wait_for(call.hang_up(reason, detail), CANCEL_WAIT_S)
 
     def _dial_progress(self, pj_call: PjCall, call: SipCall, info: pj.CallInfo) -> None:
         """A call we dialled changed state before it was answered."""
@@ -576,9 +580,9 @@ class SipUserAgent:
             try:
                 negotiated = sdp.accept_answer(sdp.parse(pj_call.remote_answer), self.config.codecs)
             except sdp.SdpError as exc:
-                call.end_reason = f"unusable SDP answer: {exc}"
+                call.ending(EndReason.FAILED, f"unusable SDP answer: {exc}")
                 call.log.warning("answer_refused", reason=str(exc))
-                pj_call.dialled.set_exception(call_failed(call.info.to_uri, 0, call.end_reason))
+                pj_call.dialled.set_exception(call_failed(call.info.to_uri, 0, call.end_detail))
                 self._hang_up_pj(pj_call.key, 200, "")
                 return
             self._start_media(call, negotiated)
@@ -593,7 +597,7 @@ class SipUserAgent:
 
     async def _media_timeout(self, call: SipCall, event: MediaTimeout) -> None:
         call.log.warning("media_timeout", silence_s=round(event.silence_s, 1))
-        await call.hang_up("media timeout")
+        await call.hang_up(EndReason.MEDIA_TIMEOUT)
 
     # --- pjsua2 callbacks ---------------------------------------------------------------------
 
@@ -669,13 +673,17 @@ class SipUserAgent:
         if pj_call.dialled is not None and not pj_call.dialled.done():
             self._dial_progress(pj_call, call, info)
         if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
-            reason = call.end_reason or f"{info.lastStatusCode} {info.lastReason}"
-            if not call.end_reason and call.state in ACTIVE_STATES:
-                reason = "caller hung up" if call.info.direction == "inbound" else "far end hung up"
-            elif not call.end_reason and info.lastStatusCode == 487:
-                reason = "caller cancelled"
-            call.move(CallTrigger.DISCONNECT, reason)
-            call.log.info("call_ended", reason=reason, status=info.lastStatusCode)
+            end_reason, detail = EndReason.FAILED, f"{info.lastStatusCode} {info.lastReason}"
+            if call.state in ACTIVE_STATES:
+                end_reason = EndReason.CALLER_HUNG_UP
+                detail = "caller hung up" if call.info.direction == "inbound" else "far end hung up"
+            elif info.lastStatusCode == 487:
+                end_reason, detail = EndReason.CALLER_CANCELLED, "caller cancelled"
+            # A reason of ours (a hang-up, a rejection) was recorded before the call ended: it wins.
+            call.move(CallTrigger.DISCONNECT, call.end_detail or detail, end_reason)
+            call.log.info(
+                "call_ended", reason=call.end_detail, end_reason=call.end_reason, status=info.lastStatusCode
+            )
             self._spawn(self._forget(pj_call.key, call, info.lastStatusCode), call, "cleanup")
 
     async def _forget(self, key: int, call: SipCall, status: int) -> None:

@@ -17,14 +17,20 @@ from typing import Any
 
 import structlog
 
+from voicegw.audio.format import FRAME_MS
 from voicegw.audio.playout import PlayoutBuffer
-from voicegw.realtime.transport import FRAME_MS, AudioFrame, CallEvent, CallStateChanged, TransportClosed
+from voicegw.contracts.transport import (
+    AudioFrame,
+    CallEvent,
+    CallStateChanged,
+    EndReason,
+    TransportClosed,
+)
 from voicegw.transports.queues import queued_frames, until_end
 
 log = structlog.get_logger()
 
 DEFAULT_SAMPLE_RATE = 24000
-BYTES_PER_SAMPLE = 2
 INSTALL_HINT = "pip install 'voicegw[audio]' (and the PortAudio library: apt-get install libportaudio2)"
 
 
@@ -137,5 +143,5 @@ class LocalAudioTransport:
         for stream in streams:
             await asyncio.to_thread(stream.close)
         self._frames.put_nowait(None)
-        self._events.put_nowait(CallStateChanged("ended", "closed"))
+        self._events.put_nowait(CallStateChanged("ended", EndReason.CLOSED.words, EndReason.CLOSED))
         self._events.put_nowait(None)

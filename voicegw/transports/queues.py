@@ -6,7 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
-from voicegw.realtime.transport import FRAME_MS, AudioFrame
+from voicegw.audio.format import FRAME_MS
+from voicegw.contracts.transport import AudioFrame
 
 T = TypeVar("T")
 

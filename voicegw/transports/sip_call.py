@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from voicegw.realtime.transport import FRAME_MS, AudioFrame, CallEvent, TransferResult, TransportClosed
+from voicegw.audio.format import FRAME_MS
+from voicegw.contracts.transport import (
+    AudioFrame,
+    CallEvent,
+    EndReason,
+    TransferResult,
+    TransportClosed,
+)
 from voicegw.rtp.endpoint import RtpEndpoint
 from voicegw.sip.call import SipCall
 
@@ -41,8 +48,8 @@ class SipCallTransport:
     def played_ms(self, item_id: str) -> int:
         return self._endpoint.played_ms(item_id)
 
-    async def hang_up(self, reason: str = "agent hung up") -> None:
-        await self.call.hang_up(reason)
+    async def hang_up(self, reason: EndReason = EndReason.AGENT_HUNG_UP, detail: str = "") -> None:
+        await self.call.hang_up(reason, detail)
 
     async def transfer(self, target: str) -> TransferResult:
         return await self.call.transfer(target)
@@ -52,4 +59,4 @@ class SipCallTransport:
 
     async def close(self) -> None:
         if not self.call.ended:
-            await self.call.hang_up("transport closed")
+            await self.call.hang_up(EndReason.CLOSED, "transport closed")

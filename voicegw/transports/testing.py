@@ -12,12 +12,13 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from voicegw.realtime.transport import (
-    FRAME_MS,
+from voicegw.audio.format import FRAME_MS
+from voicegw.contracts.transport import (
     AudioFrame,
     CallEvent,
     CallInfo,
     CallStateChanged,
+    EndReason,
     TransferResult,
     TransportClosed,
 )
@@ -79,9 +80,10 @@ class FakeTransport:
         """A call event (DTMF, state change), delivered at once."""
         self._events.put_nowait(event)
 
-    def caller_hang_up(self, reason: str = "caller hung up") -> None:
-        """The caller hangs up: an ``ended`` state, then the end of frames and events."""
-        self._events.put_nowait(CallStateChanged("ended", reason))
+    def caller_hang_up(self, reason: EndReason = EndReason.CALLER_HUNG_UP, detail: str = "") -> None:
+        """The call ends (the caller hangs up, by default): an ``ended`` state, then the end of
+        frames and events."""
+        self._events.put_nowait(CallStateChanged("ended", detail or reason.words, reason))
         self._end_streams()
 
     def tick(self, count: int = 1) -> None:
@@ -192,7 +194,7 @@ class FakeCallTransport(FakeTransport):
         self.info = info
         self.transfer_status = transfer_status
         self.transfer_reason = transfer_reason
-        self.hung_up: str | None = None
+        self.hung_up: EndReason | None = None
         """The reason of our hang-up, once the agent hung up."""
 
         self.transfers: list[str] = []
@@ -200,13 +202,13 @@ class FakeCallTransport(FakeTransport):
         self.queued_at_hang_up_ms: int | None = None
         """Agent audio still queued when the call was hung up (the agent's unfinished sentence)."""
 
-    async def hang_up(self, reason: str = "agent hung up") -> None:
+    async def hang_up(self, reason: EndReason = EndReason.AGENT_HUNG_UP, detail: str = "") -> None:
         if self.hung_up is not None or self.closed:
             return
         self.hung_up = reason
         self.queued_at_hang_up_ms = self.queued_ms
         self.closed = True
-        self._events.put_nowait(CallStateChanged("ended", reason))
+        self._events.put_nowait(CallStateChanged("ended", detail or reason.words, reason))
         self._end_streams()
 
     async def transfer(self, target: str) -> TransferResult:

@@ -23,12 +23,13 @@ from typing import Any, Protocol
 import structlog
 
 from voicegw.audio.codecs import PCMU
-from voicegw.realtime.transport import (
-    FRAME_MS,
+from voicegw.audio.format import BYTES_PER_SAMPLE, FRAME_MS
+from voicegw.contracts.transport import (
     AudioFrame,
     CallEvent,
     CallStateChanged,
     DtmfReceived,
+    EndReason,
     TransportClosed,
 )
 from voicegw.transports.queues import until_end
@@ -51,7 +52,6 @@ from voicegw.transports.twilio_protocol import (
 
 log = structlog.get_logger()
 
-BYTES_PER_SAMPLE = 2
 FRAME_BYTES = SAMPLE_RATE * FRAME_MS // 1000 * BYTES_PER_SAMPLE
 START_TIMEOUT_S = 10.0
 """How long `accept` waits for Twilio's ``start`` message."""
@@ -112,7 +112,7 @@ class TwilioStreamTransport:
         transport = cls(socket, start)
         transport._run()
         transport._log.info(
-            "twilio stream started", tracks=list(start.tracks), parameters=dict(start.custom_parameters)
+            "twilio_stream_started", tracks=list(start.tracks), parameters=dict(start.custom_parameters)
         )
         return transport
 
@@ -153,7 +153,7 @@ class TwilioStreamTransport:
         if not self._ended:
             self._outbox.append(clear_message(self.start.stream_sid))
             self._outbox_ready.set()
-        self._log.debug("twilio playback cleared", played_ms=played, item_id=self._marks.current)
+        self._log.debug("twilio_playback_cleared", played_ms=played, item_id=self._marks.current)
         return played
 
     def played_ms(self, item_id: str) -> int:
@@ -170,11 +170,11 @@ class TwilioStreamTransport:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._end("closed")
+        self._end(EndReason.CLOSED)
         try:
             await self._socket.close()
         except Exception as exc:  # already gone: nothing left to release
-            self._log.debug("twilio socket close failed", error=repr(exc))
+            self._log.debug("twilio_socket_close_failed", error=repr(exc))
 
     # --- the two tasks -----------------------------------------------------------------------
 
@@ -183,16 +183,16 @@ class TwilioStreamTransport:
             try:
                 text = await self._socket.recv()
             except Exception as exc:  # any library's "connection closed"
-                self._log.info("twilio socket closed", error=repr(exc))
-                self._end(CLOSED_REASON)
+                self._log.info("twilio_socket_closed", error=repr(exc))
+                self._end(EndReason.CALLER_HUNG_UP, CLOSED_REASON)
                 return
             try:
                 message = parse_message(text)
             except TwilioProtocolError as exc:
-                self._log.warning("twilio message ignored", error=str(exc))
+                self._log.warning("twilio_message_ignored", error=str(exc))
                 continue
             if self._handle(message):
-                self._end(STOPPED_REASON)
+                self._end(EndReason.CALLER_HUNG_UP, STOPPED_REASON)
                 return
 
     def _handle(self, message: TwilioMessage) -> bool:
@@ -203,16 +203,18 @@ class TwilioStreamTransport:
                     self._caller_audio(self._decoder.decode(payload))
             case Mark(name=name):
                 if not self._marks.echoed(name):
-                    self._log.warning("twilio mark ignored: not one of ours", mark=name)
+                    self._log.warning("twilio_mark_ignored", reason="not one of ours", mark=name)
             case Dtmf(digit=digit):
-                self._log.info("twilio dtmf", digit=digit)
+                self._log.info("twilio_dtmf", digit=digit)
                 # Twilio reports the key, not how long it was held.
                 self._events.put_nowait(DtmfReceived(digit, 0))
             case Stop():
-                self._log.info("twilio stream stopped")
+                self._log.info("twilio_stream_stopped")
                 return True
             case Start() | Connected():
-                self._log.warning("twilio message ignored: the stream has started", twilio_event=message.type)
+                self._log.warning(
+                    "twilio_message_ignored", reason="the stream has started", twilio_event=message.type
+                )
         return False
 
     def _caller_audio(self, pcm: bytes) -> None:
@@ -233,18 +235,18 @@ class TwilioStreamTransport:
             try:
                 await self._socket.send(message)
             except Exception as exc:
-                self._log.info("twilio socket closed while sending", error=repr(exc))
-                self._end(CLOSED_REASON)
+                self._log.info("twilio_send_failed", error=repr(exc))
+                self._end(EndReason.CALLER_HUNG_UP, CLOSED_REASON)
                 return
             self.sent_messages += 1
 
-    def _end(self, reason: str) -> None:
+    def _end(self, reason: EndReason, detail: str = "") -> None:
         if self._ended:
             return
         self._ended = True
         self._outbox.clear()
         self._frames.put_nowait(None)
-        self._events.put_nowait(CallStateChanged("ended", reason))
+        self._events.put_nowait(CallStateChanged("ended", detail or reason.words, reason))
         self._events.put_nowait(None)
 
 
@@ -254,7 +256,7 @@ async def _read_start(socket: TextWebSocket) -> Start:
         try:
             message: Any = parse_message(await socket.recv())
         except TwilioProtocolError as exc:
-            log.warning("twilio message ignored", error=str(exc))
+            log.warning("twilio_message_ignored", error=str(exc))
             continue
         match message:
             case Start():

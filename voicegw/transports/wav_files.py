@@ -21,20 +21,20 @@ from pathlib import Path
 import numpy as np
 import structlog
 
+from voicegw.audio.format import BYTES_PER_SAMPLE, FRAME_MS
 from voicegw.audio.playout import PlayoutBuffer
 from voicegw.audio.resample import Resampler
-from voicegw.realtime.transport import (
-    FRAME_MS,
+from voicegw.contracts.transport import (
     AudioFrame,
     CallEvent,
     CallStateChanged,
+    EndReason,
     TransportClosed,
 )
 from voicegw.transports.queues import until_end
 
 log = structlog.get_logger()
 
-BYTES_PER_SAMPLE = 2
 DEFAULT_TRAILING_SILENCE_MS = 1000
 DEFAULT_ANSWER_TIMEOUT_MS = 15000
 DEFAULT_ANSWER_IDLE_MS = 2000
@@ -135,7 +135,7 @@ class WavFilesTransport:
             self._tick()
             yield AudioFrame(pcm, self.sample_rate, timestamp_ms=index * FRAME_MS)
             index += 1
-        self._end(ENDED_REASON)
+        self._end(EndReason.CALLER_HUNG_UP, ENDED_REASON)
 
     def _answer_finished(self) -> bool:
         if self._playout.queued_ms > 0:
@@ -175,13 +175,13 @@ class WavFilesTransport:
         if self._closed:
             return
         self._closed = True
-        self._end("closed")
+        self._end(EndReason.CLOSED)
         await asyncio.to_thread(write_wav, self.output_path, bytes(self._recording), self.sample_rate)
-        log.info("wav call recorded", output=str(self.output_path), agent_ms=self.recorded_ms)
+        log.info("wav_call_recorded", output=str(self.output_path), agent_ms=self.recorded_ms)
 
-    def _end(self, reason: str) -> None:
+    def _end(self, reason: EndReason, detail: str = "") -> None:
         if self._ended:
             return
         self._ended = True
-        self._events.put_nowait(CallStateChanged("ended", reason))
+        self._events.put_nowait(CallStateChanged("ended", detail or reason.words, reason))
         self._events.put_nowait(None)

@@ -33,13 +33,14 @@ from aiortc import (
 )
 
 from voicegw.audio.codecs import frame_to_mono_pcm
+from voicegw.audio.format import BYTES_PER_SAMPLE, FRAME_MS
 from voicegw.audio.playout import PlayoutBuffer
 from voicegw.audio.resample import Resampler
-from voicegw.realtime.transport import (
-    FRAME_MS,
+from voicegw.contracts.transport import (
     AudioFrame,
     CallEvent,
     CallStateChanged,
+    EndReason,
     TransportClosed,
 )
 from voicegw.rtp.clock import MediaClock
@@ -48,7 +49,6 @@ from voicegw.transports.queues import queued_frames, until_end
 log = structlog.get_logger()
 
 DEFAULT_SAMPLE_RATE = 24000
-BYTES_PER_SAMPLE = 2
 MAX_DUE_FRAMES = 2
 """Ticks the agent track remembers while aiortc's sender is not asking: a stall costs at most
 this many back-to-back frames, never a burst."""
@@ -212,7 +212,7 @@ class WebRtcTransport:
                 for pcm in self._caller.feed(frame):
                     self._frames.put_nowait(pcm)
         except MediaStreamError:
-            self._end("caller hung up (the audio track ended)")
+            self._end(EndReason.CALLER_HUNG_UP, "caller hung up (the audio track ended)")
 
     def _on_datachannel(self, channel: RTCDataChannel) -> None:
         self._channel = channel
@@ -235,7 +235,7 @@ class WebRtcTransport:
             self._log.warning("webrtc_bad_message", data=repr(data)[:80])
             return
         if isinstance(message, dict) and message.get("type") == HANGUP_MESSAGE:
-            self._end("caller hung up")
+            self._end(EndReason.CALLER_HUNG_UP)
 
     def _on_connection_state(self) -> None:
         state = self.pc.connectionState
@@ -244,14 +244,14 @@ class WebRtcTransport:
             self._answered = True
             self._events.put_nowait(CallStateChanged("answered"))
         elif state in ("failed", "closed"):
-            self._end(f"caller hung up (connection {state})")
+            self._end(EndReason.CALLER_HUNG_UP, f"caller hung up (connection {state})")
 
-    def _end(self, reason: str) -> None:
+    def _end(self, reason: EndReason, detail: str = "") -> None:
         if self._ended:
             return
         self._ended = True
         self._frames.put_nowait(None)
-        self._events.put_nowait(CallStateChanged("ended", reason))
+        self._events.put_nowait(CallStateChanged("ended", detail or reason.words, reason))
         self._events.put_nowait(None)
 
     # --- AudioTransport ----------------------------------------------------------------------
@@ -281,7 +281,7 @@ class WebRtcTransport:
         if self._closed:
             return
         self._closed = True
-        self._end("closed")
+        self._end(EndReason.CLOSED)
         if self._reader is not None:
             self._reader.cancel()
             await asyncio.gather(self._reader, return_exceptions=True)

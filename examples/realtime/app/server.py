@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from voicegw.models.base import ModelSpeechStopped, ModelTranscriptDelta, ModelUnavailable
+from voicegw.contracts.model import ModelSpeechStopped, ModelTranscriptDelta, ModelUnavailable
 from voicegw.models.registry import MODELS
 from voicegw.realtime import (
     AssistantMessageItem,

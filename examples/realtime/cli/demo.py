@@ -17,7 +17,8 @@ import signal
 import sys
 from pathlib import Path
 
-from voicegw.models.base import ModelUnavailable
+from voicegw.contracts.model import ModelUnavailable
+from voicegw.contracts.transport import AudioTransport
 from voicegw.models.registry import MODELS
 from voicegw.realtime import (
     AssistantMessageItem,
@@ -35,7 +36,6 @@ from voicegw.realtime import (
     RealtimeToolEnd,
     RealtimeToolStart,
 )
-from voicegw.realtime.transport import AudioTransport
 from voicegw.transports.local_audio import AudioDeviceUnavailable, LocalAudioTransport
 from voicegw.transports.wav_files import WavFilesTransport
 

@@ -32,7 +32,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from voicegw.models.base import ModelUnavailable, RealtimeModel
+from voicegw.contracts.model import ModelUnavailable, RealtimeModel
 from voicegw.models.registry import MODELS, create_model, default_model_name
 from voicegw.realtime import (
     RealtimeAgent,

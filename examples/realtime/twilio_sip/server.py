@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from voicegw.cli import build_config
-from voicegw.models.base import ModelUnavailable
+from voicegw.contracts.model import ModelUnavailable
 from voicegw.models.registry import default_model_name
 from voicegw.realtime import RealtimeAgent, function_tool
 from voicegw.server.app import run

@@ -15,7 +15,7 @@ import pytest
 
 from voicegw.audio.codecs import PCMU
 from voicegw.audio.resample import Resampler
-from voicegw.models.base import RealtimeModelEvent, SendAudio
+from voicegw.contracts.model import RealtimeModelEvent, SendAudio
 
 FRAME_MS = 20
 RATE = 8000

@@ -6,12 +6,13 @@ Questions are spoken by espeak-ng through 8 kHz μ-law; answers are transcribed 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 
 import pytest
 
-from voicegw.models.base import (
+from voicegw.contracts.model import (
     CancelResponse,
     CreateResponse,
     ModelAudio,
@@ -24,6 +25,7 @@ from voicegw.models.base import (
     ModelToolCall,
     ModelTranscriptDelta,
     RealtimeModelConfig,
+    RealtimeModelEvent,
     SendToolOutput,
     ToolSpec,
     TruncateItem,
@@ -128,17 +130,52 @@ async def test_cancel_stops_audio_within_one_chunk_and_truncate_keeps_what_was_h
         await recorder.wait_for(lambda e: len(recorder.of(ModelAudio)) >= 12)
         before_cancel = len(recorder.of(ModelAudio))
         await model.send_event(CancelResponse())
+        await recorder.wait_for(lambda e: isinstance(e, ModelResponseDone))
         after_cancel = len(recorder.of(ModelAudio))
         await asyncio.sleep(0.5)
         assert len(recorder.of(ModelAudio)) == after_cancel <= before_cancel + 1
         assert recorder.of(ModelResponseDone)[-1].status == "cancelled"
         item_id = recorder.of(ModelAudio)[0].item_id
         await model.send_event(TruncateItem(item_id, audio_end_ms=400))
-        truncated = recorder.of(ModelItemTruncated)[0]
+        truncated = await recorder.wait_for(lambda e: isinstance(e, ModelItemTruncated))
+        assert isinstance(truncated, ModelItemTruncated)
         assert truncated.transcript and long_text.startswith(truncated.transcript)
         assert len(truncated.transcript) < len("Thank you for calling Acme Parcels.")
         assistant = [m["content"] for m in model.history if m["role"] == "assistant"]
         assert assistant == [truncated.transcript]
+    finally:
+        await model.close()
+
+
+async def test_a_listener_is_not_called_again_while_it_handles_an_event(speech) -> None:
+    # The session's barge-in: on speech started it cancels the response, from inside its handler.
+    # A model that delivered the cancel's events (audio done, response done) from inside that
+    # `send_event` called the session again before its handler had returned.
+    model, recorder = await connected(
+        dataclasses.replace(
+            CONFIG, turn_detection=TurnDetection(silence_duration_ms=600, interrupt_response=False)
+        )
+    )
+    handling: list[str] = []
+    reentered: list[str] = []
+
+    class BargingIn:
+        async def on_event(self, event: RealtimeModelEvent) -> None:
+            if handling:
+                reentered.append(event.type)
+            if isinstance(event, ModelSpeechStarted):
+                handling.append(event.type)
+                await model.send_event(CancelResponse())
+                handling.pop()
+
+    model.add_listener(BargingIn())
+    try:
+        await model.send_event(CreateResponse(say="Thank you for calling. We deliver every day of the week."))
+        await recorder.wait_for(lambda e: isinstance(e, ModelAudio))
+        await feed(model, speech("Stop please"))
+        await recorder.wait_for(lambda e: isinstance(e, ModelResponseDone))
+        assert recorder.of(ModelResponseDone)[0].status == "cancelled"
+        assert reentered == []
     finally:
         await model.close()
 

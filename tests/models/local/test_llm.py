@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from voicegw.models.base import ToolSpec
+from voicegw.contracts.model import ToolSpec
 from voicegw.models.local.llm import (
     ClauseSplitter,
     LlamaCppBackend,

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from voicegw.models.base import (
+from voicegw.contracts.model import (
     ModelResponseDone,
     ModelToolCall,
     ModelTranscriptDelta,

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from tests.models.conftest import Recorder
-from voicegw.models.base import ModelError, RealtimeModelConfig, SendUserMessage
+from voicegw.contracts.model import ModelError, RealtimeModelConfig, SendUserMessage
 from voicegw.models.local import LocalRealtimeModel
 from voicegw.models.local.cascade import IMAGES_REFUSED, PROMPT_REFUSED
 from voicegw.models.local.settings import unhonoured_settings

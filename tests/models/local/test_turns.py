@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from voicegw.models.base import TurnDetection
+from voicegw.contracts.model import TurnDetection
 from voicegw.models.local.turns import (
     PartialDue,
     TurnDetector,

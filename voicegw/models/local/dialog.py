@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from voicegw.models.base import ToolSpec
+from voicegw.contracts.model import ToolSpec
 from voicegw.models.local.llm import Message
 
 CHARS_PER_TOKEN = 3

@@ -24,7 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from voicegw.models.base import ModelUnavailable, ToolSpec
+from voicegw.contracts.model import ModelUnavailable, ToolSpec
 from voicegw.models.local.packaged import llm_model_file
 from voicegw.models.local.workers import shared
 

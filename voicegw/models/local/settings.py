@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from voicegw.models.base import TurnDetection
+from voicegw.contracts.model import TurnDetection
 
 HONOURED_VALUES: dict[str, tuple[Any, ...]] = {
     "modalities": (["audio"], ["text", "audio"], ["audio", "text"]),

@@ -15,14 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
+from voicegw.audio.format import FRAME_MS
 from voicegw.audio.vad import (
-    FRAME_MS,
     SpeechStarted,
     SpeechStopped,
     VoiceActivityDetector,
     aggressiveness_for,
 )
-from voicegw.models.base import TurnDetection
+from voicegw.contracts.model import TurnDetection
 
 DEFAULT_PAUSE_MS = 250
 """Silence after which the second stage looks at the transcript."""

@@ -9,12 +9,12 @@ actually heard.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeAlias, runtime_checkable
 
-FRAME_MS = 20
-"""Every transport hands out and paces audio in frames of this many milliseconds."""
+from voicegw.audio.format import BYTES_PER_SAMPLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +35,63 @@ class AudioFrame:
 
     @property
     def duration_ms(self) -> int:
-        return len(self.pcm) * 1000 // (2 * self.sample_rate)
+        return len(self.pcm) * 1000 // (BYTES_PER_SAMPLE * self.sample_rate)
 
 
 CallState: TypeAlias = Literal["ringing", "answered", "held", "resumed", "transferred", "ended"]
+
+
+class EndReason(enum.StrEnum):
+    """Why a call or a session ended: a bounded set, so metrics label by its value.
+
+    A `str`, so ``result.end_reason == "caller_hung_up"`` holds and JSON logs show the value.
+    The words for a person (a SIP reason phrase, "maximum call duration reached") travel beside
+    it as a detail string.
+    """
+
+    CALLER_HUNG_UP = "caller_hung_up"
+    """The other party hung up: the caller, or the callee of a call we dialled."""
+
+    CALLER_CANCELLED = "caller_cancelled"
+    """The caller gave up before the call was answered (CANCEL)."""
+
+    AGENT_HUNG_UP = "agent_hung_up"
+    """The agent (or the program running it) ended the call."""
+
+    TRANSFERRED = "transferred"
+    """The caller was transferred elsewhere and our leg was no longer needed."""
+
+    MEDIA_TIMEOUT = "media_timeout"
+    """No audio came from the caller for too long (a dead network path)."""
+
+    TIMEOUT = "timeout"
+    """A limit of ours ended it: maximum call duration, or a caller who stopped answering."""
+
+    REJECTED = "rejected"
+    """We refused the call before answering it (access rules, capacity, a bad offer)."""
+
+    FAILED = "failed"
+    """Setting the call up failed (an unusable SDP answer, a final error response)."""
+
+    SERVER_SHUTDOWN = "server_shutdown"
+    """The server stopped and hung up the calls still in progress."""
+
+    HANDLER_FINISHED = "handler_finished"
+    """The code handling the call returned while the call was still up."""
+
+    MODEL_FAILED = "model_failed"
+    """The model failed during the call, and the server ended it (after an apology)."""
+
+    ERROR = "error"
+    """The session failed: the model could not connect or failed fatally, or a bug of ours."""
+
+    CLOSED = "closed"
+    """The application closed the session (or its transport) while the call was up."""
+
+    @property
+    def words(self) -> str:
+        """The reason as a log reader would say it (``"caller hung up"``)."""
+        return self.value.replace("_", " ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +111,10 @@ class CallStateChanged:
 
     state: CallState
     reason: str = ""
-    """Why, in words a log reader understands (``"caller hung up"``, ``"media timeout"``)."""
+    """Why, in words a log reader understands (``"caller hung up"``, ``"486 Busy Here"``)."""
+
+    end_reason: EndReason | None = None
+    """Why the call ended, when `state` is ``"ended"``."""
 
     type: Literal["call_state"] = "call_state"
 
@@ -160,8 +216,8 @@ class CallControl(Protocol):
         """Who called whom."""
         ...
 
-    async def hang_up(self, reason: str = "agent hung up") -> None:
-        """End the call from our side (SIP BYE)."""
+    async def hang_up(self, reason: EndReason = EndReason.AGENT_HUNG_UP, detail: str = "") -> None:
+        """End the call from our side (SIP BYE); `detail` says why in words (the log's reason)."""
         ...
 
     async def transfer(self, target: str) -> TransferResult:

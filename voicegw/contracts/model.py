@@ -6,7 +6,7 @@ Shaped like the OpenAI Agents SDK's `agents.realtime.model` so that its users re
 `RealtimeModelConfig.sample_rate` in both directions: a model converts to and from its own
 wire format (μ-law for OpenAI at 8 kHz, 16 kHz for Whisper, Piper's 22.05 kHz) itself.
 
-This module imports nothing of voicegw, so that every model and the session can depend on it.
+This module imports nothing above `voicegw.audio`, so that every model and the session can depend on it.
 """
 
 from __future__ import annotations

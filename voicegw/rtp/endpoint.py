@@ -28,7 +28,12 @@ FRAME_QUEUE_FRAMES = 50
 """Caller frames held for a slow consumer (one second); older ones are dropped first."""
 
 INBOX_LIMIT = 64
-"""Datagrams parked between two ticks (a peer sends 1-3): beyond that it is a flood, dropped."""
+"""Datagrams of the call's own source parked between two ticks (a peer sends 1-3): beyond that
+it is a flood, dropped."""
+
+CANDIDATE_LIMIT = 16
+"""Datagrams of other sources that may still latch (call start, a silent far end) parked between
+two ticks, in a queue of their own: however many arrive, the call's own packets keep their room."""
 
 log = structlog.get_logger(__name__)
 
@@ -87,9 +92,11 @@ class RtpEndpoint:
         self._closing: asyncio.Future[None] | None = None
         self._log = log.bind(rtp_port=self.local_port)
         self._inbox: list[tuple[bytes, Address, bool, float]] = []
+        self._candidates: list[tuple[bytes, Address, bool, float]] = []
         self.frames_dropped = 0
         self.datagrams_before_start = 0
         self.datagrams_overflow = 0
+        self.candidates_overflow = 0
         self.socket_errors = 0
 
     @classmethod
@@ -234,14 +241,24 @@ class RtpEndpoint:
     # ----------------------------------------------------------------- media
 
     def _datagram_received(self, data: bytes, addr: Address, *, rtcp: bool) -> None:
-        # Only stamp and park the datagram: parsing waits for the tick's second half, so a
-        # burst of arrivals never runs ahead of (and delays) every call's outbound packet.
-        if self._stream is None:
+        # Only screen, stamp and park the datagram: parsing waits for the tick's second half,
+        # so a burst of arrivals never runs ahead of (and delays) every call's outbound packet.
+        stream = self._stream
+        if stream is None:
             self.datagrams_before_start += 1
-        elif len(self._inbox) >= INBOX_LIMIT:
-            self.datagrams_overflow += 1
-        else:
-            self._inbox.append((data, addr, rtcp, self._connected_loop().time()))
+            return
+        now = self._connected_loop().time()
+        match stream.session.screen(data, addr, now, rtcp=rtcp):
+            case "own" if len(self._inbox) < INBOX_LIMIT:
+                self._inbox.append((data, addr, rtcp, now))
+            case "own":
+                self.datagrams_overflow += 1
+            case "candidate" if len(self._candidates) < CANDIDATE_LIMIT:
+                self._candidates.append((data, addr, rtcp, now))
+            case "candidate":
+                self.candidates_overflow += 1
+            case "drop":
+                pass
 
     def tick(self, now: float) -> None:
         """First half of a media clock tick: send this tick's packet (and any RTCP, DTMF)."""
@@ -272,7 +289,8 @@ class RtpEndpoint:
 
     def _receive_phase(self, stream: MediaStream, now: float) -> None:
         inbox, self._inbox = self._inbox, []
-        for data, addr, rtcp, arrival in inbox:
+        candidates, self._candidates = self._candidates, []
+        for data, addr, rtcp, arrival in (*inbox, *candidates):
             stream.receive(data, addr, arrival, rtcp=rtcp)
         stream.tick_receive(now)
         for frame in stream.take_frames():
@@ -333,6 +351,7 @@ class RtpEndpoint:
             "frames_dropped": self.frames_dropped,
             "datagrams_before_start": self.datagrams_before_start,
             "datagrams_overflow": self.datagrams_overflow,
+            "candidates_overflow": self.candidates_overflow,
             "socket_errors": self.socket_errors,
         }
 

@@ -5,10 +5,22 @@ In the shape of aioquic's `QuicConnection`: `receive(data, addr, now)` feeds a d
 `datagrams_to_send(now)` drains them, and `get_timer()`/`handle_timer(now)` drive RTCP
 reports and DTMF timing. Time is always a parameter; nothing here touches a socket or clock.
 
-Symmetric RTP (RFC 4961, the NAT case): media goes to the source address of the first valid
-packet, whatever the SDP said, and follows the far end when a new SSRC arrives from a new
-address (a re-INVITE, a transfer, a media server taking over). A packet from another address
-with the latched SSRC is dropped, so a stray copy cannot steal the stream.
+Symmetric RTP (RFC 4961, the NAT case): media goes to where the far end's packets come from,
+whatever the SDP said. Anyone can send to a call's port, so the session latches on one source
+(address and SSRC) and drops every other datagram; `screen` makes that decision from the
+header bytes alone, so the I/O shell drops a flood before it is queued or parsed. The rules:
+
+- Latching, at call start and after a re-INVITE that moves the media: a valid packet from the
+  SDP's own address latches at once; any other source (a NAT's public address) latches once it
+  has sent `PROBATION_PACKETS` valid packets with consecutive sequence numbers and one SSRC.
+- Once latched, packets from other addresses or with another SSRC are dropped (reasons
+  ``foreign_address``, ``foreign_ssrc``) while the latched source keeps sending.
+- Re-latching without a re-INVITE: only when the latched source has been silent for
+  `RELATCH_SILENCE_S` (another address: a NAT rebinding) or `SSRC_SWITCH_SILENCE_S` (a new
+  SSRC from the latched address: a media server switching streams), and the new source then
+  passes the same probation. SRTP packets are authenticated before any of this, so a forged
+  one is counted (``srtp_auth``) and moves nothing.
+- RTCP is taken only from the host media goes to.
 """
 
 from __future__ import annotations
@@ -17,7 +29,7 @@ import random
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Literal, NamedTuple, TypeAlias
 
 from aiortc.rtp import (
     AnyRtcpPacket,
@@ -51,6 +63,21 @@ DTMF_GAP_MS = 60
 """Pause between two outgoing digits, so receivers that need an inter-digit gap see one."""
 
 SDES_CNAME = 1
+
+PROBATION_PACKETS = 4
+"""Consecutive packets (sequence numbers one apart, one SSRC) a source not named by SDP sends
+before it is latched (as Asterisk's strictrtp probation)."""
+
+RELATCH_SILENCE_S = 2.0
+"""Silence of the latched source after which another address may take the stream over."""
+
+SSRC_SWITCH_SILENCE_S = 0.2
+"""Silence of the latched SSRC after which a new SSRC from the same address may take over."""
+
+MAX_CANDIDATES = 8
+"""Sources on probation tracked at once; the least recently heard is forgotten first."""
+
+RTP_SSRC_OFFSET = 8
 
 
 class Datagram(NamedTuple):
@@ -92,8 +119,19 @@ class RtpSessionConfig:
     """SDES keys when SRTP was negotiated: every datagram in and out is SRTP/SRTCP."""
 
 
+Screening: TypeAlias = Literal["own", "candidate", "drop"]
+"""`RtpSession.screen`'s verdict: from the stream's own source, from one that may latch, or
+dropped (and counted) unread."""
+
+
 def _rtcp_of(address: Address) -> Address:
     return (address[0], address[1] + 1)
+
+
+def _checked_address(address: Address | None) -> Address | None:
+    if address is not None and not 0 < address[1] < 65536:
+        raise ValueError(f"RTP address {address[0]}:{address[1]} has no valid port")
+    return address
 
 
 class RtpSession:
@@ -107,13 +145,16 @@ class RtpSession:
         self._next_ts = self._rng.randrange(TIMESTAMP_MOD)
         self._first_packet = True
 
-        self.remote: Address | None = config.remote
-        self.remote_rtcp: Address | None = config.remote_rtcp or (
+        self.remote: Address | None = _checked_address(config.remote)
+        self.remote_rtcp: Address | None = _checked_address(config.remote_rtcp) or (
             _rtcp_of(config.remote) if config.remote else None
         )
         self._rtcp_from_sdp = config.remote_rtcp is not None
+        self._sdp_remote = config.remote
         self.latched = False
         self.remote_ssrc: int | None = None
+        self._candidates: dict[tuple[Address, int], tuple[int, int]] = {}
+        """Sources on probation: (address, SSRC) -> (last sequence number, consecutive packets)."""
         self.remote_bye = False
         self.last_received_at: float | None = None
 
@@ -138,6 +179,51 @@ class RtpSession:
         self.closed = False
 
     # ----------------------------------------------------------------- inbound
+
+    def screen(self, data: bytes, addr: Address, now: float, *, rtcp: bool = False) -> Screening:
+        """Judge a datagram by its source and header bytes alone, before anything queues it.
+
+        A few comparisons, so the shell can call it for every datagram of a flood: ``"drop"``
+        (counted in `bad_packets`) for other sources while the latched one is sending,
+        ``"own"`` for the stream's source (the SDP's address before latching), ``"candidate"``
+        for a source that may still latch. `receive` applies the same rules in full.
+        """
+        if rtcp or is_rtcp(data):
+            return "own" if self._rtcp_source_ok(addr) else self._drop_unread("foreign_address", addr)
+        if not self.latched:
+            return "own" if addr == self.remote else "candidate"
+        if addr == self.remote and (
+            len(data) < RTP_SSRC_OFFSET + 4
+            or int.from_bytes(data[RTP_SSRC_OFFSET : RTP_SSRC_OFFSET + 4]) == self.remote_ssrc
+        ):
+            return "own"
+        reason = self._foreign(addr, now)
+        return "candidate" if reason is None else self._drop_unread(reason, addr)
+
+    def _drop_unread(self, reason: BadPacketReason, addr: Address) -> Screening:
+        self.bad_packets[reason] += 1
+        if self.bad_packets[reason] == 1:
+            # The first of its kind only: a flood must cost no more than a counter.
+            self._events.append(BadPacket(reason, addr, f"dropped unread: {self._latch_text()}"))
+        return "drop"
+
+    def _foreign(self, addr: Address, now: float) -> BadPacketReason | None:
+        """Latched: why a packet of another source is dropped, or None when the latched source
+        has been silent long enough for that source to try taking over (module docstring)."""
+        same_address = addr == self.remote
+        silence = SSRC_SWITCH_SILENCE_S if same_address else RELATCH_SILENCE_S
+        if self.last_received_at is None or now - self.last_received_at >= silence:
+            return None
+        return "foreign_ssrc" if same_address else "foreign_address"
+
+    def _rtcp_source_ok(self, addr: Address) -> bool:
+        # The RTCP port may differ (a NAT maps each port on its own), the host may not.
+        return self.remote is None or addr[0] == self.remote[0]
+
+    def _latch_text(self) -> str:
+        ssrc = "" if self.remote_ssrc is None else f" SSRC {self.remote_ssrc:#010x}"
+        state = "latched to" if self.latched else "expecting"
+        return f"{state} {self._address_text(self.remote)}{ssrc}"
 
     def receive(self, data: bytes, addr: Address, now: float, *, rtcp: bool = False) -> None:
         """Feed one datagram from the RTP socket (or the RTCP socket with `rtcp=True`)."""
@@ -174,15 +260,10 @@ class RtpSession:
             raise RtpParseError(f"RTP payload type {pt} was not negotiated", "unknown_payload_type")
         # Parse the event before latching: a broken packet must not move the stream.
         event = TelephoneEvent.parse(packet.payload) if is_dtmf else None
-        if not self._accept_source(packet.ssrc, addr):
-            raise RtpParseError(
-                f"SSRC {packet.ssrc:#010x} from {addr[0]}:{addr[1]} while latched to "
-                f"{self._address_text(self.remote)}",
-                "unlatched_source",
-            )
+        self._admit(packet.ssrc, packet.sequence_number, addr, now)
         self.last_received_at = now
         receiver = self.receiver
-        assert receiver is not None  # set by _accept_source
+        assert receiver is not None  # set by _latch
         receiver.add(packet.sequence_number, packet.timestamp, now, jitter=not is_dtmf)
         if event is not None:
             self._events.extend(self._detector.feed(event, packet.timestamp, now))
@@ -199,31 +280,57 @@ class RtpSession:
             )
         )
 
-    def _accept_source(self, ssrc: int, addr: Address) -> bool:
-        if self.latched and addr != self.remote and ssrc == self.remote_ssrc:
-            return False
-        if not self.latched or addr != self.remote:
+    def _admit(self, ssrc: int, seq: int, addr: Address, now: float) -> None:
+        """Take a valid packet's source, latching on it if the rules allow (module docstring);
+        raises `RtpParseError` when the packet must be dropped."""
+        if self.latched:
+            if addr == self.remote and ssrc == self.remote_ssrc:
+                return
+            reason = self._foreign(addr, now)
+            if reason is not None:
+                raise RtpParseError(
+                    f"SSRC {ssrc:#010x} from {addr[0]}:{addr[1]} while {self._latch_text()}", reason
+                )
+        elif addr == self.remote:
+            # The address the SDP named: the far end by its own word, no probation needed.
             self._latch(addr, ssrc)
-        elif ssrc != self.remote_ssrc:
-            self._new_remote_ssrc(ssrc)
+            return
+        if self._on_probation(addr, ssrc, seq):
+            raise RtpParseError(
+                f"SSRC {ssrc:#010x} from {addr[0]}:{addr[1]} on probation while {self._latch_text()}",
+                "probation",
+            )
+        self._latch(addr, ssrc)
+
+    def _on_probation(self, addr: Address, ssrc: int, seq: int) -> bool:
+        """Count a candidate's packet; True until it sent `PROBATION_PACKETS` in sequence."""
+        previous = self._candidates.pop((addr, ssrc), None)
+        count = previous[1] + 1 if previous is not None and (seq - previous[0]) % SEQ_MOD == 1 else 1
+        if count >= PROBATION_PACKETS:
+            return False
+        if len(self._candidates) >= MAX_CANDIDATES:
+            # Dicts keep insertion order and each packet re-inserts: the first is the stalest.
+            del self._candidates[next(iter(self._candidates))]
+        self._candidates[(addr, ssrc)] = (seq, count)
         return True
 
     def _latch(self, addr: Address, ssrc: int) -> None:
         previous = self.remote
         self.remote = addr
         self.latched = True
+        self._candidates.clear()
         if not self._rtcp_from_sdp or previous != addr:
             self.remote_rtcp = _rtcp_of(addr)
-        self._new_remote_ssrc(ssrc)
-        self._events.append(RemoteLatched(address=addr, ssrc=ssrc, previous=previous))
-
-    def _new_remote_ssrc(self, ssrc: int) -> None:
         # A new source starts new sequence numbering and timing: statistics start over.
         self.remote_ssrc = ssrc
         self.receiver = ReceiverStatistics(self._config.clock_rate)
         self._detector = DtmfDetector(self._config.clock_rate)
+        self._events.append(RemoteLatched(address=addr, ssrc=ssrc, previous=previous))
 
     def _receive_rtcp(self, data: bytes, addr: Address, now: float, *, on_rtcp_port: bool) -> None:
+        if not self._rtcp_source_ok(addr):
+            self._bad("foreign_address", addr, f"RTCP from {addr[0]}:{addr[1]} while {self._latch_text()}")
+            return
         try:
             if self.srtp is not None:
                 data = self._unprotect(self.srtp.unprotect_rtcp, data)
@@ -265,11 +372,21 @@ class RtpSession:
     # ---------------------------------------------------------------- outbound
 
     def update_remote(self, remote: Address, remote_rtcp: Address | None = None) -> None:
-        """New remote from a re-INVITE: send there, and latch again on the next packet."""
+        """The SDP of a re-INVITE: when it moves the media, send there and latch again.
+
+        One that names the same address as before (a session refresh, hold with sendonly)
+        keeps the latched source: the far end's NAT address would otherwise be up for grabs.
+        """
+        _checked_address(remote)
+        _checked_address(remote_rtcp)
+        if remote == self._sdp_remote and self.latched:
+            return
+        self._sdp_remote = remote
         self.remote = remote
         self.remote_rtcp = remote_rtcp or _rtcp_of(remote)
         self._rtcp_from_sdp = remote_rtcp is not None
         self.latched = False
+        self._candidates.clear()
 
     def send_media(self, payload: bytes, samples: int, *, marker: bool, now: float) -> None:
         """Queue one media packet; the next one's timestamp is `samples` later."""

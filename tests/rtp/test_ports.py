@@ -1,9 +1,11 @@
+import contextlib
+import random
 import socket
 
 import pytest
 
 from tests.rtp.helpers import free_range
-from voicegw.rtp.ports import PortAllocator, RtpPortsExhausted, allocator_for
+from voicegw.rtp.ports import MAX_BIND_ATTEMPTS, PortAllocator, RtpPortsExhausted, allocator_for
 
 
 def test_even_rtp_port_and_rtcp_next() -> None:
@@ -42,13 +44,48 @@ def test_port_held_by_another_process_is_skipped() -> None:
     squatter = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     squatter.bind(("127.0.0.1", low + 1))  # someone else holds the first pair's RTCP port
     try:
-        allocator = PortAllocator(low, high)
-        rtp, rtcp = allocator.bind("127.0.0.1")
-        assert rtp.getsockname()[1] == low + 2
-        rtp.close()
-        rtcp.close()
+        for seed in range(10):  # whichever pair the draw tries first
+            allocator = PortAllocator(low, high, rng=random.Random(seed))
+            rtp, rtcp = allocator.bind("127.0.0.1")
+            assert rtp.getsockname()[1] == low + 2
+            rtp.close()
+            rtcp.close()
     finally:
         squatter.close()
+
+
+def test_ports_are_drawn_at_random_from_the_range() -> None:
+    low, high = free_range(200)
+    allocator = PortAllocator(low, high)
+    pairs = [allocator.bind("127.0.0.1") for _ in range(20)]
+    try:
+        ports = [rtp.getsockname()[1] for rtp, _ in pairs]
+    finally:
+        for rtp, rtcp in pairs:
+            rtp.close()
+            rtcp.close()
+    assert all(port % 2 == 0 and low <= port < high for port in ports) and len(set(ports)) == 20
+    # In order they would be low, low+2, ...: 20 draws from 200 pairs do not come out sorted
+    # (chance 1/20!), nor all from the bottom tenth of the range (chance below 1e-20).
+    assert ports != sorted(ports)
+    assert max(ports) > low + 40
+
+
+def test_a_range_held_by_others_fails_after_bounded_tries() -> None:
+    low, high = free_range(MAX_BIND_ATTEMPTS + 8)
+    squatters = []
+    try:
+        for port in range(low, high, 2):
+            with contextlib.suppress(OSError):  # already busy: held by someone all the same
+                squatter = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                squatters.append(squatter)
+                squatter.bind(("127.0.0.1", port))
+        allocator = PortAllocator(low, high)
+        with pytest.raises(RtpPortsExhausted, match=r"\(0 in use\)"):
+            allocator.bind("127.0.0.1")
+    finally:
+        for squatter in squatters:
+            squatter.close()
 
 
 def test_bad_range() -> None:

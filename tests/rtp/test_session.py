@@ -316,13 +316,26 @@ def test_close_sends_bye_once() -> None:
     assert a.datagrams_to_send(0.4) == [] and a.get_timer() is None
 
 
-def test_received_rtcp_port_latches_rtcp() -> None:
-    b = session((NAT[0], 5000), seed=2)
-    b.receive(load("pjsua2_rtcp_bye.bin"), NAT, 1.0, rtcp=True)
+def test_received_rtcp_port_latches_rtcp_once_from_the_latched_source() -> None:
+    sdp_address = (NAT[0], 5000)
+    b = session(sdp_address, seed=2)
+    report = load("pjsua2_rtcp_bye.bin")
+    assert isinstance(parse_rtcp(report)[0], RtcpRrPacket)
+    b.receive(report, NAT, 0.5, rtcp=True)  # nothing latched yet: whose report is it?
+    assert b.remote_rtcp == (NAT[0], 5001) and b.bad_packets == {"foreign_ssrc": 1}
+    media = RtpPacket(payload_type=PCMU, sequence_number=1, ssrc=0x430DDD3D, payload=b"\xff" * 160)
+    b.receive(media.serialize(), sdp_address, 0.9)
+    drain_events(b)
+    b.receive(report, NAT, 1.0, rtcp=True)  # the latched SSRC's report, from its NAT's RTCP port
     assert b.remote_rtcp == NAT and b.rtcp_received == 1
     (event,) = drain_events(b)
     assert event == RtcpReceived(kinds=("rr", "sdes", "bye"), ssrc=0x430DDD3D)
-    assert isinstance(parse_rtcp(load("pjsua2_rtcp_bye.bin"))[0], RtcpRrPacket)
+    # Settled: the same report from another port of that host (someone behind the same NAT) is not.
+    assert b.screen(report, (NAT[0], 61002), 1.1, rtcp=True) == "drop"
+    b.receive(report, (NAT[0], 61002), 1.1, rtcp=True)
+    b.receive(report, (NAT[0], 5002), 1.1)  # muxed RTCP from anywhere but the media's source
+    assert b.remote_rtcp == NAT and b.rtcp_received == 1
+    assert b.bad_packets == {"foreign_ssrc": 1, "foreign_address": 3}
 
 
 def test_update_remote_unlatches() -> None:

@@ -20,7 +20,8 @@ header bytes alone, so the I/O shell drops a flood before it is queued or parsed
   SSRC from the latched address: a media server switching streams), and the new source then
   passes the same probation. SRTP packets are authenticated before any of this, so a forged
   one is counted (``srtp_auth``) and moves nothing.
-- RTCP is taken only from the host media goes to.
+- RTCP is taken from the latched source's address (muxed) or its host's RTCP port: the one
+  reports go to, or another learnt from the latched SSRC's own first report (a NAT).
 """
 
 from __future__ import annotations
@@ -150,6 +151,8 @@ class RtpSession:
             _rtcp_of(config.remote) if config.remote else None
         )
         self._rtcp_from_sdp = config.remote_rtcp is not None
+        self._rtcp_settled = False
+        """An RTCP packet arrived on the RTCP port: where ours go is known, not to be moved."""
         self._sdp_remote = config.remote
         self.latched = False
         self.remote_ssrc: int | None = None
@@ -189,7 +192,9 @@ class RtpSession:
         for a source that may still latch. `receive` applies the same rules in full.
         """
         if rtcp or is_rtcp(data):
-            return "own" if self._rtcp_source_ok(addr) else self._drop_unread("foreign_address", addr)
+            if self._rtcp_source_ok(addr, on_rtcp_port=rtcp):
+                return "own"
+            return self._drop_unread("foreign_address", addr)
         if not self.latched:
             return "own" if addr == self.remote else "candidate"
         if addr == self.remote and (
@@ -216,9 +221,15 @@ class RtpSession:
             return None
         return "foreign_ssrc" if same_address else "foreign_address"
 
-    def _rtcp_source_ok(self, addr: Address) -> bool:
-        # The RTCP port may differ (a NAT maps each port on its own), the host may not.
-        return self.remote is None or addr[0] == self.remote[0]
+    def _rtcp_source_ok(self, addr: Address, *, on_rtcp_port: bool) -> bool:
+        """RTCP muxed on the RTP port comes from the media's source; on the RTCP port from where
+        ours goes or, until that is settled, from another port of the same host (a NAT maps
+        each port on its own: `_receive_rtcp` then wants the latched SSRC's own report)."""
+        if self.remote is None:
+            return True
+        if not on_rtcp_port:
+            return addr == self.remote
+        return addr == self.remote_rtcp or (addr[0] == self.remote[0] and not self._rtcp_settled)
 
     def _latch_text(self) -> str:
         ssrc = "" if self.remote_ssrc is None else f" SSRC {self.remote_ssrc:#010x}"
@@ -319,6 +330,7 @@ class RtpSession:
         self.remote = addr
         self.latched = True
         self._candidates.clear()
+        self._rtcp_settled = False
         if not self._rtcp_from_sdp or previous != addr:
             self.remote_rtcp = _rtcp_of(addr)
         # A new source starts new sequence numbering and timing: statistics start over.
@@ -328,7 +340,7 @@ class RtpSession:
         self._events.append(RemoteLatched(address=addr, ssrc=ssrc, previous=previous))
 
     def _receive_rtcp(self, data: bytes, addr: Address, now: float, *, on_rtcp_port: bool) -> None:
-        if not self._rtcp_source_ok(addr):
+        if not self._rtcp_source_ok(addr, on_rtcp_port=on_rtcp_port):
             self._bad("foreign_address", addr, f"RTCP from {addr[0]}:{addr[1]} while {self._latch_text()}")
             return
         try:
@@ -338,13 +350,17 @@ class RtpSession:
         except RtpParseError as exc:
             self._bad(exc.reason, addr, str(exc))
             return
-        self.rtcp_received += 1
-        if on_rtcp_port:
-            # Symmetric RTCP: answer where the far end's reports come from.
+        sender = next((p.ssrc for p in packets if isinstance(p, RtcpSrPacket | RtcpRrPacket)), None)
+        if on_rtcp_port and addr != self.remote_rtcp:
+            # Symmetric RTCP: answer where the far end's own reports come from, learnt once.
+            if not self.latched or sender != self.remote_ssrc:
+                self._bad("foreign_ssrc", addr, f"RTCP from {addr[0]}:{addr[1]} while {self._latch_text()}")
+                return
             self.remote_rtcp = addr
+        self._rtcp_settled |= on_rtcp_port
+        self.rtcp_received += 1
         for packet in packets:
             self._apply_rtcp(packet, now)
-        sender = next((p.ssrc for p in packets if isinstance(p, RtcpSrPacket | RtcpRrPacket)), None)
         self._events.append(RtcpReceived(kinds=tuple(rtcp_kind(p) for p in packets), ssrc=sender))
 
     def _apply_rtcp(self, packet: AnyRtcpPacket, now: float) -> None:
@@ -385,6 +401,7 @@ class RtpSession:
         self.remote = remote
         self.remote_rtcp = remote_rtcp or _rtcp_of(remote)
         self._rtcp_from_sdp = remote_rtcp is not None
+        self._rtcp_settled = False
         self.latched = False
         self._candidates.clear()
 

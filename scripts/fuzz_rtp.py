@@ -56,6 +56,8 @@ PCMU_PT, TELEPHONE_EVENT_PT = 0, 101
 FRAME_S = 0.020
 FRAME_BYTES = 160
 POOL_SIZE = 20_000
+SPOOFED_SHARE = 0.2
+"""Of the malformed datagrams, those sent from the caller's own socket (see `build_attack`)."""
 RUN_LENGTH = 8
 """Packets in one run of a well-formed foreign stream (consecutive sequence numbers)."""
 SOURCES_PER_HOST = 4
@@ -168,8 +170,15 @@ class Attack:
     """Every audio payload the attack carries: none may come back in the echo."""
 
 
-def build_attack(rng: random.Random, caller_ssrc: int, sources: int) -> Attack:
+def build_attack(rng: random.Random, caller_ssrc: int, sources: int, *, spoof: int | None = None) -> Attack:
+    """`sources` attacker sockets; with `spoof` (the index of the caller's own socket) a share of
+    the malformed datagrams comes from the call's own address, as a source-spoofing attacker
+    would send them: they pass the source check and reach the parsers."""
     pool: list[tuple[bytes, int, bool]] = []
+
+    def malformed_source() -> int:
+        return spoof if spoof is not None and rng.random() < SPOOFED_SHARE else source
+
     injected: set[bytes] = set()
 
     def audio() -> bytes:
@@ -198,7 +207,7 @@ def build_attack(rng: random.Random, caller_ssrc: int, sources: int) -> Attack:
             data = bytearray(rng.randbytes(rng.randrange(0, 300)))
             if data and rng.random() < 0.5:
                 data[0] = 0x80 | (data[0] & 0x3F)
-            pool.append((bytes(data), source, rng.random() < 0.3))
+            pool.append((bytes(data), malformed_source(), rng.random() < 0.3))
         elif kind == 4:  # a valid header, then cut, misversioned, or lying about CSRC/padding
             data = bytearray(rtp(PCMU_PT, seq, ts, caller_ssrc, audio()))
             how = rng.randrange(4)
@@ -208,10 +217,12 @@ def build_attack(rng: random.Random, caller_ssrc: int, sources: int) -> Attack:
                 data[0] = (rng.choice((0, 1, 3)) << 6) | (data[0] & 0x3F)
             elif how == 2:
                 data[0] |= 0x0F  # 15 CSRCs that are not there
+                data = data[: rng.randrange(12, 72)]
             else:
                 data[0] |= 0x20
+                data = data[: rng.randrange(13, 12 + 0xFF)]
                 data[-1] = 0xFF  # padding longer than the packet
-            pool.append((bytes(data), source, False))
+            pool.append((bytes(data), malformed_source(), False))
         elif kind == 5:  # SRTP-shaped: header, "ciphertext", an 80-bit tag
             ssrc = caller_ssrc if rng.random() < 0.5 else rng.randrange(1, 1 << 32)
             pool.append((rtp(PCMU_PT, seq, ts, ssrc, rng.randbytes(FRAME_BYTES + 10)), source, False))
@@ -308,14 +319,14 @@ def fuzz_call(count: int, rate: float, seed: int) -> dict[str, object]:
             answer = sdp.parse(dialog.establish(offer_sdp(caller.port)).body).audio()
             assert answer is not None, "the 200 OK has no audio stream"
             target = (HOST, answer.port)
-            attack = build_attack(rng, caller.ssrc, 2 * SOURCES_PER_HOST)
             socks = attacker_sockets()
+            attack = build_attack(rng, caller.ssrc, len(socks), spoof=len(socks))
             caller.start(target)
             time.sleep(WARM_UP_S)
             t_start, u_start = time.monotonic(), Usage.of(server.proc.pid)
             time.sleep(BEFORE_S)
             t_before, u_before = time.monotonic(), Usage.of(server.proc.pid)
-            seconds = fire(attack, socks, target, count, rate)
+            seconds = fire(attack, [*socks, caller.rtp_sock], target, count, rate)
             t_during, u_during = time.monotonic(), Usage.of(server.proc.pid)
             time.sleep(AFTER_S)
             t_after, u_after = time.monotonic(), Usage.of(server.proc.pid)

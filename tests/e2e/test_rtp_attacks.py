@@ -93,7 +93,11 @@ def sipp_speech_s(audio: PcapAudio) -> float:
 
 @pytest.mark.timeout(60)
 def test_a_foreign_stream_cannot_hijack_the_call(
-    echo_server: EchoServer, rtp_capture: tuple[RtpCapture, int], speech_8k: tuple[Path, Pcm], tmp_path: Path
+    e2e_target: str,
+    echo_server: EchoServer,
+    rtp_capture: tuple[RtpCapture, int],
+    speech_8k: tuple[Path, Pcm],
+    tmp_path: Path,
 ) -> None:
     """Well-formed PCMU with its own SSRC and perfect sequence numbers from another port, as fast
     as the caller: before issue 11 the stream re-latched to it at once (the attacker got the call's
@@ -119,8 +123,11 @@ def test_a_foreign_stream_cannot_hijack_the_call(
     echo = media_packets(capture, audio.payload_type)
     assert_echo(echo, audio)
     assert not {p.payload for p in echo} & set(forged), "the attacker's audio was played to the caller"
-    stats = wait_for_media_stats(echo_server)
-    assert stats and stats[-1]["bad_packets_by_reason"].get("foreign_address", 0) >= attacker.sent - 5, stats
+    if e2e_target == "voicegw":
+        stats = wait_for_media_stats(echo_server)
+        assert stats, echo_server.output()
+        dropped = stats[-1]["bad_packets_by_reason"].get("foreign_address", 0)
+        assert dropped >= attacker.sent - 5, stats[-1]
 
 
 @pytest.mark.timeout(60)

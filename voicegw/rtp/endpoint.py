@@ -1,10 +1,12 @@
 """`RtpEndpoint`: one call's media, the thin asyncio shell around `MediaStream`.
 
-Two datagram sockets (RTP on an even port, RTCP on the next) park arriving datagrams with
-their arrival time. The shared `MediaClock` calls `tick()` every 20 ms on every call first
-(each call's outbound packet leaves), then `after_tick()` (the parked datagrams go into the
-sans-I/O stream, one caller frame is decoded). Caller frames and events leave through
-queues that the call's consumer drains with `frames()` and `events()`.
+Two datagram sockets (RTP on an even port, RTCP on the next) screen each arriving datagram
+(`RtpSession.screen`: other sources than the latched one are dropped unread, so a flood costs
+a few comparisons each) and park the rest with their arrival time, the call's own source and
+would-be sources in separate bounded queues. The shared `MediaClock` calls `tick()` every
+20 ms on every call first (each call's outbound packet leaves), then `after_tick()` (the parked
+datagrams go into the sans-I/O stream, one caller frame is decoded). Caller frames and events
+leave through queues that the call's consumer drains with `frames()` and `events()`.
 """
 
 from __future__ import annotations

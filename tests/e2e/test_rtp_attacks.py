@@ -153,13 +153,15 @@ def test_a_garbage_flood_does_not_silence_the_call(
 
 
 @pytest.mark.timeout(120)
-def test_fuzz_rtp_at_a_live_call_leaves_it_untouched() -> None:
+@pytest.mark.parametrize("media", [[], ["--srtp"]], ids=["rtp", "srtp"])
+def test_fuzz_rtp_at_a_live_call_leaves_it_untouched(media: list[str]) -> None:
     """scripts/fuzz_rtp.py, short: 100,000 datagrams of every kind at 20,000/s, a fresh seed."""
     seed = random.SystemRandom().randrange(1 << 32)
-    print(f"fuzz_rtp seed {seed} (replay: scripts/fuzz_rtp.py --count {FUZZ_COUNT} --seed {seed})")
+    replay = " ".join(["scripts/fuzz_rtp.py", "--count", str(FUZZ_COUNT), *media, "--seed", str(seed)])
+    print(f"fuzz_rtp seed {seed} (replay: {replay})")
     run = subprocess.run(
         [sys.executable, "scripts/fuzz_rtp.py", "--count", str(FUZZ_COUNT), "--rate", str(FUZZ_RATE),
-         "--seed", str(seed), "--json"],
+         *media, "--seed", str(seed), "--json"],
         cwd=ROOT, capture_output=True, text=True, timeout=110,
     )  # fmt: skip
     lines = [line for line in run.stdout.splitlines() if line.startswith("{")]

@@ -363,3 +363,15 @@ def test_remote_without_a_valid_port_is_refused() -> None:
         session(("127.0.0.1", 70000), seed=1)
     with pytest.raises(ValueError, match="has no valid port"):
         session(A, seed=1).update_remote(("127.0.0.1", 0))
+
+
+def test_the_latched_address_is_exclusive_while_it_talks() -> None:
+    a, b = session(B, seed=1), session(("10.0.0.9", 4000), seed=2)
+    assert b.exclusive_source(0.0) is None  # anyone may still latch
+    for i in range(PROBATION_PACKETS):
+        deliver(send_tick(a, i * 0.02), b, to=B, source=NAT, now=i * 0.02)
+    talked = (PROBATION_PACKETS - 1) * 0.02
+    assert b.exclusive_source(talked + 0.5) == NAT
+    assert b.exclusive_source(talked + RELATCH_SILENCE_S) is None  # silent: others may take over
+    b.update_remote(("10.0.0.9", 4002))
+    assert b.exclusive_source(talked + 0.1) is None

@@ -21,7 +21,7 @@ import structlog
 
 from voicegw.rtp.clock import MediaClock
 from voicegw.rtp.events import Address, EndpointEvent
-from voicegw.rtp.ports import PortAllocator, allocator_for
+from voicegw.rtp.ports import PortAllocator, allocator_for, disconnect_udp
 from voicegw.rtp.session import RTCP_INTERVAL_S, Datagram
 from voicegw.rtp.srtp import SrtpKeys
 from voicegw.rtp.stream import MediaStream, MediaTap, StreamConfig
@@ -95,6 +95,8 @@ class RtpEndpoint:
         self._log = log.bind(rtp_port=self.local_port)
         self._inbox: list[tuple[bytes, Address, bool, float]] = []
         self._candidates: list[tuple[bytes, Address, bool, float]] = []
+        self._peer: Address | None = None
+        """The address the RTP socket is connected to (the kernel then drops every other source)."""
         self.frames_dropped = 0
         self.datagrams_before_start = 0
         self.datagrams_overflow = 0
@@ -201,7 +203,9 @@ class RtpEndpoint:
 
     def update_remote(self, remote: Address, remote_rtcp: Address | None = None) -> None:
         """The far end moved (re-INVITE): send there and latch again on its next packet."""
-        self._started().update_remote(remote, remote_rtcp)
+        stream = self._started()
+        stream.update_remote(remote, remote_rtcp)
+        self._filter_sources(stream, self._connected_loop().time())
 
     def rekey_srtp(self, remote_key: bytes) -> None:
         """The far end's new SDES key (re-INVITE); a no-op when it is the key in use."""
@@ -295,11 +299,31 @@ class RtpEndpoint:
         for data, addr, rtcp, arrival in (*inbox, *candidates):
             stream.receive(data, addr, arrival, rtcp=rtcp)
         stream.tick_receive(now)
+        self._filter_sources(stream, now)
         for frame in stream.take_frames():
             self._put_frame(frame)
         for event in stream.take_events():
             self._log.info("media_event", kind=event.type, detail=repr(event))
             self._events.put_nowait(event)
+
+    def _filter_sources(self, stream: MediaStream, now: float) -> None:
+        """Connect the RTP socket to the latched source while it is sending, so that a flood
+        from elsewhere is dropped by the kernel: it then neither costs this process anything
+        nor crowds the call's own packets out of the socket's buffer when the machine is busy.
+        Disconnected again whenever another source may latch (`RtpSession.exclusive_source`)."""
+        peer = stream.session.exclusive_source(now)
+        if peer == self._peer:
+            return
+        try:
+            if peer is None:
+                disconnect_udp(self._rtp_sock)
+            else:
+                self._rtp_sock.connect(peer)
+        except OSError as exc:
+            # The screen in _datagram_received still drops other sources, only at a higher cost.
+            self._log.warning("rtp_source_filter_failed", peer=peer, error=str(exc))
+            return
+        self._peer = peer
 
     def _put_frame(self, frame: bytes | _End) -> None:
         if self._frames.full():
@@ -354,6 +378,7 @@ class RtpEndpoint:
             "datagrams_before_start": self.datagrams_before_start,
             "datagrams_overflow": self.datagrams_overflow,
             "candidates_overflow": self.candidates_overflow,
+            "exclusive_source": self._peer,
             "socket_errors": self.socket_errors,
         }
 

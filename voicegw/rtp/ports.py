@@ -9,10 +9,13 @@ stays free for later binds; one bind gives up after `MAX_BIND_ATTEMPTS` such por
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import ipaddress
+import os
 import random
 import socket
+import struct
 
 MAX_BIND_ATTEMPTS = 32
 """Pairs tried, each another random free one, before a bind reports the range exhausted."""
@@ -32,6 +35,18 @@ def _bind_udp(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+_AF_UNSPEC_ADDRESS = struct.pack("=H14x", socket.AF_UNSPEC)
+
+
+def disconnect_udp(sock: socket.socket) -> None:
+    """Undo `connect()` on a UDP socket: it receives from every source again (POSIX: connect to
+    an AF_UNSPEC address, which Python's `connect` cannot express). The bound port is kept."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.connect(sock.fileno(), _AF_UNSPEC_ADDRESS, len(_AF_UNSPEC_ADDRESS)) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
 
 
 class PortAllocator:

@@ -205,6 +205,14 @@ class RtpSession:
         reason = self._foreign(addr, now)
         return "candidate" if reason is None else self._drop_unread(reason, addr)
 
+    def exclusive_source(self, now: float) -> Address | None:
+        """Where the RTP socket may take datagrams from alone, so that the kernel drops all
+        others before they cost anything: the latched address while it is sending. None while
+        another source may still latch (nothing latched yet, or the latched one gone silent)."""
+        if not self.latched or self.last_received_at is None:
+            return None
+        return self.remote if now - self.last_received_at < RELATCH_SILENCE_S else None
+
     def _drop_unread(self, reason: BadPacketReason, addr: Address) -> Screening:
         self.bad_packets[reason] += 1
         if self.bad_packets[reason] == 1:

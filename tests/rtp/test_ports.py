@@ -5,7 +5,13 @@ import socket
 import pytest
 
 from tests.rtp.helpers import free_range
-from voicegw.rtp.ports import MAX_BIND_ATTEMPTS, PortAllocator, RtpPortsExhausted, allocator_for
+from voicegw.rtp.ports import (
+    MAX_BIND_ATTEMPTS,
+    PortAllocator,
+    RtpPortsExhausted,
+    allocator_for,
+    disconnect_udp,
+)
 
 
 def test_even_rtp_port_and_rtcp_next() -> None:
@@ -96,3 +102,25 @@ def test_bad_range() -> None:
 def test_one_allocator_per_range() -> None:
     port_range = free_range(4)
     assert allocator_for(port_range) is allocator_for(port_range)
+
+
+def test_a_connected_socket_hears_its_peer_alone_until_disconnected() -> None:
+    allocator = PortAllocator(*free_range(4))
+    rtp, rtcp = allocator.bind("127.0.0.1")
+    peer, stranger = (socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2))
+    try:
+        for sock in (peer, stranger):
+            sock.bind(("127.0.0.1", 0))
+        rtp.settimeout(0.5)
+        rtp.connect(peer.getsockname())
+        stranger.sendto(b"dropped by the kernel", rtp.getsockname())
+        peer.sendto(b"heard", rtp.getsockname())
+        assert rtp.recvfrom(100) == (b"heard", peer.getsockname())
+        port = rtp.getsockname()[1]
+        disconnect_udp(rtp)
+        assert rtp.getsockname()[1] == port  # the bound port stays ours
+        stranger.sendto(b"heard again", rtp.getsockname())
+        assert rtp.recvfrom(100) == (b"heard again", stranger.getsockname())
+    finally:
+        for sock in (rtp, rtcp, peer, stranger):
+            sock.close()

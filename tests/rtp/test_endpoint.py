@@ -294,6 +294,9 @@ async def test_rtcp_reports_over_the_rtcp_ports(clock: MediaClock) -> None:
             assert stats["rtcp_in"] >= 2 and stats["rtcp_out"] >= 2
             assert stats["rtt_ms"] is not None and 0 <= stats["rtt_ms"] < 50
             assert stats["remote_fraction_lost"] == 0 and stats["remote_ssrc"] == y.stats["ssrc"]
+            # Both sockets hear the far end alone now: its media and its reports came in.
+            assert stats["exclusive_source"] == (LOCALHOST, y.local_port)
+            assert stats["exclusive_rtcp_source"] == (LOCALHOST, y.local_port + 1)
         await a.close()
         await asyncio.sleep(0.1)
         assert b.stats["remote_bye"]

@@ -372,6 +372,10 @@ def test_the_latched_address_is_exclusive_while_it_talks() -> None:
         deliver(send_tick(a, i * 0.02), b, to=B, source=NAT, now=i * 0.02)
     talked = (PROBATION_PACKETS - 1) * 0.02
     assert b.exclusive_source(talked + 0.5) == NAT
+    assert b.exclusive_rtcp_source(talked + 0.5) is None  # no report from the far end yet
+    a.close(talked)  # its last report (and BYE), from the port above its RTP
+    deliver(a.datagrams_to_send(talked), b, to=B, source=NAT, now=talked)
+    assert b.exclusive_rtcp_source(talked + 0.5) == (NAT[0], NAT[1] + 1)
     assert b.exclusive_source(talked + RELATCH_SILENCE_S) is None  # silent: others may take over
     b.update_remote(("10.0.0.9", 4002))
     assert b.exclusive_source(talked + 0.1) is None

@@ -95,8 +95,8 @@ class RtpEndpoint:
         self._log = log.bind(rtp_port=self.local_port)
         self._inbox: list[tuple[bytes, Address, bool, float]] = []
         self._candidates: list[tuple[bytes, Address, bool, float]] = []
-        self._peer: Address | None = None
-        """The address the RTP socket is connected to (the kernel then drops every other source)."""
+        self._pinned: list[Address | None] = [None, None]
+        """Where the RTP and RTCP sockets are connected to (the kernel drops every other source)."""
         self.frames_dropped = 0
         self.datagrams_before_start = 0
         self.datagrams_overflow = 0
@@ -307,23 +307,26 @@ class RtpEndpoint:
             self._events.put_nowait(event)
 
     def _filter_sources(self, stream: MediaStream, now: float) -> None:
-        """Connect the RTP socket to the latched source while it is sending, so that a flood
-        from elsewhere is dropped by the kernel: it then neither costs this process anything
-        nor crowds the call's own packets out of the socket's buffer when the machine is busy.
-        Disconnected again whenever another source may latch (`RtpSession.exclusive_source`)."""
-        peer = stream.session.exclusive_source(now)
-        if peer == self._peer:
-            return
-        try:
-            if peer is None:
-                disconnect_udp(self._rtp_sock)
-            else:
-                self._rtp_sock.connect(peer)
-        except OSError as exc:
-            # The screen in _datagram_received still drops other sources, only at a higher cost.
-            self._log.warning("rtp_source_filter_failed", peer=peer, error=str(exc))
-            return
-        self._peer = peer
+        """Connect the sockets to the latched source while it is sending, so that a flood from
+        elsewhere is dropped by the kernel: it then neither costs this process anything nor
+        crowds the call's own packets out of a socket's buffer when the machine is busy.
+        Disconnected again whenever another source may latch (`RtpSession.exclusive_source`,
+        `exclusive_rtcp_source`)."""
+        session = stream.session
+        wanted = (session.exclusive_source(now), session.exclusive_rtcp_source(now))
+        for index, (sock, peer) in enumerate(zip((self._rtp_sock, self._rtcp_sock), wanted, strict=True)):
+            if peer == self._pinned[index]:
+                continue
+            try:
+                if peer is None:
+                    disconnect_udp(sock)
+                else:
+                    sock.connect(peer)
+            except OSError as exc:
+                # The screen in _datagram_received still drops other sources, only at a higher cost.
+                self._log.warning("rtp_source_filter_failed", peer=peer, error=str(exc))
+                continue
+            self._pinned[index] = peer
 
     def _put_frame(self, frame: bytes | _End) -> None:
         if self._frames.full():
@@ -378,7 +381,8 @@ class RtpEndpoint:
             "datagrams_before_start": self.datagrams_before_start,
             "datagrams_overflow": self.datagrams_overflow,
             "candidates_overflow": self.candidates_overflow,
-            "exclusive_source": self._peer,
+            "exclusive_source": self._pinned[0],
+            "exclusive_rtcp_source": self._pinned[1],
             "socket_errors": self.socket_errors,
         }
 

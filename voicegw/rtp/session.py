@@ -213,6 +213,13 @@ class RtpSession:
             return None
         return self.remote if now - self.last_received_at < RELATCH_SILENCE_S else None
 
+    def exclusive_rtcp_source(self, now: float) -> Address | None:
+        """The same for the RTCP socket: where our reports go, once the far end's own reports
+        came from there and while its media is exclusive."""
+        if self.exclusive_source(now) is None or not self._rtcp_settled:
+            return None
+        return self.remote_rtcp
+
     def _drop_unread(self, reason: BadPacketReason, addr: Address) -> Screening:
         self.bad_packets[reason] += 1
         if self.bad_packets[reason] == 1:

@@ -2,7 +2,10 @@
 
 import asyncio
 import contextlib
+import random
 import socket
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -343,3 +346,46 @@ async def test_another_source_takes_over_only_after_the_latched_one_fell_silent(
     assert b.stats["remote_ssrc"] == 0xD1CE and loop.time() - started >= RELATCH_SILENCE_S - 0.1
     data, _ = await asyncio.wait_for(loop.sock_recvfrom(probe, 2048), 1)  # and b answers there
     assert parse_rtp(data).ssrc == b.stats["ssrc"]
+
+
+async def test_a_caller_behind_a_nat_latches_through_a_flood(clock: MediaClock, probe: socket.socket) -> None:
+    endpoint = await RtpEndpoint.open(host=LOCALHOST, port_range=free_range(2), clock=clock)
+    caller = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    caller.bind((LOCALHOST, 0))
+    stop = threading.Event()
+    rng = random.Random(5)
+    junk = [  # would-be sources that never pass probation: fresh SSRCs, random sequence numbers
+        RtpPacket(
+            payload_type=PCMU, sequence_number=rng.randrange(65536), ssrc=rng.randrange(1, 2**32)
+        ).serialize()
+        for _ in range(256)
+    ]
+
+    def flood() -> None:
+        i = 0
+        while not stop.is_set():
+            probe.sendto(junk[i % len(junk)], (LOCALHOST, endpoint.local_port))
+            i += 1
+            if i % 100 == 0:
+                time.sleep(0.002)
+
+    flooder = threading.Thread(target=flood)
+    try:
+        # The SDP named an address nobody sends from: the caller's NAT address must earn its latch.
+        endpoint.start(codec="PCMU", payload_type=PCMU, remote=(LOCALHOST, 9), sample_rate=8000)
+        flooder.start()
+        await asyncio.sleep(0.2)
+        for seq in range(50):
+            packet = RtpPacket(payload_type=PCMU, sequence_number=seq, timestamp=160 * seq, ssrc=0xCA11)
+            caller.sendto(packet.serialize(), (LOCALHOST, endpoint.local_port))
+            await asyncio.sleep(0.02)
+            if endpoint.stats["remote"] == caller.getsockname():
+                break
+        assert endpoint.stats["remote"] == caller.getsockname(), endpoint.stats
+        assert endpoint.stats["candidates_overflow"] > 0  # the flood was on meanwhile
+    finally:
+        stop.set()
+        if flooder.is_alive():
+            flooder.join()
+        caller.close()
+        await endpoint.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
@@ -36,6 +37,10 @@ it is a flood, dropped."""
 CANDIDATE_LIMIT = 16
 """Datagrams of other sources that may still latch (call start, a silent far end) parked between
 two ticks, in a queue of their own: however many arrive, the call's own packets keep their room."""
+
+CANDIDATE_PER_SOURCE = 4
+"""Of those, from one address: one flooding source cannot take every place from a caller behind
+a NAT that is still on probation."""
 
 log = structlog.get_logger(__name__)
 
@@ -95,6 +100,7 @@ class RtpEndpoint:
         self._log = log.bind(rtp_port=self.local_port)
         self._inbox: list[tuple[bytes, Address, bool, float]] = []
         self._candidates: list[tuple[bytes, Address, bool, float]] = []
+        self._candidates_from: Counter[Address] = Counter()
         self._pinned: list[Address | None] = [None, None]
         """Where the RTP and RTCP sockets are connected to (the kernel drops every other source)."""
         self.frames_dropped = 0
@@ -259,8 +265,11 @@ class RtpEndpoint:
                 self._inbox.append((data, addr, rtcp, now))
             case "own":
                 self.datagrams_overflow += 1
-            case "candidate" if len(self._candidates) < CANDIDATE_LIMIT:
+            case "candidate" if (
+                len(self._candidates) < CANDIDATE_LIMIT and self._candidates_from[addr] < CANDIDATE_PER_SOURCE
+            ):
                 self._candidates.append((data, addr, rtcp, now))
+                self._candidates_from[addr] += 1
             case "candidate":
                 self.candidates_overflow += 1
             case "drop":
@@ -296,6 +305,7 @@ class RtpEndpoint:
     def _receive_phase(self, stream: MediaStream, now: float) -> None:
         inbox, self._inbox = self._inbox, []
         candidates, self._candidates = self._candidates, []
+        self._candidates_from.clear()
         for data, addr, rtcp, arrival in (*inbox, *candidates):
             stream.receive(data, addr, arrival, rtcp=rtcp)
         stream.tick_receive(now)

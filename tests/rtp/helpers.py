@@ -48,11 +48,13 @@ def deliver(
     now: float,
     drop: Callable[[Datagram], bool] = lambda d: False,
 ) -> int:
-    """Move datagrams addressed to `to` into `receiver` as if sent from `source`; loss = `drop`."""
+    """Move datagrams addressed to `to` into `receiver` as if sent from `source` (RTCP from the
+    port above it); loss = `drop`."""
     moved = 0
     for datagram in datagrams:
         if datagram.address[0] == to[0] and datagram.address[1] in (to[1], to[1] + 1) and not drop(datagram):
-            receiver.receive(datagram.data, source, now, rtcp=datagram.rtcp)
+            sender = (source[0], source[1] + 1) if datagram.rtcp else source
+            receiver.receive(datagram.data, sender, now, rtcp=datagram.rtcp)
             moved += 1
     return moved
 

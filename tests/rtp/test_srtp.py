@@ -218,3 +218,20 @@ def test_sessions_exchange_srtp_and_drop_forgeries() -> None:
     deliver([bye], b, to=B, source=A, now=0.1)
     assert [e.kinds for e in drain_events(b) if isinstance(e, RtcpReceived)] == [("sr", "sdes", "bye")]
     assert b.remote_bye
+
+
+def test_forgeries_never_relatch_even_after_silence() -> None:
+    suite = "AES_CM_128_HMAC_SHA1_80"
+    ka, kb = CryptoAttribute.generate(1, suite).key, CryptoAttribute.generate(1, suite).key
+    a = session(B, 1, SrtpKeys(suite, ka, kb))
+    b = session(A, 2, SrtpKeys(suite, kb, ka))
+    a.send_media(bytes(160), 160, marker=False, now=0.0)
+    deliver(a.datagrams_to_send(0.0), b, to=B, source=A, now=0.0)
+    # The latched peer went quiet: a stranger sends a perfect sequence, plain or under a wrong key.
+    wrong_key = SrtpContext(SrtpKeys(suite, CryptoAttribute.generate(1, suite).key, ka))
+    for i in range(50):
+        plain = rtp(500 + i)
+        forged = plain if i % 2 else wrong_key.protect(plain)
+        b.receive(forged, ("127.0.0.1", 50000), 5.0 + i * 0.02)
+    assert b.remote == A and b.remote_ssrc is not None
+    assert b.bad_packets == {"srtp_auth": 50}

@@ -79,9 +79,12 @@ def test_no_common_codec_names_what_was_offered() -> None:
         ("v=0\r\nbogus\r\n", "SDP line 'bogus' is not 'x=value'"),
         ("v=0\r\nc=IN IP4 1.2.3.4\r\n", "SDP has no m= line"),
         ("v=0\r\nm=audio\r\n", "SDP media line 'm=audio' is truncated"),
-        ("v=0\r\nm=audio x RTP/AVP 0\r\n", "non-numeric port or format"),
+        ("v=0\r\nm=audio x RTP/AVP 0\r\n", "port 'x' is not a number in 0-65535"),
         ("v=0\r\nc=IN XX\r\nm=audio 1 RTP/AVP 0\r\n", "is not 'IN IP4|IP6 address'"),
-        ("v=0\r\nm=audio 1 RTP/AVP 0\r\na=rtpmap:x PCMU/8000\r\n", "'a=rtpmap:x PCMU/8000' is malformed"),
+        (
+            "v=0\r\nm=audio 1 RTP/AVP 0\r\na=rtpmap:x PCMU/8000\r\n",
+            "payload type 'x' is not a number in 0-127",
+        ),
     ],
 )
 def test_malformed_sdp_is_the_peers_error(text: str, message: str) -> None:
@@ -365,3 +368,78 @@ def test_an_answer_with_none_of_our_codecs_is_refused(body: str, message: str) -
     answer = sdp.parse("v=0\r\no=far 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\n" + body)
     with pytest.raises(sdp.NoCommonCodec, match=message):
         sdp.accept_answer(answer, OFFERED)
+
+
+# --- range checks (issue 11: unchecked values left calls stuck) ------------------------------
+
+
+def _offer_with(old: str, new: str) -> str:
+    assert old in TRUNK_OFFER
+    return TRUNK_OFFER.replace(old, new)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # The values that left calls stuck (issue 11) and their neighbours.
+        (_offer_with("a=ptime:20", "a=ptime:-20"), r"a=ptime:-20'. packet time is not a number of 10-120 ms"),
+        (_offer_with("a=ptime:20", "a=ptime:0"), "packet time is not a number of 10-120 ms"),
+        (_offer_with("a=ptime:20", "a=ptime:nan"), "packet time"),
+        (_offer_with("a=ptime:20", "a=ptime:inf"), "packet time"),
+        (_offer_with("a=ptime:20", "a=ptime:100000"), "packet time"),
+        (_offer_with("m=audio 13440", "m=audio 70000"), "port '70000' is not a number in 0-65535"),
+        (_offer_with("m=audio 13440", "m=audio -1"), "port '-1' is not a number in 0-65535"),
+        (_offer_with("m=audio 13440", "m=audio 13440/0"), "port count '0'"),
+        (_offer_with("RTP/AVP 8 0 101", "RTP/AVP 8 0 200"), "payload type '200' is not a number in 0-127"),
+        (_offer_with("RTP/AVP 8 0 101", "RTP/AVP 8 0 ²"), "payload type '²'"),
+        (_offer_with("rtpmap:101 telephone-event/8000", "rtpmap:128 telephone-event/8000"), "'128'"),
+        (_offer_with("telephone-event/8000", "telephone-event/0"), "clock rate '0' is not a number in 1000"),
+        (_offer_with("telephone-event/8000", "telephone-event/99999999999"), "clock rate"),
+        (_offer_with("PCMA/8000", "PCMA/8000/0"), "channels '0' is not a number in 1-8"),
+        (_offer_with("PCMA/8000", "PCMA/8000/2/1"), "is not 'rtpmap:<pt> <encoding>/<clock>"),
+        (_offer_with("PCMA/8000", "PCM<A>/8000"), "is not 'rtpmap:<pt> <encoding>/<clock>"),
+        (_offer_with("a=fmtp:101 0-16", "a=fmtp:101 0-16\x07"), "characters other than printable ASCII"),
+        (_offer_with("a=fmtp:101 0-16", "a=fmtp:300 0-16"), "payload type '300'"),
+        (
+            _offer_with("c=IN IP4 54.172.60.1", "c=IN IP4 54.172.600.1"),
+            "'54.172.600.1' is not an IP4 address",
+        ),
+        (_offer_with("c=IN IP4 54.172.60.1", "c=IN IP4 ::1"), "::1 is not an IP4 address"),
+        (_offer_with("c=IN IP4 54.172.60.1", "c=IN IP6 10.0.0.1"), "10.0.0.1 is not an IP6 address"),
+        (_offer_with("c=IN IP4 54.172.60.1", "c=IN IP4 media.example.com"), "is not an IP4 address"),
+        (_offer_with("c=IN IP4 54.172.60.1", "c=IN IP4 1.2.3.4 extra"), "is not 'IN IP4|IP6 address'"),
+        (_offer_with("a=sendrecv", "a=rtcp:0"), "a=rtcp:0'. port '0' is not a number in 1-65535"),
+        (_offer_with("a=sendrecv", "a=rtcp:70001 IN IP4 1.2.3.4"), "port '70001'"),
+        (_offer_with("a=sendrecv", "a=rtcp:5001 IN IP4 1.2.3"), "'1.2.3' is not an IP4 address"),
+        (_offer_with("a=sendrecv", "a=rtcp:5001 IN"), "is not 'rtcp:<port> \\[IN IP4|IP6 <address>\\]'"),
+        (_offer_with("m=audio", "m=aud\x01io"), "media type or protocol that is not a token"),
+        (_offer_with("a=sendrecv", "a=" + "x" * 2000), "is 2002 characters, at most 1024"),
+        (TRUNK_OFFER + "m=audio 0 RTP/AVP 0\r\n" * 16, "more than 16 m= lines"),
+        (TRUNK_OFFER + "a=x\r\n" * 260, "more than 256 a= lines"),
+        (_offer_with("RTP/AVP 8 0 101", "RTP/AVP" + " 0" * 129), "lists 129 formats, at most 128"),
+    ],
+)
+def test_values_out_of_range_are_the_peers_error(text: str, message: str) -> None:
+    with pytest.raises(sdp.SdpError, match=message):
+        sdp.parse(text)
+
+
+def test_port_zero_refuses_a_stream_and_multicast_is_not_acceptable() -> None:
+    declined = sdp.parse(LINPHONE_OFFER.replace("m=video 9078", "m=video 0"))
+    assert declined.media[1].port == 0  # RFC 3264: a refused stream, allowed
+    with pytest.raises(sdp.NotAcceptable, match=r"multicast media \(239\.1\.1\.1\) is not supported"):
+        sdp.parse(_offer_with("c=IN IP4 54.172.60.1", "c=IN IP4 239.1.1.1/127"))
+    with pytest.raises(sdp.SdpError, match="port 65535 leaves no port \\+ 1 for RTCP"):
+        sdp.negotiate(sdp.parse(_offer_with("m=audio 13440", "m=audio 65535")))
+    top = sdp.negotiate(sdp.parse(_offer_with("m=audio 13440", "m=audio 65535") + "a=rtcp:65534\r\n"))
+    assert (top.remote_port, top.remote_rtcp_port) == (65535, 65534)
+
+
+def test_addresses_are_normalized_as_sockets_report_them() -> None:
+    offer = sdp.parse(_offer_with("c=IN IP4 54.172.60.1", "c=IN IP6 2001:DB8:0:0::1"))
+    assert offer.connection == "2001:db8::1"
+
+
+@pytest.mark.parametrize("ptime", ["10", "22.5", "120"])
+def test_ptime_in_range_is_taken(ptime: str) -> None:
+    assert sdp.parse(_offer_with("a=ptime:20", f"a=ptime:{ptime}")).media[0].ptime == int(float(ptime))

@@ -1,10 +1,12 @@
 """`RtpEndpoint`: one call's media, the thin asyncio shell around `MediaStream`.
 
-Two datagram sockets (RTP on an even port, RTCP on the next) park arriving datagrams with
-their arrival time. The shared `MediaClock` calls `tick()` every 20 ms on every call first
-(each call's outbound packet leaves), then `after_tick()` (the parked datagrams go into the
-sans-I/O stream, one caller frame is decoded). Caller frames and events leave through
-queues that the call's consumer drains with `frames()` and `events()`.
+Two datagram sockets (RTP on an even port, RTCP on the next) screen each arriving datagram
+(`RtpSession.screen`: other sources than the latched one are dropped unread, so a flood costs
+a few comparisons each) and park the rest with their arrival time, the call's own source and
+would-be sources in separate bounded queues. The shared `MediaClock` calls `tick()` every
+20 ms on every call first (each call's outbound packet leaves), then `after_tick()` (the parked
+datagrams go into the sans-I/O stream, one caller frame is decoded). Caller frames and events
+leave through queues that the call's consumer drains with `frames()` and `events()`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
@@ -19,7 +22,7 @@ import structlog
 
 from voicegw.rtp.clock import MediaClock
 from voicegw.rtp.events import Address, EndpointEvent
-from voicegw.rtp.ports import PortAllocator, allocator_for
+from voicegw.rtp.ports import PortAllocator, allocator_for, disconnect_udp
 from voicegw.rtp.session import RTCP_INTERVAL_S, Datagram
 from voicegw.rtp.srtp import SrtpKeys
 from voicegw.rtp.stream import MediaStream, MediaTap, StreamConfig
@@ -28,7 +31,16 @@ FRAME_QUEUE_FRAMES = 50
 """Caller frames held for a slow consumer (one second); older ones are dropped first."""
 
 INBOX_LIMIT = 64
-"""Datagrams parked between two ticks (a peer sends 1-3): beyond that it is a flood, dropped."""
+"""Datagrams of the call's own source parked between two ticks (a peer sends 1-3): beyond that
+it is a flood, dropped."""
+
+CANDIDATE_LIMIT = 16
+"""Datagrams of other sources that may still latch (call start, a silent far end) parked between
+two ticks, in a queue of their own: however many arrive, the call's own packets keep their room."""
+
+CANDIDATE_PER_SOURCE = 4
+"""Of those, from one address: one flooding source cannot take every place from a caller behind
+a NAT that is still on probation."""
 
 log = structlog.get_logger(__name__)
 
@@ -87,9 +99,14 @@ class RtpEndpoint:
         self._closing: asyncio.Future[None] | None = None
         self._log = log.bind(rtp_port=self.local_port)
         self._inbox: list[tuple[bytes, Address, bool, float]] = []
+        self._candidates: list[tuple[bytes, Address, bool, float]] = []
+        self._candidates_from: Counter[Address] = Counter()
+        self._pinned: list[Address | None] = [None, None]
+        """Where the RTP and RTCP sockets are connected to (the kernel drops every other source)."""
         self.frames_dropped = 0
         self.datagrams_before_start = 0
         self.datagrams_overflow = 0
+        self.candidates_overflow = 0
         self.socket_errors = 0
 
     @classmethod
@@ -192,7 +209,9 @@ class RtpEndpoint:
 
     def update_remote(self, remote: Address, remote_rtcp: Address | None = None) -> None:
         """The far end moved (re-INVITE): send there and latch again on its next packet."""
-        self._started().update_remote(remote, remote_rtcp)
+        stream = self._started()
+        stream.update_remote(remote, remote_rtcp)
+        self._filter_sources(stream, self._connected_loop().time())
 
     def rekey_srtp(self, remote_key: bytes) -> None:
         """The far end's new SDES key (re-INVITE); a no-op when it is the key in use."""
@@ -234,14 +253,27 @@ class RtpEndpoint:
     # ----------------------------------------------------------------- media
 
     def _datagram_received(self, data: bytes, addr: Address, *, rtcp: bool) -> None:
-        # Only stamp and park the datagram: parsing waits for the tick's second half, so a
-        # burst of arrivals never runs ahead of (and delays) every call's outbound packet.
-        if self._stream is None:
+        # Only screen, stamp and park the datagram: parsing waits for the tick's second half,
+        # so a burst of arrivals never runs ahead of (and delays) every call's outbound packet.
+        stream = self._stream
+        if stream is None:
             self.datagrams_before_start += 1
-        elif len(self._inbox) >= INBOX_LIMIT:
-            self.datagrams_overflow += 1
-        else:
-            self._inbox.append((data, addr, rtcp, self._connected_loop().time()))
+            return
+        now = self._connected_loop().time()
+        match stream.session.screen(data, addr, now, rtcp=rtcp):
+            case "own" if len(self._inbox) < INBOX_LIMIT:
+                self._inbox.append((data, addr, rtcp, now))
+            case "own":
+                self.datagrams_overflow += 1
+            case "candidate" if (
+                len(self._candidates) < CANDIDATE_LIMIT and self._candidates_from[addr] < CANDIDATE_PER_SOURCE
+            ):
+                self._candidates.append((data, addr, rtcp, now))
+                self._candidates_from[addr] += 1
+            case "candidate":
+                self.candidates_overflow += 1
+            case "drop":
+                pass
 
     def tick(self, now: float) -> None:
         """First half of a media clock tick: send this tick's packet (and any RTCP, DTMF)."""
@@ -272,14 +304,39 @@ class RtpEndpoint:
 
     def _receive_phase(self, stream: MediaStream, now: float) -> None:
         inbox, self._inbox = self._inbox, []
-        for data, addr, rtcp, arrival in inbox:
+        candidates, self._candidates = self._candidates, []
+        self._candidates_from.clear()
+        for data, addr, rtcp, arrival in (*inbox, *candidates):
             stream.receive(data, addr, arrival, rtcp=rtcp)
         stream.tick_receive(now)
+        self._filter_sources(stream, now)
         for frame in stream.take_frames():
             self._put_frame(frame)
         for event in stream.take_events():
             self._log.info("media_event", kind=event.type, detail=repr(event))
             self._events.put_nowait(event)
+
+    def _filter_sources(self, stream: MediaStream, now: float) -> None:
+        """Connect the sockets to the latched source while it is sending, so that a flood from
+        elsewhere is dropped by the kernel: it then neither costs this process anything nor
+        crowds the call's own packets out of a socket's buffer when the machine is busy.
+        Disconnected again whenever another source may latch (`RtpSession.exclusive_source`,
+        `exclusive_rtcp_source`)."""
+        session = stream.session
+        wanted = (session.exclusive_source(now), session.exclusive_rtcp_source(now))
+        for index, (sock, peer) in enumerate(zip((self._rtp_sock, self._rtcp_sock), wanted, strict=True)):
+            if peer == self._pinned[index]:
+                continue
+            try:
+                if peer is None:
+                    disconnect_udp(sock)
+                else:
+                    sock.connect(peer)
+            except OSError as exc:
+                # The screen in _datagram_received still drops other sources, only at a higher cost.
+                self._log.warning("rtp_source_filter_failed", peer=peer, error=str(exc))
+                continue
+            self._pinned[index] = peer
 
     def _put_frame(self, frame: bytes | _End) -> None:
         if self._frames.full():
@@ -333,6 +390,9 @@ class RtpEndpoint:
             "frames_dropped": self.frames_dropped,
             "datagrams_before_start": self.datagrams_before_start,
             "datagrams_overflow": self.datagrams_overflow,
+            "candidates_overflow": self.candidates_overflow,
+            "exclusive_source": self._pinned[0],
+            "exclusive_rtcp_source": self._pinned[1],
             "socket_errors": self.socket_errors,
         }
 

@@ -18,7 +18,9 @@ BadPacketReason: TypeAlias = Literal[
     "bad_version",
     "unknown_payload_type",
     "bad_rtcp",
-    "unlatched_source",
+    "foreign_address",
+    "foreign_ssrc",
+    "probation",
     "srtp_auth",
     "srtp_replay",
 ]

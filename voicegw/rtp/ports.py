@@ -1,20 +1,28 @@
 """RTP/RTCP port pairs from a configured range: an even RTP port and RTCP on the next one.
 
-One allocator per range is shared by every endpoint in the process. Free ports wait in a
-queue and freed ports go to its back, so a port is reused only after the others: a late
-packet of a finished call rarely lands in a new one. A port some other process holds is
-skipped and retried later.
+One allocator per range is shared by every endpoint in the process. Each pair is drawn at
+random from the free ones, so a call's port cannot be guessed from the previous call's (an
+attacker aiming at calls in progress has to search the range), and a late packet of a
+finished call rarely lands in a new one. A port some other process holds is skipped and
+stays free for later binds; one bind gives up after `MAX_BIND_ATTEMPTS` such ports.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import ipaddress
+import os
+import random
 import socket
-from collections import deque
+import struct
+
+MAX_BIND_ATTEMPTS = 32
+"""Pairs tried, each another random free one, before a bind reports the range exhausted."""
 
 
 class RtpPortsExhausted(RuntimeError):
-    """Every RTP/RTCP port pair of the range is in use."""
+    """No RTP/RTCP port pair of the range could be bound."""
 
 
 def _bind_udp(host: str, port: int) -> socket.socket:
@@ -29,33 +37,50 @@ def _bind_udp(host: str, port: int) -> socket.socket:
     return sock
 
 
+_AF_UNSPEC_ADDRESS = struct.pack("=H14x", socket.AF_UNSPEC)
+
+
+def disconnect_udp(sock: socket.socket) -> None:
+    """Undo `connect()` on a UDP socket: it receives from every source again (POSIX: connect to
+    an AF_UNSPEC address, which Python's `connect` cannot express). The bound port is kept."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.connect(sock.fileno(), _AF_UNSPEC_ADDRESS, len(_AF_UNSPEC_ADDRESS)) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+
+
 class PortAllocator:
     """Hands out bound (RTP, RTCP) socket pairs from the inclusive range `low`..`high`."""
 
-    def __init__(self, low: int, high: int) -> None:
+    def __init__(self, low: int, high: int, *, rng: random.Random | None = None) -> None:
         first = low + (low % 2)
         if not 0 < first < high <= 65535:
             raise ValueError(f"RTP port range {low}-{high} holds no even/odd port pair")
         self.low = low
         self.high = high
-        self._free: deque[int] = deque(range(first, high, 2))
+        self._rng = rng or random.SystemRandom()
+        self._free: list[int] = list(range(first, high, 2))
         self._in_use: set[int] = set()
 
     def bind(self, host: str) -> tuple[socket.socket, socket.socket]:
-        """Bind the next free pair on `host` (an IP literal); raises `RtpPortsExhausted`."""
-        for _ in range(len(self._free)):
-            port = self._free.popleft()
+        """Bind a random free pair on `host` (an IP literal); raises `RtpPortsExhausted`."""
+        tries = self._rng.sample(range(len(self._free)), min(MAX_BIND_ATTEMPTS, len(self._free)))
+        for index in tries:
+            port = self._free[index]
             try:
                 rtp = _bind_udp(host, port)
-            except OSError:
-                self._free.append(port)
+                try:
+                    rtcp = _bind_udp(host, port + 1)
+                except BaseException:
+                    rtp.close()
+                    raise
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
                 continue
-            try:
-                rtcp = _bind_udp(host, port + 1)
-            except OSError:
-                rtp.close()
-                self._free.append(port)
-                continue
+            # Swap-remove: O(1), and the order of the free list carries no meaning anyway.
+            self._free[index] = self._free[-1]
+            self._free.pop()
             self._in_use.add(port)
             return rtp, rtcp
         raise RtpPortsExhausted(

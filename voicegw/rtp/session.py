@@ -5,10 +5,23 @@ In the shape of aioquic's `QuicConnection`: `receive(data, addr, now)` feeds a d
 `datagrams_to_send(now)` drains them, and `get_timer()`/`handle_timer(now)` drive RTCP
 reports and DTMF timing. Time is always a parameter; nothing here touches a socket or clock.
 
-Symmetric RTP (RFC 4961, the NAT case): media goes to the source address of the first valid
-packet, whatever the SDP said, and follows the far end when a new SSRC arrives from a new
-address (a re-INVITE, a transfer, a media server taking over). A packet from another address
-with the latched SSRC is dropped, so a stray copy cannot steal the stream.
+Symmetric RTP (RFC 4961, the NAT case): media goes to where the far end's packets come from,
+whatever the SDP said. Anyone can send to a call's port, so the session latches on one source
+(address and SSRC) and drops every other datagram; `screen` makes that decision from the
+header bytes alone, so the I/O shell drops a flood before it is queued or parsed. The rules:
+
+- Latching, at call start and after a re-INVITE that moves the media: a valid packet from the
+  SDP's own address latches at once; any other source (a NAT's public address) latches once it
+  has sent `PROBATION_PACKETS` valid packets with consecutive sequence numbers and one SSRC.
+- Once latched, packets from other addresses or with another SSRC are dropped (reasons
+  ``foreign_address``, ``foreign_ssrc``) while the latched source keeps sending.
+- Re-latching without a re-INVITE: only when the latched source has been silent for
+  `RELATCH_SILENCE_S` (another address: a NAT rebinding) or `SSRC_SWITCH_SILENCE_S` (a new
+  SSRC from the latched address: a media server switching streams), and the new source then
+  passes the same probation. SRTP packets are authenticated before any of this, so a forged
+  one is counted (``srtp_auth``) and moves nothing.
+- RTCP is taken from the latched source's address (muxed) or its host's RTCP port: the one
+  reports go to, or another learnt from the latched SSRC's own first report (a NAT).
 """
 
 from __future__ import annotations
@@ -17,7 +30,7 @@ import random
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Literal, NamedTuple, TypeAlias
 
 from aiortc.rtp import (
     AnyRtcpPacket,
@@ -53,6 +66,21 @@ DTMF_GAP_MS = 60
 """Pause between two outgoing digits, so receivers that need an inter-digit gap see one."""
 
 SDES_CNAME = 1
+
+PROBATION_PACKETS = 4
+"""Consecutive packets (sequence numbers one apart, one SSRC) a source not named by SDP sends
+before it is latched (as Asterisk's strictrtp probation)."""
+
+RELATCH_SILENCE_S = 2.0
+"""Silence of the latched source after which another address may take the stream over."""
+
+SSRC_SWITCH_SILENCE_S = 0.2
+"""Silence of the latched SSRC after which a new SSRC from the same address may take over."""
+
+MAX_CANDIDATES = 8
+"""Sources on probation tracked at once; the least recently heard is forgotten first."""
+
+RTP_SSRC_OFFSET = 8
 
 
 class Datagram(NamedTuple):
@@ -94,8 +122,19 @@ class RtpSessionConfig:
     """SDES keys when SRTP was negotiated: every datagram in and out is SRTP/SRTCP."""
 
 
+Screening: TypeAlias = Literal["own", "candidate", "drop"]
+"""`RtpSession.screen`'s verdict: from the stream's own source, from one that may latch, or
+dropped (and counted) unread."""
+
+
 def _rtcp_of(address: Address) -> Address:
     return (address[0], address[1] + 1)
+
+
+def _checked_address(address: Address | None) -> Address | None:
+    if address is not None and not 0 < address[1] < 65536:
+        raise ValueError(f"RTP address {address[0]}:{address[1]} has no valid port")
+    return address
 
 
 class RtpSession:
@@ -109,13 +148,18 @@ class RtpSession:
         self._next_ts = self._rng.randrange(TIMESTAMP_MOD)
         self._first_packet = True
 
-        self.remote: Address | None = config.remote
-        self.remote_rtcp: Address | None = config.remote_rtcp or (
+        self.remote: Address | None = _checked_address(config.remote)
+        self.remote_rtcp: Address | None = _checked_address(config.remote_rtcp) or (
             _rtcp_of(config.remote) if config.remote else None
         )
         self._rtcp_from_sdp = config.remote_rtcp is not None
+        self._rtcp_settled = False
+        """An RTCP packet arrived on the RTCP port: where ours go is known, not to be moved."""
+        self._sdp_remote = config.remote
         self.latched = False
         self.remote_ssrc: int | None = None
+        self._candidates: dict[tuple[Address, int], tuple[int, int]] = {}
+        """Sources on probation: (address, SSRC) -> (last sequence number, consecutive packets)."""
         self.remote_bye = False
         self.last_received_at: float | None = None
 
@@ -140,6 +184,74 @@ class RtpSession:
         self.closed = False
 
     # ----------------------------------------------------------------- inbound
+
+    def screen(self, data: bytes, addr: Address, now: float, *, rtcp: bool = False) -> Screening:
+        """Judge a datagram by its source and header bytes alone, before anything queues it.
+
+        A few comparisons, so the shell can call it for every datagram of a flood: ``"drop"``
+        (counted in `bad_packets`) for other sources while the latched one is sending,
+        ``"own"`` for the stream's source (the SDP's address before latching), ``"candidate"``
+        for a source that may still latch. `receive` applies the same rules in full.
+        """
+        if rtcp or is_rtcp(data):
+            if self._rtcp_source_ok(addr, on_rtcp_port=rtcp):
+                return "own"
+            return self._drop_unread("foreign_address", addr)
+        if not self.latched:
+            return "own" if addr == self.remote else "candidate"
+        if addr == self.remote and (
+            len(data) < RTP_SSRC_OFFSET + 4
+            or int.from_bytes(data[RTP_SSRC_OFFSET : RTP_SSRC_OFFSET + 4]) == self.remote_ssrc
+        ):
+            return "own"
+        reason = self._foreign(addr, now)
+        return "candidate" if reason is None else self._drop_unread(reason, addr)
+
+    def exclusive_source(self, now: float) -> Address | None:
+        """Where the RTP socket may take datagrams from alone, so that the kernel drops all
+        others before they cost anything: the latched address while it is sending. None while
+        another source may still latch (nothing latched yet, or the latched one gone silent)."""
+        if not self.latched or self.last_received_at is None:
+            return None
+        return self.remote if now - self.last_received_at < RELATCH_SILENCE_S else None
+
+    def exclusive_rtcp_source(self, now: float) -> Address | None:
+        """The same for the RTCP socket: where our reports go, once the far end's own reports
+        came from there and while its media is exclusive."""
+        if self.exclusive_source(now) is None or not self._rtcp_settled:
+            return None
+        return self.remote_rtcp
+
+    def _drop_unread(self, reason: BadPacketReason, addr: Address) -> Screening:
+        self.bad_packets[reason] += 1
+        if self.bad_packets[reason] == 1:
+            # The first of its kind only: a flood must cost no more than a counter.
+            self._events.append(BadPacket(reason, addr, f"dropped unread: {self._latch_text()}"))
+        return "drop"
+
+    def _foreign(self, addr: Address, now: float) -> BadPacketReason | None:
+        """Latched: why a packet of another source is dropped, or None when the latched source
+        has been silent long enough for that source to try taking over (module docstring)."""
+        same_address = addr == self.remote
+        silence = SSRC_SWITCH_SILENCE_S if same_address else RELATCH_SILENCE_S
+        if self.last_received_at is None or now - self.last_received_at >= silence:
+            return None
+        return "foreign_ssrc" if same_address else "foreign_address"
+
+    def _rtcp_source_ok(self, addr: Address, *, on_rtcp_port: bool) -> bool:
+        """RTCP muxed on the RTP port comes from the media's source; on the RTCP port from where
+        ours goes or, until that is settled, from another port of the same host (a NAT maps
+        each port on its own: `_receive_rtcp` then wants the latched SSRC's own report)."""
+        if self.remote is None:
+            return True
+        if not on_rtcp_port:
+            return addr == self.remote
+        return addr == self.remote_rtcp or (addr[0] == self.remote[0] and not self._rtcp_settled)
+
+    def _latch_text(self) -> str:
+        ssrc = "" if self.remote_ssrc is None else f" SSRC {self.remote_ssrc:#010x}"
+        state = "latched to" if self.latched else "expecting"
+        return f"{state} {self._address_text(self.remote)}{ssrc}"
 
     def receive(self, data: bytes, addr: Address, now: float, *, rtcp: bool = False) -> None:
         """Feed one datagram from the RTP socket (or the RTCP socket with `rtcp=True`)."""
@@ -176,15 +288,10 @@ class RtpSession:
             raise RtpParseError(f"RTP payload type {pt} was not negotiated", "unknown_payload_type")
         # Parse the event before latching: a broken packet must not move the stream.
         event = TelephoneEvent.parse(packet.payload) if is_dtmf else None
-        if not self._accept_source(packet.ssrc, addr):
-            raise RtpParseError(
-                f"SSRC {packet.ssrc:#010x} from {addr[0]}:{addr[1]} while latched to "
-                f"{self._address_text(self.remote)}",
-                "unlatched_source",
-            )
+        self._admit(packet.ssrc, packet.sequence_number, addr, now)
         self.last_received_at = now
         receiver = self.receiver
-        assert receiver is not None  # set by _accept_source
+        assert receiver is not None  # set by _latch
         receiver.add(packet.sequence_number, packet.timestamp, now, jitter=not is_dtmf)
         if event is not None:
             self._events.extend(self._detector.feed(event, packet.timestamp, now))
@@ -201,31 +308,58 @@ class RtpSession:
             )
         )
 
-    def _accept_source(self, ssrc: int, addr: Address) -> bool:
-        if self.latched and addr != self.remote and ssrc == self.remote_ssrc:
-            return False
-        if not self.latched or addr != self.remote:
+    def _admit(self, ssrc: int, seq: int, addr: Address, now: float) -> None:
+        """Take a valid packet's source, latching on it if the rules allow (module docstring);
+        raises `RtpParseError` when the packet must be dropped."""
+        if self.latched:
+            if addr == self.remote and ssrc == self.remote_ssrc:
+                return
+            reason = self._foreign(addr, now)
+            if reason is not None:
+                raise RtpParseError(
+                    f"SSRC {ssrc:#010x} from {addr[0]}:{addr[1]} while {self._latch_text()}", reason
+                )
+        elif addr == self.remote:
+            # The address the SDP named: the far end by its own word, no probation needed.
             self._latch(addr, ssrc)
-        elif ssrc != self.remote_ssrc:
-            self._new_remote_ssrc(ssrc)
+            return
+        if self._on_probation(addr, ssrc, seq):
+            raise RtpParseError(
+                f"SSRC {ssrc:#010x} from {addr[0]}:{addr[1]} on probation while {self._latch_text()}",
+                "probation",
+            )
+        self._latch(addr, ssrc)
+
+    def _on_probation(self, addr: Address, ssrc: int, seq: int) -> bool:
+        """Count a candidate's packet; True until it sent `PROBATION_PACKETS` in sequence."""
+        previous = self._candidates.pop((addr, ssrc), None)
+        count = previous[1] + 1 if previous is not None and (seq - previous[0]) % SEQ_MOD == 1 else 1
+        if count >= PROBATION_PACKETS:
+            return False
+        if len(self._candidates) >= MAX_CANDIDATES:
+            # Dicts keep insertion order and each packet re-inserts: the first is the stalest.
+            del self._candidates[next(iter(self._candidates))]
+        self._candidates[(addr, ssrc)] = (seq, count)
         return True
 
     def _latch(self, addr: Address, ssrc: int) -> None:
         previous = self.remote
         self.remote = addr
         self.latched = True
+        self._candidates.clear()
+        self._rtcp_settled = False
         if not self._rtcp_from_sdp or previous != addr:
             self.remote_rtcp = _rtcp_of(addr)
-        self._new_remote_ssrc(ssrc)
-        self._events.append(RemoteLatched(address=addr, ssrc=ssrc, previous=previous))
-
-    def _new_remote_ssrc(self, ssrc: int) -> None:
         # A new source starts new sequence numbering and timing: statistics start over.
         self.remote_ssrc = ssrc
         self.receiver = ReceiverStatistics(self._config.clock_rate)
         self._detector = DtmfDetector(self._config.clock_rate)
+        self._events.append(RemoteLatched(address=addr, ssrc=ssrc, previous=previous))
 
     def _receive_rtcp(self, data: bytes, addr: Address, now: float, *, on_rtcp_port: bool) -> None:
+        if not self._rtcp_source_ok(addr, on_rtcp_port=on_rtcp_port):
+            self._bad("foreign_address", addr, f"RTCP from {addr[0]}:{addr[1]} while {self._latch_text()}")
+            return
         try:
             if self.srtp is not None:
                 data = self._unprotect(self.srtp.unprotect_rtcp, data)
@@ -233,13 +367,17 @@ class RtpSession:
         except RtpParseError as exc:
             self._bad(exc.reason, addr, str(exc))
             return
-        self.rtcp_received += 1
-        if on_rtcp_port:
-            # Symmetric RTCP: answer where the far end's reports come from.
+        sender = next((p.ssrc for p in packets if isinstance(p, RtcpSrPacket | RtcpRrPacket)), None)
+        if on_rtcp_port and addr != self.remote_rtcp:
+            # Symmetric RTCP: answer where the far end's own reports come from, learnt once.
+            if not self.latched or sender != self.remote_ssrc:
+                self._bad("foreign_ssrc", addr, f"RTCP from {addr[0]}:{addr[1]} while {self._latch_text()}")
+                return
             self.remote_rtcp = addr
+        self._rtcp_settled |= on_rtcp_port
+        self.rtcp_received += 1
         for packet in packets:
             self._apply_rtcp(packet, now)
-        sender = next((p.ssrc for p in packets if isinstance(p, RtcpSrPacket | RtcpRrPacket)), None)
         self._events.append(RtcpReceived(kinds=tuple(rtcp_kind(p) for p in packets), ssrc=sender))
 
     def _apply_rtcp(self, packet: AnyRtcpPacket, now: float) -> None:
@@ -267,11 +405,22 @@ class RtpSession:
     # ---------------------------------------------------------------- outbound
 
     def update_remote(self, remote: Address, remote_rtcp: Address | None = None) -> None:
-        """New remote from a re-INVITE: send there, and latch again on the next packet."""
+        """The SDP of a re-INVITE: when it moves the media, send there and latch again.
+
+        One that names the same address as before (a session refresh, hold with sendonly)
+        keeps the latched source: the far end's NAT address would otherwise be up for grabs.
+        """
+        _checked_address(remote)
+        _checked_address(remote_rtcp)
+        if remote == self._sdp_remote and self.latched:
+            return
+        self._sdp_remote = remote
         self.remote = remote
         self.remote_rtcp = remote_rtcp or _rtcp_of(remote)
         self._rtcp_from_sdp = remote_rtcp is not None
+        self._rtcp_settled = False
         self.latched = False
+        self._candidates.clear()
 
     def send_media(self, payload: bytes, samples: int, *, marker: bool, now: float) -> None:
         """Queue one media packet; the next one's timestamp is `samples` later."""

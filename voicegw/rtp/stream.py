@@ -138,6 +138,7 @@ class MediaStream:
         self._pulled_ahead = False
         self._frames: list[bytes] = []
         self._events: list[EndpointEvent] = []
+        self._logged_reasons: set[str] = set()
 
         self.tap: MediaTap | None = None
         """Called once per tick with (caller frame, agent frame), silence where there was none."""
@@ -176,8 +177,9 @@ class MediaStream:
                     self._events.append(event)
                 case RemoteLatched():
                     self._log.info("rtp_remote_latched", address=event.address, previous=event.previous)
-                case BadPacket() if self.session.bad_packets[event.reason] == 1:
+                case BadPacket() if event.reason not in self._logged_reasons:
                     # Only the first of each kind: a flood of garbage must not flood the log too.
+                    self._logged_reasons.add(event.reason)
                     self._log.info(
                         "rtp_bad_packet", reason=event.reason, address=event.address, detail=event.detail
                     )

@@ -92,6 +92,17 @@ class Metrics:
             "voicegw_rtp_jitter_seconds", "Interarrival jitter of each call's caller stream at its end.",
             buckets=JITTER_BUCKETS, registry=r,
         )  # fmt: skip
+        self.rtp_dropped = Counter(
+            "voicegw_rtp_datagrams_dropped",
+            "Inbound RTP/RTCP datagrams dropped, by reason: foreign_address and foreign_ssrc (not the "
+            "latched source), probation, srtp_auth, malformed ones, overflow (per call at its end).",
+            ["reason"], registry=r,
+        )  # fmt: skip
+        self.setup_failures = Counter(
+            "voicegw_call_setup_failures",
+            "Incoming calls whose set-up failed (error) or hung until the watchdog ended it (timeout).",
+            ["cause"], registry=r,
+        )  # fmt: skip
         self._rejected: set[str] = set()
 
     def render(self) -> tuple[bytes, str]:
@@ -103,6 +114,9 @@ class Metrics:
     def call_rejected(self, call: SipCall, status: int) -> None:
         self._rejected.add(call.call_id)
         self.calls.labels(outcome="rejected", status=str(status)).inc()
+
+    def call_setup_failed(self, call: SipCall, cause: str) -> None:
+        self.setup_failures.labels(cause=cause).inc()
 
     def call_answered(self, call: SipCall) -> None:
         self.calls.labels(outcome="answered", status="200").inc()
@@ -128,6 +142,11 @@ class Metrics:
             self.rtp_concealed.inc(stats.get("frames_concealed", 0))
             if stats.get("packets_in"):
                 self.rtp_jitter.observe(stats.get("jitter_ms", 0.0) / 1000)
+            dropped = {**stats.get("bad_packets_by_reason", {})}
+            dropped["overflow"] = stats.get("datagrams_overflow", 0) + stats.get("candidates_overflow", 0)
+            for reason, count in dropped.items():
+                if count:
+                    self.rtp_dropped.labels(reason=reason).inc(count)
 
     # --- an agent session -----------------------------------------------------------------------
 

@@ -10,11 +10,19 @@ SRTP is keyed by SDES (RFC 4568): the answer takes the first ``a=crypto`` line o
 can use, with the same tag and suite and our own key. Offers of ``RTP/SAVP(F)`` are SRTP; an
 ``RTP/AVP`` offer carrying ``a=crypto`` is "best effort" SRTP (pjsua's optional mode), answered
 with SRTP unless SRTP is off, and with plain RTP if none of its keys is usable.
+
+Every value is range-checked as it is parsed (ports, payload types, clock rates, channels,
+ptime, addresses, the number and length of lines), and text that our answer repeats (media,
+proto, encoding names, fmtp) must be plain tokens: a peer's SDP is hostile until it is known
+not to be. What does not fit raises `SdpError` naming the line and the allowed range.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -35,6 +43,23 @@ STATIC_PAYLOAD_TYPES = {0: ("PCMU", 8000, 1), 8: ("PCMA", 8000, 1), 9: ("G722", 
 TELEPHONE_EVENT = "telephone-event"
 OFFER_PAYLOAD_TYPES = {"opus": 111, "telephone-event/8000": 101, "telephone-event/48000": 110}
 """Dynamic payload types of our offers: the numbers softphones and trunks commonly use."""
+
+MAX_LINE_LENGTH = 1024
+MAX_MEDIA = 16
+"""m= sections in one description (a phone offers one or two; WebRTC a handful)."""
+MAX_ATTRIBUTES = 256
+"""a= lines per section (ICE candidates and SSRC lines make WebRTC offers long)."""
+MAX_PAYLOAD_TYPE = 127
+PTIME_MS = (10, 120)
+"""The a=ptime values taken (RFC 3551 frames are 10-30 ms; 120 ms is six 20 ms frames)."""
+CLOCK_RATES = (1000, 192000)
+MAX_CHANNELS = 8
+MAX_PORT = 65535
+
+_TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`{|}~]+")
+"""RFC 4566's token: media, encoding names; the proto is tokens joined by '/'."""
+_PROTO = re.compile(rf"{_TOKEN.pattern}(?:/{_TOKEN.pattern})*")
+_PRINTABLE = re.compile(r"[\x20-\x7e]*")
 
 
 class SdpError(ValueError):
@@ -143,28 +168,56 @@ def _family(address: str) -> str:
     return "IP6" if ":" in address else "IP4"
 
 
+def _number(text: str, low: int, high: int, what: str) -> int:
+    """A decimal integer in `low`..`high`, else `SdpError` naming `what`."""
+    # isascii: str.isdigit() also takes digits like '²' that int() refuses.
+    if not (text.isascii() and text.isdigit() and len(text) <= 10) or not low <= int(text) <= high:
+        raise SdpError(f"{what} {text!r} is not a number in {low}-{high}")
+    return int(text)
+
+
+def _address(text: str, family: str, what: str) -> str:
+    """An IP literal of `family` (``IP4``/``IP6``), normalized as sockets report it."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        raise SdpError(f"{what}: {text!r} is not an {family} address") from None
+    if _family(str(address)) != family:
+        raise SdpError(f"{what}: {text} is not an {family} address")
+    if address.is_multicast:
+        raise NotAcceptable(f"{what}: multicast media ({text}) is not supported")
+    return str(address)
+
+
 def _connection_address(value: str) -> str:
     parts = value.split()
-    if len(parts) < 3 or parts[0] != "IN" or parts[1] not in ("IP4", "IP6"):
+    if len(parts) != 3 or parts[0] != "IN" or parts[1] not in ("IP4", "IP6"):
         raise SdpError(f"SDP connection line 'c={value}' is not 'IN IP4|IP6 address'")
-    return parts[2].split("/")[0]
+    return _address(parts[2].split("/")[0], parts[1], f"SDP connection line 'c={value}'")
 
 
 def parse(text: str) -> SessionDescription:
-    """Parse an SDP body; raises `SdpError` with the offending line."""
+    """Parse an SDP body; raises `SdpError` with the offending line (see the module docstring)."""
     origin = ""
     connection: str | None = None
     media: list[MediaDescription] = []
     name = "-"
     session_direction: Direction | None = None
+    attributes = 0
     for raw in text.replace("\r\n", "\n").split("\n"):
         line = raw.strip()
         if not line:
             continue
+        if len(line) > MAX_LINE_LENGTH:
+            raise SdpError(f"SDP line {line[:40]!r}... is {len(line)} characters, at most {MAX_LINE_LENGTH}")
         if len(line) < 2 or line[1] != "=":
             raise SdpError(f"SDP line {line!r} is not 'x=value'")
         kind, value = line[0], line[2:]
         current = media[-1] if media else None
+        if kind == "a":
+            attributes += 1
+            if attributes > MAX_ATTRIBUTES:
+                raise SdpError(f"SDP section has more than {MAX_ATTRIBUTES} a= lines")
         if kind == "o":
             origin = value
         elif kind == "s":
@@ -175,7 +228,10 @@ def parse(text: str) -> SessionDescription:
             else:
                 current.connection = _connection_address(value)
         elif kind == "m":
+            if len(media) == MAX_MEDIA:
+                raise SdpError(f"SDP has more than {MAX_MEDIA} m= lines")
             media.append(_parse_media_line(value))
+            attributes = 0
         elif kind == "a" and current is not None:
             _parse_attribute(current, value)
         elif kind == "a" and value in DIRECTIONS:
@@ -191,12 +247,23 @@ def _parse_media_line(value: str) -> MediaDescription:
     parts = value.split()
     if len(parts) < 3:
         raise SdpError(f"SDP media line 'm={value}' is truncated")
-    try:
-        port = int(parts[1].split("/")[0])
-        formats = [int(p) for p in parts[3:]] if parts[2].startswith("RTP/") else []
-    except ValueError:
-        raise SdpError(f"SDP media line 'm={value}' has a non-numeric port or format") from None
-    m = MediaDescription(media=parts[0], port=port, proto=parts[2], formats=formats)
+    kind, port_text, proto, *format_texts = parts
+    where = f"SDP media line 'm={value}'"
+    if not _TOKEN.fullmatch(kind) or not _PROTO.fullmatch(proto):
+        raise SdpError(f"{where} has a media type or protocol that is not a token")
+    port_text, slash, count_text = port_text.partition("/")
+    # RFC 3264 section 6: port 0 refuses a stream, and only there is it allowed.
+    port = _number(port_text, 0, MAX_PORT, f"{where}: port")
+    if slash:
+        _number(count_text, 1, MAX_PORT - port + 1, f"{where}: port count")
+    if len(format_texts) > MAX_PAYLOAD_TYPE + 1:
+        raise SdpError(f"{where} lists {len(format_texts)} formats, at most {MAX_PAYLOAD_TYPE + 1}")
+    formats = (
+        [_number(f, 0, MAX_PAYLOAD_TYPE, f"{where}: payload type") for f in format_texts]
+        if proto.startswith("RTP/")
+        else []
+    )
+    m = MediaDescription(media=kind, port=port, proto=proto, formats=formats)
     for pt in formats:
         if pt in STATIC_PAYLOAD_TYPES:
             enc, rate, channels = STATIC_PAYLOAD_TYPES[pt]
@@ -206,34 +273,49 @@ def _parse_media_line(value: str) -> MediaDescription:
 
 def _parse_attribute(m: MediaDescription, value: str) -> None:
     key, _, rest = value.partition(":")
+    where = f"SDP attribute 'a={value}'"
+    if key == "rtpmap":
+        pt_text, _, encoding = rest.partition(" ")
+        pt = _number(pt_text, 0, MAX_PAYLOAD_TYPE, f"{where}: payload type")
+        enc_parts = encoding.split("/")
+        if len(enc_parts) not in (2, 3) or not _TOKEN.fullmatch(enc_parts[0]):
+            raise SdpError(f"{where} is not 'rtpmap:<pt> <encoding>/<clock>[/<channels>]'")
+        clock_rate = _number(enc_parts[1], *CLOCK_RATES, f"{where}: clock rate")
+        channels = _number(enc_parts[2], 1, MAX_CHANNELS, f"{where}: channels") if len(enc_parts) > 2 else 1
+        old = m.rtpmaps.get(pt)
+        m.rtpmaps[pt] = RtpMap(pt, enc_parts[0], clock_rate, channels, old.fmtp if old else "")
+    elif key == "fmtp":
+        pt_text, _, params = rest.partition(" ")
+        pt = _number(pt_text, 0, MAX_PAYLOAD_TYPE, f"{where}: payload type")
+        if not _PRINTABLE.fullmatch(params):
+            raise SdpError(f"{where}: parameters hold characters other than printable ASCII")
+        if pt in m.rtpmaps:
+            m.rtpmaps[pt] = dataclasses.replace(m.rtpmaps[pt], fmtp=params)
+    elif key == "rtcp":
+        port_text, *address = rest.split()
+        m.rtcp_port = _number(port_text, 1, MAX_PORT, f"{where}: port")
+        if address:
+            if len(address) != 3 or address[0] != "IN" or address[1] not in ("IP4", "IP6"):
+                raise SdpError(f"{where} is not 'rtcp:<port> [IN IP4|IP6 <address>]'")
+            m.rtcp_address = _address(address[2], address[1], where)
+    elif key == "ptime":
+        m.ptime = _ptime(rest, where)
+    elif key in DIRECTIONS:
+        m.direction = key
+    elif key == "crypto":
+        m.crypto.append(rest)
+    else:
+        m.other.append(value)
+
+
+def _ptime(text: str, where: str) -> int:
     try:
-        if key == "rtpmap":
-            pt_text, _, encoding = rest.partition(" ")
-            enc_parts = encoding.split("/")
-            pt = int(pt_text)
-            old = m.rtpmaps.get(pt)
-            channels = int(enc_parts[2]) if len(enc_parts) > 2 else 1
-            m.rtpmaps[pt] = RtpMap(pt, enc_parts[0], int(enc_parts[1]), channels, old.fmtp if old else "")
-        elif key == "fmtp":
-            pt_text, _, params = rest.partition(" ")
-            pt = int(pt_text)
-            if pt in m.rtpmaps:
-                old = m.rtpmaps[pt]
-                m.rtpmaps[pt] = RtpMap(old.payload_type, old.encoding, old.clock_rate, old.channels, params)
-        elif key == "rtcp":
-            port_text, *address = rest.split()
-            m.rtcp_port = int(port_text)
-            m.rtcp_address = address[2] if len(address) >= 3 else None
-        elif key == "ptime":
-            m.ptime = int(float(rest))
-        elif key in DIRECTIONS:
-            m.direction = key
-        elif key == "crypto":
-            m.crypto.append(rest)
-        else:
-            m.other.append(value)
-    except (ValueError, IndexError):
-        raise SdpError(f"SDP attribute 'a={value}' is malformed") from None
+        ms = float(text)
+    except ValueError:
+        ms = math.nan
+    if not PTIME_MS[0] <= ms <= PTIME_MS[1]:  # NaN fails every comparison
+        raise SdpError(f"{where}: packet time is not a number of {PTIME_MS[0]}-{PTIME_MS[1]} ms")
+    return int(ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +428,8 @@ def _settle(
     address = audio.connection or description.connection
     if address is None:
         raise SdpError(f"the {side} has no c= line for its audio")
+    if audio.rtcp_port is None and audio.port == MAX_PORT:
+        raise SdpError(f"the {side}'s audio port {MAX_PORT} leaves no port + 1 for RTCP (and no a=rtcp)")
     return Negotiated(
         codec=codec,
         telephone_event=telephone_event,

@@ -38,10 +38,11 @@ from voicegw.sip import pjlog, sdp, tls
 from voicegw.sip.account import Registration, SipAccount, account_config
 from voicegw.sip.call import CallInfo, NoAnswer, Rejection, SipCall, call_failed
 from voicegw.sip.guard import RequestGuard
-from voicegw.sip.message import parse_request
+from voicegw.sip.message import SipRequest, parse_request
 from voicegw.sip.pjguard import GuardUnavailable, PjRequestGuard
 from voicegw.sip.pjobjects import PjAccount, PjCall, call_op
 from voicegw.sip.state import ACTIVE_STATES, CallState, CallTrigger
+from voicegw.sip.watchdog import SETUP_TIMEOUT_S, SetupWatchdog
 
 log = structlog.get_logger(__name__)
 
@@ -76,6 +77,10 @@ class CallObserver(Protocol):
 
     def call_answered(self, call: SipCall) -> None:
         """The 200 OK went out."""
+
+    def call_setup_failed(self, call: SipCall, cause: str) -> None:
+        """Setting the call up failed (``"error"``) or took too long (``"timeout"``); its final
+        response follows (`call_rejected`)."""
 
     def call_ended(self, call: SipCall, status: int) -> None:
         """The call is over and its media closed (`call.endpoint.stats` are final);
@@ -196,6 +201,8 @@ class SipUserAgent:
         self.pump_stats = PumpStats()
         self._log_writer = pjlog.PjLogWriter()
         """Referenced for pjsua2's whole life: pjsip calls it until libDestroy."""
+        self._watchdog = SetupWatchdog(SETUP_TIMEOUT_S + config.answer_delay)
+        self._watchdog_timer: asyncio.TimerHandle | None = None
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -316,6 +323,8 @@ class SipUserAgent:
             await call.close_media()
         if self._pump is not None:
             self._pump.cancel()
+        if self._watchdog_timer is not None:
+            self._watchdog_timer.cancel()
         self._destroy()
         log.info("sip_stopped", pump=self.pump_stats.summary())
 
@@ -378,7 +387,15 @@ class SipUserAgent:
         call.log.info(
             "call_incoming", from_uri=info.from_uri, to_uri=info.to_uri, source=prm.rdata.srcAddress
         )
+        self._watch_setup(pj_call.key)
+        try:
+            self._take_call(pj_call, call, request)
+        except Exception as exc:
+            self._fail_setup(pj_call, call, exc)
 
+    def _take_call(self, pj_call: PjCall, call: SipCall, request: SipRequest) -> None:
+        """Refuse an incoming call, or bind its media and start setting it up."""
+        info = call.info
         if self.handler is None:
             return self._reject(pj_call, 480, "Not taking calls")
         if self.draining:
@@ -404,7 +421,7 @@ class SipUserAgent:
             return self._reject(pj_call, 503, "No media ports available", retry=True)
         # pjsua asks for our SDP (onCallSdpCreated) as soon as this callback returns.
         pj_call.make_answer(offer, negotiated, self.config.media_address)
-        self._spawn(self._setup(pj_call, call, negotiated), call, "setup")
+        self._spawn(self._guarded_setup(pj_call, call, negotiated), call, "setup")
 
     def _reject(
         self,
@@ -420,9 +437,72 @@ class SipUserAgent:
         assert pj_call.call is not None
         pj_call.call.log.info("call_rejected", status=status, reason=reason, detail=detail)
         pj_call.call.ending(EndReason.REJECTED, f"{status} {reason}")
+        self._watchdog.settle(pj_call.key)
         self._notify("call_rejected", pj_call.call, status)
         # answer(), not hangup(): only answer() puts our headers (Retry-After) on the final response.
         pj_call.answer(call_op(status, reason, headers))
+
+    # --- set-up failures and the watchdog -----------------------------------------------------
+
+    async def _guarded_setup(self, pj_call: PjCall, call: SipCall, negotiated: sdp.Negotiated) -> None:
+        try:
+            await self._setup(pj_call, call, negotiated)
+        except Exception as exc:
+            self._fail_setup(pj_call, call, exc)
+
+    def _fail_setup(self, pj_call: PjCall, call: SipCall, exc: Exception) -> None:
+        """Setting up `call` raised: end it with 488 (SDP we cannot use) or 500 (our failure)."""
+        if call.ended:
+            # The caller hung up meanwhile (a failing 180 after a CANCEL): nothing left to end.
+            call.log.info("call_setup_abandoned", error=repr(exc))
+            return
+        status, reason = (
+            (488, "Not Acceptable Here") if isinstance(exc, sdp.SdpError) else (500, "Setup failed")
+        )
+        call.log.error("call_setup_failed", status=status, error=repr(exc), exc_info=exc)
+        self._notify("call_setup_failed", call, "error")
+        self._end_unanswered(pj_call, call, status, reason, detail=repr(exc))
+
+    def _end_unanswered(self, pj_call: PjCall, call: SipCall, status: int, reason: str, detail: str) -> None:
+        """Send the final response of a call being set up (a BYE if the 200 OK already went).
+
+        Its sockets and `max_calls` slot are freed when pjsua reports the disconnect (`_forget`).
+        """
+        if call.ended:
+            return
+        if call.state in ACTIVE_STATES:
+            call.ending(EndReason.FAILED, reason)
+            self._hang_up_pj(pj_call.key, 200, reason)
+            return
+        try:
+            self._reject(pj_call, status, reason, detail=detail)
+        except pj.Error as exc:
+            call.log.error("final_response_failed", status=status, error=exc.info())
+            self._hang_up_pj(pj_call.key, status, reason)
+
+    def _watch_setup(self, key: int) -> None:
+        assert self._loop is not None
+        self._watchdog.watch(key, self._loop.time())
+        self._arm_watchdog()
+
+    def _arm_watchdog(self) -> None:
+        deadline = self._watchdog.next_deadline()
+        if self._watchdog_timer is None and deadline is not None and self._loop is not None:
+            self._watchdog_timer = self._loop.call_at(deadline, self._watchdog_fired)
+
+    def _watchdog_fired(self) -> None:
+        self._watchdog_timer = None
+        if self._endpoint is None or self._loop is None:
+            return  # stopped: pjsua2 is gone, and every call with it
+        for key in self._watchdog.expired(self._loop.time()):
+            pj_call = self._pj_calls.get(key)
+            call = pj_call.call if pj_call is not None else None
+            if pj_call is None or call is None or call.ended or call.state in ACTIVE_STATES:
+                continue
+            call.log.error("call_setup_timeout", state=call.state.value, after_s=self._watchdog.timeout)
+            self._notify("call_setup_failed", call, "timeout")
+            self._end_unanswered(pj_call, call, 500, "Setup timed out", detail="watchdog")
+        self._arm_watchdog()
 
     async def _setup(self, pj_call: PjCall, call: SipCall, negotiated: sdp.Negotiated) -> None:
         assert call.endpoint is not None
@@ -438,6 +518,7 @@ class SipUserAgent:
                 return
         self._start_media(call, negotiated)
         pj_call.answer(call_op(200))
+        self._watchdog.settle(pj_call.key)
         call.move(CallTrigger.ANSWER)
         call.log.info(
             "call_answered",

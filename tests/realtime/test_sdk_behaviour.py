@@ -6,6 +6,7 @@ event with ``assert_never``. Driven through `RealtimeRunner` as SDK code does, o
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import typing
 from typing import Any, assert_never
 
@@ -14,12 +15,14 @@ import pytest
 from voicegw.audio.codecs import PCMU
 from voicegw.contracts.model import (
     CreateResponse,
+    InputTokensDetails,
     ModelInputTranscript,
     ModelSpeechStarted,
     SendAudio,
     SendToolOutput,
     SendUserMessage,
     TruncateItem,
+    Usage,
 )
 from voicegw.models.testing import ScriptedModel, ScriptStep, speech, tone, tool_call
 from voicegw.realtime import (
@@ -27,6 +30,7 @@ from voicegw.realtime import (
     RealtimeAgentHooks,
     RealtimeModelEvent,
     RealtimeModelOtherEvent,
+    RealtimeModelUsageEvent,
     RealtimePlaybackTracker,
     RealtimeRunner,
     RealtimeSession,
@@ -471,3 +475,26 @@ async def test_function_tool_options_of_the_sdk() -> None:
     await task
     assert [t.name for t in model.configs[0].tools] == ["slow"]  # reset is for the Admin agent only
     assert [o.output for o in model.sent(SendToolOutput)] == ["Tool 'slow' timed out after 0.05 seconds."]
+
+
+async def test_usage_reaches_sdk_code_as_a_usage_event_and_adds_up_in_the_context() -> None:
+    used = Usage(4, 6, 10, requests=1, input_tokens_details=InputTokensDetails(cached_tokens=2))
+    reply = speech("hi", sample_rate=RATE, duration_ms=60, usage=used)
+    session, events, task = await run_sdk(
+        ScriptedModel([ScriptStep(SendUserMessage, reply)] * 2), RealtimeAgent(name="A")
+    )
+    await session.send_message("one")
+    await session.send_message("two")
+    await settle()
+    await session.close()
+    await task
+    raw = [e.data for e in events if e.type == "raw_model_event"]
+    usage_events = [d for d in raw if isinstance(d, RealtimeModelUsageEvent)]
+    assert [d.usage for d in usage_events] == [used, used]
+    # As the SDK's model: the usage of a response comes just before its turn ends.
+    kinds = [d.type for d in raw]
+    assert kinds[kinds.index("usage") + 1] == "turn_ended"
+    total = session.context.usage
+    assert (total.requests, total.input_tokens, total.total_tokens) == (2, 8, 20)
+    assert total.input_tokens_details.cached_tokens == 4
+    assert dataclasses.asdict(total)["output_tokens_details"] == {"reasoning_tokens": 0}

@@ -98,14 +98,34 @@ class RealtimeModelConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class InputTokensDetails:
+    """The Agents SDK's (OpenAI's) details of `Usage.input_tokens`."""
+
+    cached_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OutputTokensDetails:
+    """The Agents SDK's (OpenAI's) details of `Usage.output_tokens`."""
+
+    reasoning_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
-    """Tokens (and audio) a response consumed."""
+    """What responses consumed: the Agents SDK's `Usage` fields (``dataclasses.asdict`` gives its
+    JSON), plus the audio voicegw measures. Immutable: ``a + b`` sums, where the SDK has ``add``."""
 
     input_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0
     input_audio_ms: int = 0
     output_audio_ms: int = 0
+    requests: int = 0
+    """Model responses counted (one per ``response.done`` with usage, one per embedded LLM step)."""
+
+    input_tokens_details: InputTokensDetails = field(default_factory=InputTokensDetails)
+    output_tokens_details: OutputTokensDetails = field(default_factory=OutputTokensDetails)
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -114,6 +134,13 @@ class Usage:
             self.total_tokens + other.total_tokens,
             self.input_audio_ms + other.input_audio_ms,
             self.output_audio_ms + other.output_audio_ms,
+            self.requests + other.requests,
+            InputTokensDetails(
+                self.input_tokens_details.cached_tokens + other.input_tokens_details.cached_tokens
+            ),
+            OutputTokensDetails(
+                self.output_tokens_details.reasoning_tokens + other.output_tokens_details.reasoning_tokens
+            ),
         )
 
 
@@ -225,12 +252,44 @@ class ModelItemTruncated:
 
 
 @dataclass(frozen=True, slots=True)
+class CachedTokensByModality:
+    text_tokens: int | None = None
+    audio_tokens: int | None = None
+    image_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InputTokensByModality:
+    text_tokens: int | None = None
+    audio_tokens: int | None = None
+    image_tokens: int | None = None
+    cached_tokens: int | None = None
+    cached_tokens_details: CachedTokensByModality | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutputTokensByModality:
+    text_tokens: int | None = None
+    audio_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUsage:
+    """What one response consumed, just before its `ModelResponseDone` (the Agents SDK's
+    `RealtimeModelUsageEvent`); a model that counts nothing sends none."""
+
+    usage: Usage
+    input_tokens_details: InputTokensByModality | None = None
+    output_tokens_details: OutputTokensByModality | None = None
+    type: Literal["usage"] = "usage"
+
+
+@dataclass(frozen=True, slots=True)
 class ModelResponseDone:
     """A response ended: completed, cancelled (barge-in) or failed."""
 
     response_id: str
     status: Literal["completed", "cancelled", "failed", "incomplete"]
-    usage: Usage = field(default_factory=Usage)
     timings_ms: dict[str, float] = field(default_factory=dict)
     """Stage latencies the model measured (e.g. ``stt``, ``llm_first_token``, ``tts_first_audio``)."""
 
@@ -266,6 +325,7 @@ RealtimeModelEvent: TypeAlias = (
     | ModelTranscriptDelta
     | ModelToolCall
     | ModelItemTruncated
+    | ModelUsage
     | ModelResponseDone
     | ModelError
     | ModelRawEvent

@@ -27,6 +27,7 @@ from voicegw.contracts.model import (
     ModelResponseStarted,
     ModelToolCall,
     ModelTranscriptDelta,
+    ModelUsage,
     RealtimeModel,
     RealtimeModelCommand,
     RealtimeModelConfig,
@@ -161,7 +162,7 @@ def speech(
         data = pcm[index * step : (index + 1) * step if index < chunks - 1 else len(pcm)]
         audio = [ModelAudio(item_id, response_id, data)]
         events += [*delta, *audio] if text_first else [*audio, *delta]
-    events += [ModelAudioDone(item_id), ModelResponseDone(response_id, "completed", usage or Usage())]
+    events += [ModelAudioDone(item_id), *_usage(usage), ModelResponseDone(response_id, "completed")]
     return events
 
 
@@ -178,5 +179,10 @@ def tool_call(
     return [
         ModelResponseStarted(response_id),
         ModelToolCall(call_id, name, args, item_id=f"fc_{call_id}", response_id=response_id),
-        ModelResponseDone(response_id, "completed", usage or Usage()),
+        *_usage(usage),
+        ModelResponseDone(response_id, "completed"),
     ]
+
+
+def _usage(usage: Usage | None) -> list[RealtimeModelEvent]:
+    return [] if usage is None else [ModelUsage(usage)]

@@ -32,6 +32,7 @@ from voicegw.contracts.model import (
     ModelSpeechStopped,
     ModelToolCall,
     ModelTranscriptDelta,
+    ModelUsage,
     RealtimeModel,
     RealtimeModelCommand,
     RealtimeModelConfig,
@@ -437,9 +438,10 @@ class RealtimeSession:
             case ModelItemTruncated(item_id=item_id, transcript=str() as text):
                 self._put_history(assistant_audio_item(item_id, text, "incomplete"))
                 self._log.info("item_truncated", item_id=item_id, transcript=text)
-            case ModelResponseDone():
-                self._usage += event.usage
+            case ModelUsage(usage=usage):
+                self._usage += usage
                 self._context.usage = self._usage
+            case ModelResponseDone():
                 if event.timings_ms:
                     self._model_timings.append(dict(event.timings_ms))
                 self._playback.response_done(event.response_id)

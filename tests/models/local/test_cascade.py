@@ -24,6 +24,7 @@ from voicegw.contracts.model import (
     ModelSpeechStarted,
     ModelToolCall,
     ModelTranscriptDelta,
+    ModelUsage,
     RealtimeModelConfig,
     RealtimeModelEvent,
     SendToolOutput,
@@ -106,6 +107,11 @@ async def test_spoken_question_calls_the_tool_and_speaks_its_result(speech) -> N
         # get_time takes no arguments and is the only tool routed: called without an LLM step.
         assert {"stt", "llm"} <= call_timings.keys() and "llm_first_token" not in call_timings
         assert {"llm_first_token", "tts_first_audio"} <= answer_timings.keys()
+        # Usage, as the SDK's models report it: one LLM request and its tokens per step run.
+        call_usage, answer_usage = (used.usage for used in recorder.of(ModelUsage)[:2])
+        assert (call_usage.requests, call_usage.output_tokens) == (0, 0)
+        assert answer_usage.requests == 1 and answer_usage.output_tokens > 0
+        assert answer_usage.total_tokens == answer_usage.output_tokens and answer_usage.output_audio_ms > 0
     finally:
         await model.close()
 

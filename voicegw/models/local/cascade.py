@@ -15,7 +15,7 @@ import importlib.util
 import json
 import re
 import threading
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,14 @@ PROMPT_REFUSED = (
 )
 ACTION = re.compile(r'"action"\s*:\s*"([^"]*)"')
 _END = object()
+
+
+def counted(response: Response, tokens: Iterator[str]) -> Iterator[str]:
+    """`tokens`, counted into `response` as one LLM request and its output tokens."""
+    response.llm_requests += 1
+    for token in tokens:
+        response.output_tokens += 1
+        yield token
 
 
 def _require(modules: list[str]) -> None:
@@ -263,7 +271,7 @@ class LocalRealtimeModel(RealtimeModel):
             field_, splitter = TextField(), ClauseSplitter()
             raw = ""
             async with ClauseSpeaker(self._speaking, response) as speaker:
-                async with contextlib.aclosing(self._llm_tokens(messages, schema)) as stream:
+                async with contextlib.aclosing(self._llm_tokens(response, messages, schema)) as stream:
                     async for token in stream:
                         response.mark("llm_first_token")
                         raw += token
@@ -291,7 +299,7 @@ class LocalRealtimeModel(RealtimeModel):
             clauses: list[str] = []
             verdict = Verdict.PENDING
             with contextlib.suppress(LlmError):
-                tokens = self._llm_tokens(messages, None, max_tokens=PHRASE_MAX_TOKENS)
+                tokens = self._llm_tokens(response, messages, None, max_tokens=PHRASE_MAX_TOKENS)
                 async with contextlib.aclosing(tokens) as stream:
                     async for piece in stream:
                         response.mark("llm_first_token")
@@ -341,7 +349,7 @@ class LocalRealtimeModel(RealtimeModel):
         generation that starts to loop is cut where the loop begins."""
         splitter, text = ClauseSplitter(), ""
         async with ClauseSpeaker(self._speaking, response) as speaker:
-            async with contextlib.aclosing(self._llm_tokens(messages, None)) as stream:
+            async with contextlib.aclosing(self._llm_tokens(response, messages, None)) as stream:
                 async for piece in stream:
                     response.mark("llm_first_token")
                     text += piece
@@ -363,9 +371,15 @@ class LocalRealtimeModel(RealtimeModel):
     # --- plumbing ----------------------------------------------------------------------------
 
     async def _llm_tokens(
-        self, messages: list[dict[str, str]], schema: dict[str, Any] | None, *, max_tokens: int | None = None
+        self,
+        response: Response,
+        messages: list[dict[str, str]],
+        schema: dict[str, Any] | None,
+        *,
+        max_tokens: int | None = None,
     ) -> AsyncGenerator[str, None]:
-        """The LLM's tokens, produced in a pool thread that stops when this iterator is closed.
+        """The LLM's tokens, produced in a pool thread that stops when this iterator is closed;
+        counted in `response`'s usage.
 
         With no `schema` the step can only speak, and the pieces are its text alone."""
         loop = asyncio.get_running_loop()
@@ -383,7 +397,9 @@ class LocalRealtimeModel(RealtimeModel):
         def produce() -> None:
             try:
                 step = step_schema(()) if schema is None else schema
-                tokens = self._llm.stream(messages, step, max_tokens=max_tokens, temperature=temperature)
+                tokens = counted(
+                    response, self._llm.stream(messages, step, max_tokens=max_tokens, temperature=temperature)
+                )
                 if schema is None:
                     tokens = json_text(tokens)
                 for token in tokens:

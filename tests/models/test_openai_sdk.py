@@ -15,8 +15,9 @@ from examples.realtime.twilio_sip.openai_connector import CALLS, make_app
 from tests.models.fake_realtime import API_KEY, FakeRealtimeServer
 from voicegw.models.openai_webhooks import WebhookError, verify_webhook
 from voicegw.realtime import RealtimeAgent, RealtimePlaybackTracker, RealtimeRunner
+from voicegw.realtime.config import UnsupportedSetting
 from voicegw.realtime.items import AssistantMessageItem
-from voicegw.realtime.model_inputs import RealtimeModelSendRawMessage
+from voicegw.realtime.model_inputs import RealtimeModelSendRawMessage, RealtimeModelSendSessionUpdate
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -100,6 +101,44 @@ async def test_headers_replace_the_bearer_for_an_endpoint(
         async with await runner.run(model_config=model_config):
             await wait_until(lambda: bool(server.connections), "the connection")
     assert server.connections[0].headers["X-Tenant"] == "blue"
+
+
+async def test_a_session_update_mid_session_changes_what_it_names_and_keeps_the_rest(
+    fake_server: Callable[..., FakeRealtimeServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    async with fake_server("sdk_patterns") as server:
+        runner = RealtimeRunner(RealtimeAgent(name="A", instructions="Be brief."))
+        model_config: Any = {
+            "api_key": API_KEY,
+            "url": f"{server.base_url}/realtime?model=gpt-realtime",
+            "initial_model_settings": {"voice": "marin", "turn_detection": {"type": "semantic_vad"}},
+        }
+        async with await runner.run(model_config=model_config) as session:
+            await wait_until(lambda: bool(server.connections), "the connection")
+            update = RealtimeModelSendSessionUpdate(
+                session_settings={"instructions": "Speak French.", "audio": {"output": {"voice": "cedar"}}}
+            )
+            await session.model.send_event(update)
+            connection = server.connections[0]
+            await wait_until(lambda: len(connection.of_type("session.update")) == 2, "the second update")
+    first, second = (event["session"] for event in connection.of_type("session.update"))
+    assert (second["instructions"], second["audio"]["output"]["voice"]) == ("Speak French.", "cedar")
+    for kept in (["audio", "input", "turn_detection"], ["audio", "input", "format"], ["tools"]):
+        assert _at(second, kept) == _at(first, kept)
+
+
+def _at(obj: Any, path: list[str]) -> Any:
+    for key in path:
+        obj = obj[key]
+    return obj
+
+
+def test_a_session_update_refuses_what_a_session_keeps_by_name() -> None:
+    with pytest.raises(UnsupportedSetting, match="input_audio_format: fixed when the session starts"):
+        RealtimeModelSendSessionUpdate(session_settings={"audio": {"input": {"format": "g711_ulaw"}}})
+    with pytest.raises(UnsupportedSetting, match=r"unknown model setting.*: colour"):
+        RealtimeModelSendSessionUpdate(session_settings={"colour": "blue"})  # type: ignore[typeddict-unknown-key]
 
 
 async def test_the_embedded_model_refuses_an_endpoint_by_name() -> None:

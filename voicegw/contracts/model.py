@@ -12,6 +12,7 @@ This module imports nothing above `voicegw.audio`, so that every model and the s
 from __future__ import annotations
 
 import abc
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, TypeAlias
@@ -95,6 +96,14 @@ class RealtimeModelConfig:
 
     extra: dict[str, Any] = field(default_factory=dict)
     """Model-specific settings passed through untouched."""
+
+    def updated(self, changes: Mapping[str, Any]) -> RealtimeModelConfig:
+        """This configuration with `changes` (fields by name) made; `extra` is merged, not replaced.
+
+        Raises `ValueError` for ``sample_rate``: a model's audio rate is fixed when it connects."""
+        if "sample_rate" in changes:
+            raise ValueError("sample_rate: the audio rate is fixed when the model connects")
+        return dataclasses.replace(self, **{**changes, "extra": {**self.extra, **changes.get("extra", {})}})
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,6 +417,16 @@ class UpdateSession:
 
 
 @dataclass(frozen=True, slots=True)
+class UpdateSettings:
+    """Change some settings mid-session (the Agents SDK's `RealtimeModelSendSessionUpdate`):
+    `changes` are `RealtimeModelConfig` fields by name, applied with `RealtimeModelConfig.updated`;
+    the others stay. A model refuses, naming it, a setting it cannot honour (as on `connect`)."""
+
+    changes: Mapping[str, Any]
+    type: Literal["update_settings"] = "update_settings"
+
+
+@dataclass(frozen=True, slots=True)
 class SendRawMessage:
     """A client event of the provider's own protocol, sent as is (the Agents SDK's
     `RealtimeModelSendRawMessage`): ``{"type": ..., "other_data": {...}}``, ``other_data`` merged
@@ -426,6 +445,7 @@ RealtimeModelCommand: TypeAlias = (
     | CancelResponse
     | TruncateItem
     | UpdateSession
+    | UpdateSettings
     | SendRawMessage
 )
 

@@ -39,6 +39,7 @@ from voicegw.contracts.model import (
     SendUserMessage,
     TruncateItem,
     UpdateSession,
+    UpdateSettings,
 )
 from voicegw.models.openai_protocol import (
     DEFAULT_TRANSCRIPTION_MODEL,
@@ -202,9 +203,9 @@ class OpenAIRealtimeModel(RealtimeModel):
         ``response.create``, `SendToolOutput` -> a ``function_call_output`` item (and
         ``response.create`` when `start_response`), `CreateResponse` -> ``response.create``,
         `CancelResponse` -> ``response.cancel`` when a response is in progress, `TruncateItem` ->
-        ``conversation.item.truncate``, `UpdateSession` -> ``session.update``, `SendRawMessage` -> its
-        client event as is. Raises `ModelNotConnected` when there is no connection, `TypeError`
-        for an unknown command.
+        ``conversation.item.truncate``, `UpdateSession` and `UpdateSettings` -> ``session.update``,
+        `SendRawMessage` -> its client event as is. Raises `ModelNotConnected` when there is no
+        connection, `TypeError` for an unknown command.
         """
         match command:
             case SendAudio(pcm=pcm):
@@ -233,6 +234,11 @@ class OpenAIRealtimeModel(RealtimeModel):
                 await self._send(truncate_event(item_id, index, end_ms))
             case UpdateSession(config=config):
                 self._config = config
+                await self._send_session_update()
+            case UpdateSettings(changes=changes):
+                if self._config is None:
+                    raise ModelNotConnected("cannot update the session: the model is not connected")
+                self._config = self._config.updated(changes)
                 await self._send_session_update()
             case SendRawMessage(message=message):
                 await self._send({**message.get("other_data", {}), "type": message["type"]})

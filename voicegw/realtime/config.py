@@ -405,3 +405,41 @@ def build_model_config(
             **settings.get("extra", {}),
         },
     )
+
+
+_CONFIG_FIELDS = frozenset(
+    {
+        "instructions",
+        "voice",
+        "tools",
+        "turn_detection",
+        "model_name",
+        "temperature",
+        "max_output_tokens",
+        "transcribe_input",
+        "vocabulary",
+        "prompt",
+    }
+)
+"""Model settings that are a `RealtimeModelConfig` field of the same name."""
+
+_FIXED_AT_START = ("sample_rate", "input_audio_format", "output_audio_format")
+"""Settings of the session's audio edge, which converts for every model: a session keeps them."""
+
+
+def settings_changes(settings: RealtimeSessionModelSettings, tools: tuple[ToolSpec, ...]) -> dict[str, Any]:
+    """The `RealtimeModelConfig` fields that model `settings` given mid-session change (the
+    others stay); raises `UnsupportedSetting` for the audio settings a session keeps."""
+    flat = flat_settings(settings)
+    if fixed := [key for key in _FIXED_AT_START if key in flat]:
+        raise UnsupportedSetting(
+            f"{', '.join(fixed)}: fixed when the session starts (the session converts the audio at "
+            "its edge); start a new session for another format"
+        )
+    config = build_model_config(
+        {"model_settings": settings}, sample_rate=None, instructions=None, voice=None, tools=tools
+    )
+    changes: dict[str, Any] = {name: getattr(config, name) for name in _CONFIG_FIELDS & flat.keys()}
+    if config.extra:
+        changes["extra"] = config.extra
+    return changes

@@ -1,6 +1,7 @@
 """The Agents SDK's model inputs (`agents.realtime.model_inputs`), under the same names.
 
-`RealtimeModelSendRawMessage` is voicegw's `SendRawMessage` command, so
+`RealtimeModelSendRawMessage` is voicegw's `SendRawMessage` command (and
+`RealtimeModelSendSessionUpdate` an `UpdateSettings`), so
 ``session.model.send_event(RealtimeModelSendRawMessage(message={...}))`` reaches every model:
 OpenAI's sends the client event as is; the embedded model runs those that have a voicegw command
 (``response.create``, ``response.cancel``, ``input_audio_buffer.commit``, a user
@@ -23,15 +24,18 @@ from voicegw.contracts.model import (
     SendRawMessage,
     SendToolOutput,
     SendUserMessage,
+    UpdateSettings,
 )
 from voicegw.realtime.config import (
     RealtimeSessionModelSettings,
     RealtimeUserInputImage,
     RealtimeUserInputMessage,
     RealtimeUserInputText,
+    settings_changes,
     user_input_parts,
 )
 from voicegw.realtime.model_events import RealtimeModelToolCallEvent
+from voicegw.realtime.settings import check_run_config
 
 
 class RealtimeModelRawClientMessage(TypedDict):
@@ -85,11 +89,27 @@ class RealtimeModelSendInterrupt:
     playback_only: bool = False
 
 
-@dataclass(frozen=True)
-class RealtimeModelSendSessionUpdate:
-    """Update the model's session settings (in voicegw: `session.update_agent`, or a new run)."""
+@dataclass(frozen=True, init=False, kw_only=True)
+class RealtimeModelSendSessionUpdate(UpdateSettings):
+    """Update the model's session settings mid-session, as the SDK does; every model takes it.
+
+    It *is* voicegw's `UpdateSettings` command: the settings given change the model's configuration,
+    the others stay (OpenAI's ``session.update`` keeps what it is not sent). Settings are checked
+    when it is made: an unknown key, ``handoffs``, or an audio format or rate (fixed when the session
+    starts: the session converts at its edge) raise `UnsupportedSetting` naming them; a model that
+    cannot honour a setting (the embedded model: a stored prompt, a voice it does not have) raises
+    naming it from ``send_event``. Function ``tools`` are announced to the model; as in the SDK,
+    the session runs calls of the current agent's tools.
+    """
 
     session_settings: RealtimeSessionModelSettings
+
+    def __init__(self, session_settings: RealtimeSessionModelSettings) -> None:
+        check_run_config({"model_settings": session_settings})
+        tools = tuple(tool.spec() for tool in session_settings.get("tools", ()))
+        object.__setattr__(self, "session_settings", session_settings)
+        object.__setattr__(self, "changes", settings_changes(session_settings, tools))
+        object.__setattr__(self, "type", "update_settings")
 
 
 RealtimeModelSendEvent: TypeAlias = (
@@ -103,13 +123,9 @@ RealtimeModelSendEvent: TypeAlias = (
 
 
 def lower_input(event: RealtimeModelSendEvent) -> tuple[RealtimeModelCommand, ...]:
-    """voicegw's commands for an SDK model input.
-
-    Raises `TypeError` for `RealtimeModelSendSessionUpdate`: a voicegw model is reconfigured with
-    a whole configuration (`UpdateSession`), which the session builds from the agent and run config.
-    """
+    """voicegw's commands for an SDK model input."""
     match event:
-        case SendRawMessage():
+        case SendRawMessage() | RealtimeModelSendSessionUpdate():
             return (event,)
         case RealtimeModelSendUserInput(user_input=user_input):
             text, images = user_input_parts(user_input)
@@ -120,8 +136,3 @@ def lower_input(event: RealtimeModelSendEvent) -> tuple[RealtimeModelCommand, ..
             return (SendToolOutput(call.call_id, output, start),)
         case RealtimeModelSendInterrupt():
             return (CancelResponse(),)
-        case RealtimeModelSendSessionUpdate():
-            raise TypeError(
-                "RealtimeModelSendSessionUpdate: voicegw reconfigures a model from the agent and run "
-                "config; use session.update_agent(agent) or start a run with the new model_settings"
-            )

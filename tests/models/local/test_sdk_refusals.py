@@ -6,14 +6,15 @@ from __future__ import annotations
 import re
 
 import pytest
+import structlog
 
 from tests.models.conftest import Recorder
 from voicegw.contracts.model import ModelError, RealtimeModelConfig, SendUserMessage
 from voicegw.models.local import LocalRealtimeModel
-from voicegw.models.local.cascade import IMAGES_REFUSED, PROMPT_REFUSED
+from voicegw.models.local.cascade import IMAGES_REFUSED, PROMPT_REFUSED, SDK_DEFAULT_VOICE
 from voicegw.models.local.settings import unhonoured_settings
 from voicegw.realtime import RealtimeAgent, RealtimeRunner
-from voicegw.realtime.model_inputs import RealtimeModelSendRawMessage
+from voicegw.realtime.model_inputs import RealtimeModelSendRawMessage, RealtimeModelSendSessionUpdate
 
 
 async def test_a_stored_prompt_is_refused_before_anything_loads() -> None:
@@ -101,3 +102,53 @@ async def test_a_raw_response_create_greets_on_the_embedded_model() -> None:
     assert audio > 0
     [answer] = [item for item in session.history if item.type == "message"]
     assert answer.status == "completed" and answer.content[0].transcript
+
+
+async def test_a_voice_it_does_not_have_is_refused_by_name_its_own_and_the_sdk_default_are_not() -> None:
+    model = LocalRealtimeModel()
+    try:
+        with pytest.raises(
+            ValueError, match=re.escape(f"voice='marin': the embedded model has one voice, {model.voice!r}")
+        ):
+            await model.send_event(RealtimeModelSendSessionUpdate(session_settings={"voice": "marin"}))
+        for voice in (model.voice, SDK_DEFAULT_VOICE):
+            await model.send_event(RealtimeModelSendSessionUpdate(session_settings={"voice": voice}))
+    finally:
+        await model.close()
+    assert model.voice == "en_US-joe-medium"
+
+
+async def test_a_model_name_is_not_refused_but_logged_as_not_used() -> None:
+    """Every SDK example names an OpenAI model: the embedded model runs them, saying it has its own."""
+    model = LocalRealtimeModel()
+    try:
+        with structlog.testing.capture_logs() as logs:
+            await model.send_event(
+                RealtimeModelSendSessionUpdate(session_settings={"model_name": "gpt-realtime"})
+            )
+    finally:
+        await model.close()
+    assert [(e["event"], e["model_name"]) for e in logs] == [("model_name_not_used", "gpt-realtime")]
+
+
+@pytest.mark.timeout(120)
+async def test_a_session_update_mid_session_changes_the_embedded_model_or_names_what_it_cannot() -> None:
+    model = LocalRealtimeModel()
+    runner = RealtimeRunner(RealtimeAgent(name="A", instructions="Be brief."), model=model)
+    async with await runner.run() as session:
+        update = RealtimeModelSendSessionUpdate(
+            session_settings={"instructions": "Speak like a pirate.", "temperature": 0.7}
+        )
+        await session.model.send_event(update)
+        with pytest.raises(ValueError, match=re.escape(PROMPT_REFUSED)):
+            await session.model.send_event(
+                RealtimeModelSendSessionUpdate(session_settings={"prompt": {"id": "pmpt_1"}})
+            )
+        with pytest.raises(ValueError, match=re.escape("speed=1.2")):
+            await session.model.send_event(RealtimeModelSendSessionUpdate(session_settings={"speed": 1.2}))
+    config = model._core.config  # what the LLM is prompted with next
+    assert (config.instructions, config.temperature, config.sample_rate) == (
+        "Speak like a pirate.",
+        0.7,
+        24000,
+    )

@@ -35,6 +35,7 @@ from voicegw.contracts.model import (
     SendToolOutput,
     SendUserMessage,
     TruncateItem,
+    UpdateSettings,
 )
 from voicegw.contracts.model import UpdateSession as UpdateSessionCommand
 from voicegw.models.local.core import AnswerStats, ModelCore
@@ -79,6 +80,9 @@ PROMPT_REFUSED = (
     "the embedded model cannot use a stored prompt (agent.prompt / model_settings.prompt): "
     "it has no access to the OpenAI platform; give the agent instructions instead"
 )
+SDK_DEFAULT_VOICE = "ash"
+"""The voice the Agents SDK asks OpenAI for when none is named: asking for it names no voice."""
+
 ACTION = re.compile(r'"action"\s*:\s*"([^"]*)"')
 _END = object()
 
@@ -201,6 +205,8 @@ class LocalRealtimeModel(RealtimeModel):
                 self._speaking.truncate(item_id, audio_end_ms)
             case UpdateSessionCommand(config=config):
                 self._apply(config)
+            case UpdateSettings(changes=changes):
+                self._apply(self._core.config.updated(changes))
             case SendRawMessage(message=message):
                 for translated in commands_for(message):
                     await self.send_event(translated)
@@ -214,9 +220,18 @@ class LocalRealtimeModel(RealtimeModel):
 
     # --- configuration and loading -----------------------------------------------------------
 
+    @property
+    def voice(self) -> str:
+        """The name of the one voice the model speaks with (its Piper model's)."""
+        return Path(self._speaking.tts.model_path).stem
+
     def _apply(self, config: RealtimeModelConfig) -> None:
         if config.prompt is not None:
             raise ValueError(PROMPT_REFUSED)
+        if config.voice not in (None, self.voice, SDK_DEFAULT_VOICE):
+            raise ValueError(f"voice={config.voice!r}: the embedded model has one voice, {self.voice!r}")
+        if config.model_name is not None:  # the SDK's examples all name one: refusing would stop them
+            self._core.log.info("model_name_not_used", model_name=config.model_name, llm=self._llm.name)
         if refused := unhonoured_settings(config.extra, config.turn_detection):
             raise ValueError(f"the embedded model cannot honour model setting(s) {', '.join(refused)}")
         old = self._core.config if self._configured else None

@@ -26,6 +26,7 @@ from voicegw.contracts.model import (
     ToolSpec,
     TurnDetection,
     Usage,
+    UserImage,
 )
 from voicegw.models.openai_protocol import (
     OpenAIProtocolError,
@@ -381,3 +382,13 @@ def test_wire_audio_pcmu_and_split_samples() -> None:
 def test_a_vad_model_version_reaches_openais_turn_detection() -> None:
     assert turn_detection_object(TurnDetection(model_version="vad-2"))["model_version"] == "vad-2"  # type: ignore[index]
     assert "model_version" not in (turn_detection_object(TurnDetection()) or {})
+
+
+def test_an_image_keeps_the_detail_asked_for() -> None:
+    images = (UserImage("data:image/png;base64,AA==", "high"), UserImage("https://example.org/a.png"))
+    content = user_message_event("look", images)["item"]["content"]
+    assert content == [
+        {"type": "input_text", "text": "look"},
+        {"type": "input_image", "image_url": "data:image/png;base64,AA==", "detail": "high"},
+        {"type": "input_image", "image_url": "https://example.org/a.png"},
+    ]

@@ -23,6 +23,7 @@ from voicegw.contracts.model import (
     SendUserMessage,
     TruncateItem,
     Usage,
+    UserImage,
 )
 from voicegw.models.testing import ScriptedModel, ScriptStep, speech, tone, tool_call
 from voicegw.realtime import (
@@ -326,16 +327,18 @@ async def test_prompt_and_images_reach_the_model() -> None:
             "role": "user",
             "content": [
                 {"type": "input_text", "text": "what is this?"},
-                {"type": "input_image", "image_url": "data:image/png;base64,AAAA"},
+                {"type": "input_image", "image_url": "data:image/png;base64,AAAA", "detail": "high"},
             ],
         }
     )
     await session.close()
     await task
     assert model.configs[0].prompt == prompt
-    assert model.sent(SendUserMessage) == [SendUserMessage("what is this?", ("data:image/png;base64,AAAA",))]
+    image = UserImage("data:image/png;base64,AAAA", "high")  # the app example asks for detail "high"
+    assert model.sent(SendUserMessage) == [SendUserMessage("what is this?", (image,))]
     [item] = session.history
     assert [part.type for part in item.content] == ["input_text", "input_image"]
+    assert item.content[1].model_dump()["detail"] == "high"
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, TypeAlias
 
@@ -360,14 +360,34 @@ class CommitAudio:
 
 
 @dataclass(frozen=True, slots=True)
+class UserImage:
+    """An image the user sent: a ``data:`` or remote URL, and its ``detail`` (``low``, ``high``,
+    ``auto``: OpenAI's) when one was asked for."""
+
+    url: str
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SendUserMessage:
     """A text message from the user (typed input, DTMF as text); the model answers it."""
 
     text: str
-    images: tuple[str, ...] = ()
-    """Image URLs (``data:`` or remote) sent with the text; a model that cannot see refuses them."""
+    images: tuple[UserImage, ...] = ()
+    """Images sent with the text; a model that cannot see refuses them."""
 
     type: Literal["send_user_message"] = "send_user_message"
+
+    @classmethod
+    def from_content(cls, parts: Sequence[Mapping[str, Any]]) -> SendUserMessage:
+        """The message of OpenAI-style content parts (``input_text``, ``input_image``)."""
+        text = " ".join(part.get("text", "") for part in parts if part.get("type") == "input_text")
+        images = tuple(
+            UserImage(part["image_url"], part.get("detail"))
+            for part in parts
+            if part.get("type") == "input_image" and "image_url" in part
+        )
+        return cls(text, images)
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ from voicegw.contracts.model import (
     RealtimeModelEvent,
     TurnDetection,
     Usage,
+    UserImage,
 )
 
 PCM_RATE = 24000
@@ -189,9 +190,12 @@ def commit_audio_event() -> dict[str, Any]:
     return {"type": "input_audio_buffer.commit"}
 
 
-def user_message_event(text: str, images: Sequence[str] = ()) -> dict[str, Any]:
-    """A user message of `text` (left out when empty and there are images) and `images` (URLs)."""
-    content: list[dict[str, Any]] = [{"type": "input_image", "image_url": url} for url in images]
+def user_message_event(text: str, images: Sequence[UserImage] = ()) -> dict[str, Any]:
+    """A user message of `text` (left out when empty and there are images) and `images`."""
+    content: list[dict[str, Any]] = [
+        {"type": "input_image", "image_url": image.url, **({"detail": image.detail} if image.detail else {})}
+        for image in images
+    ]
     if text or not images:
         content.insert(0, {"type": "input_text", "text": text})
     item = {"type": "message", "role": "user", "content": content}

@@ -11,7 +11,13 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, NotRequired, TypeAlias, TypedDict
 
-from voicegw.contracts.model import RealtimeModel, RealtimeModelConfig, ToolSpec, TurnDetection
+from voicegw.contracts.model import (
+    RealtimeModel,
+    RealtimeModelConfig,
+    SendUserMessage,
+    ToolSpec,
+    TurnDetection,
+)
 from voicegw.realtime.guardrails import DEFAULT_DEBOUNCE_TEXT_LENGTH, OutputGuardrail
 
 DEFAULT_SAMPLE_RATE = 24000
@@ -170,14 +176,11 @@ RealtimeUserInput: TypeAlias = str | RealtimeUserInputMessage
 """What `session.send_message` takes."""
 
 
-def user_input_parts(user_input: str | Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
-    """The text and the image URLs of a user input (a string or a message dict)."""
+def user_message(user_input: str | Mapping[str, Any]) -> SendUserMessage:
+    """The command for a user input (a string or a message dict)."""
     if isinstance(user_input, str):
-        return user_input, ()
-    parts = user_input.get("content", [])
-    text = " ".join(part.get("text", "") for part in parts if part.get("type") == "input_text")
-    images = tuple(part["image_url"] for part in parts if part.get("type") == "input_image")
-    return text, images
+        return SendUserMessage(user_input)
+    return SendUserMessage.from_content(user_input.get("content", []))
 
 
 class RealtimeTurnDetectionConfig(TypedDict, total=False):

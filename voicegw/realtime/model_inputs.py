@@ -23,7 +23,6 @@ from voicegw.contracts.model import (
     SendAudio,
     SendRawMessage,
     SendToolOutput,
-    SendUserMessage,
     UpdateSettings,
 )
 from voicegw.realtime.config import (
@@ -32,7 +31,7 @@ from voicegw.realtime.config import (
     RealtimeUserInputMessage,
     RealtimeUserInputText,
     settings_changes,
-    user_input_parts,
+    user_message,
 )
 from voicegw.realtime.model_events import RealtimeModelToolCallEvent
 from voicegw.realtime.settings import check_run_config
@@ -128,8 +127,7 @@ def lower_input(event: RealtimeModelSendEvent) -> tuple[RealtimeModelCommand, ..
         case SendRawMessage() | RealtimeModelSendSessionUpdate():
             return (event,)
         case RealtimeModelSendUserInput(user_input=user_input):
-            text, images = user_input_parts(user_input)
-            return (SendUserMessage(text, images),)
+            return (user_message(user_input),)
         case RealtimeModelSendAudio(audio=audio, commit=commit):
             return (SendAudio(audio), CommitAudio()) if commit else (SendAudio(audio),)
         case RealtimeModelSendToolOutput(tool_call=call, output=output, start_response=start):

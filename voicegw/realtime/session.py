@@ -39,7 +39,6 @@ from voicegw.contracts.model import (
     RealtimeModelConfig,
     RealtimeModelEvent,
     SendToolOutput,
-    SendUserMessage,
     UpdateSession,
     Usage,
 )
@@ -61,7 +60,7 @@ from voicegw.realtime.config import (
     build_model_config,
     debounce_text_length,
     resolve_turn_detection,
-    user_input_parts,
+    user_message,
 )
 from voicegw.realtime.context import RunContextWrapper
 from voicegw.realtime.events import (
@@ -328,12 +327,14 @@ class RealtimeSession(AgentSpeech, CallerSide):
         """A message from the user: a string, or the SDK's ``{"type": "message", "role": "user",
         "content": [...]}`` with ``input_text`` and ``input_image`` parts."""
         self._caller_active()
-        text, images = user_input_parts(message)
-        content: list[InputText | InputAudio | InputImage] = [InputText(text=text)] if text else []
-        content += [InputImage(image_url=url) for url in images]
+        command = user_message(message)
+        content: list[InputText | InputAudio | InputImage] = (
+            [InputText(text=command.text)] if command.text else []
+        )
+        content += [InputImage(image_url=image.url, detail=image.detail) for image in command.images]
         self._put_history(UserMessageItem(item_id=f"user_text_{len(self._history.items)}", content=content))
         self._turn_ended_at = self._now()
-        await self._send(SendUserMessage(text, images))
+        await self._send(command)
 
     async def say(self, text: str) -> None:
         """Have the agent speak `text` verbatim now (a reprompt, an announcement)."""

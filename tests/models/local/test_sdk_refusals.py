@@ -9,7 +9,7 @@ import pytest
 import structlog
 
 from tests.models.conftest import Recorder
-from voicegw.contracts.model import ModelError, RealtimeModelConfig, SendUserMessage
+from voicegw.contracts.model import ModelError, RealtimeModelConfig, SendUserMessage, UserImage
 from voicegw.models.local import LocalRealtimeModel
 from voicegw.models.local.cascade import IMAGES_REFUSED, PROMPT_REFUSED, SDK_DEFAULT_VOICE
 from voicegw.models.local.settings import unhonoured_settings
@@ -40,7 +40,7 @@ async def test_an_image_gets_an_error_event_naming_input_image() -> None:
     recorder = Recorder()
     model.add_listener(recorder)
     try:
-        await model.send_event(SendUserMessage("", ("data:image/png;base64,iVBORw0KGgo=",)))
+        await model.send_event(SendUserMessage("", (UserImage("data:image/png;base64,iVBORw0KGgo="),)))
     finally:
         await model.close()
     assert recorder.events[0] == ModelError(IMAGES_REFUSED, code="unsupported_input_image")

@@ -498,6 +498,8 @@ async def test_usage_reaches_sdk_code_as_a_usage_event_and_adds_up_in_the_contex
     kinds = [d.type for d in raw]
     assert kinds[kinds.index("usage") + 1] == "turn_ended"
     total = session.context.usage
+    last = next(e for e in reversed(events) if e.type == "raw_model_event" and e.data.type == "usage")
+    assert last.info.context.usage == total  # what the SDK's app logs as the session's usage
     assert (total.requests, total.input_tokens, total.total_tokens) == (2, 8, 20)
     assert total.input_tokens_details.cached_tokens == 4
     assert dataclasses.asdict(total)["output_tokens_details"] == {"reasoning_tokens": 0}

@@ -262,22 +262,25 @@ class ModelItemTruncated:
 
 @dataclass(frozen=True, slots=True)
 class CachedTokensByModality:
+    """Tokens by modality, as a provider reports them (None: not reported)."""
+
     text_tokens: int | None = None
     audio_tokens: int | None = None
     image_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class InputTokensByModality:
-    text_tokens: int | None = None
-    audio_tokens: int | None = None
-    image_tokens: int | None = None
+class InputTokensByModality(CachedTokensByModality):
+    """A response's input tokens by modality, and the cached ones."""
+
     cached_tokens: int | None = None
     cached_tokens_details: CachedTokensByModality | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class OutputTokensByModality:
+    """A response's output tokens by modality."""
+
     text_tokens: int | None = None
     audio_tokens: int | None = None
 

@@ -352,6 +352,9 @@ class SendAudio:
     """Caller audio: mono s16le PCM at the configured sample rate."""
 
     pcm: bytes
+    commit: bool = False
+    """End the caller's turn after this audio, as `CommitAudio` does (the Agents SDK's form)."""
+
     type: Literal["send_audio"] = "send_audio"
 
 

@@ -198,7 +198,8 @@ class OpenAIRealtimeModel(RealtimeModel):
     async def send_event(self, command: RealtimeModelCommand) -> None:
         """Send one command as client events.
 
-        `SendAudio` -> ``input_audio_buffer.append`` (dropped while reconnecting), `CommitAudio` ->
+        `SendAudio` -> ``input_audio_buffer.append`` (dropped while reconnecting; and ``commit`` when
+        `commit`), `CommitAudio` ->
         ``input_audio_buffer.commit``, `SendUserMessage` -> a user ``conversation.item.create`` and
         ``response.create``, `SendToolOutput` -> a ``function_call_output`` item (and
         ``response.create`` when `start_response`), `CreateResponse` -> ``response.create``,
@@ -217,6 +218,8 @@ class OpenAIRealtimeModel(RealtimeModel):
                 if self._decoder is None:
                     raise ModelNotConnected("cannot send audio: the model is not connected")
                 await self._send(append_audio_event(self._decoder.audio.encode(pcm)))
+                if command.commit:
+                    await self._send(commit_audio_event())
             case CommitAudio():
                 await self._send(commit_audio_event())
             case SendUserMessage(text=text, images=images):

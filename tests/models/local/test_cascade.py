@@ -34,6 +34,7 @@ from voicegw.contracts.model import (
 )
 from voicegw.models.local import LocalRealtimeModel
 from voicegw.models.local.stt import SpeechToText
+from voicegw.realtime.model_inputs import RealtimeModelSendAudio
 
 from .conftest import RATE, Recorder, feed, silence
 
@@ -222,3 +223,18 @@ async def test_two_calls_share_the_models_without_cross_talk(speech) -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_audio_sent_with_commit_ends_the_turn_without_turn_detection(speech) -> None:
+    """The Agents SDK's ``RealtimeModelSendAudio(audio, commit=True)``, sent to the model directly."""
+    model, recorder = await connected(dataclasses.replace(CONFIG, turn_detection=None))
+    try:
+        pcm = silence(200) + speech("What time is it right now?") + silence(200)
+        chunk = RATE * 2 // 10
+        for start in range(0, len(pcm), chunk):
+            last = start + chunk >= len(pcm)
+            await model.send_event(RealtimeModelSendAudio(pcm[start : start + chunk], commit=last))
+        final = await recorder.wait_for(lambda e: isinstance(e, ModelInputTranscript) and e.is_final)
+        assert isinstance(final, ModelInputTranscript) and "time" in final.transcript.lower()
+    finally:
+        await model.close()

@@ -4,11 +4,13 @@ settings) is said, not dropped; raw client events that have a meaning run."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import structlog
 
 from tests.models.conftest import Recorder
+from tests.models.local.conftest import spoken
 from voicegw.contracts.model import ModelError, RealtimeModelConfig, SendUserMessage, UserImage
 from voicegw.models.local import LocalRealtimeModel
 from voicegw.models.local.cascade import IMAGES_REFUSED, PROMPT_REFUSED, SDK_DEFAULT_VOICE
@@ -152,3 +154,26 @@ async def test_a_session_update_mid_session_changes_the_embedded_model_or_names_
         0.7,
         24000,
     )
+
+
+@pytest.mark.timeout(120)
+async def test_push_to_talk_without_turn_detection_is_heard_and_answered(tmp_path: Path) -> None:
+    """``turn_detection: None`` and ``send_audio(..., commit=True)``: the turn is the audio sent
+    until the commit (it was dropped unheard before)."""
+    runner = RealtimeRunner(
+        RealtimeAgent(name="A", instructions="You are a phone assistant."),
+        model=LocalRealtimeModel(),
+        config={"turn_detection": None},
+    )
+    audio = 0
+    async with await runner.run() as session:
+        await session.send_audio(spoken("Hello, can you hear me?", tmp_path, rate=24000), commit=True)
+        async for event in session:
+            if event.type == "audio":
+                audio += len(event.audio.data)
+            if event.type == "audio_end":
+                break
+    assert audio > 0
+    user, answer = [item for item in session.history if item.type == "message"][:2]
+    assert "hear" in user.content[0].transcript.lower()
+    assert answer.role == "assistant" and answer.content[0].transcript

@@ -180,8 +180,10 @@ class LocalRealtimeModel(RealtimeModel):
         """Act on `command`; the events it leads to are delivered afterwards, by the model's task."""
         history = self._core.history
         match command:
-            case SendAudio(pcm=pcm):
+            case SendAudio(pcm=pcm, commit=commit):
                 await self._listening.feed(pcm)
+                if commit:
+                    self._listening.commit()
             case CommitAudio():
                 self._listening.commit()
             case SendUserMessage(text=text, images=images):
@@ -258,13 +260,15 @@ class LocalRealtimeModel(RealtimeModel):
         """The caller's turn ended with `text`: answer it, unless told not to."""
         self._core.history.add("user", text)
         td = self._core.config.turn_detection
-        if td is None or td.create_response:
+        # Without turn detection, as OpenAI's: a committed turn is answered on `CreateResponse`.
+        if td is not None and td.create_response:
             await self._speaking.start(self._compose(), {"stt": round(stt_ms, 1)})
 
     def _compose(self, instructions: str | None = None) -> Body:
         """A response body: one LLM step, streamed; speech as it comes, or a tool call."""
 
         async def body(response: Response) -> None:
+            await self._listening.committed()  # a response asked for right after a commit answers it
             history = self._core.history
             tools = self._core.config.tools
             if self._route_tools:

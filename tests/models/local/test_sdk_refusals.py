@@ -4,6 +4,7 @@ settings) is said, not dropped; raw client events that have a meaning run."""
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from voicegw.contracts.model import ModelError, RealtimeModelConfig, SendUserMes
 from voicegw.models.local import LocalRealtimeModel
 from voicegw.models.local.cascade import IMAGES_REFUSED, PROMPT_REFUSED, SDK_DEFAULT_VOICE
 from voicegw.models.local.settings import unhonoured_settings
-from voicegw.realtime import RealtimeAgent, RealtimeRunner
+from voicegw.realtime import RealtimeAgent, RealtimeRunConfig, RealtimeRunner, RealtimeSession
 from voicegw.realtime.model_inputs import RealtimeModelSendRawMessage, RealtimeModelSendSessionUpdate
 
 
@@ -80,28 +81,37 @@ def test_what_the_embedded_model_does_anyway_is_accepted() -> None:
     )
 
 
-@pytest.mark.timeout(120)
-async def test_a_raw_response_create_greets_on_the_embedded_model() -> None:
-    """The SDK's twilio_sip example greets with a raw ``response.create``: the embedded model speaks."""
+async def one_spoken_answer(
+    config: RealtimeRunConfig, ask: Callable[[RealtimeSession], Awaitable[None]]
+) -> RealtimeSession:
+    """A session on the embedded model, asked by `ask`, run until its first spoken answer ended."""
     runner = RealtimeRunner(
-        RealtimeAgent(name="A", instructions="You are a phone assistant."), model=LocalRealtimeModel()
+        RealtimeAgent(name="A", instructions="You are a phone assistant."),
+        model=LocalRealtimeModel(),
+        config=config,
     )
     audio = 0
     async with await runner.run() as session:
-        await session.model.send_event(
-            RealtimeModelSendRawMessage(
-                message={
-                    "type": "response.create",
-                    "other_data": {"response": {"instructions": "Say exactly 'Welcome!' now."}},
-                }
-            )
-        )
+        await ask(session)
         async for event in session:
             if event.type == "audio":
                 audio += len(event.audio.data)
             if event.type == "audio_end":
                 break
     assert audio > 0
+    return session
+
+
+@pytest.mark.timeout(120)
+async def test_a_raw_response_create_greets_on_the_embedded_model() -> None:
+    """The SDK's twilio_sip example greets with a raw ``response.create``: the embedded model speaks."""
+    greeting = RealtimeModelSendRawMessage(
+        message={
+            "type": "response.create",
+            "other_data": {"response": {"instructions": "Say exactly 'Welcome!' now."}},
+        }
+    )
+    session = await one_spoken_answer({}, lambda session: session.model.send_event(greeting))
     [answer] = [item for item in session.history if item.type == "message"]
     assert answer.status == "completed" and answer.content[0].transcript
 
@@ -160,20 +170,10 @@ async def test_a_session_update_mid_session_changes_the_embedded_model_or_names_
 async def test_push_to_talk_without_turn_detection_is_heard_and_answered(tmp_path: Path) -> None:
     """``turn_detection: None`` and ``send_audio(..., commit=True)``: the turn is the audio sent
     until the commit (it was dropped unheard before)."""
-    runner = RealtimeRunner(
-        RealtimeAgent(name="A", instructions="You are a phone assistant."),
-        model=LocalRealtimeModel(),
-        config={"turn_detection": None},
+    question = spoken("Hello, can you hear me?", tmp_path, rate=24000)
+    session = await one_spoken_answer(
+        {"turn_detection": None}, lambda session: session.send_audio(question, commit=True)
     )
-    audio = 0
-    async with await runner.run() as session:
-        await session.send_audio(spoken("Hello, can you hear me?", tmp_path, rate=24000), commit=True)
-        async for event in session:
-            if event.type == "audio":
-                audio += len(event.audio.data)
-            if event.type == "audio_end":
-                break
-    assert audio > 0
     user, answer = [item for item in session.history if item.type == "message"][:2]
     assert "hear" in user.content[0].transcript.lower()
     assert answer.role == "assistant" and answer.content[0].transcript

@@ -40,6 +40,7 @@ from voicegw.realtime import (
 )
 from voicegw.realtime.config import UnsupportedSetting
 from voicegw.realtime.events import VOICEGW_EVENT_TYPES, RealtimeInputAudioTranscriptionDelta
+from voicegw.realtime.model_inputs import RealtimeModelSendSessionUpdate
 from voicegw.transports.testing import settle
 
 RATE = 24000
@@ -503,3 +504,19 @@ async def test_usage_reaches_sdk_code_as_a_usage_event_and_adds_up_in_the_contex
     assert (total.requests, total.input_tokens, total.total_tokens) == (2, 8, 20)
     assert total.input_tokens_details.cached_tokens == 4
     assert dataclasses.asdict(total)["output_tokens_details"] == {"reasoning_tokens": 0}
+
+
+async def test_a_session_update_changes_only_what_it_names() -> None:
+    model = ScriptedModel()
+    session, _, task = await run_sdk(
+        model,
+        RealtimeAgent(name="A", instructions="Be brief."),
+        config={"model_settings": {"temperature": 0.3}},
+    )
+    update = RealtimeModelSendSessionUpdate(session_settings={"instructions": "Be French.", "speed": 1.1})
+    await session.model.send_event(update)
+    await session.close()
+    await task
+    before, after = model.configs[0], model.configs[-1]
+    assert (after.instructions, after.extra["speed"]) == ("Be French.", 1.1)
+    assert (after.temperature, after.sample_rate, after.turn_detection) == (0.3, before.sample_rate, None)

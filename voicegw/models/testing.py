@@ -34,6 +34,7 @@ from voicegw.contracts.model import (
     RealtimeModelEvent,
     TruncateItem,
     UpdateSession,
+    UpdateSettings,
     Usage,
 )
 
@@ -106,6 +107,8 @@ class ScriptedModel(RealtimeModel):
         self.commands.append(command)
         if isinstance(command, UpdateSession):
             self.configs.append(command.config)
+        elif isinstance(command, UpdateSettings):
+            self.configs.append(self.configs[-1].updated(command.changes))
         if self._steps and self._steps[0].matches(command):
             await self.emit(*self._steps.pop(0).emit)
         elif isinstance(command, CancelResponse):

@@ -142,7 +142,8 @@ class Speaking:
             self._items[response.item_id] = response.clauses
             self._core.history.add("assistant", response.text, response.item_id)
             self._core.emit(ModelAudioDone(response.item_id))
-        # llama.cpp streams one token per piece; the prompt's tokens are not counted (input_tokens 0).
+        # One token a streamed piece (as llama.cpp streams; a fixed opening of the grammar counts as
+        # one): an estimate. The prompt is not counted (input_tokens 0).
         tokens = response.output_tokens
         usage = Usage(
             output_tokens=tokens,

@@ -22,6 +22,7 @@ from voicegw.contracts.model import (
     ModelToolCall,
     ModelTranscriptDelta,
     ModelUnavailable,
+    ModelUsage,
     RealtimeModelConfig,
     SendAudio,
     SendToolOutput,
@@ -88,8 +89,10 @@ async def test_audio_in_and_out(
     ]
     assert isinstance(done, ModelResponseDone)
     assert (done.response_id, done.status) == ("resp_A1", "completed")
-    assert (done.usage.input_tokens, done.usage.output_tokens, done.usage.total_tokens) == (132, 121, 253)
-    assert done.usage.output_audio_ms == 800
+    (used,) = recorder.of("usage")
+    assert isinstance(used, ModelUsage)
+    assert (used.usage.input_tokens, used.usage.output_tokens, used.usage.total_tokens) == (132, 121, 253)
+    assert used.usage.output_audio_ms == 800
     started = recorder.of("speech_started")[0]
     assert isinstance(started, ModelSpeechStarted) and started.item_id == "item_USER1"
     deltas = [e.delta for e in recorder.events if isinstance(e, ModelTranscriptDelta)]

@@ -11,15 +11,22 @@ import pytest
 
 from tests.models.realtime_schema import client_event_errors
 from voicegw.contracts.model import (
+    CachedTokensByModality,
+    InputTokensByModality,
+    InputTokensDetails,
     ModelAudio,
     ModelError,
     ModelInputTranscript,
     ModelRawEvent,
     ModelResponseDone,
     ModelToolCall,
+    ModelUsage,
+    OutputTokensByModality,
     RealtimeModelConfig,
     ToolSpec,
     TurnDetection,
+    Usage,
+    UserImage,
 )
 from voicegw.models.openai_protocol import (
     OpenAIProtocolError,
@@ -269,11 +276,42 @@ def test_response_lifecycle_usage_and_audio() -> None:
     assert abs(len(chunk.data) - 3200) <= 128  # resampled to 16 kHz (the resampler keeps a tail)
     assert dec.spoke
     usage = {"total_tokens": 10, "input_tokens": 4, "output_tokens": 6}
-    (done,) = mapped(dec, response("response.done", "completed", usage=usage))
-    assert done == ModelResponseDone("r1", "completed", done.usage)
-    assert (done.usage.input_tokens, done.usage.output_tokens, done.usage.total_tokens) == (4, 6, 10)
-    assert done.usage.output_audio_ms == 100
+    (used, done) = mapped(dec, response("response.done", "completed", usage=usage))
+    assert done == ModelResponseDone("r1", "completed")
+    assert used == ModelUsage(Usage(4, 6, 10, output_audio_ms=100, requests=1))  # no details given
     assert dec.active_response is None
+
+
+def test_usage_details_are_the_sdks_conversion_of_response_done() -> None:
+    """As the SDK's `RealtimeModelUsageEvent`: cached tokens in `Usage`, modalities beside it."""
+    usage = {
+        "total_tokens": 253,
+        "input_tokens": 132,
+        "output_tokens": 121,
+        "input_token_details": {
+            "text_tokens": 119,
+            "audio_tokens": 13,
+            "cached_tokens": 64,
+            "cached_tokens_details": {"text_tokens": 64, "audio_tokens": 0},
+        },
+        "output_token_details": {"text_tokens": 30, "audio_tokens": 91},
+    }
+    dec = decoder()
+    mapped(dec, response("response.created", "in_progress"))
+    used, _done = mapped(dec, response("response.done", "completed", usage=usage))
+    assert used == ModelUsage(
+        Usage(132, 121, 253, requests=1, input_tokens_details=InputTokensDetails(cached_tokens=64)),
+        InputTokensByModality(119, 13, None, 64, CachedTokensByModality(64, 0, None)),
+        OutputTokensByModality(30, 91),
+    )
+
+
+def test_a_response_without_usage_has_no_usage_event() -> None:
+    dec = decoder()
+    mapped(dec, response("response.created", "in_progress"))
+    assert mapped(dec, response("response.done", "cancelled", usage=None)) == [
+        ModelResponseDone("r1", "cancelled")
+    ]
 
 
 def test_a_failed_response_reports_its_error() -> None:
@@ -344,3 +382,13 @@ def test_wire_audio_pcmu_and_split_samples() -> None:
 def test_a_vad_model_version_reaches_openais_turn_detection() -> None:
     assert turn_detection_object(TurnDetection(model_version="vad-2"))["model_version"] == "vad-2"  # type: ignore[index]
     assert "model_version" not in (turn_detection_object(TurnDetection()) or {})
+
+
+def test_an_image_keeps_the_detail_asked_for() -> None:
+    images = (UserImage("data:image/png;base64,AA==", "high"), UserImage("https://example.org/a.png"))
+    content = user_message_event("look", images)["item"]["content"]
+    assert content == [
+        {"type": "input_text", "text": "look"},
+        {"type": "input_image", "image_url": "data:image/png;base64,AA==", "detail": "high"},
+        {"type": "input_image", "image_url": "https://example.org/a.png"},
+    ]

@@ -12,11 +12,29 @@ import pytest
 from aiohttp import ClientSession, web
 
 from examples.realtime.twilio_sip.openai_connector import CALLS, make_app
+from tests.models.conftest import Recorder, openai_model
 from tests.models.fake_realtime import API_KEY, FakeRealtimeServer
+from voicegw.contracts.model import (
+    CancelResponse,
+    ModelToolCall,
+    RealtimeModelConfig,
+    SendAudio,
+    ToolSpec,
+    UserImage,
+)
 from voicegw.models.openai_webhooks import WebhookError, verify_webhook
 from voicegw.realtime import RealtimeAgent, RealtimePlaybackTracker, RealtimeRunner
+from voicegw.realtime.config import UnsupportedSetting
 from voicegw.realtime.items import AssistantMessageItem
-from voicegw.realtime.model_inputs import RealtimeModelSendRawMessage
+from voicegw.realtime.model_events import RealtimeModelToolCallEvent
+from voicegw.realtime.model_inputs import (
+    RealtimeModelSendAudio,
+    RealtimeModelSendInterrupt,
+    RealtimeModelSendRawMessage,
+    RealtimeModelSendSessionUpdate,
+    RealtimeModelSendToolOutput,
+    RealtimeModelSendUserInput,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -102,6 +120,44 @@ async def test_headers_replace_the_bearer_for_an_endpoint(
     assert server.connections[0].headers["X-Tenant"] == "blue"
 
 
+async def test_a_session_update_mid_session_changes_what_it_names_and_keeps_the_rest(
+    fake_server: Callable[..., FakeRealtimeServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    async with fake_server("sdk_patterns") as server:
+        runner = RealtimeRunner(RealtimeAgent(name="A", instructions="Be brief."))
+        model_config: Any = {
+            "api_key": API_KEY,
+            "url": f"{server.base_url}/realtime?model=gpt-realtime",
+            "initial_model_settings": {"voice": "marin", "turn_detection": {"type": "semantic_vad"}},
+        }
+        async with await runner.run(model_config=model_config) as session:
+            await wait_until(lambda: bool(server.connections), "the connection")
+            update = RealtimeModelSendSessionUpdate(
+                session_settings={"instructions": "Speak French.", "audio": {"output": {"voice": "cedar"}}}
+            )
+            await session.model.send_event(update)
+            connection = server.connections[0]
+            await wait_until(lambda: len(connection.of_type("session.update")) == 2, "the second update")
+    first, second = (event["session"] for event in connection.of_type("session.update"))
+    assert (second["instructions"], second["audio"]["output"]["voice"]) == ("Speak French.", "cedar")
+    for kept in (["audio", "input", "turn_detection"], ["audio", "input", "format"], ["tools"]):
+        assert _at(second, kept) == _at(first, kept)
+
+
+def _at(obj: Any, path: list[str]) -> Any:
+    for key in path:
+        obj = obj[key]
+    return obj
+
+
+def test_a_session_update_refuses_what_a_session_keeps_by_name() -> None:
+    with pytest.raises(UnsupportedSetting, match="input_audio_format: fixed when the session starts"):
+        RealtimeModelSendSessionUpdate(session_settings={"audio": {"input": {"format": "g711_ulaw"}}})
+    with pytest.raises(UnsupportedSetting, match=r"unknown model setting.*: colour"):
+        RealtimeModelSendSessionUpdate(session_settings={"colour": "blue"})  # type: ignore[typeddict-unknown-key]
+
+
 async def test_the_embedded_model_refuses_an_endpoint_by_name() -> None:
     runner = RealtimeRunner(RealtimeAgent(name="A"), config={"model": "local"})
     session = await runner.run(model_config={"api_key": "sk-x"})
@@ -185,3 +241,65 @@ def test_webhook_verification_errors_say_what_was_wrong(
 ) -> None:
     with pytest.raises(WebhookError, match=error):
         verify_webhook(SECRET, headers, b"{}", now=now)
+
+
+async def test_the_sdks_model_inputs_drive_a_model_directly(
+    fake_server: Callable[..., FakeRealtimeServer], recorder: Recorder
+) -> None:
+    """``session.model.send_event`` with the SDK's inputs, as SDK code may call it."""
+    weather = ToolSpec("get_weather", "The weather in a city.", {"type": "object", "properties": {}})
+    async with fake_server("function_call") as server:
+        model = openai_model(server)
+        model.add_listener(recorder)
+        await model.connect(RealtimeModelConfig(tools=(weather,), turn_detection=None))
+        await model.send_event(RealtimeModelSendUserInput(user_input="What is the weather in Paris?"))
+        call = await recorder.wait_for("function_call")
+        assert isinstance(call, ModelToolCall)
+        sdk_call = RealtimeModelToolCallEvent(name=call.name, call_id=call.call_id, arguments=call.arguments)
+        await model.send_event(
+            RealtimeModelSendToolOutput(tool_call=sdk_call, output='{"sky": "sunny"}', start_response=True)
+        )
+        await recorder.wait_for("response_done", lambda e: e.response_id == "resp_F2")
+        await model.close()
+    conn = server.connections[0]
+    items = [e["item"] for e in conn.of_type("conversation.item.create")]
+    assert items[0]["content"] == [{"type": "input_text", "text": "What is the weather in Paris?"}]
+    assert items[1] == {"type": "function_call_output", "call_id": "call_W1", "output": '{"sky": "sunny"}'}
+    assert len(conn.of_type("response.create")) == 2
+
+
+def test_each_sdk_model_input_is_the_voicegw_command_it_stands_for() -> None:
+    image = {"type": "input_image", "image_url": "data:image/png;base64,AA==", "detail": "low"}
+    message: Any = {
+        "type": "message",
+        "role": "user",
+        "content": [{"type": "input_text", "text": "hi"}, image],
+    }
+    user = RealtimeModelSendUserInput(message)
+    assert (user.text, user.images, user.user_input) == (
+        "hi",
+        (UserImage("data:image/png;base64,AA==", "low"),),
+        message,
+    )
+    audio = RealtimeModelSendAudio(b"\x01\x00", commit=True)
+    assert isinstance(audio, SendAudio) and (audio.pcm, audio.commit, audio.audio) == (
+        b"\x01\x00",
+        True,
+        b"\x01\x00",
+    )
+    assert isinstance(RealtimeModelSendInterrupt(force_response_cancel=True), CancelResponse)
+    assert RealtimeModelSendInterrupt().type == "cancel_response"
+
+
+async def test_audio_with_commit_ends_the_turn_on_an_openai_model(
+    fake_server: Callable[..., FakeRealtimeServer], recorder: Recorder
+) -> None:
+    async with fake_server("conversation") as server:
+        model = openai_model(server)
+        await model.connect(RealtimeModelConfig(sample_rate=24000, turn_detection=None))
+        await model.send_event(RealtimeModelSendAudio(bytes(4800), commit=True))
+        connection = server.connections[0]
+        await wait_until(lambda: bool(connection.of_type("input_audio_buffer.commit")), "the commit")
+        await model.close()
+    kinds = [e["type"] for e in connection.received]
+    assert kinds.index("input_audio_buffer.append") < kinds.index("input_audio_buffer.commit")

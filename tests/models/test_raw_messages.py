@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from voicegw.contracts.model import CancelResponse, CommitAudio, CreateResponse, SendUserMessage
+from voicegw.contracts.model import CancelResponse, CommitAudio, CreateResponse, SendUserMessage, UserImage
 from voicegw.models.raw_messages import commands_for
 
 
@@ -32,7 +32,7 @@ from voicegw.models.raw_messages import commands_for
                     }
                 },
             },
-            (SendUserMessage("look", ("data:image/png;base64,AA==",)),),
+            (SendUserMessage("look", (UserImage("data:image/png;base64,AA=="),)),),
         ),
     ],
 )

@@ -6,6 +6,7 @@ event with ``assert_never``. Driven through `RealtimeRunner` as SDK code does, o
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import typing
 from typing import Any, assert_never
 
@@ -14,12 +15,15 @@ import pytest
 from voicegw.audio.codecs import PCMU
 from voicegw.contracts.model import (
     CreateResponse,
+    InputTokensDetails,
     ModelInputTranscript,
     ModelSpeechStarted,
     SendAudio,
     SendToolOutput,
     SendUserMessage,
     TruncateItem,
+    Usage,
+    UserImage,
 )
 from voicegw.models.testing import ScriptedModel, ScriptStep, speech, tone, tool_call
 from voicegw.realtime import (
@@ -27,6 +31,7 @@ from voicegw.realtime import (
     RealtimeAgentHooks,
     RealtimeModelEvent,
     RealtimeModelOtherEvent,
+    RealtimeModelUsageEvent,
     RealtimePlaybackTracker,
     RealtimeRunner,
     RealtimeSession,
@@ -35,6 +40,7 @@ from voicegw.realtime import (
 )
 from voicegw.realtime.config import UnsupportedSetting
 from voicegw.realtime.events import VOICEGW_EVENT_TYPES, RealtimeInputAudioTranscriptionDelta
+from voicegw.realtime.model_inputs import RealtimeModelSendSessionUpdate
 from voicegw.transports.testing import settle
 
 RATE = 24000
@@ -322,16 +328,18 @@ async def test_prompt_and_images_reach_the_model() -> None:
             "role": "user",
             "content": [
                 {"type": "input_text", "text": "what is this?"},
-                {"type": "input_image", "image_url": "data:image/png;base64,AAAA"},
+                {"type": "input_image", "image_url": "data:image/png;base64,AAAA", "detail": "high"},
             ],
         }
     )
     await session.close()
     await task
     assert model.configs[0].prompt == prompt
-    assert model.sent(SendUserMessage) == [SendUserMessage("what is this?", ("data:image/png;base64,AAAA",))]
+    image = UserImage("data:image/png;base64,AAAA", "high")  # the app example asks for detail "high"
+    assert model.sent(SendUserMessage) == [SendUserMessage("what is this?", (image,))]
     [item] = session.history
     assert [part.type for part in item.content] == ["input_text", "input_image"]
+    assert item.content[1].model_dump()["detail"] == "high"
 
 
 @pytest.mark.parametrize(
@@ -471,3 +479,44 @@ async def test_function_tool_options_of_the_sdk() -> None:
     await task
     assert [t.name for t in model.configs[0].tools] == ["slow"]  # reset is for the Admin agent only
     assert [o.output for o in model.sent(SendToolOutput)] == ["Tool 'slow' timed out after 0.05 seconds."]
+
+
+async def test_usage_reaches_sdk_code_as_a_usage_event_and_adds_up_in_the_context() -> None:
+    used = Usage(4, 6, 10, requests=1, input_tokens_details=InputTokensDetails(cached_tokens=2))
+    reply = speech("hi", sample_rate=RATE, duration_ms=60, usage=used)
+    session, events, task = await run_sdk(
+        ScriptedModel([ScriptStep(SendUserMessage, reply)] * 2), RealtimeAgent(name="A")
+    )
+    await session.send_message("one")
+    await session.send_message("two")
+    await settle()
+    await session.close()
+    await task
+    raw = [e.data for e in events if e.type == "raw_model_event"]
+    usage_events = [d for d in raw if isinstance(d, RealtimeModelUsageEvent)]
+    assert [d.usage for d in usage_events] == [used, used]
+    # As the SDK's model: the usage of a response comes just before its turn ends.
+    kinds = [d.type for d in raw]
+    assert kinds[kinds.index("usage") + 1] == "turn_ended"
+    total = session.context.usage
+    last = next(e for e in reversed(events) if e.type == "raw_model_event" and e.data.type == "usage")
+    assert last.info.context.usage == total  # what the SDK's app logs as the session's usage
+    assert (total.requests, total.input_tokens, total.total_tokens) == (2, 8, 20)
+    assert total.input_tokens_details.cached_tokens == 4
+    assert dataclasses.asdict(total)["output_tokens_details"] == {"reasoning_tokens": 0}
+
+
+async def test_a_session_update_changes_only_what_it_names() -> None:
+    model = ScriptedModel()
+    session, _, task = await run_sdk(
+        model,
+        RealtimeAgent(name="A", instructions="Be brief."),
+        config={"model_settings": {"temperature": 0.3}},
+    )
+    update = RealtimeModelSendSessionUpdate(session_settings={"instructions": "Be French.", "speed": 1.1})
+    await session.model.send_event(update)
+    await session.close()
+    await task
+    before, after = model.configs[0], model.configs[-1]
+    assert (after.instructions, after.extra["speed"]) == ("Be French.", 1.1)
+    assert (after.temperature, after.sample_rate, after.turn_detection) == (0.3, before.sample_rate, None)

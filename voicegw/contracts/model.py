@@ -12,7 +12,8 @@ This module imports nothing above `voicegw.audio`, so that every model and the s
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, TypeAlias
 
@@ -96,16 +97,44 @@ class RealtimeModelConfig:
     extra: dict[str, Any] = field(default_factory=dict)
     """Model-specific settings passed through untouched."""
 
+    def updated(self, changes: Mapping[str, Any]) -> RealtimeModelConfig:
+        """This configuration with `changes` (fields by name) made; `extra` is merged, not replaced.
+
+        Raises `ValueError` for ``sample_rate``: a model's audio rate is fixed when it connects."""
+        if "sample_rate" in changes:
+            raise ValueError("sample_rate: the audio rate is fixed when the model connects")
+        return dataclasses.replace(self, **{**changes, "extra": {**self.extra, **changes.get("extra", {})}})
+
+
+@dataclass(frozen=True, slots=True)
+class InputTokensDetails:
+    """The Agents SDK's (OpenAI's) details of `Usage.input_tokens`."""
+
+    cached_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OutputTokensDetails:
+    """The Agents SDK's (OpenAI's) details of `Usage.output_tokens`."""
+
+    reasoning_tokens: int = 0
+
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Tokens (and audio) a response consumed."""
+    """What responses consumed: the Agents SDK's `Usage` fields (``dataclasses.asdict`` gives its
+    JSON), plus the audio voicegw measures. Immutable: ``a + b`` sums, where the SDK has ``add``."""
 
     input_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0
     input_audio_ms: int = 0
     output_audio_ms: int = 0
+    requests: int = 0
+    """Model responses counted (one per ``response.done`` with usage, one per embedded LLM step)."""
+
+    input_tokens_details: InputTokensDetails = field(default_factory=InputTokensDetails)
+    output_tokens_details: OutputTokensDetails = field(default_factory=OutputTokensDetails)
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -114,6 +143,13 @@ class Usage:
             self.total_tokens + other.total_tokens,
             self.input_audio_ms + other.input_audio_ms,
             self.output_audio_ms + other.output_audio_ms,
+            self.requests + other.requests,
+            InputTokensDetails(
+                self.input_tokens_details.cached_tokens + other.input_tokens_details.cached_tokens
+            ),
+            OutputTokensDetails(
+                self.output_tokens_details.reasoning_tokens + other.output_tokens_details.reasoning_tokens
+            ),
         )
 
 
@@ -225,12 +261,47 @@ class ModelItemTruncated:
 
 
 @dataclass(frozen=True, slots=True)
+class CachedTokensByModality:
+    """Tokens by modality, as a provider reports them (None: not reported)."""
+
+    text_tokens: int | None = None
+    audio_tokens: int | None = None
+    image_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InputTokensByModality(CachedTokensByModality):
+    """A response's input tokens by modality, and the cached ones."""
+
+    cached_tokens: int | None = None
+    cached_tokens_details: CachedTokensByModality | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutputTokensByModality:
+    """A response's output tokens by modality."""
+
+    text_tokens: int | None = None
+    audio_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUsage:
+    """What one response consumed, just before its `ModelResponseDone` (the Agents SDK's
+    `RealtimeModelUsageEvent`); a model that counts nothing sends none."""
+
+    usage: Usage
+    input_tokens_details: InputTokensByModality | None = None
+    output_tokens_details: OutputTokensByModality | None = None
+    type: Literal["usage"] = "usage"
+
+
+@dataclass(frozen=True, slots=True)
 class ModelResponseDone:
     """A response ended: completed, cancelled (barge-in) or failed."""
 
     response_id: str
     status: Literal["completed", "cancelled", "failed", "incomplete"]
-    usage: Usage = field(default_factory=Usage)
     timings_ms: dict[str, float] = field(default_factory=dict)
     """Stage latencies the model measured (e.g. ``stt``, ``llm_first_token``, ``tts_first_audio``)."""
 
@@ -266,6 +337,7 @@ RealtimeModelEvent: TypeAlias = (
     | ModelTranscriptDelta
     | ModelToolCall
     | ModelItemTruncated
+    | ModelUsage
     | ModelResponseDone
     | ModelError
     | ModelRawEvent
@@ -280,6 +352,9 @@ class SendAudio:
     """Caller audio: mono s16le PCM at the configured sample rate."""
 
     pcm: bytes
+    commit: bool = False
+    """End the caller's turn after this audio, as `CommitAudio` does (the Agents SDK's form)."""
+
     type: Literal["send_audio"] = "send_audio"
 
 
@@ -291,14 +366,34 @@ class CommitAudio:
 
 
 @dataclass(frozen=True, slots=True)
+class UserImage:
+    """An image the user sent: a ``data:`` or remote URL, and its ``detail`` (``low``, ``high``,
+    ``auto``: OpenAI's) when one was asked for."""
+
+    url: str
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SendUserMessage:
     """A text message from the user (typed input, DTMF as text); the model answers it."""
 
     text: str
-    images: tuple[str, ...] = ()
-    """Image URLs (``data:`` or remote) sent with the text; a model that cannot see refuses them."""
+    images: tuple[UserImage, ...] = ()
+    """Images sent with the text; a model that cannot see refuses them."""
 
     type: Literal["send_user_message"] = "send_user_message"
+
+    @classmethod
+    def from_content(cls, parts: Sequence[Mapping[str, Any]]) -> SendUserMessage:
+        """The message of OpenAI-style content parts (``input_text``, ``input_image``)."""
+        text = " ".join(part.get("text", "") for part in parts if part.get("type") == "input_text")
+        images = tuple(
+            UserImage(part["image_url"], part.get("detail"))
+            for part in parts
+            if part.get("type") == "input_image" and "image_url" in part
+        )
+        return cls(text, images)
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,6 +443,16 @@ class UpdateSession:
 
 
 @dataclass(frozen=True, slots=True)
+class UpdateSettings:
+    """Change some settings mid-session (the Agents SDK's `RealtimeModelSendSessionUpdate`):
+    `changes` are `RealtimeModelConfig` fields by name, applied with `RealtimeModelConfig.updated`;
+    the others stay. A model refuses, naming it, a setting it cannot honour (as on `connect`)."""
+
+    changes: Mapping[str, Any]
+    type: Literal["update_settings"] = "update_settings"
+
+
+@dataclass(frozen=True, slots=True)
 class SendRawMessage:
     """A client event of the provider's own protocol, sent as is (the Agents SDK's
     `RealtimeModelSendRawMessage`): ``{"type": ..., "other_data": {...}}``, ``other_data`` merged
@@ -366,6 +471,7 @@ RealtimeModelCommand: TypeAlias = (
     | CancelResponse
     | TruncateItem
     | UpdateSession
+    | UpdateSettings
     | SendRawMessage
 )
 

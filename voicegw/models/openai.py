@@ -39,6 +39,7 @@ from voicegw.contracts.model import (
     SendUserMessage,
     TruncateItem,
     UpdateSession,
+    UpdateSettings,
 )
 from voicegw.models.openai_protocol import (
     DEFAULT_TRANSCRIPTION_MODEL,
@@ -197,14 +198,15 @@ class OpenAIRealtimeModel(RealtimeModel):
     async def send_event(self, command: RealtimeModelCommand) -> None:
         """Send one command as client events.
 
-        `SendAudio` -> ``input_audio_buffer.append`` (dropped while reconnecting), `CommitAudio` ->
+        `SendAudio` -> ``input_audio_buffer.append`` (dropped while reconnecting; and ``commit`` when
+        `commit`), `CommitAudio` ->
         ``input_audio_buffer.commit``, `SendUserMessage` -> a user ``conversation.item.create`` and
         ``response.create``, `SendToolOutput` -> a ``function_call_output`` item (and
         ``response.create`` when `start_response`), `CreateResponse` -> ``response.create``,
         `CancelResponse` -> ``response.cancel`` when a response is in progress, `TruncateItem` ->
-        ``conversation.item.truncate``, `UpdateSession` -> ``session.update``, `SendRawMessage` -> its
-        client event as is. Raises `ModelNotConnected` when there is no connection, `TypeError`
-        for an unknown command.
+        ``conversation.item.truncate``, `UpdateSession` and `UpdateSettings` -> ``session.update``,
+        `SendRawMessage` -> its client event as is. Raises `ModelNotConnected` when there is no
+        connection, `TypeError` for an unknown command.
         """
         match command:
             case SendAudio(pcm=pcm):
@@ -216,6 +218,8 @@ class OpenAIRealtimeModel(RealtimeModel):
                 if self._decoder is None:
                     raise ModelNotConnected("cannot send audio: the model is not connected")
                 await self._send(append_audio_event(self._decoder.audio.encode(pcm)))
+                if command.commit:
+                    await self._send(commit_audio_event())
             case CommitAudio():
                 await self._send(commit_audio_event())
             case SendUserMessage(text=text, images=images):
@@ -233,6 +237,11 @@ class OpenAIRealtimeModel(RealtimeModel):
                 await self._send(truncate_event(item_id, index, end_ms))
             case UpdateSession(config=config):
                 self._config = config
+                await self._send_session_update()
+            case UpdateSettings(changes=changes):
+                if self._config is None:
+                    raise ModelNotConnected("cannot update the session: the model is not connected")
+                self._config = self._config.updated(changes)
                 await self._send_session_update()
             case SendRawMessage(message=message):
                 await self._send({**message.get("other_data", {}), "type": message["type"]})

@@ -19,6 +19,9 @@ from voicegw.audio.codecs import PCMU
 from voicegw.audio.format import BYTES_PER_SAMPLE
 from voicegw.audio.resample import Resampler
 from voicegw.contracts.model import (
+    CachedTokensByModality,
+    InputTokensByModality,
+    InputTokensDetails,
     ModelAudio,
     ModelAudioDone,
     ModelError,
@@ -31,10 +34,13 @@ from voicegw.contracts.model import (
     ModelSpeechStopped,
     ModelToolCall,
     ModelTranscriptDelta,
+    ModelUsage,
+    OutputTokensByModality,
     RealtimeModelConfig,
     RealtimeModelEvent,
     TurnDetection,
     Usage,
+    UserImage,
 )
 
 PCM_RATE = 24000
@@ -184,9 +190,12 @@ def commit_audio_event() -> dict[str, Any]:
     return {"type": "input_audio_buffer.commit"}
 
 
-def user_message_event(text: str, images: Sequence[str] = ()) -> dict[str, Any]:
-    """A user message of `text` (left out when empty and there are images) and `images` (URLs)."""
-    content: list[dict[str, Any]] = [{"type": "input_image", "image_url": url} for url in images]
+def user_message_event(text: str, images: Sequence[UserImage] = ()) -> dict[str, Any]:
+    """A user message of `text` (left out when empty and there are images) and `images`."""
+    content: list[dict[str, Any]] = [
+        {"type": "input_image", "image_url": image.url, **({"detail": image.detail} if image.detail else {})}
+        for image in images
+    ]
     if text or not images:
         content.insert(0, {"type": "input_text", "text": text})
     item = {"type": "message", "role": "user", "content": content}
@@ -270,19 +279,58 @@ def _field(event: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> A
     return value
 
 
-def _usage(response: dict[str, Any], output_audio_ms: float) -> Usage:
-    usage = response.get("usage") or {}
+def _usage(response: dict[str, Any], output_audio_ms: float) -> list[RealtimeModelEvent]:
+    """The `ModelUsage` of a ``response.done`` (as the SDK converts it), when it reports usage or
+    audio was played out of it."""
+    usage = response.get("usage")
+    if not isinstance(usage, dict):
+        return [ModelUsage(Usage(output_audio_ms=round(output_audio_ms)))] if output_audio_ms else []
+    inputs = _mapping(usage.get("input_token_details"))
+    outputs = _mapping(usage.get("output_token_details"))
+    input_tokens, output_tokens = _count(usage, "input_tokens"), _count(usage, "output_tokens")
+    total = usage.get("total_tokens")
+    return [
+        ModelUsage(
+            Usage(
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                total_tokens=total if isinstance(total, int) else input_tokens + output_tokens,
+                output_audio_ms=round(output_audio_ms),
+                requests=1,
+                input_tokens_details=InputTokensDetails(_count(inputs, "cached_tokens")),
+            ),
+            _input_details(inputs) if "input_token_details" in usage else None,
+            OutputTokensByModality(**_counts(outputs, ("text_tokens", "audio_tokens")))
+            if "output_token_details" in usage
+            else None,
+        )
+    ]
 
-    def count(name: str) -> int:
-        value = usage.get(name)
-        return value if isinstance(value, int) else 0
 
-    return Usage(
-        input_tokens=count("input_tokens"),
-        output_tokens=count("output_tokens"),
-        total_tokens=count("total_tokens"),
-        output_audio_ms=round(output_audio_ms),
+_MODALITIES = ("text_tokens", "audio_tokens", "image_tokens")
+
+
+def _input_details(details: dict[str, Any]) -> InputTokensByModality:
+    cached = details.get("cached_tokens_details")
+    return InputTokensByModality(
+        **_counts(details, (*_MODALITIES, "cached_tokens")),
+        cached_tokens_details=CachedTokensByModality(**_counts(cached, _MODALITIES))
+        if isinstance(cached, dict)
+        else None,
     )
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _count(values: dict[str, Any], name: str) -> int:
+    return _counts(values, (name,))[name] or 0
+
+
+def _counts(values: dict[str, Any], names: tuple[str, ...]) -> dict[str, int | None]:
+    """The counts of `names` that are numbers; None for the others (as the API's optional fields)."""
+    return {name: value if isinstance(value := values.get(name), int) else None for name in names}
 
 
 def error_from(error: dict[str, Any]) -> ModelError:
@@ -449,6 +497,6 @@ class ServerEventDecoder:
         details = response.get("status_details") or {}
         if status == "failed" and isinstance(details.get("error"), dict):
             events.append(error_from(details["error"]))
-        usage = _usage(response, self._audio_ms.pop(response_id, 0.0))
-        events.append(ModelResponseDone(response_id, status, usage))
+        events += _usage(response, self._audio_ms.pop(response_id, 0.0))
+        events.append(ModelResponseDone(response_id, status))
         return events

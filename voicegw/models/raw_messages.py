@@ -42,7 +42,4 @@ def commands_for(message: Mapping[str, Any]) -> tuple[RealtimeModelCommand, ...]
 def _user_message(item: Mapping[str, Any]) -> SendUserMessage:
     if item.get("type") != "message" or item.get("role") != "user":
         raise TypeError("raw conversation.item.create: only a user message has a meaning for this model")
-    parts = item.get("content") or []
-    text = " ".join(p.get("text", "") for p in parts if p.get("type") == "input_text")
-    images = tuple(p["image_url"] for p in parts if p.get("type") == "input_image" and "image_url" in p)
-    return SendUserMessage(text, images)
+    return SendUserMessage.from_content(item.get("content") or [])

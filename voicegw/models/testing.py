@@ -27,12 +27,14 @@ from voicegw.contracts.model import (
     ModelResponseStarted,
     ModelToolCall,
     ModelTranscriptDelta,
+    ModelUsage,
     RealtimeModel,
     RealtimeModelCommand,
     RealtimeModelConfig,
     RealtimeModelEvent,
     TruncateItem,
     UpdateSession,
+    UpdateSettings,
     Usage,
 )
 
@@ -105,6 +107,8 @@ class ScriptedModel(RealtimeModel):
         self.commands.append(command)
         if isinstance(command, UpdateSession):
             self.configs.append(command.config)
+        elif isinstance(command, UpdateSettings):
+            self.configs.append(self.configs[-1].updated(command.changes))
         if self._steps and self._steps[0].matches(command):
             await self.emit(*self._steps.pop(0).emit)
         elif isinstance(command, CancelResponse):
@@ -161,7 +165,7 @@ def speech(
         data = pcm[index * step : (index + 1) * step if index < chunks - 1 else len(pcm)]
         audio = [ModelAudio(item_id, response_id, data)]
         events += [*delta, *audio] if text_first else [*audio, *delta]
-    events += [ModelAudioDone(item_id), ModelResponseDone(response_id, "completed", usage or Usage())]
+    events += [ModelAudioDone(item_id), *_usage(usage), ModelResponseDone(response_id, "completed")]
     return events
 
 
@@ -178,5 +182,10 @@ def tool_call(
     return [
         ModelResponseStarted(response_id),
         ModelToolCall(call_id, name, args, item_id=f"fc_{call_id}", response_id=response_id),
-        ModelResponseDone(response_id, "completed", usage or Usage()),
+        *_usage(usage),
+        ModelResponseDone(response_id, "completed"),
     ]
+
+
+def _usage(usage: Usage | None) -> list[RealtimeModelEvent]:
+    return [] if usage is None else [ModelUsage(usage)]

@@ -11,7 +11,13 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, NotRequired, TypeAlias, TypedDict
 
-from voicegw.contracts.model import RealtimeModel, RealtimeModelConfig, ToolSpec, TurnDetection
+from voicegw.contracts.model import (
+    RealtimeModel,
+    RealtimeModelConfig,
+    SendUserMessage,
+    ToolSpec,
+    TurnDetection,
+)
 from voicegw.realtime.guardrails import DEFAULT_DEBOUNCE_TEXT_LENGTH, OutputGuardrail
 
 DEFAULT_SAMPLE_RATE = 24000
@@ -170,14 +176,11 @@ RealtimeUserInput: TypeAlias = str | RealtimeUserInputMessage
 """What `session.send_message` takes."""
 
 
-def user_input_parts(user_input: str | Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
-    """The text and the image URLs of a user input (a string or a message dict)."""
+def user_message(user_input: str | Mapping[str, Any]) -> SendUserMessage:
+    """The command for a user input (a string or a message dict)."""
     if isinstance(user_input, str):
-        return user_input, ()
-    parts = user_input.get("content", [])
-    text = " ".join(part.get("text", "") for part in parts if part.get("type") == "input_text")
-    images = tuple(part["image_url"] for part in parts if part.get("type") == "input_image")
-    return text, images
+        return SendUserMessage(user_input)
+    return SendUserMessage.from_content(user_input.get("content", []))
 
 
 class RealtimeTurnDetectionConfig(TypedDict, total=False):
@@ -405,3 +408,41 @@ def build_model_config(
             **settings.get("extra", {}),
         },
     )
+
+
+_CONFIG_FIELDS = frozenset(
+    {
+        "instructions",
+        "voice",
+        "tools",
+        "turn_detection",
+        "model_name",
+        "temperature",
+        "max_output_tokens",
+        "transcribe_input",
+        "vocabulary",
+        "prompt",
+    }
+)
+"""Model settings that are a `RealtimeModelConfig` field of the same name."""
+
+_FIXED_AT_START = ("sample_rate", "input_audio_format", "output_audio_format")
+"""Settings of the session's audio edge, which converts for every model: a session keeps them."""
+
+
+def settings_changes(settings: RealtimeSessionModelSettings, tools: tuple[ToolSpec, ...]) -> dict[str, Any]:
+    """The `RealtimeModelConfig` fields that model `settings` given mid-session change (the
+    others stay); raises `UnsupportedSetting` for the audio settings a session keeps."""
+    flat = flat_settings(settings)
+    if fixed := [key for key in _FIXED_AT_START if key in flat]:
+        raise UnsupportedSetting(
+            f"{', '.join(fixed)}: fixed when the session starts (the session converts the audio at "
+            "its edge); start a new session for another format"
+        )
+    config = build_model_config(
+        {"model_settings": settings}, sample_rate=None, instructions=None, voice=None, tools=tools
+    )
+    changes: dict[str, Any] = {name: getattr(config, name) for name in _CONFIG_FIELDS & flat.keys()}
+    if config.extra:
+        changes["extra"] = config.extra
+    return changes

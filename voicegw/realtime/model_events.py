@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 from voicegw.contracts.model import (
+    CachedTokensByModality,
+    InputTokensByModality,
     ModelAudio,
     ModelAudioDone,
     ModelConnectionStatus,
@@ -26,9 +28,10 @@ from voicegw.contracts.model import (
     ModelResponseStarted,
     ModelToolCall,
     ModelTranscriptDelta,
+    ModelUsage,
+    OutputTokensByModality,
 )
 from voicegw.contracts.model import RealtimeModelEvent as ModelEvent
-from voicegw.contracts.model import Usage as _Usage
 from voicegw.realtime.items import RealtimeItem
 
 RealtimeConnectionStatus: TypeAlias = Literal["connecting", "connected", "disconnected"]
@@ -37,6 +40,10 @@ RealtimeModelAudioEvent = ModelAudio
 RealtimeModelAudioDoneEvent = ModelAudioDone
 RealtimeModelTranscriptDeltaEvent = ModelTranscriptDelta
 RealtimeModelConnectionStatusEvent = ModelConnectionStatus
+RealtimeModelUsageEvent = ModelUsage
+RealtimeModelCachedTokensDetails = CachedTokensByModality
+RealtimeModelInputTokensDetails = InputTokensByModality
+RealtimeModelOutputTokensDetails = OutputTokensByModality
 
 
 @dataclass(frozen=True)
@@ -134,38 +141,6 @@ class RealtimeModelTurnEndedEvent:
 
     type: Literal["turn_ended"] = "turn_ended"
     response_id: str | None = None
-
-
-@dataclass(frozen=True)
-class RealtimeModelCachedTokensDetails:
-    text_tokens: int | None = None
-    audio_tokens: int | None = None
-    image_tokens: int | None = None
-
-
-@dataclass(frozen=True)
-class RealtimeModelInputTokensDetails:
-    text_tokens: int | None = None
-    audio_tokens: int | None = None
-    image_tokens: int | None = None
-    cached_tokens: int | None = None
-    cached_tokens_details: RealtimeModelCachedTokensDetails | None = None
-
-
-@dataclass(frozen=True)
-class RealtimeModelOutputTokensDetails:
-    text_tokens: int | None = None
-    audio_tokens: int | None = None
-
-
-@dataclass(frozen=True)
-class RealtimeModelUsageEvent:
-    """Token usage of one response."""
-
-    usage: _Usage
-    input_tokens_details: RealtimeModelInputTokensDetails | None = None
-    output_tokens_details: RealtimeModelOutputTokensDetails | None = None
-    type: Literal["usage"] = "usage"
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,15 @@ server-side turn detection when the model has none); model audio goes to the tra
 handoffs and guardrails run as tasks the session owns, so that nothing they do stalls audio.
 Barge-in flushes the transport in the same call that detects it, then cancels the response and
 truncates the assistant item at what the transport says was played.
+
+This module keeps the loop: life cycle, the model's events, commands, events out. The agent's
+speech and barge-in live in `agent_speech`, the caller's side in `caller_side`, the view its
+helpers get in `session_port`, tool calls in `tool_calls`, guardrails in `guardrails`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
@@ -18,8 +21,6 @@ from typing import Any
 import structlog
 
 from voicegw.contracts.model import (
-    CancelResponse,
-    CommitAudio,
     CreateResponse,
     ModelAudio,
     ModelAudioDone,
@@ -32,29 +33,26 @@ from voicegw.contracts.model import (
     ModelSpeechStopped,
     ModelToolCall,
     ModelTranscriptDelta,
+    ModelUsage,
     RealtimeModel,
     RealtimeModelCommand,
     RealtimeModelConfig,
     RealtimeModelEvent,
-    SendAudio,
     SendToolOutput,
-    SendUserMessage,
-    TruncateItem,
     UpdateSession,
     Usage,
 )
 from voicegw.contracts.transport import (
     AudioTransport,
     CallControl,
-    CallStateChanged,
-    DtmfReceived,
     EndReason,
-    TransferResult,
 )
 from voicegw.realtime.agent import RealtimeAgent
+from voicegw.realtime.agent_speech import AgentSpeech
 from voicegw.realtime.approvals import REJECTION_MESSAGE
 from voicegw.realtime.audio_formats import session_audio
 from voicegw.realtime.call_tools import CALL_TOOL_NAMES, CALL_TOOLS, CallHandle
+from voicegw.realtime.caller_side import CallerSide
 from voicegw.realtime.config import (
     DEFAULT_TOOL_FILLER_DELAY,
     RealtimeRunConfig,
@@ -62,33 +60,23 @@ from voicegw.realtime.config import (
     build_model_config,
     debounce_text_length,
     resolve_turn_detection,
-    user_input_parts,
+    user_message,
 )
 from voicegw.realtime.context import RunContextWrapper
 from voicegw.realtime.events import (
     RealtimeAgentEndEvent,
     RealtimeAgentStartEvent,
-    RealtimeAudio,
-    RealtimeAudioEnd,
-    RealtimeAudioInterrupted,
-    RealtimeCallState,
-    RealtimeDtmf,
     RealtimeError,
     RealtimeEventInfo,
-    RealtimeGuardrailTripped,
     RealtimeHandoffEvent,
-    RealtimeHistoryAdded,
-    RealtimeHistoryUpdated,
-    RealtimeInputAudioTimeoutTriggered,
     RealtimeInputAudioTranscriptionCompleted,
     RealtimeInputAudioTranscriptionDelta,
     RealtimeRawModelEvent,
     RealtimeSessionEvent,
-    RealtimeTransferResult,
     VoicegwSessionEvent,
     sdk_event,
 )
-from voicegw.realtime.guardrails import TranscriptGate, run_output_guardrails
+from voicegw.realtime.guardrails import TranscriptGate
 from voicegw.realtime.hooks import RealtimeRunHooks, agent_hook
 from voicegw.realtime.idle import IdleTimeout
 from voicegw.realtime.items import (
@@ -100,28 +88,25 @@ from voicegw.realtime.items import (
     RealtimeToolCallItem,
     UserMessageItem,
     assistant_audio_item,
-    heard_part,
     user_audio_item,
 )
 from voicegw.realtime.model import RealtimeModelConfig as ConnectionOptions
 from voicegw.realtime.model_selection import check_model_config, resolve_model
 from voicegw.realtime.playback import AgentPlayback
 from voicegw.realtime.result import RealtimeResult, RealtimeTimings
+from voicegw.realtime.session_port import SessionAdapter
 from voicegw.realtime.settings import check_run_config
 from voicegw.realtime.tool_calls import ToolCallRunner
-from voicegw.realtime.turns import ForwardAudio, ServerTurnDetector, TurnEnded, TurnStarted
+from voicegw.realtime.turns import ServerTurnDetector
 
 __all__ = ["REJECTION_MESSAGE", "RealtimeSession"]
 
 log = structlog.get_logger()
 
-CALL_EVENTS_GRACE_S = 0.5
-"""How long the end of the caller's audio waits for the call event that says why it ended."""
-
 _END: Any = object()  # queued after the last event: iterators stop at it
 
 
-class RealtimeSession:
+class RealtimeSession(AgentSpeech, CallerSide):
     """A conversation over one transport, not started until `async with` (or a runner) starts it.
 
     Iterate it (``async for event in session``) for its events; the iteration ends with the
@@ -148,7 +133,7 @@ class RealtimeSession:
         self._model: RealtimeModel | None = None
         self._agent = agent
         self._context = RunContextWrapper[Any](context)
-        self._port = _Port(self)
+        self._port = SessionAdapter(self)
         self._call: CallHandle | None = None
         if isinstance(transport, CallControl):
             self._call = self._context.call = CallHandle(transport, self._port)
@@ -342,12 +327,14 @@ class RealtimeSession:
         """A message from the user: a string, or the SDK's ``{"type": "message", "role": "user",
         "content": [...]}`` with ``input_text`` and ``input_image`` parts."""
         self._caller_active()
-        text, images = user_input_parts(message)
-        content: list[InputText | InputAudio | InputImage] = [InputText(text=text)] if text else []
-        content += [InputImage(image_url=url) for url in images]
+        command = user_message(message)
+        content: list[InputText | InputAudio | InputImage] = (
+            [InputText(text=command.text)] if command.text else []
+        )
+        content += [InputImage(image_url=image.url, detail=image.detail) for image in command.images]
         self._put_history(UserMessageItem(item_id=f"user_text_{len(self._history.items)}", content=content))
         self._turn_ended_at = self._now()
-        await self._send(SendUserMessage(text, images))
+        await self._send(command)
 
     async def say(self, text: str) -> None:
         """Have the agent speak `text` verbatim now (a reprompt, an announcement)."""
@@ -437,9 +424,10 @@ class RealtimeSession:
             case ModelItemTruncated(item_id=item_id, transcript=str() as text):
                 self._put_history(assistant_audio_item(item_id, text, "incomplete"))
                 self._log.info("item_truncated", item_id=item_id, transcript=text)
-            case ModelResponseDone():
-                self._usage += event.usage
+            case ModelUsage(usage=usage):
+                self._usage += usage
                 self._context.usage = self._usage
+            case ModelResponseDone():
                 if event.timings_ms:
                     self._model_timings.append(dict(event.timings_ms))
                 self._playback.response_done(event.response_id)
@@ -449,177 +437,6 @@ class RealtimeSession:
                 self._emit_error(event, message)
                 if fatal:
                     self._finish(EndReason.ERROR, message)
-
-    async def _on_audio(self, event: ModelAudio) -> None:
-        if not self._playback.accepts(event.item_id, event.response_id):
-            return  # what the model still sends after a cancel must not be played
-        self._tools.stop_filler()
-        if self._playback.audio(event.item_id, event.content_index, event.response_id, len(event.data)):
-            self._ensure_assistant_item(event.item_id)
-        if self._turn_ended_at is not None:
-            self._latencies.append((self._now() - self._turn_ended_at) * 1000)
-            self._turn_ended_at = None
-        if not self._gate.hold(event.item_id, event):
-            await self._deliver_audio(event)
-
-    async def _deliver_audio(self, event: ModelAudio) -> None:
-        """Agent audio to the caller: the transport, and the ``audio`` event (apps without one play
-        it, in the run's ``output_audio_format``)."""
-        if self._transport is not None:
-            await self._transport.play(event.data, item_id=event.item_id)
-        if self._formats.output.name != "pcm16":
-            event = dataclasses.replace(event, data=self._formats.output.from_pcm(event.data))
-        self._emit(RealtimeAudio(event, event.item_id, event.content_index, self._info))
-
-    def _on_transcript_delta(self, event: ModelTranscriptDelta) -> None:
-        if not self._playback.accepts(event.item_id, event.response_id):
-            return
-        self._ensure_assistant_item(event.item_id)
-        self._transcripts[event.item_id] = self._transcripts.get(event.item_id, "") + event.delta
-        if self._guardrails() and (text := self._gate.add_text(event.item_id, event.delta)) is not None:
-            self._spawn(self._check_output(event.item_id, event.response_id, text))
-
-    def _on_audio_done(self, item_id: str, content_index: int) -> None:
-        self._emit(RealtimeAudioEnd(item_id, content_index, self._info))
-        if self._playback.interrupted(item_id):
-            return
-        transcript = self._transcripts.get(item_id, "")
-        self._put_history(assistant_audio_item(item_id, transcript, "completed"))
-        if self._guardrails() and (text := self._gate.finish(item_id)) is not None:
-            self._spawn(self._check_output(item_id, self._playback.response_of(item_id), text))
-
-    def _ensure_assistant_item(self, item_id: str) -> None:
-        if self._history.get(item_id) is None:
-            self._put_history(assistant_audio_item(item_id, ""))
-
-    # --- guardrails --------------------------------------------------------------------------
-
-    def _guardrails(self) -> list[Any]:
-        combined = [*self.current_agent.output_guardrails, *self._config.get("output_guardrails", [])]
-        return list({id(g): g for g in combined}.values())
-
-    async def _check_output(self, item_id: str, response_id: str, text: str) -> None:
-        agent = self.current_agent
-        tripped = await run_output_guardrails(self._guardrails(), self._context, agent, text)
-        if not tripped:
-            for audio in self._gate.check_passed(item_id):
-                if self._playback.accepts(audio.item_id, audio.response_id):  # no barge-in meanwhile
-                    await self._deliver_audio(audio)
-            return
-        if self._playback.interrupted(item_id):
-            return  # an earlier check of this item already tripped
-        names = ", ".join(result.guardrail.get_name() for result in tripped)
-        self._log.info("output_guardrail_tripped", item_id=item_id, guardrails=names)
-        await self._interrupt(item_id)
-        self._emit(RealtimeGuardrailTripped(tripped, text, self._info))
-        await self._send(SendUserMessage(f"guardrail triggered: {names}"))
-
-    # --- the caller's idle timeout --------------------------------------------------------------
-
-    def _caller_active(self) -> None:
-        if self._idle is not None:
-            self._idle.cancel()
-
-    def _caller_idle(self) -> None:
-        self._spawn(self._on_caller_idle())
-
-    async def _on_caller_idle(self) -> None:
-        self._emit(RealtimeInputAudioTimeoutTriggered(self._info))
-        settings = resolve_turn_detection(self._config)
-        if settings is not None and settings.create_response:
-            await self._send(CreateResponse())
-
-    # --- barge-in ----------------------------------------------------------------------------
-
-    async def _barge_in(self) -> None:
-        if self._playback.speaking():
-            await self._interrupt()
-
-    async def _interrupt(self, item_id: str | None = None) -> None:
-        """Flush, cancel, truncate: the agent stops at once and its items hold what was heard."""
-        if self._transport is not None:
-            self._transport.flush()  # first, in this very call: nothing stale reaches the caller
-        self._tools.filler_flushed()
-        if self._tracker is not None:
-            self._tracker.on_interrupted()
-        if self._playback.cancel_active() is not None:
-            await self._send(CancelResponse())
-        for cut in self._playback.cut(item_id):
-            self._gate.drop(cut.item_id)
-            heard = heard_part(self._transcripts.get(cut.item_id, ""), cut.played_ms, cut.received_ms)
-            self._put_history(assistant_audio_item(cut.item_id, heard, "incomplete"))
-            # After our estimate: a model that knows the exact cut answers with ModelItemTruncated.
-            await self._send(TruncateItem(cut.item_id, cut.played_ms, cut.content_index))
-            self._emit(RealtimeAudioInterrupted(cut.item_id, cut.content_index, cut.played_ms, self._info))
-            self._log.info("audio_interrupted", item_id=cut.item_id, played_ms=cut.played_ms, heard=heard)
-
-    # --- the caller's side -------------------------------------------------------------------
-
-    async def _pump_caller_audio(self, call_events: asyncio.Task[None]) -> None:
-        assert self._transport is not None
-        try:
-            async for frame in self._transport.frames():
-                await self._caller_audio(frame.pcm)
-        except Exception as exc:
-            self._emit_error(exc, f"the transport failed: {exc}")
-            self._finish(EndReason.ERROR, str(exc))
-            return
-        # The audio ended; the call's last state change (who hung up, a transfer) says why.
-        await asyncio.wait({call_events}, timeout=CALL_EVENTS_GRACE_S)
-        self._finish(EndReason.CALLER_HUNG_UP)
-
-    async def _pump_call_events(self) -> None:
-        assert self._transport is not None
-        try:
-            await self._handle_call_events(self._transport)
-        except Exception as exc:  # control is lost, not the audio: the session goes on
-            self._emit_error(exc, f"the transport's call events failed: {exc}")
-
-    async def _handle_call_events(self, transport: AudioTransport) -> None:
-        async for event in transport.events():
-            match event:
-                case DtmfReceived(digit=digit, duration_ms=duration):
-                    self._emit(RealtimeDtmf(digit, duration, self._info))
-                    if (text := self._dtmf_text(digit)) is not None:
-                        await self.send_message(text)
-                case CallStateChanged(state=state, reason=reason, end_reason=end_reason):
-                    self._emit(RealtimeCallState(state, reason, self._info, end_reason))
-                    if state == "transferred":
-                        self._finish(EndReason.TRANSFERRED)
-                    elif state == "ended":
-                        self._finish(end_reason or EndReason.CALLER_HUNG_UP)
-                case TransferResult(target=target, accepted=accepted, status_code=code):
-                    self._emit(RealtimeTransferResult(target, accepted, code, self._info))
-
-    def _dtmf_text(self, digit: str) -> str | None:
-        """What the model is told of a key press: the agent's menu entry, or the plain fact."""
-        menu_text = self.current_agent.dtmf_menu.get(digit)
-        if menu_text is not None:
-            return menu_text
-        return f"The caller pressed {digit}" if self._config.get("dtmf_as_text", False) else None
-
-    async def _caller_audio(self, pcm: bytes) -> None:
-        if self._turns is None:
-            await self._send(SendAudio(pcm))
-            return
-        for action in self._turns.feed(pcm):
-            match action:
-                case TurnStarted():
-                    self._caller_active()
-                    settings = resolve_turn_detection(self._config)
-                    if settings is not None and settings.interrupt_response:
-                        await self._barge_in()
-                case ForwardAudio(pcm=speech):
-                    await self._send(SendAudio(speech))
-                case TurnEnded():
-                    await self._end_turn()
-
-    async def _end_turn(self) -> None:
-        self._turn_ended_at = self._now()
-        await self._send(CommitAudio())
-        settings = resolve_turn_detection(self._config)
-        if settings is None or settings.create_response:
-            await self._send(CreateResponse())
 
     # --- helpers shared with tool calls ------------------------------------------------------
 
@@ -666,12 +483,6 @@ class RealtimeSession:
             await self.model.send_event(command)
         except Exception as exc:  # a dropped model connection must not kill the audio path
             self._emit_error(exc, f"sending {command.type} to the model failed: {exc}")
-
-    def _put_history(self, item: RealtimeItem) -> None:
-        if self._history.put(item):
-            self._emit(RealtimeHistoryAdded(self._history.items[-1], self._info))
-        else:
-            self._emit(RealtimeHistoryUpdated(self._history.items, self._info))
 
     def _emit(self, event: RealtimeSessionEvent | VoicegwSessionEvent) -> None:
         if self._end_reason is None:
@@ -735,52 +546,3 @@ class RealtimeSession:
     @staticmethod
     def _now() -> float:
         return asyncio.get_running_loop().time()
-
-
-class _Port:
-    """The session as its tool calls and call control see it (`SessionPort`)."""
-
-    def __init__(self, session: RealtimeSession) -> None:
-        self._session = session
-
-    @property
-    def context(self) -> RunContextWrapper[Any]:
-        return self._session._context
-
-    @property
-    def info(self) -> RealtimeEventInfo:
-        return self._session._info
-
-    async def send(self, command: RealtimeModelCommand) -> None:
-        await self._session._send(command)
-
-    def emit(self, event: RealtimeSessionEvent) -> None:
-        self._session._emit(event)
-
-    def report_error(self, error: Any, message: str) -> None:
-        self._session._emit_error(error, message)
-
-    async def hook(self, name: str, *args: Any) -> None:
-        await self._session._hook(name, *args)
-
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        return self._session._spawn(coro)
-
-    async def switch_agent(self, agent: RealtimeAgent[Any]) -> None:
-        await self._session._switch_agent(agent)
-
-    @property
-    def responses_started(self) -> int:
-        return self._session._responses_started
-
-    def speaking(self) -> bool:
-        return self._session._playback.speaking()
-
-    def pending_audio_ms(self) -> float:
-        return self._session._playback.pending_ms()
-
-    def spoke_before(self, tool_call_id: str) -> bool:
-        return self._session._tool_call_spoke(tool_call_id)
-
-    def end(self, reason: EndReason) -> None:
-        self._session._finish(reason)

@@ -24,6 +24,7 @@ from voicegw.contracts.model import (
     ModelSpeechStarted,
     ModelToolCall,
     ModelTranscriptDelta,
+    ModelUsage,
     RealtimeModelConfig,
     RealtimeModelEvent,
     SendToolOutput,
@@ -33,6 +34,7 @@ from voicegw.contracts.model import (
 )
 from voicegw.models.local import LocalRealtimeModel
 from voicegw.models.local.stt import SpeechToText
+from voicegw.realtime.model_inputs import RealtimeModelSendAudio
 
 from .conftest import RATE, Recorder, feed, silence
 
@@ -106,6 +108,11 @@ async def test_spoken_question_calls_the_tool_and_speaks_its_result(speech) -> N
         # get_time takes no arguments and is the only tool routed: called without an LLM step.
         assert {"stt", "llm"} <= call_timings.keys() and "llm_first_token" not in call_timings
         assert {"llm_first_token", "tts_first_audio"} <= answer_timings.keys()
+        # Usage, as the SDK's models report it: one LLM request and its tokens per step run.
+        call_usage, answer_usage = (used.usage for used in recorder.of(ModelUsage)[:2])
+        assert (call_usage.requests, call_usage.output_tokens) == (0, 0)
+        assert answer_usage.requests == 1 and answer_usage.output_tokens > 0
+        assert answer_usage.total_tokens == answer_usage.output_tokens and answer_usage.output_audio_ms > 0
     finally:
         await model.close()
 
@@ -216,3 +223,18 @@ async def test_two_calls_share_the_models_without_cross_talk(speech) -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_audio_sent_with_commit_ends_the_turn_without_turn_detection(speech) -> None:
+    """The Agents SDK's ``RealtimeModelSendAudio(audio, commit=True)``, sent to the model directly."""
+    model, recorder = await connected(dataclasses.replace(CONFIG, turn_detection=None))
+    try:
+        pcm = silence(200) + speech("What time is it right now?") + silence(200)
+        chunk = RATE * 2 // 10
+        for start in range(0, len(pcm), chunk):
+            last = start + chunk >= len(pcm)
+            await model.send_event(RealtimeModelSendAudio(pcm[start : start + chunk], commit=last))
+        final = await recorder.wait_for(lambda e: isinstance(e, ModelInputTranscript) and e.is_final)
+        assert isinstance(final, ModelInputTranscript) and "time" in final.transcript.lower()
+    finally:
+        await model.close()

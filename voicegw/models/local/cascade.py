@@ -15,7 +15,7 @@ import importlib.util
 import json
 import re
 import threading
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from voicegw.contracts.model import (
     SendToolOutput,
     SendUserMessage,
     TruncateItem,
+    UpdateSettings,
 )
 from voicegw.contracts.model import UpdateSession as UpdateSessionCommand
 from voicegw.models.local.core import AnswerStats, ModelCore
@@ -79,8 +80,19 @@ PROMPT_REFUSED = (
     "the embedded model cannot use a stored prompt (agent.prompt / model_settings.prompt): "
     "it has no access to the OpenAI platform; give the agent instructions instead"
 )
+SDK_DEFAULT_VOICE = "ash"
+"""The voice the Agents SDK asks OpenAI for when none is named: asking for it names no voice."""
+
 ACTION = re.compile(r'"action"\s*:\s*"([^"]*)"')
 _END = object()
+
+
+def counted(response: Response, tokens: Iterator[str]) -> Iterator[str]:
+    """`tokens`, counted into `response` as one LLM request and its output tokens."""
+    response.llm_requests += 1
+    for token in tokens:
+        response.output_tokens += 1
+        yield token
 
 
 def _require(modules: list[str]) -> None:
@@ -168,8 +180,10 @@ class LocalRealtimeModel(RealtimeModel):
         """Act on `command`; the events it leads to are delivered afterwards, by the model's task."""
         history = self._core.history
         match command:
-            case SendAudio(pcm=pcm):
+            case SendAudio(pcm=pcm, commit=commit):
                 await self._listening.feed(pcm)
+                if commit:
+                    self._listening.commit()
             case CommitAudio():
                 self._listening.commit()
             case SendUserMessage(text=text, images=images):
@@ -193,6 +207,8 @@ class LocalRealtimeModel(RealtimeModel):
                 self._speaking.truncate(item_id, audio_end_ms)
             case UpdateSessionCommand(config=config):
                 self._apply(config)
+            case UpdateSettings(changes=changes):
+                self._apply(self._core.config.updated(changes))
             case SendRawMessage(message=message):
                 for translated in commands_for(message):
                     await self.send_event(translated)
@@ -206,9 +222,18 @@ class LocalRealtimeModel(RealtimeModel):
 
     # --- configuration and loading -----------------------------------------------------------
 
+    @property
+    def voice(self) -> str:
+        """The name of the one voice the model speaks with (its Piper model's)."""
+        return Path(self._speaking.tts.model_path).stem
+
     def _apply(self, config: RealtimeModelConfig) -> None:
         if config.prompt is not None:
             raise ValueError(PROMPT_REFUSED)
+        if config.voice not in (None, self.voice, SDK_DEFAULT_VOICE):
+            raise ValueError(f"voice={config.voice!r}: the embedded model has one voice, {self.voice!r}")
+        if config.model_name is not None:  # the SDK's examples all name one: refusing would stop them
+            self._core.log.info("model_name_not_used", model_name=config.model_name, llm=self._llm.name)
         if refused := unhonoured_settings(config.extra, config.turn_detection):
             raise ValueError(f"the embedded model cannot honour model setting(s) {', '.join(refused)}")
         old = self._core.config if self._configured else None
@@ -235,13 +260,15 @@ class LocalRealtimeModel(RealtimeModel):
         """The caller's turn ended with `text`: answer it, unless told not to."""
         self._core.history.add("user", text)
         td = self._core.config.turn_detection
-        if td is None or td.create_response:
+        # Without turn detection, as OpenAI's: a committed turn is answered on `CreateResponse`.
+        if td is not None and td.create_response:
             await self._speaking.start(self._compose(), {"stt": round(stt_ms, 1)})
 
     def _compose(self, instructions: str | None = None) -> Body:
         """A response body: one LLM step, streamed; speech as it comes, or a tool call."""
 
         async def body(response: Response) -> None:
+            await self._listening.committed()  # a response asked for right after a commit answers it
             history = self._core.history
             tools = self._core.config.tools
             if self._route_tools:
@@ -263,7 +290,7 @@ class LocalRealtimeModel(RealtimeModel):
             field_, splitter = TextField(), ClauseSplitter()
             raw = ""
             async with ClauseSpeaker(self._speaking, response) as speaker:
-                async with contextlib.aclosing(self._llm_tokens(messages, schema)) as stream:
+                async with contextlib.aclosing(self._llm_tokens(response, messages, schema)) as stream:
                     async for token in stream:
                         response.mark("llm_first_token")
                         raw += token
@@ -291,7 +318,7 @@ class LocalRealtimeModel(RealtimeModel):
             clauses: list[str] = []
             verdict = Verdict.PENDING
             with contextlib.suppress(LlmError):
-                tokens = self._llm_tokens(messages, None, max_tokens=PHRASE_MAX_TOKENS)
+                tokens = self._llm_tokens(response, messages, None, max_tokens=PHRASE_MAX_TOKENS)
                 async with contextlib.aclosing(tokens) as stream:
                     async for piece in stream:
                         response.mark("llm_first_token")
@@ -341,7 +368,7 @@ class LocalRealtimeModel(RealtimeModel):
         generation that starts to loop is cut where the loop begins."""
         splitter, text = ClauseSplitter(), ""
         async with ClauseSpeaker(self._speaking, response) as speaker:
-            async with contextlib.aclosing(self._llm_tokens(messages, None)) as stream:
+            async with contextlib.aclosing(self._llm_tokens(response, messages, None)) as stream:
                 async for piece in stream:
                     response.mark("llm_first_token")
                     text += piece
@@ -363,9 +390,15 @@ class LocalRealtimeModel(RealtimeModel):
     # --- plumbing ----------------------------------------------------------------------------
 
     async def _llm_tokens(
-        self, messages: list[dict[str, str]], schema: dict[str, Any] | None, *, max_tokens: int | None = None
+        self,
+        response: Response,
+        messages: list[dict[str, str]],
+        schema: dict[str, Any] | None,
+        *,
+        max_tokens: int | None = None,
     ) -> AsyncGenerator[str, None]:
-        """The LLM's tokens, produced in a pool thread that stops when this iterator is closed.
+        """The LLM's tokens, produced in a pool thread that stops when this iterator is closed;
+        counted in `response`'s usage.
 
         With no `schema` the step can only speak, and the pieces are its text alone."""
         loop = asyncio.get_running_loop()
@@ -383,7 +416,9 @@ class LocalRealtimeModel(RealtimeModel):
         def produce() -> None:
             try:
                 step = step_schema(()) if schema is None else schema
-                tokens = self._llm.stream(messages, step, max_tokens=max_tokens, temperature=temperature)
+                tokens = counted(
+                    response, self._llm.stream(messages, step, max_tokens=max_tokens, temperature=temperature)
+                )
                 if schema is None:
                     tokens = json_text(tokens)
                 for token in tokens:

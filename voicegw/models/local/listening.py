@@ -66,6 +66,11 @@ class Listening:
         self._partial_interval_ms = partial_interval_ms
         self._detector: TurnDetector | None = None
         self._turn: _Turn | None = None
+        self._held = bytearray()
+        """Without turn detection: the caller's audio since the last `commit`."""
+
+        self._committed: asyncio.Task[None] | None = None
+        """Without turn detection: the transcription of the last committed turn."""
 
     def configure(self, old: RealtimeModelConfig | None, config: RealtimeModelConfig) -> None:
         """A new configuration: a new turn detector when its settings or the rate changed."""
@@ -89,6 +94,7 @@ class Listening:
         """20 ms of caller audio."""
         detector = self._detector
         if detector is None:
+            self._held += pcm  # a turn is whatever comes until `commit`
             return
         config = self._core.config
         for event in detector.feed(pcm):
@@ -110,9 +116,19 @@ class Listening:
                     self._end_turn(self._turn, detector.end_turn(), at_ms)
 
     def commit(self) -> None:
-        """End the caller's turn now (the session detects turns itself)."""
-        if self._turn is not None and self._detector is not None:
+        """End the caller's turn now (the session, or the application, detects turns itself)."""
+        if self._detector is None:
+            if self._held:
+                audio, self._held = bytes(self._held), bytearray()
+                end_ms = len(audio) * 500 // self._core.config.sample_rate  # 2 bytes a sample
+                self._committed = self._core.spawn(self._finish_turn(self._new_turn(), audio, end_ms))
+        elif self._turn is not None:
             self._end_turn(self._turn, self._detector.end_turn(), self._detector.position_ms)
+
+    async def committed(self) -> None:
+        """Wait until the last committed turn is transcribed (and answered, or in the history)."""
+        if self._committed is not None:
+            await asyncio.shield(self._committed)
 
     def _new_turn(self) -> _Turn:
         item_id = self._core.new_id("item")

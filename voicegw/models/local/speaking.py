@@ -24,6 +24,7 @@ from voicegw.contracts.model import (
     ModelResponseDone,
     ModelResponseStarted,
     ModelTranscriptDelta,
+    ModelUsage,
     Usage,
 )
 from voicegw.models.local.core import ModelCore
@@ -54,6 +55,10 @@ class Response:
     timings: dict[str, float] = field(default_factory=dict)
     clauses: list[SpokenClause] = field(default_factory=list)
     audio_ms: int = 0
+    llm_requests: int = 0
+    output_tokens: int = 0
+    """LLM steps run and tokens they produced, for the response's `ModelUsage`."""
+
     clock: float | None = None
     """When the first audio chunk went out: pacing keeps the rest near real time."""
 
@@ -137,8 +142,17 @@ class Speaking:
             self._items[response.item_id] = response.clauses
             self._core.history.add("assistant", response.text, response.item_id)
             self._core.emit(ModelAudioDone(response.item_id))
-        usage = Usage(output_audio_ms=response.audio_ms)
-        self._core.emit(ModelResponseDone(response.response_id, status, usage, dict(response.timings)))
+        # One token a streamed piece (as llama.cpp streams; a fixed opening of the grammar counts as
+        # one): an estimate. The prompt is not counted (input_tokens 0).
+        tokens = response.output_tokens
+        usage = Usage(
+            output_tokens=tokens,
+            total_tokens=tokens,
+            output_audio_ms=response.audio_ms,
+            requests=response.llm_requests,
+        )
+        self._core.emit(ModelUsage(usage))
+        self._core.emit(ModelResponseDone(response.response_id, status, dict(response.timings)))
 
     async def speak_clause(self, response: Response, text: str, pcm: bytes | None = None) -> None:
         """Announce the clause's text, then send its audio in chunks (a cancel lands between two)."""

@@ -14,3 +14,11 @@ welcomer = RealtimeAgent(
     name="Welcomer", instructions="You are a helpful voice assistant.", greeting="Hello, how can I help?"
 )
 """Speaks first: the barge-in scenario interrupts its greeting."""
+
+
+def _failing_instructions(context: object, agent: object) -> str:
+    raise RuntimeError("the instructions store is unreachable")
+
+
+broken = RealtimeAgent(name="Broken", instructions=_failing_instructions, greeting="Hello, how can I help?")
+"""Its instructions raise when the session starts: a task of ours failing, not the model."""

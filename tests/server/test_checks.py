@@ -51,7 +51,6 @@ BAD = [
     (tls("{cert}", "{garbage}"), "voicegw: sip.tls_cert/sip.tls_key:"),
     ("[sip]\ntls_cert = '{cert}'\ntls_key = '{key}'\n", "voicegw: sip.tls_cert: given without sip.tls_port"),
     ("[sip]\ntls_key = '{key}'\n", "voicegw: sip.tls_key: given without sip.tls_port"),
-    ("[rtp]\nsrtp = 'required'\n", "voicegw: rtp.srtp: 'required' puts the SRTP keys in the SDP"),
     (tls("{cert}", "{key}", 70000), "voicegw: sip.tls_port: 70000 is out of range"),
     (tls("{cert}", "{key}", 5080), "voicegw: sip.tls_port: 5080 is the SIP port"),
     ("[sip]\npjsip_log_level = 9\n", "voicegw: sip.pjsip_log_level: 9 is out of range (must be within 0-6)"),

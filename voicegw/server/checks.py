@@ -77,10 +77,6 @@ def _check_tls(config: ServerConfig) -> None:
         for key, value in (("sip.tls_cert", sip.tls_cert), ("sip.tls_key", sip.tls_key)):
             if value is not None:
                 raise ConfigError(f"{key}: given without sip.tls_port, the TLS listener it is for")
-        if sip.srtp == "required":
-            raise ConfigError(
-                "rtp.srtp: 'required' puts the SRTP keys in the SDP: it needs TLS signalling (sip.tls_port)"
-            )
         return
     if sip.tls_cert is None or sip.tls_key is None:
         missing = "sip.tls_cert" if sip.tls_cert is None else "sip.tls_key"

@@ -93,6 +93,7 @@ from voicegw.realtime.transport import (
     CallStateChanged,
     DtmfReceived,
     TransferResult,
+    TransportClosed,
 )
 from voicegw.realtime.turns import ForwardAudio, ServerTurnDetector, TurnEnded, TurnStarted
 
@@ -410,7 +411,10 @@ class RealtimeSession:
     async def _deliver_audio(self, event: ModelAudio) -> None:
         """Agent audio to the caller: the transport, and the ``audio`` event (apps without one play it)."""
         if self._transport is not None:
-            await self._transport.play(event.data, item_id=event.item_id)
+            try:
+                await self._transport.play(event.data, item_id=event.item_id)
+            except TransportClosed:
+                return  # the caller hung up as the audio came: the call's events say so, no error
         self._emit(RealtimeAudio(event, event.item_id, event.content_index, self._info))
 
     def _on_transcript_delta(self, event: ModelTranscriptDelta) -> None:

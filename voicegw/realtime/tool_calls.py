@@ -21,7 +21,7 @@ from voicegw.realtime.events import RealtimeSessionEvent, RealtimeToolEnd, Realt
 from voicegw.realtime.filler import PERIOD_MS, thinking_tone
 from voicegw.realtime.handoffs import Handoff
 from voicegw.realtime.tools import FunctionTool, ToolArgumentsError, invoke_function_tool, parse_arguments
-from voicegw.realtime.transport import AudioTransport
+from voicegw.realtime.transport import AudioTransport, TransportClosed
 
 FILLER_ITEM_ID = "voicegw_filler"
 FILLER_CHUNK_MS = 3 * PERIOD_MS
@@ -173,7 +173,10 @@ class ToolCallRunner:
         already_played = transport.played_ms(FILLER_ITEM_ID)  # by earlier fillers of this call
         while True:
             if queued_ms - (transport.played_ms(FILLER_ITEM_ID) - already_played) < FILLER_CHUNK_MS // 2:
-                await transport.play(tone, item_id=FILLER_ITEM_ID)
+                try:
+                    await transport.play(tone, item_id=FILLER_ITEM_ID)
+                except TransportClosed:
+                    return  # the caller hung up during the tool call: a normal end, not a failure
                 queued_ms += FILLER_CHUNK_MS
                 self._filler_queued = True
             await asyncio.sleep(FILLER_CHUNK_MS / 4000)

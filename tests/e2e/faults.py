@@ -6,19 +6,26 @@ instructions raise stands for a task of ours failing. The caller is the pjsua2 c
 media stack), recording everything it hears until the server's BYE. `analyse` splits that
 recording into the model's tone (440 Hz), other sound (the apology's speech) and silence.
 
+Beyond the model: a caller that vanishes (SIGKILL, no BYE) and SIGTERM with calls up, on the echo.
 Used by tests/e2e/test_model_faults.py and scripts/faults.py (no pytest here).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tests.e2e.harness import EchoServer, run_caller
+from tests.e2e.harness import CALLER, ROOT, EchoServer, run_caller
 from tests.e2e.media import Pcm, read_wav, write_wav
 from tests.models.fake_realtime import API_KEY, TONE_HZ, FakeRealtimeServer
 
@@ -130,7 +137,7 @@ class Outcome:
 CAUSE_EVENTS = ("model_fault", "agent_failed", "call_handler_failed", "session task failed")
 
 
-async def play_fault(name: str, workdir: Path, *, silence_wav: Path | None = None) -> Outcome:
+async def play_fault(name: str, workdir: Path) -> Outcome:
     """Place one call against `voicegw serve` with the model misbehaving as `FAULTS[name]` says."""
     fault = FAULTS[name]
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
@@ -148,10 +155,7 @@ async def play_fault(name: str, workdir: Path, *, silence_wav: Path | None = Non
             await asyncio.to_thread(server.wait_ready)
             args = ["--record", str(recording)]
             if fault.caller_seconds is not None:
-                wav = silence_wav or write_wav(
-                    workdir / "silence.wav", np.zeros(int(8000 * fault.caller_seconds), np.int16), 8000
-                )
-                args += ["--play", str(wav), "--end", "hangup"]
+                args += ["--play", str(_silence(workdir, fault.caller_seconds)), "--end", "hangup"]
             else:
                 args += ["--end", "wait-bye", "--bye-timeout", str(CALL_WAIT_S)]
             report = await asyncio.to_thread(run_caller, server.uri, *args, timeout=CALL_WAIT_S + 30)
@@ -173,3 +177,111 @@ async def play_fault(name: str, workdir: Path, *, silence_wav: Path | None = Non
         errors=[e for e in events if e.get("level") in ("error", "critical")],
         handshakes=handshakes,
     )
+
+
+def _event_time(event: dict[str, Any]) -> float:
+    return datetime.fromisoformat(str(event["timestamp"])).timestamp()
+
+
+def caller_vanishes(workdir: Path, media_timeout: float) -> dict[str, Any]:
+    """A caller killed mid-call (SIGKILL: no BYE) on the echo: when does the server end the call?"""
+    workdir.mkdir(parents=True, exist_ok=True)
+    server = EchoServer("voicegw", workdir, media_timeout=media_timeout)
+    try:
+        server.wait_ready()
+        caller = subprocess.Popen(
+            [sys.executable, str(CALLER), server.uri, "--end", "wait-bye", "--bye-timeout", "60"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        answered = _wait_for(server, "call_answered", CALL_WAIT_S)
+        time.sleep(1.0)
+        killed_at = time.time()
+        caller.kill()
+        caller.wait()
+        ended = _wait_for(server, "call_ended", media_timeout + CALL_WAIT_S)
+    finally:
+        stopped = server.stop()
+    events = server.log_events()
+    return {
+        "fault": "caller_vanishes",
+        "answered": answered is not None,
+        "media_timeout_s": media_timeout,
+        "ended_after_kill_s": round(_event_time(ended) - killed_at, 2) if ended else None,
+        "end_reason": ended.get("reason") if ended else None,
+        "log": [e.get("event") for e in events if e.get("event") == "media_timeout"],
+        "error_lines": sum(1 for e in events if e.get("level") in ("error", "critical")),
+        "exited_cleanly": stopped,
+    }
+
+
+def sigterm_with_live_calls(workdir: Path, calls: int, call_seconds: float) -> dict[str, Any]:
+    """SIGTERM while `calls` echo calls are up: do they finish, is a new INVITE refused, exit 0?"""
+    from tests.sip.raw_sip import Dialog, offer_sdp
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    server = EchoServer("voicegw", workdir, max_calls=calls + 5)
+    callers = []
+    try:
+        server.wait_ready()
+        callers = [
+            subprocess.Popen(
+                [sys.executable, str(CALLER), server.uri, "--play", str(_silence(workdir, call_seconds))],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            for _ in range(calls)
+        ]
+        deadline = time.monotonic() + CALL_WAIT_S
+        while (
+            len(server.media_stats()) + _count(server, "call_answered") < calls
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.2)
+        signalled_at = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        late = Dialog(server.port)
+        try:
+            late.invite(offer_sdp(late.local_port + 2))
+            refusal = late.until(503)
+            late.ack(for_error=True)
+        finally:
+            late.close()
+        reports = [json.loads(c.communicate(timeout=call_seconds + 30)[0].splitlines()[-1]) for c in callers]
+        exit_code = server.proc.wait(timeout=call_seconds + 30)
+        exited_after = time.monotonic() - signalled_at
+    finally:
+        for caller in callers:
+            if caller.poll() is None:
+                caller.kill()
+        server.stop()
+    ended = [e for e in server.log_events() if e.get("event") == "call_ended"]
+    return {
+        "fault": "sigterm_with_live_calls",
+        "calls": calls,
+        "finished_by_caller": sum(1 for e in ended if e.get("reason") == "caller hung up"),
+        "all_played": all(r.get("played") for r in reports),
+        "late_invite": f"{refusal.status} Retry-After: {refusal.headers.get('retry-after')}",
+        "exit_code": exit_code,
+        "exited_after_s": round(exited_after, 1),
+    }
+
+
+def _silence(workdir: Path, seconds: float) -> Path:
+    return write_wav(workdir / f"silence-{seconds:g}.wav", np.zeros(int(8000 * seconds), np.int16), 8000)
+
+
+def _count(server: EchoServer, event: str) -> int:
+    return sum(1 for e in server.log_events() if e.get("event") == event)
+
+
+def _wait_for(server: EchoServer, event: str, timeout: float) -> dict[str, Any] | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [e for e in server.log_events() if e.get("event") == event]
+        if found:
+            return found[0]
+        time.sleep(0.2)
+    return None

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from tests.e2e.harness import CALLER, ROOT, EchoServer, run_caller
+from tests.e2e.harness import CALLER, ROOT, EchoServer, openai_agent_server, run_caller
 from tests.e2e.media import Pcm, read_wav, write_wav
-from tests.models.fake_realtime import API_KEY, TONE_HZ, FakeRealtimeServer
+from tests.models.fake_realtime import TONE_HZ, FakeRealtimeServer
 
 FRAME_MS = 20
 SOUND_RMS = 300.0
@@ -145,17 +145,12 @@ async def play_fault(name: str, workdir: Path) -> Outcome:
     async with FakeRealtimeServer(
         fault.scenario, reject_status=fault.reject_status, hang_handshake=fault.hang_handshake
     ) as model:
-        server = EchoServer(
-            "voicegw",
-            workdir,
-            agent=fault.agent,
-            env={"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": model.base_url},
-        )
+        server = openai_agent_server(workdir, fault.agent, model.base_url)
         try:
             await asyncio.to_thread(server.wait_ready)
             args = ["--record", str(recording)]
             if fault.caller_seconds is not None:
-                args += ["--play", str(_silence(workdir, fault.caller_seconds)), "--end", "hangup"]
+                args += ["--play", str(silence_wav(workdir, fault.caller_seconds)), "--end", "hangup"]
             else:
                 args += ["--end", "wait-bye", "--bye-timeout", str(CALL_WAIT_S)]
             report = await asyncio.to_thread(run_caller, server.uri, *args, timeout=CALL_WAIT_S + 30)
@@ -225,7 +220,7 @@ def sigterm_with_live_calls(workdir: Path, calls: int, call_seconds: float) -> d
         server.wait_ready()
         callers = [
             subprocess.Popen(
-                [sys.executable, str(CALLER), server.uri, "--play", str(_silence(workdir, call_seconds))],
+                [sys.executable, str(CALLER), server.uri, "--play", str(silence_wav(workdir, call_seconds))],
                 cwd=ROOT,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
@@ -269,7 +264,8 @@ def sigterm_with_live_calls(workdir: Path, calls: int, call_seconds: float) -> d
     }
 
 
-def _silence(workdir: Path, seconds: float) -> Path:
+def silence_wav(workdir: Path, seconds: float) -> Path:
+    """A WAV of `seconds` of silence for the pjsua2 caller to play (8 kHz)."""
     return write_wav(workdir / f"silence-{seconds:g}.wav", np.zeros(int(8000 * seconds), np.int16), 8000)
 
 

@@ -12,12 +12,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
-from tests.e2e.harness import EchoServer, free_udp_port, run_caller
-from tests.e2e.media import write_wav
-from tests.models.fake_realtime import API_KEY, FakeRealtimeServer
+from tests.e2e.faults import silence_wav
+from tests.e2e.harness import free_udp_port, openai_agent_server, run_caller
+from tests.models.fake_realtime import FakeRealtimeServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
@@ -44,16 +43,10 @@ def unclean(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 async def test_hanging_up_at_any_moment_logs_no_error(
     tmp_path: Path, moment: str, scenario: str, agent: str, config: str, play_s: float
 ) -> None:
-    silence = write_wav(tmp_path / "silence.wav", np.zeros(int(8000 * play_s), np.int16), 8000)
+    silence = silence_wav(tmp_path, play_s)
     options = f'[agent]\noperator = "sip:operator@127.0.0.1:{free_udp_port()}"\n' if config else ""
     async with FakeRealtimeServer(scenario) as model:
-        server = EchoServer(
-            "voicegw",
-            tmp_path,
-            agent=agent,
-            config=options,
-            env={"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": model.base_url},
-        )
+        server = openai_agent_server(tmp_path, agent, model.base_url, config=options)
         try:
             await asyncio.to_thread(server.wait_ready)
             report = await asyncio.to_thread(

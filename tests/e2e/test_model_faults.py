@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.faults import Outcome, play_fault
-from tests.e2e.harness import EchoServer, free_udp_port
+from tests.e2e.harness import free_udp_port, openai_agent_server
 from tests.e2e.test_operations import http_get, metric
-from tests.models.fake_realtime import API_KEY, FakeRealtimeServer
+from tests.models.fake_realtime import FakeRealtimeServer
 from tests.sip.raw_sip import Dialog, Response, offer_sdp
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
@@ -77,12 +77,11 @@ async def test_one_drop_is_survived_without_an_apology(tmp_path: Path) -> None:
 async def test_the_503_carries_retry_after_and_is_counted(tmp_path: Path) -> None:
     http_port = free_udp_port()
     async with FakeRealtimeServer("greeting", hang_handshake=True) as model:
-        server = EchoServer(
-            "voicegw",
+        server = openai_agent_server(
             tmp_path,
-            agent="tests.e2e.agents:welcomer",
+            "tests.e2e.agents:welcomer",
+            model.base_url,
             config=f'[server]\nhttp = "127.0.0.1:{http_port}"\n',
-            env={"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": model.base_url},
         )
         try:
             await asyncio.to_thread(server.wait_ready)

@@ -63,8 +63,9 @@ def main() -> None:
             if name == "caller_vanishes":
                 result = caller_vanishes(workdir, args.media_timeout)
                 print(
-                    f"{name:<24} ended {result['ended_after_kill_s']} s after the kill "
-                    f"(media_timeout {args.media_timeout:g} s), reason {result['end_reason']!r}; "
+                    f"{name:<24} hung up (BYE) {result['hung_up_after_kill_s']} s after the kill "
+                    f"(media_timeout {args.media_timeout:g} s), over after {result['ended_after_kill_s']} s, "
+                    f"reason {result['end_reason']!r}; "
                     f"log: {result['log']}; ERROR lines {result['error_lines']}",
                     flush=True,
                 )

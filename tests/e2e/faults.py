@@ -193,7 +193,10 @@ def caller_vanishes(workdir: Path, media_timeout: float) -> dict[str, Any]:
         killed_at = time.time()
         caller.kill()
         caller.wait()
+        # Our BYE to a caller that is gone is retransmitted until pjsip gives up: the call's
+        # record ends later than the hang-up, which is when the media timeout fires.
         ended = _wait_for(server, "call_ended", media_timeout + CALL_WAIT_S)
+        hung_up = _wait_for(server, "media_timeout", 0)
     finally:
         stopped = server.stop()
     events = server.log_events()
@@ -201,6 +204,7 @@ def caller_vanishes(workdir: Path, media_timeout: float) -> dict[str, Any]:
         "fault": "caller_vanishes",
         "answered": answered is not None,
         "media_timeout_s": media_timeout,
+        "hung_up_after_kill_s": round(_event_time(hung_up) - killed_at, 2) if hung_up else None,
         "ended_after_kill_s": round(_event_time(ended) - killed_at, 2) if ended else None,
         "end_reason": ended.get("reason") if ended else None,
         "log": [e.get("event") for e in events if e.get("event") == "media_timeout"],
@@ -275,9 +279,8 @@ def _count(server: EchoServer, event: str) -> int:
 
 def _wait_for(server: EchoServer, event: str, timeout: float) -> dict[str, Any] | None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = [e for e in server.log_events() if e.get("event") == event]
-        if found:
-            return found[0]
+    while not (found := [e for e in server.log_events() if e.get("event") == event]):
+        if time.monotonic() >= deadline:
+            return None
         time.sleep(0.2)
-    return None
+    return found[0]

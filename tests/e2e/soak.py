@@ -159,9 +159,11 @@ def soak(args: SoakPlan, workdir: Path, *, quiet: bool = False) -> Soak:
         server.wait_ready()
         sampler = Sampler(server.proc.pid, result, quiet=quiet)
         baseline = sampler.take("start (idle)")
-        print(
-            f"long calls: {args.calls} at a time x {args.call_seconds:g} s, {long_calls} in all", flush=True
-        )
+        if not quiet:
+            print(
+                f"long calls: {args.calls} at a time x {args.call_seconds:g} s, {long_calls} in all",
+                flush=True,
+            )
         long_phase = Phase("long", long_calls, args.call_seconds)
         run_phase(server, workdir, long_phase, args.calls, args.rate, sampler)
         end_of_long = sampler.take("end of long calls")

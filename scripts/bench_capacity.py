@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import select
 import socket
@@ -39,14 +38,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.harness import HOST, SIPP_DIR, EchoServer, sipp_command, sipp_response_times_ms  # noqa: E402
-from tests.e2e.media import read_wav, synthesize  # noqa: E402
-from tests.e2e.rtp_tools import build_pcap  # noqa: E402
+from tests.e2e.harness import HOST, EchoServer, sipp_command, sipp_response_times_ms  # noqa: E402
+from tests.e2e.load import cpu_seconds, scenario_for_load, sipp_counts, speech_pcap  # noqa: E402
 
 FRAME_MS = 20.0
 PACKETS_PER_S = 1000.0 / FRAME_MS
 EXPECTED_PACKET_SHARE = 0.9
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 SAMPLED_CALLS = 10
 SETTLE_S = 2.0  # skip this much after the last call is up and before the first one ends
 SINK_RCVBUF = 4096  # unsampled calls' echo only has to land somewhere: the kernel drops the rest
@@ -91,11 +88,6 @@ class Result:
             and self.packets_in_per_s >= EXPECTED_PACKET_SHARE * PACKETS_PER_S * self.calls
             and self.packets_out_per_s >= EXPECTED_PACKET_SHARE * PACKETS_PER_S * self.calls
         )
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
 
 
 class EchoSinks:
@@ -166,34 +158,6 @@ class EchoSinks:
         self._thread.join()
         for sock in self.socks:
             sock.close()
-
-
-def speech_pcap(workdir: Path, seconds: float) -> Path:
-    """A PCMU pcap of `seconds` of speech (a synthesized sentence, repeated)."""
-    wav = synthesize(workdir / "speech.wav", rate=8000)
-    sentence = read_wav(wav)[0]
-    repeats = int(np.ceil(seconds * 8000 / len(sentence)))
-    pcm = np.tile(sentence, repeats)[: int(seconds * 8000)]
-    return build_pcap(workdir / "audio.pcap", "PCMU", pcm).path
-
-
-def scenario_for_load(workdir: Path) -> Path:
-    """uac_echo_pcap.xml with one media port per call."""
-    text = (SIPP_DIR / "uac_echo_pcap.xml").read_text().replace("[media_port+4]", "[auto_media_port+4]")
-    path = workdir / "uac_echo_pcap_load.xml"
-    path.write_text(text)
-    return path
-
-
-def sipp_counts(workdir: Path) -> tuple[int, int]:
-    """Successful and failed calls from SIPp's -trace_stat CSV (last line)."""
-    for path in workdir.glob("*_.csv"):
-        lines = path.read_text().splitlines()
-        if len(lines) >= 2:
-            header, last = lines[0].split(";"), lines[-1].split(";")
-            row = dict(zip(header, last, strict=False))
-            return int(row.get("SuccessfulCall(C)", 0)), int(row.get("FailedCall(C)", 0))
-    return 0, 0
 
 
 def run_one(target: str, calls: int, args: argparse.Namespace, workdir: Path, pcap: Path) -> Result:

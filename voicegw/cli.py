@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from voicegw.contracts.model import ModelUnavailable
+from voicegw.server.checks import validate
 from voicegw.server.config import (
     DEFAULT_HTTP_PORT,
     ConfigError,
@@ -46,6 +47,7 @@ def main() -> None:
 @click.option("--http", help="HTTP health endpoint HOST:PORT (GET /health). [default: off]")
 @click.option("--rtp-ports", help="RTP port range LOW-HIGH. [default: 20000-30000]")
 @click.option("--log-level", default=None, help="debug, info, warning or error.")
+@click.option("--check", is_flag=True, help="Check the configuration (and load the agents), then exit.")
 def serve(
     config_path: Path | None,
     listen: str | None,
@@ -54,17 +56,27 @@ def serve(
     http: str | None,
     rtp_ports: str | None,
     log_level: str | None,
+    check: bool,
 ) -> None:
     """Answer SIP calls and run an agent (or the echo test) on each."""
     try:
         config = build_config(
-            config_path, listen=listen, echo=echo, agent=agent, rtp_ports=rtp_ports, http=http
+            config_path,
+            listen=listen,
+            echo=echo,
+            agent=agent,
+            rtp_ports=rtp_ports,
+            http=http,
+            log_level=log_level,
         )
-        if log_level:
-            config = dataclasses.replace(config, log_level=log_level)
-        configure_logging(config.log_level)
-        from voicegw.server.app import run
+        from voicegw.server.app import AgentCalls, run
 
+        if check:
+            if not config.echo:
+                AgentCalls(config)  # imports every agent, builds the model: what a start would do
+            click.echo(f"voicegw: the configuration is valid ({'echo' if config.echo else 'agent'} mode)")
+            return
+        configure_logging(config.log_level)
         run(config)
     except (ConfigError, SipStartError, HttpStartError, ModelUnavailable) as exc:
         click.echo(f"voicegw: {exc}", err=True)
@@ -156,8 +168,9 @@ def build_config(
     agent: str | None = None,
     rtp_ports: str | None = None,
     http: str | None = None,
+    log_level: str | None = None,
 ) -> ServerConfig:
-    """The file's configuration with the command line's options on top."""
+    """The file's configuration with the command line's options on top, validated as a whole."""
     config = load(path)
     sip = config.sip
     if listen:
@@ -169,4 +182,12 @@ def build_config(
         config = dataclasses.replace(
             config, http=parse_host_port(http, key="--http", default_port=DEFAULT_HTTP_PORT)
         )
-    return dataclasses.replace(config, sip=sip, echo=echo or config.echo, agent=agent or config.agent)
+    return validate(
+        dataclasses.replace(
+            config,
+            sip=sip,
+            echo=echo or config.echo,
+            agent=agent or config.agent,
+            log_level=log_level or config.log_level,
+        )
+    )

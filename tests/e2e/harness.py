@@ -417,3 +417,16 @@ class SippUas:
             output, _ = self.proc.communicate()
             return None, output[-3000:]
         return self.proc.returncode, output[-3000:]
+
+
+def openai_agent_server(workdir: Path, agent: str, base_url: str, *, config: str = "") -> EchoServer:
+    """`voicegw serve --agent AGENT` on the OpenAI Realtime protocol at `base_url` (the local test server)."""
+    from tests.models.fake_realtime import API_KEY
+
+    return EchoServer(
+        "voicegw",
+        workdir,
+        agent=agent,
+        config=config,
+        env={"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": base_url},
+    )

@@ -31,6 +31,7 @@ WAIT_S = 20.0
 
 PROCESS_EVENTS = {
     "serving", "sip_started", "http_started", "draining", "stopped", "sip_stopped", "pjsip", "clock_stopped",
+    "apology_ready",
 }  # fmt: skip
 """Lines about the process, not a call: the only ones allowed to carry no call id."""
 
@@ -268,5 +269,7 @@ async def test_model_log_lines_name_the_call_and_its_failure_is_counted(tmp_path
     assert lost and all(e.get("call_id") == call_id and e.get("agent") == "Assistant" for e in lost), lost
     assert metric(after, "voicegw_model_errors_total", fatal="true") == 1
     assert metric(after, "voicegw_sessions_ended_total", reason="error") == 1
-    assert metric(after, "voicegw_calls_ended_total", reason="closed") == 1
+    # Lost for good: the caller hears the apology, then the server hangs up (not a silent BYE).
+    assert metric(after, "voicegw_calls_ended_total", reason="model_failed") == 1
+    assert metric(after, "voicegw_model_faults_total", cause="model_lost") == 1
     assert transcript_lines(tmp_path)[-1]["reason"] == "error"

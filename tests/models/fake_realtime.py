@@ -2,10 +2,12 @@
 
 It replays a scenario (``tests/models/data/*.json``): per connection, a list of steps that send
 server events written from the API reference, wait for client events, wait for an amount of
-caller audio, or drop the connection. Every client event it receives is checked against the
-documented schema (`realtime_schema`) and against protocol rules the real server enforces
-(a cancel with no response in progress, a truncation past the audio sent); any deviation is
-recorded in `violations`, which the tests require to be empty.
+caller audio, drop the connection, or stall (say nothing more, the connection open). It can also
+refuse every handshake with an HTTP status or leave it unanswered (`hang_handshake`).
+Every client event it receives is checked against the documented schema (`realtime_schema`) and
+against protocol rules the real server enforces (a cancel with no response in progress, a
+truncation past the audio sent); any deviation is recorded in `violations`, which the tests
+require to be empty.
 
 Audio placeholders ``{"$audio_ms": N}`` in a scenario become N ms of a 440 Hz tone, base64, in
 the output format the client negotiated (``audio/pcmu`` or 24 kHz ``audio/pcm``), encoded here
@@ -109,7 +111,17 @@ class Connection:
 class FakeRealtimeServer:
     """``async with FakeRealtimeServer("scenario") as server``; point the model at `base_url`."""
 
-    def __init__(self, scenario: str, *, reject_status: int | None = None, calls_api: bool = False) -> None:
+    def __init__(
+        self,
+        scenario: str,
+        *,
+        reject_status: int | None = None,
+        hang_handshake: bool = False,
+        calls_api: bool = False,
+    ) -> None:
+        """`reject_status` answers every handshake with that HTTP status; `hang_handshake` takes
+        the TCP connection and never answers the upgrade (a wedged endpoint or proxy); `calls_api`
+        serves OpenAI's Calls API (accept) beside the WebSocket."""
         self.scenario = json.loads((DATA / f"{scenario}.json").read_text())
         self.ringing: set[str] = set()
         self.accepted: dict[str, dict[str, Any]] = {}
@@ -118,6 +130,10 @@ class FakeRealtimeServer:
         self._calls_runner: web.AppRunner | None = web.AppRunner(self._calls_app()) if calls_api else None
         self._calls_port = 0
         self.reject_status = reject_status
+        self.hang_handshake = hang_handshake
+        self.hung = 0
+        """Handshakes left unanswered (`hang_handshake`)."""
+
         self.connections: list[Connection] = []
         self.violations: list[str] = []
         self.refused = 0
@@ -199,7 +215,10 @@ class FakeRealtimeServer:
 
     # --- handshake -------------------------------------------------------------------------
 
-    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if self.hang_handshake:
+            self.hung += 1
+            await asyncio.Event().wait()  # until the client gives up or the server closes
         if self.reject_status is not None:
             return _error_response(connection, self.reject_status, "invalid_api_key")
         if request.headers.get("Authorization") != f"Bearer {API_KEY}":
@@ -319,6 +338,8 @@ class FakeRealtimeServer:
                     await audio_arrived.wait()
             elif "sleep_ms" in step:
                 await asyncio.sleep(step["sleep_ms"] / 1000)
+            elif "stall" in step:
+                await asyncio.Event().wait()  # a model that stops mid-way: silent, connection open
             elif "close" in step:
                 await ws.close(step["close"], step.get("reason", ""))
                 return

@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 import websockets
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from voicegw.contracts.model import (
     CancelResponse,
@@ -71,8 +71,12 @@ def websocket_url(base_url: str) -> str:
     return base_url.rstrip("/")
 
 
-DEFAULT_RECONNECT_DELAYS: tuple[float, ...] = (0.5, 1.0, 2.0)
+DEFAULT_RECONNECT_DELAYS: tuple[float, ...] = (0.2, 0.4, 0.6)
 """Backoff before each reconnection attempt; its length bounds the attempts."""
+
+RECONNECT_BUDGET_S = 1.5
+"""All reconnection attempts together: a caller waits this long in silence at most before the
+model is given up for good (and the server apologises), even when a handshake hangs."""
 
 CONNECT_TIMEOUT_S = 10.0
 """Handshake plus the server's ``session.created``."""
@@ -103,6 +107,7 @@ class OpenAIRealtimeModel(RealtimeModel):
         transcription_model: str = DEFAULT_TRANSCRIPTION_MODEL,
         reconnect_delays: Sequence[float] = DEFAULT_RECONNECT_DELAYS,
         connect_timeout: float = CONNECT_TIMEOUT_S,
+        reconnect_budget: float = RECONNECT_BUDGET_S,
     ) -> None:
         """`headers` replace the bearer authorization (Azure's ``api-key``, a proxy's token).
 
@@ -126,6 +131,8 @@ class OpenAIRealtimeModel(RealtimeModel):
         self._transcription_model = transcription_model
         self._reconnect_delays = tuple(reconnect_delays)
         self._connect_timeout = connect_timeout
+        self._reconnect_budget = reconnect_budget
+        self._preconnected = False
         self._config: RealtimeModelConfig | None = None
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -173,11 +180,31 @@ class OpenAIRealtimeModel(RealtimeModel):
     # --- RealtimeModel ---------------------------------------------------------------------
 
     async def connect(self, config: RealtimeModelConfig) -> None:
-        """Open the socket, configure the session, start reading.
+        """Open the socket, configure the session, start reading (after `preconnect`: configure).
 
         Raises `ModelUnavailable` when the server refuses us (a bad key, no access) and
         `ConnectionError`/`TimeoutError` when it cannot be reached.
         """
+        if self._preconnected and self._reader is not None:
+            self._preconnected = False
+            if self._fatal:  # lost for good between the call ringing and being answered
+                await self.close()
+                raise ConnectionError(f"the OpenAI Realtime connection is lost: {self._fatal_message}")
+            self._config = config
+            await self._send_session_update()
+        else:
+            await self._open_session(config)
+        await self._emit(ModelConnectionStatus("connected"))
+
+    async def preconnect(self, config: RealtimeModelConfig) -> None:
+        """Connect ahead of the conversation (while a call rings): the socket open and the server
+        session created, so that `connect` only configures it. Raises as `connect` does.
+
+        `config` gives the audio rate; the server session stays unconfigured until `connect`."""
+        await self._open_session(config, configure=False)
+        self._preconnected = True
+
+    async def _open_session(self, config: RealtimeModelConfig, *, configure: bool = True) -> None:
         if self._reader is not None or self._closing:
             raise RuntimeError("the model is already connected (or closed): use a new one")
         self._config = config
@@ -188,12 +215,12 @@ class OpenAIRealtimeModel(RealtimeModel):
         try:
             # Closed at once? The reader has the server's reason (an auth error event).
             with contextlib.suppress(ModelNotConnected):
-                await self._send_session_update()
+                if configure:
+                    await self._send_session_update()
             await asyncio.wait_for(asyncio.shield(ready), self._connect_timeout)
         except BaseException:
             await self.close()
             raise
-        await self._emit(ModelConnectionStatus("connected"))
 
     async def send_event(self, command: RealtimeModelCommand) -> None:
         """Send one command as client events.
@@ -259,15 +286,15 @@ class OpenAIRealtimeModel(RealtimeModel):
 
     # --- connection ------------------------------------------------------------------------
 
-    async def _open(self) -> None:
-        """Open a socket (a new server session: a new decoder)."""
+    async def _open(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 (the handshake's bound)
+        """Open a socket (a new server session: a new decoder) within `timeout` (default: connect's)."""
         assert self._config is not None
         try:
             ws = await websockets.connect(
                 self.url,
                 additional_headers=self._headers,
                 max_size=None,  # audio deltas of a long answer can be large
-                open_timeout=self._connect_timeout,
+                open_timeout=self._connect_timeout if timeout is None else timeout,
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
@@ -276,6 +303,8 @@ class OpenAIRealtimeModel(RealtimeModel):
                     f"the OpenAI Realtime API refused the connection (HTTP {status}): check OPENAI_API_KEY"
                 ) from exc
             raise ConnectionError(f"the OpenAI Realtime API answered HTTP {status}") from exc
+        except InvalidHandshake as exc:  # TCP taken, then no valid HTTP upgrade
+            raise ConnectionError(f"the OpenAI Realtime handshake failed: {exc}") from exc
         except OSError as exc:
             raise ConnectionError(f"cannot reach {self.url}: {exc}") from exc
         self._ws = ws
@@ -342,10 +371,16 @@ class OpenAIRealtimeModel(RealtimeModel):
         await self._emit(ModelConnectionStatus("reconnecting"))
         await self._emit(ModelError(f"the model connection dropped: {reason}", code="connection_lost"))
         last = reason
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._reconnect_budget
         for attempt, delay in enumerate(self._reconnect_delays, start=1):
             await asyncio.sleep(delay)
+            left = deadline - loop.time()
+            if left <= 0:
+                last = f"{last} (no reconnection within {self._reconnect_budget:g} s)"
+                break
             try:
-                await self._open()
+                await self._open(left)
                 await self._send_session_update()  # the new server session starts unconfigured
             except ModelUnavailable as exc:
                 last = str(exc)

@@ -20,7 +20,7 @@ from voicegw.contracts.model import (
     SendUserMessage,
     TruncateItem,
 )
-from voicegw.contracts.transport import AudioTransport
+from voicegw.contracts.transport import AudioTransport, TransportClosed
 from voicegw.realtime.agent import RealtimeAgent
 from voicegw.realtime.audio_formats import SessionAudio
 from voicegw.realtime.config import RealtimeRunConfig
@@ -86,7 +86,10 @@ class AgentSpeech:
         """Agent audio to the caller: the transport, and the ``audio`` event (apps without one play
         it, in the run's ``output_audio_format``)."""
         if self._transport is not None:
-            await self._transport.play(event.data, item_id=event.item_id)
+            try:
+                await self._transport.play(event.data, item_id=event.item_id)
+            except TransportClosed:
+                return  # the caller hung up as the audio came: the call's events say so, no error
         if self._formats.output.name != "pcm16":
             event = dataclasses.replace(event, data=self._formats.output.from_pcm(event.data))
         self._emit(RealtimeAudio(event, event.item_id, event.content_index, self._info))

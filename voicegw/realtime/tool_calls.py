@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 
 from voicegw.contracts.model import ModelToolCall, SendToolOutput, ToolSpec
-from voicegw.contracts.transport import AudioTransport
+from voicegw.contracts.transport import AudioTransport, TransportClosed
 from voicegw.realtime.agent import RealtimeAgent
 from voicegw.realtime.approvals import (
     REJECTION_MESSAGE,
@@ -198,7 +198,10 @@ class ToolCallRunner:
         already_played = transport.played_ms(FILLER_ITEM_ID)  # by earlier fillers of this call
         while True:
             if queued_ms - (transport.played_ms(FILLER_ITEM_ID) - already_played) < FILLER_CHUNK_MS // 2:
-                await transport.play(tone, item_id=FILLER_ITEM_ID)
+                try:
+                    await transport.play(tone, item_id=FILLER_ITEM_ID)
+                except TransportClosed:
+                    return  # the caller hung up during the tool call: a normal end, not a failure
                 queued_ms += FILLER_CHUNK_MS
                 self._filler_queued = True
             await asyncio.sleep(FILLER_CHUNK_MS / 4000)

@@ -7,6 +7,7 @@ lets calls in progress finish for up to `drain_timeout`; a second signal hangs u
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import signal
 import weakref
@@ -14,49 +15,68 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from voicegw.contracts.model import RealtimeModel
+from voicegw.contracts.model import ModelUnavailable, RealtimeModel, RealtimeModelConfig
+from voicegw.contracts.transport import EndReason, TransportClosed
 from voicegw.rtp.clock import MediaClock
 from voicegw.server.admission import AccessPolicy
+from voicegw.server.apology import Apology
 from voicegw.server.config import DEFAULT_AGENT, ServerConfig
 from voicegw.server.http import HealthServer
 from voicegw.server.metrics import Metrics
+from voicegw.server.model_watch import READY_TIMEOUT_S, Preconnectable, ResponseWatch
 from voicegw.server.observe import CallWatch
-from voicegw.server.routing import Router
+from voicegw.server.routing import Match, Router
 from voicegw.server.supervisor import CallSupervisor
 from voicegw.sip.call import CallInfo, Rejection, SipCall
 from voicegw.sip.ua import SipUserAgent
 from voicegw.transports.sip_call import SipCallTransport
 
 if TYPE_CHECKING:
-    from voicegw.realtime import RealtimeRunConfig
+    from voicegw.realtime import RealtimeRunConfig, RealtimeSession
 
 log = structlog.get_logger(__name__)
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 MODEL_BUSY = Rejection(503, "Agent busy", retry=True)
+MODEL_UNAVAILABLE = Rejection(503, "Agent unavailable", retry=True)
+AGENT_FAILED = Rejection(500, "Agent failed")
 
 
 async def echo(call: SipCall) -> None:
     """The classic telephony echo test: the caller hears itself, after our whole media path."""
     transport = SipCallTransport(call)
-    async for frame in transport.frames():
-        await transport.play(frame.pcm, item_id="echo")
+    # The caller may hang up between a frame coming in and its echo going out: a normal end.
+    with contextlib.suppress(TransportClosed):
+        async for frame in transport.frames():
+            await transport.play(frame.pcm, item_id="echo")
+
+
+class _AgentCallTransport(SipCallTransport):
+    """The session's transport: closing the session leaves the call up, for `AgentCalls` to end
+    (after an apology, when the model failed)."""
+
+    async def close(self) -> None:
+        return None
 
 
 class AgentCalls:
     """Runs the routed agent on each call, on a model of the configured kind.
 
-    While the model reports itself saturated, new calls get 503 (the calls in progress keep their
-    share).
+    A call is answered only once its model can serve it: while the model reports itself
+    saturated, new calls get 503 at once; a remote model is connected while the call rings, and
+    one that cannot be had within `READY_TIMEOUT_S` means 503 with Retry-After. When the model
+    fails once the call is up (lost for good, stalled while a response is due) or the session
+    breaks, the caller hears an apology that needs no model, and the call ends.
     """
 
     def __init__(self, config: ServerConfig, watch: CallWatch | None = None) -> None:
-        from voicegw.models.registry import create_model
+        from voicegw.models.registry import create_model, default_model_name
 
         self.config = config
         self.watch = watch
         self.router = Router(config.routes, config.agent or DEFAULT_AGENT, config.agent_options)
         name = None if config.model.name == "auto" else config.model.name
+        self._local = (name or default_model_name()) == "local"
         self._new_model = functools.partial(create_model, name, **config.model.settings)
         self._models: weakref.WeakSet[RealtimeModel] = weakref.WeakSet()
         self._probe = self.new_model()  # fail at start, not on the first call, when it is missing
@@ -64,6 +84,10 @@ class AgentCalls:
         self._run_config: RealtimeRunConfig = (
             {"model_settings": {"vocabulary": vocabulary}} if vocabulary else {}
         )
+        self.apology = Apology.shipped()
+        self._ready: dict[SipCall, tuple[Match, RealtimeModel]] = {}
+        """Each ringing call's agent and model (connected), until its handler takes them (or it ends)."""
+        self._closing: set[asyncio.Task[None]] = set()
 
     def new_model(self) -> RealtimeModel:
         """A model for one call, watched for saturation while it lives."""
@@ -72,21 +96,73 @@ class AgentCalls:
         return model
 
     async def prepare(self) -> None:
-        """Load the model's files before the first call comes (the embedded model's take seconds)."""
+        """Load the model's files before the first call comes (the embedded model's take seconds),
+        and the apology, in the embedded model's voice when that is the agents' model."""
         await self._probe.prepare()
+        if self._local:
+            self.apology = await Apology.spoken()
+        log.info("apology_ready", source=self.apology.source)
 
     def admit(self, info: CallInfo) -> Rejection | None:
         """503 while the model is saturated."""
         return MODEL_BUSY if any(model.saturated for model in self._models) else None
 
-    async def __call__(self, call: SipCall) -> None:
-        from voicegw.realtime import RealtimeResult, RealtimeRunner, RealtimeSession
+    async def ready(self, call: SipCall) -> Rejection | None:
+        """While `call` rings: connect a remote model for it (None), or 503 if it cannot be had."""
+        try:
+            match = self.router.resolve(call.info)
+        except Exception:  # the agent factory's bug: refuse the call, never leave it ringing
+            call.log.exception("agent_failed")
+            return AGENT_FAILED
+        # Bound here, the agent's name reaches the model's own tasks, started now.
+        structlog.contextvars.bind_contextvars(agent=match.agent.name)
+        model = self.new_model()
+        if isinstance(model, Preconnectable):
+            try:
+                await asyncio.wait_for(
+                    model.preconnect(RealtimeModelConfig(sample_rate=call.sample_rate)), READY_TIMEOUT_S
+                )
+            except (TimeoutError, ConnectionError, ModelUnavailable) as exc:
+                await model.close()
+                timed_out = isinstance(exc, TimeoutError)
+                cause = "model_connect_timeout" if timed_out else "model_unreachable"
+                detail = f"no connection within {READY_TIMEOUT_S:g} s" if timed_out else str(exc)
+                self._fault(call.log, cause, detail)
+                return MODEL_UNAVAILABLE
+        self._ready[call] = (match, model)
+        return None
 
-        match = self.router.resolve(call.info)
+    def call_ended(self, call: SipCall, status: int) -> None:
+        """`CallObserver`: a call that ended before its handler took its model closes the model."""
+        ready = self._ready.pop(call, None)
+        if ready is not None:
+            task = asyncio.get_running_loop().create_task(ready[1].close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    def call_rejected(self, call: SipCall, status: int) -> None:
+        """`CallObserver`: nothing to do (`call_ended` follows)."""
+
+    def call_answered(self, call: SipCall) -> None:
+        """`CallObserver`: nothing to do."""
+
+    def call_setup_failed(self, call: SipCall, cause: str) -> None:
+        """`CallObserver`: nothing to do (`call_ended` follows and closes the model)."""
+
+    async def close(self) -> None:
+        """Close the models of calls that never got to their handler."""
+        for call in list(self._ready):
+            self.call_ended(call, 0)
+        await asyncio.gather(*self._closing, return_exceptions=True)
+
+    async def __call__(self, call: SipCall) -> None:
+        from voicegw.realtime import RealtimeRunner, RealtimeSession
+
+        ready = self._ready.pop(call, None)
+        match, model = ready if ready is not None else (self.router.resolve(call.info), self.new_model())
         log = call.log.bind(agent=match.agent.name)
         record = self.watch.session(call, match.agent.name) if self.watch is not None else None
-        transport = SipCallTransport(call)
-        model = self.new_model()
+        transport = _AgentCallTransport(call)
         session = RealtimeSession(transport, model=model, config=self._run_config)
         supervisor = CallSupervisor(
             session.say,
@@ -95,27 +171,72 @@ class AgentCalls:
             prompt=self.config.no_input_prompt,
             max_duration=self.config.max_call_duration,
         )
+        greets = match.agent.greeting is not None or match.agent.greeting_instructions is not None
+        responses = ResponseWatch(self.config.response_timeout, greeting=greets)
         log.info("agent_start", route=match.path)
-        run: asyncio.Future[RealtimeResult] = asyncio.ensure_future(
-            RealtimeRunner.run(match.agent, session=session, context=call.info)
+        run = asyncio.ensure_future(RealtimeRunner.run(match.agent, session=session, context=call.info))
+        supervision = asyncio.create_task(supervisor.run())
+        # A remote model is watched for stalls; the embedded one bounds its own inference.
+        stall = (
+            asyncio.create_task(self._close_when_stalled(responses, session))
+            if isinstance(model, Preconnectable)
+            else None
         )
-        watch = asyncio.create_task(supervisor.run())
+        tasks: list[asyncio.Future[Any]] = [run, supervision, *([stall] if stall else [])]
+        fault: tuple[str, str] | None = None
         try:
             async for event in session.all_events():
                 supervisor.on_event(event)
+                responses.on_event(event)
                 if record is not None:
                     record.on_event(event)
-            result = await run
+            await run
+        except (ConnectionError, TimeoutError, ModelUnavailable) as exc:  # the model could not start
+            fault = ("model_unreachable", str(exc) or type(exc).__name__)
+        except Exception as exc:  # a bug (a tool, a hook, the session): the caller still hears why
+            log.exception("agent_failed")
+            fault = ("internal_error", repr(exc))
         finally:
-            for task in (run, watch):
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(run, watch, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             if record is not None:
                 await record.finish(session)
-        ended_by = watch.result() if watch.done() and not watch.cancelled() else None
+        result = session.result
+        if fault is None and responses.stalled_for is not None:
+            fault = (
+                "model_stalled",
+                f"no model event for {responses.stalled_for:.1f} s while a response was due",
+            )
+        elif fault is None and result.end_reason == "error":
+            fault = ("model_lost", result.error or "the model failed")
+        if fault is not None and not call.ended:
+            self._fault(log, *fault)
+            await self.apology.play(transport)
+            await call.hang_up(EndReason.MODEL_FAILED)
+        elif not call.ended:
+            await call.hang_up(EndReason.CLOSED)
         log.info(
-            "session_ended", end_reason=result.end_reason, supervisor=ended_by, agent=result.final_agent.name
+            "session_ended",
+            end_reason=result.end_reason,
+            supervisor=supervision.result() if _finished(supervision) else None,
+            agent=result.final_agent.name,
         )
+
+    async def _close_when_stalled(self, responses: ResponseWatch, session: RealtimeSession) -> None:
+        await responses.stalled()
+        await session.close()
+
+    def _fault(self, log: Any, cause: str, detail: str) -> None:
+        """The one log line and metric of a model failure the caller would notice."""
+        log.warning("model_fault", cause=cause, detail=detail)
+        if self.watch is not None and self.watch.metrics is not None:
+            self.watch.metrics.model_faults.labels(cause=cause).inc()
+
+
+def _finished(task: asyncio.Task[Any]) -> bool:
+    """Done by itself (not cancelled)."""
+    return task.done() and not task.cancelled()
 
 
 class Server:
@@ -140,8 +261,11 @@ class Server:
             self.clock,
             self.watch.wrap(echo, agent="echo") if self.agents is None else self.watch.wrap(self.agents),
             self.admit,
+            ready=self.agents.ready if self.agents is not None else None,
         )
         self.ua.observers.append(self.metrics)
+        if self.agents is not None:
+            self.ua.observers.append(self.agents)
         self.http = HealthServer(*config.http, self.health, self.metrics.render) if config.http else None
 
     def admit(self, info: CallInfo) -> Rejection | None:
@@ -185,6 +309,8 @@ class Server:
             if self.http is not None:
                 await self.http.stop()
             await self.ua.stop()
+            if self.agents is not None:
+                await self.agents.close()
             await self.watch.close()
             await self.clock.stop()
             for sig in HANDLED_SIGNALS:

@@ -89,6 +89,10 @@ class ServerConfig:
     drain_timeout: float = 30.0
     """Seconds calls in progress get to finish after SIGTERM."""
 
+    response_timeout: float = 2.0
+    """Seconds a remote model may say nothing while a response is due before the call is
+    apologised for and ended (a stalled model)."""
+
     log_level: str = "info"
     http: tuple[str, int] | None = None
     """Address of the HTTP endpoint (``GET /health``, ``/healthz``: 200, or 503 while draining;
@@ -152,6 +156,7 @@ _SERVER_TYPES: dict[str, Kind] = {
     "no_input_timeout": (int, float),
     "no_input_prompt": str,
     "max_call_duration": (int, float),
+    "response_timeout": (int, float),
 }
 _ROUTE_TYPES: dict[str, Kind] = {"agent": str, "to": str, "from": str}
 _MODEL_NAMES = ("auto", "local", "openai")

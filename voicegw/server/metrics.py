@@ -75,6 +75,14 @@ class Metrics:
             "voicegw_model_errors", "Errors the model reported, by whether they ended the session.",
             ["fatal"], registry=r,
         )  # fmt: skip
+        self.model_faults = Counter(
+            "voicegw_model_faults",
+            "Model failures a caller would notice, by cause: refused with 503 before answering "
+            "(model_connect_timeout, model_unreachable) or apologised for and hung up (model_lost, "
+            "model_stalled, internal_error).",
+            ["cause"],
+            registry=r,
+        )
         self.sessions_ended = Counter(
             "voicegw_sessions_ended", "Agent sessions that ended, by end reason.", ["reason"], registry=r
         )

@@ -67,6 +67,9 @@ _TLS_PROTOCOLS = {"1.2": pj.PJ_SSL_SOCK_PROTO_TLS1_2, "1.3": pj.PJ_SSL_SOCK_PROT
 CallHandler = Callable[[SipCall], Awaitable[None]]
 Admission = Callable[[CallInfo], Rejection | None]
 """Decides, before anything is set up, whether to take a call (None) or refuse it."""
+Readiness = Callable[[SipCall], Awaitable[Rejection | None]]
+"""While the call rings: None once whatever serves the call is ready, else the refusal (503).
+It bounds its own wait; the call's `sample_rate` is known by then."""
 
 
 class CallObserver(Protocol):
@@ -177,15 +180,18 @@ class SipUserAgent:
         handler: CallHandler | None = None,
         admit: Admission | None = None,
         guard: RequestGuard | None = None,
+        ready: Readiness | None = None,
     ) -> None:
         """`admit` refuses calls the server does not take (a source not allowed, a busy model);
-        `guard` sees every request (ACK aside) before pjsua does and may refuse it statelessly."""
+        `guard` sees every request (ACK aside) before pjsua does and may refuse it statelessly;
+        `ready` runs while a call rings and may still refuse it (the model cannot be reached)."""
         self.config = config
         self.clock = clock
         self.handler = handler
         self.admit = admit
         self.guard = guard
         self._request_guard: PjRequestGuard | None = None
+        self.ready = ready
         self.observers: list[CallObserver] = []
         self.port = config.port
         """The SIP port in use (the one bound, when `config.port` is 0)."""
@@ -403,10 +409,7 @@ class SipUserAgent:
         if self.active_calls > self.config.max_calls:
             return self._reject(pj_call, 503, "Call limit reached", retry=True)
         if self.admit is not None and (refused := self.admit(info)) is not None:
-            return self._reject(
-                pj_call, refused.status, refused.reason, retry=refused.retry,
-                detail=refused.detail, headers=refused.headers,
-            )  # fmt: skip
+            return self._refuse(pj_call, refused)
         try:
             offer = sdp.parse(request.body)
             negotiated = sdp.negotiate(offer, self.config.codecs, srtp=self.config.srtp)
@@ -504,6 +507,12 @@ class SipUserAgent:
             self._end_unanswered(pj_call, call, 500, "Setup timed out", detail="watchdog")
         self._arm_watchdog()
 
+    def _refuse(self, pj_call: PjCall, refused: Rejection) -> None:
+        self._reject(
+            pj_call, refused.status, refused.reason, retry=refused.retry,
+            detail=refused.detail, headers=refused.headers,
+        )  # fmt: skip
+
     async def _setup(self, pj_call: PjCall, call: SipCall, negotiated: sdp.Negotiated) -> None:
         assert call.endpoint is not None
         await call.endpoint.connect()
@@ -512,8 +521,17 @@ class SipUserAgent:
             return
         pj_call.answer(call_op(180))
         call.move(CallTrigger.RING)
-        if self.config.answer_delay:
-            await asyncio.sleep(self.config.answer_delay)
+        loop = asyncio.get_running_loop()
+        answer_at = loop.time() + self.config.answer_delay
+        call.sample_rate = self._sample_rate(negotiated)
+        if self.ready is not None:
+            refused = await self.ready(call)
+            if call.ended:
+                return
+            if refused is not None:
+                return self._refuse(pj_call, refused)
+        if (delay := answer_at - loop.time()) > 0:
+            await asyncio.sleep(delay)
             if call.ended:
                 return
         self._start_media(call, negotiated)
@@ -534,7 +552,7 @@ class SipUserAgent:
         assert call.endpoint is not None
         codec = codec_for(negotiated.codec.encoding)
         call.negotiated = negotiated
-        call.sample_rate = self.config.sample_rate or codec.sample_rate
+        call.sample_rate = self._sample_rate(negotiated)
         call.endpoint.start(
             codec=codec.name,
             payload_type=negotiated.codec.payload_type,
@@ -549,6 +567,10 @@ class SipUserAgent:
             srtp=negotiated.srtp,
         )
         call.watch_media(functools.partial(self._media_timeout, call))
+
+    def _sample_rate(self, negotiated: sdp.Negotiated) -> int:
+        """The PCM rate of the call's handler: the configured one, else the codec's own."""
+        return self.config.sample_rate or codec_for(negotiated.codec.encoding).sample_rate
 
     async def _run_handler(self, call: SipCall) -> None:
         assert self.handler is not None

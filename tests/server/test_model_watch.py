@@ -1,0 +1,83 @@
+"""`ResponseWatch`: a stall is a due response with no model event for `timeout` seconds."""
+
+from __future__ import annotations
+
+import asyncio
+
+from voicegw.contracts.model import (
+    ModelAudio,
+    ModelConnectionStatus,
+    ModelResponseDone,
+    ModelResponseStarted,
+    ModelSpeechStopped,
+    RealtimeModelConfig,
+)
+from voicegw.models.openai import OpenAIRealtimeModel
+from voicegw.models.testing import ScriptedModel
+from voicegw.realtime.agent import RealtimeAgent
+from voicegw.realtime.context import RunContextWrapper
+from voicegw.realtime.events import RealtimeEventInfo, RealtimeRawModelEvent, RealtimeToolEnd
+from voicegw.server.model_watch import Preconnectable, ResponseWatch
+
+TIMEOUT = 0.05
+INFO = RealtimeEventInfo(RunContextWrapper(None))
+
+
+def raw(event: object) -> RealtimeRawModelEvent:
+    return RealtimeRawModelEvent(event, INFO)  # type: ignore[arg-type]
+
+
+async def stalls_within(watch: ResponseWatch, seconds: float) -> bool:
+    try:
+        await asyncio.wait_for(watch.stalled(), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def test_nothing_due_is_never_a_stall() -> None:
+    watch = ResponseWatch(TIMEOUT)
+    assert not await stalls_within(watch, 4 * TIMEOUT)
+    assert watch.stalled_for is None
+
+
+async def test_a_greeting_is_due_from_the_start() -> None:
+    watch = ResponseWatch(TIMEOUT, greeting=True)
+    assert await stalls_within(watch, 20 * TIMEOUT)
+    assert watch.stalled_for is not None and watch.stalled_for >= TIMEOUT
+
+
+async def test_the_end_of_the_callers_turn_makes_a_response_due_until_it_is_done() -> None:
+    watch = ResponseWatch(TIMEOUT)
+    watch.on_event(raw(ModelSpeechStopped(1000)))
+    assert watch.due
+    watch.on_event(raw(ModelResponseStarted("r1")))
+    watch.on_event(raw(ModelAudio("a1", "r1", b"\0\0")))
+    watch.on_event(raw(ModelResponseDone("r1", "completed")))
+    assert not watch.due
+    assert not await stalls_within(watch, 4 * TIMEOUT)
+
+
+async def test_events_keep_a_long_response_alive_and_silence_stalls_it() -> None:
+    watch = ResponseWatch(TIMEOUT)
+    watch.on_event(raw(ModelResponseStarted("r1")))
+    stalled = asyncio.ensure_future(watch.stalled())
+    for _ in range(5):  # each event moves the deadline
+        await asyncio.sleep(TIMEOUT / 2)
+        watch.on_event(raw(ModelAudio("a1", "r1", b"\0\0")))
+    assert not stalled.done()
+    await asyncio.wait_for(stalled, 20 * TIMEOUT)
+
+
+async def test_a_tool_result_makes_a_response_due_and_a_reconnection_drops_it() -> None:
+    watch = ResponseWatch(TIMEOUT)
+    watch.on_event(RealtimeToolEnd(RealtimeAgent(name="A"), None, "{}", "ok", "c1", INFO))  # type: ignore[arg-type]
+    assert watch.due
+    watch.on_event(raw(ModelConnectionStatus("reconnecting")))  # the new session will not answer it
+    assert not watch.due
+
+
+def test_only_a_remote_model_connects_ahead() -> None:
+    assert isinstance(OpenAIRealtimeModel(api_key="k"), Preconnectable)
+    assert not isinstance(ScriptedModel(), Preconnectable)
+    assert RealtimeModelConfig(sample_rate=8000).sample_rate == 8000

@@ -45,6 +45,23 @@ def test_g711_echo_matches_what_sipp_sent(
 
 
 @pytest.mark.timeout(60)
+def test_delayed_offer_call_is_echoed_from_the_answer_in_the_ack(
+    echo_server: EchoServer,
+    rtp_capture: tuple[RtpCapture, int],
+    speech_8k: tuple[Path, Pcm],
+    tmp_path: Path,
+) -> None:
+    """An INVITE with no SDP: voicegw offers in the 200 OK, SIPp answers PCMA in the ACK."""
+    capture, media_port = rtp_capture
+    audio = pcap_for(tmp_path, "PCMA", speech_8k[1])
+
+    result = echo_call(echo_server, capture, media_port, audio, tmp_path / "sipp", "uac_late_offer_pcap.xml")
+
+    assert result.ok, result.output
+    assert_echo(media_packets(capture, audio.payload_type), audio)
+
+
+@pytest.mark.timeout(60)
 def test_opus_only_offer_is_answered_and_echoed_with_opus(
     e2e_target: str,
     echo_server: EchoServer,

@@ -47,6 +47,12 @@ def assert_echo(media: socket.socket, port: int) -> None:
     assert any(p != b"\xff" * 160 for p in payloads), "no echo of the tone"
 
 
+def hang_up(dialog: Dialog, server: EchoServer) -> None:
+    dialog.request("BYE")
+    assert dialog.until(200).headers["cseq"].endswith("BYE")
+    assert wait_for_event(server, "call_ended")[0]["reason"] == "caller hung up"
+
+
 def test_invite_without_sdp_gets_our_offer_and_the_acks_answer_starts_the_echo(
     voicegw: Callable[..., EchoServer], media: socket.socket
 ) -> None:
@@ -64,9 +70,7 @@ def test_invite_without_sdp_gets_our_offer_and_the_acks_answer_starts_the_echo(
         answered = wait_for_event(server, "call_answered")
         assert answered and answered[0]["codec"] == "PCMU"
         assert_echo(media, offered_port(ok.body))
-        dialog.request("BYE")
-        assert dialog.until(200).headers["cseq"].endswith("BYE")
-        assert wait_for_event(server, "call_ended")[0]["reason"] == "caller hung up"
+        hang_up(dialog, server)
     finally:
         dialog.close()
 
@@ -136,8 +140,6 @@ def test_reinvite_without_sdp_gets_an_offer_and_the_call_goes_on(
         assert "a=rtpmap:0 PCMU/8000" in reoffer.body
         dialog.ack(cseq=dialog.cseq, sdp=offer_sdp(media.getsockname()[1]))
         assert_echo(media, offered_port(ok.body))
-        dialog.request("BYE")
-        assert dialog.until(200).headers["cseq"].endswith("BYE")
-        assert wait_for_event(server, "call_ended")[0]["reason"] == "caller hung up"
+        hang_up(dialog, server)
     finally:
         dialog.close()

@@ -96,6 +96,8 @@ class PjCall(pj.Call):
         """RFC 3264 8: every answer in the dialog keeps the o= session id and bumps the version."""
 
     def make_offer(self, codecs: tuple[str, ...], address: str, port: int) -> None:
+        """Our offer of `codecs` at `address`:`port`: in the INVITE we send, or in the 200 OK to one
+        that came without an offer."""
         self.sdp_version += 1
         self.local_sdp = sdp.offer(
             codecs,

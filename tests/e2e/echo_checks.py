@@ -25,11 +25,17 @@ def sdp_keys(audio: PcapAudio) -> dict[str, str]:
 
 
 def echo_call(
-    server: EchoServer, capture: RtpCapture, media_port: int, audio: PcapAudio, workdir: Path
+    server: EchoServer,
+    capture: RtpCapture,
+    media_port: int,
+    audio: PcapAudio,
+    workdir: Path,
+    scenario: str = "uac_echo_pcap.xml",
 ) -> SippResult:
+    """`scenario` is one of scripts/sipp/ taking the SDP keys of `sdp_keys`."""
     duration_ms = audio.packets * 20 + ECHO_TAIL_MS
     return run_sipp(
-        "uac_echo_pcap.xml", server.port, workdir=workdir, pcap=audio.path, media_port=media_port,
+        scenario, server.port, workdir=workdir, pcap=audio.path, media_port=media_port,
         keys=sdp_keys(audio), pause_ms=duration_ms,
     )  # fmt: skip
 

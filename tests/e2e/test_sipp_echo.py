@@ -28,8 +28,18 @@ pytestmark = pytest.mark.e2e
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("codec", ["PCMU", "PCMA"])
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        "uac_echo_pcap.xml",
+        # A delayed offer: no SDP in the INVITE, voicegw offers in the 200 OK, SIPp answers `codec`
+        # in the ACK (PCMA is not voicegw's first choice: the answer's codec is the one used).
+        "uac_late_offer_pcap.xml",
+    ],
+)
 def test_g711_echo_matches_what_sipp_sent(
     codec: str,
+    scenario: str,
     echo_server: EchoServer,
     rtp_capture: tuple[RtpCapture, int],
     speech_8k: tuple[Path, Pcm],
@@ -38,7 +48,7 @@ def test_g711_echo_matches_what_sipp_sent(
     capture, media_port = rtp_capture
     audio = pcap_for(tmp_path, codec, speech_8k[1])
 
-    result = echo_call(echo_server, capture, media_port, audio, tmp_path / "sipp")
+    result = echo_call(echo_server, capture, media_port, audio, tmp_path / "sipp", scenario)
 
     assert result.ok, result.output
     assert_echo(media_packets(capture, audio.payload_type), audio)

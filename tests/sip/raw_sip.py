@@ -9,6 +9,8 @@ import uuid
 from dataclasses import dataclass, field
 
 HOST = "127.0.0.1"
+DIALOG_HEADERS = ("via", "from", "to", "call-id", "cseq")
+"""What a response copies from the request it answers (RFC 3261 8.2.6.2)."""
 
 
 def offer_sdp(
@@ -91,7 +93,7 @@ class Dialog:
         self.to_header = f"<{self.uri}>"
 
     def _send(self, method: str, cseq: int, branch: str, body: str = "", extra: str = "") -> None:
-        content_type = "Content-Type: application/sdp\r\n" if body and method == "INVITE" else ""
+        content_type = "Content-Type: application/sdp\r\n" if body and method in ("INVITE", "ACK") else ""
         message = (
             f"{method} {self.uri} SIP/2.0\r\n"
             f"Via: SIP/2.0/UDP {HOST}:{self.local_port};branch={branch};rport\r\n"
@@ -123,9 +125,10 @@ class Dialog:
     def cancel(self) -> None:
         self._send("CANCEL", 1, self.invite_branch)
 
-    def ack(self, *, for_error: bool = False, cseq: int = 1) -> None:
+    def ack(self, *, for_error: bool = False, cseq: int = 1, sdp: str = "") -> None:
+        """ACK a final response; `sdp` is the answer when the 200 OK carried our offer."""
         branch = self.invite_branch if for_error else "z9hG4bK" + uuid.uuid4().hex[:12]
-        self._send("ACK", cseq, branch)
+        self._send("ACK", cseq, branch, sdp)
 
     def request(self, method: str, body: str = "", extra: str = "") -> None:
         self.cseq += 1
@@ -146,6 +149,19 @@ class Dialog:
             if response.status >= 200 and response.status != status:
                 raise AssertionError(f"expected {status}, got {response.status} {response.reason}")
         return response
+
+    def until_request(self, method: str) -> str:
+        """The next request `method` the server sends (responses before it are skipped), answered 200."""
+        while True:
+            data, address = self.sock.recvfrom(65535)
+            text = data.decode(errors="replace")
+            if text.startswith(f"{method} "):
+                break
+        head = text.partition("\r\n\r\n")[0].split("\r\n")
+        copied = [line for line in head[1:] if line.split(":", 1)[0].lower() in DIALOG_HEADERS]
+        reply = "SIP/2.0 200 OK\r\n" + "".join(f"{line}\r\n" for line in copied) + "Content-Length: 0\r\n\r\n"
+        self.sock.sendto(reply.encode(), address)
+        return text
 
     def close(self) -> None:
         self.sock.close()

@@ -84,12 +84,28 @@ class PjCall(pj.Call):
         self.local_sdp = ""
         """Our SDP: the answer to the caller's offer, or the offer of a call we dial."""
         self.remote_answer = ""
-        """Dialling out: the SDP answer in the far end's response to our INVITE."""
+        """The SDP answer to our offer: in the far end's response to the INVITE we sent (dialling
+        out), or in the caller's ACK to our 200 OK (answering an INVITE that had no offer)."""
+        self.late_offer = False
+        """Answering an INVITE with no SDP (RFC 3261 13.2.1): our offer goes in the 200 OK and the
+        call's media waits for the answer in the ACK."""
         self.dialled: asyncio.Future[SipCall] | None = None
         """Dialling out: resolved when the call is answered, failed when it is not."""
         self.sdp_session_id = random.randrange(1 << 31)
         self.sdp_version = 0
         """RFC 3264 8: every answer in the dialog keeps the o= session id and bumps the version."""
+
+    def make_offer(self, codecs: tuple[str, ...], address: str, port: int) -> None:
+        """Our offer of `codecs` at `address`:`port`: in the INVITE we send, or in the 200 OK to one
+        that came without an offer."""
+        self.sdp_version += 1
+        self.local_sdp = sdp.offer(
+            codecs,
+            address=address,
+            port=port,
+            session_id=self.sdp_session_id,
+            version=self.sdp_version,
+        )
 
     def make_answer(self, offer: sdp.SessionDescription, negotiated: sdp.Negotiated, address: str) -> None:
         assert self.call is not None and self.call.endpoint is not None
@@ -116,16 +132,12 @@ class PjCall(pj.Call):
 
     @guarded
     def onCallState(self, prm: pj.OnCallStateParam) -> None:
-        event = prm.e
-        if (
-            self.dialled is not None
-            and event.type == pj.PJSIP_EVENT_TSX_STATE
-            and event.body.tsxState.type == pj.PJSIP_EVENT_RX_MSG
-        ):
-            # A response to our INVITE (the 200, or a 183 with early media): its SDP is the answer.
-            response = parse_request(event.body.tsxState.src.rdata.wholeMsg)
-            if response.body.strip():
-                self.remote_answer = response.body
+        if self.dialled is not None or self.late_offer:
+            # A response to our INVITE (the 200, or a 183 with early media), or the ACK to our 200
+            # OK: its SDP is the answer.
+            received = _received_message(prm.e)
+            if received and (body := parse_request(received).body).strip():
+                self.remote_answer = body
         self.ua._call_state(self)
 
     @guarded
@@ -147,6 +159,15 @@ class PjCall(pj.Call):
         if dtmf is not None:
             self.call.log.info("dtmf", digit=dtmf.digit, duration_ms=dtmf.duration_ms, method="sip_info")
             self.call.emit(DtmfReceived(dtmf.digit, dtmf.duration_ms))
+
+
+def _received_message(event: pj.SipEvent) -> str:
+    """The SIP message that came in and caused `event` ("" when none did)."""
+    if event.type == pj.PJSIP_EVENT_TSX_STATE and event.body.tsxState.type == pj.PJSIP_EVENT_RX_MSG:
+        return str(event.body.tsxState.src.rdata.wholeMsg)
+    if event.type == pj.PJSIP_EVENT_RX_MSG:  # an ACK to a 2xx: it belongs to no transaction
+        return str(event.body.rxMsg.rdata.wholeMsg)
+    return ""
 
 
 class PjAccount(pj.Account):

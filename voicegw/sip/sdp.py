@@ -3,8 +3,9 @@
 pjsua2 carries SDP for us, but both sides of the exchange are ours: pjsua's own negotiator does
 not drive our media. Answering a call, voicegw parses the offer, picks a codec in its own
 preference order, and writes the answer that `Call.onCallSdpCreated` puts in the 200 OK.
-Dialling out, it writes the offer (`offer`) and reads the codec the far end chose from its
-answer (`accept_answer`).
+Dialling out, and answering an INVITE that carried no offer (a delayed offer, whose answer comes
+in the ACK), it writes the offer (`offer`) and reads the codec the far end chose from its answer
+(`accept_answer`).
 
 SRTP is keyed by SDES (RFC 4568): the answer takes the first ``a=crypto`` line of the offer we
 can use, with the same tag and suite and our own key. Offers of ``RTP/SAVP(F)`` are SRTP; an

@@ -51,6 +51,8 @@ PUMP_BUDGET_S = 0.002
 """A pump turn polls again while pjsip finds work, until this much time has gone."""
 SHUTDOWN_PUMP_S = 1.0
 RETRY_AFTER_S = 30
+DELAYED_OFFER_RATE = 8000
+"""The PCM rate a call with no offer yet is prepared for (its model connects while it rings)."""
 PJSUA_MAX_CALLS = 1024
 """PJSUA_MAX_CALLS in scripts/build_pjsua2.sh's config_site.h."""
 
@@ -88,6 +90,12 @@ class CallObserver(Protocol):
     def call_ended(self, call: SipCall, status: int) -> None:
         """The call is over and its media closed (`call.endpoint.stats` are final);
         `status` is the INVITE's last status code as pjsua saw it (487 for a CANCEL)."""
+
+
+def _delayed_offer(request: SipRequest) -> bool:
+    """An INVITE with no SDP at all (RFC 3261 13.2.1): we make the offer. A body that was announced
+    (Content-Length) and did not arrive is a broken message, not a delayed offer."""
+    return not request.body.strip() and request.headers.get("content-length", "0").strip() == "0"
 
 
 class SipStartError(RuntimeError):
@@ -410,9 +418,13 @@ class SipUserAgent:
             return self._reject(pj_call, 503, "Call limit reached", retry=True)
         if self.admit is not None and (refused := self.admit(info)) is not None:
             return self._refuse(pj_call, refused)
+        offer, negotiated = None, None
         try:
-            offer = sdp.parse(request.body)
-            negotiated = sdp.negotiate(offer, self.config.codecs, srtp=self.config.srtp)
+            if not _delayed_offer(request):
+                offer = sdp.parse(request.body)
+                negotiated = sdp.negotiate(offer, self.config.codecs, srtp=self.config.srtp)
+            elif self.config.srtp == "required":
+                raise sdp.SrtpNotAcceptable("SRTP is required and the offer voicegw makes is plain RTP")
         except sdp.NotAcceptable as exc:
             return self._reject(pj_call, 488, "Not Acceptable Here", detail=str(exc))
         except sdp.SdpError as exc:
@@ -422,8 +434,13 @@ class SipUserAgent:
             call.endpoint = RtpEndpoint.bind(host=host, port_range=self.config.rtp_ports, clock=self.clock)
         except RtpPortsExhausted:
             return self._reject(pj_call, 503, "No media ports available", retry=True)
-        # pjsua asks for our SDP (onCallSdpCreated) as soon as this callback returns.
-        pj_call.make_answer(offer, negotiated, self.config.media_address)
+        if offer is None or negotiated is None:
+            # A delayed offer (RFC 3261 13.2.1): pjsua asks for our offer when we first answer.
+            pj_call.late_offer = True
+            pj_call.make_offer(self.config.codecs, self.config.media_address, call.endpoint.local_port)
+        else:
+            # pjsua asks for our SDP (onCallSdpCreated) as soon as this callback returns.
+            pj_call.make_answer(offer, negotiated, self.config.media_address)
         self._spawn(self._guarded_setup(pj_call, call, negotiated), call, "setup")
 
     def _reject(
@@ -447,7 +464,7 @@ class SipUserAgent:
 
     # --- set-up failures and the watchdog -----------------------------------------------------
 
-    async def _guarded_setup(self, pj_call: PjCall, call: SipCall, negotiated: sdp.Negotiated) -> None:
+    async def _guarded_setup(self, pj_call: PjCall, call: SipCall, negotiated: sdp.Negotiated | None) -> None:
         try:
             await self._setup(pj_call, call, negotiated)
         except Exception as exc:
@@ -513,7 +530,8 @@ class SipUserAgent:
             detail=refused.detail, headers=refused.headers,
         )  # fmt: skip
 
-    async def _setup(self, pj_call: PjCall, call: SipCall, negotiated: sdp.Negotiated) -> None:
+    async def _setup(self, pj_call: PjCall, call: SipCall, negotiated: sdp.Negotiated | None) -> None:
+        """Ring, then answer; with no `negotiated` (a delayed offer) media waits for the ACK."""
         assert call.endpoint is not None
         await call.endpoint.connect()
         if call.ended:  # CANCEL while we were setting up
@@ -534,9 +552,17 @@ class SipUserAgent:
             await asyncio.sleep(delay)
             if call.ended:
                 return
-        self._start_media(call, negotiated)
+        if negotiated is not None:
+            self._start_media(call, negotiated)
         pj_call.answer(call_op(200))
+        # The final response is out: if no ACK comes, pjsip ends the call after 64*T1.
         self._watchdog.settle(pj_call.key)
+        if negotiated is not None:
+            self._answered(call, negotiated)
+
+    def _answered(self, call: SipCall, negotiated: sdp.Negotiated) -> None:
+        """An incoming call's media runs: hand the call to the handler."""
+        assert call.endpoint is not None
         call.move(CallTrigger.ANSWER)
         call.log.info(
             "call_answered",
@@ -546,6 +572,16 @@ class SipUserAgent:
         )
         self._notify("call_answered", call)
         self._spawn(self._run_handler(call), call, "call")
+
+    def _late_answer(self, pj_call: PjCall, call: SipCall) -> None:
+        """The ACK to the 200 OK that carried our offer came: start media from its answer."""
+        pj_call.late_offer = False
+        negotiated = self._take_answer(pj_call, call, "the ACK")
+        if negotiated is None:
+            self._notify("call_setup_failed", call, "error")
+            return
+        self._start_media(call, negotiated)
+        self._answered(call, negotiated)
 
     def _start_media(self, call: SipCall, negotiated: sdp.Negotiated) -> None:
         """Start the call's RTP with what offer and answer settled (either side's)."""
@@ -568,9 +604,12 @@ class SipUserAgent:
         )
         call.watch_media(functools.partial(self._media_timeout, call))
 
-    def _sample_rate(self, negotiated: sdp.Negotiated) -> int:
-        """The PCM rate of the call's handler: the configured one, else the codec's own."""
-        return self.config.sample_rate or codec_for(negotiated.codec.encoding).sample_rate
+    def _sample_rate(self, negotiated: sdp.Negotiated | None) -> int:
+        """The PCM rate of the call's handler: the configured one, else the codec's own (with no
+        codec yet, a delayed offer, G.711's 8 kHz until the ACK's answer settles it)."""
+        if self.config.sample_rate:
+            return self.config.sample_rate
+        return codec_for(negotiated.codec.encoding).sample_rate if negotiated else DELAYED_OFFER_RATE
 
     async def _run_handler(self, call: SipCall) -> None:
         assert self.handler is not None
@@ -633,13 +672,7 @@ class SipUserAgent:
         """
         assert self._loop is not None
         pj_call = PjCall(self, pj_account, pj.PJSUA_INVALID_ID)
-        pj_call.sdp_version = 1
-        pj_call.local_sdp = sdp.offer(
-            self.config.codecs,
-            address=self.config.media_address,
-            port=endpoint.local_port,
-            session_id=pj_call.sdp_session_id,
-        )
+        pj_call.make_offer(self.config.codecs, self.config.media_address, endpoint.local_port)
         try:
             pj_call.makeCall(uri, call_op(headers=headers))
         except pj.Error as exc:
@@ -680,13 +713,9 @@ class SipUserAgent:
         if info.state == pj.PJSIP_INV_STATE_EARLY:
             call.move(CallTrigger.RING, f"{info.lastStatusCode} {info.lastReason}")
         elif info.state == pj.PJSIP_INV_STATE_CONFIRMED:
-            try:
-                negotiated = sdp.accept_answer(sdp.parse(pj_call.remote_answer), self.config.codecs)
-            except sdp.SdpError as exc:
-                call.ending(EndReason.FAILED, f"unusable SDP answer: {exc}")
-                call.log.warning("answer_refused", reason=str(exc))
+            negotiated = self._take_answer(pj_call, call, "the 200 OK")
+            if negotiated is None:
                 pj_call.dialled.set_exception(call_failed(call.info.to_uri, 0, call.end_detail))
-                self._hang_up_pj(pj_call.key, 200, "")
                 return
             self._start_media(call, negotiated)
             call.move(CallTrigger.ANSWER)
@@ -697,6 +726,18 @@ class SipUserAgent:
             status, reason = int(info.lastStatusCode), str(info.lastReason)
             call.log.info("call_failed", status=status, reason=reason)
             pj_call.dialled.set_exception(call_failed(call.info.to_uri, status, reason))
+
+    def _take_answer(self, pj_call: PjCall, call: SipCall, carrier: str) -> sdp.Negotiated | None:
+        """What the far end's answer to our offer settled, or None: then the call is ended (BYE)."""
+        try:
+            if not pj_call.remote_answer.strip():
+                raise sdp.SdpError(f"{carrier} has no SDP answer to our offer")
+            return sdp.accept_answer(sdp.parse(pj_call.remote_answer), self.config.codecs)
+        except sdp.SdpError as exc:
+            call.ending(EndReason.FAILED, f"unusable SDP answer: {exc}")
+            call.log.warning("answer_refused", reason=str(exc))
+            self._hang_up_pj(pj_call.key, 200, "")
+            return None
 
     async def _media_timeout(self, call: SipCall, event: MediaTimeout) -> None:
         call.log.warning("media_timeout", silence_s=round(event.silence_s, 1))
@@ -775,6 +816,8 @@ class SipUserAgent:
         info = pj_call.getInfo()
         if pj_call.dialled is not None and not pj_call.dialled.done():
             self._dial_progress(pj_call, call, info)
+        elif pj_call.late_offer and info.state == pj.PJSIP_INV_STATE_CONFIRMED and not call.ended:
+            self._late_answer(pj_call, call)
         if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             end_reason, detail = EndReason.FAILED, f"{info.lastStatusCode} {info.lastReason}"
             if call.state in ACTIVE_STATES:

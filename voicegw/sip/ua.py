@@ -35,7 +35,8 @@ from voicegw.rtp.srtp import SrtpMode
 from voicegw.sip import pjlog, sdp
 from voicegw.sip.account import Registration, SipAccount, account_config
 from voicegw.sip.call import CallInfo, NoAnswer, Rejection, SipCall, call_failed
-from voicegw.sip.message import parse_request
+from voicegw.sip.guard import IncomingRequest, Refusal, RequestGuard
+from voicegw.sip.message import SipRequest, parse_request
 from voicegw.sip.pjobjects import PjAccount, PjCall, call_op
 from voicegw.sip.state import ACTIVE_STATES, CallState, CallTrigger
 
@@ -159,12 +160,15 @@ class SipUserAgent:
         clock: MediaClock,
         handler: CallHandler | None = None,
         admit: Admission | None = None,
+        guard: RequestGuard | None = None,
     ) -> None:
-        """`admit` refuses calls the server does not take (a source not allowed, a busy model)."""
+        """`admit` refuses calls the server does not take (a busy model); `guard` refuses requests
+        before they are handled (`voicegw.sip.policy`)."""
         self.config = config
         self.clock = clock
         self.handler = handler
         self.admit = admit
+        self.guard = guard
         self.observers: list[CallObserver] = []
         self.port = config.port
         """The SIP port in use (the one bound, when `config.port` is 0)."""
@@ -343,6 +347,9 @@ class SipUserAgent:
             "call_incoming", from_uri=info.from_uri, to_uri=info.to_uri, source=prm.rdata.srcAddress
         )
 
+        guarded = self._guard_invite(prm.rdata.wholeMsg, request, info) if self.guard is not None else None
+        if guarded is not None:
+            return self._reject(pj_call, guarded.status, guarded.reason, headers=dict(guarded.headers))
         if self.handler is None:
             return self._reject(pj_call, 480, "Not taking calls")
         if self.draining:
@@ -369,6 +376,14 @@ class SipUserAgent:
         # pjsua asks for our SDP (onCallSdpCreated) as soon as this callback returns.
         pj_call.make_answer(offer, negotiated, self.config.media_address)
         self._spawn(self._setup(pj_call, call, negotiated), call, "setup")
+
+    def _guard_invite(self, message: str, request: SipRequest, info: CallInfo) -> Refusal | None:
+        """The guard's answer to an INVITE pjsua has already taken in (its refusal is not stateless)."""
+        assert self.guard is not None
+        via = (request.headers.get("via", "").split() or ["udp"])[0]
+        transport = via.rsplit("/", 1)[-1].lower()
+        incoming = IncomingRequest("INVITE", info.source, transport, False, message.encode(errors="replace"))
+        return self.guard(incoming, time.monotonic())
 
     def _reject(
         self,

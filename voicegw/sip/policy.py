@@ -1,0 +1,210 @@
+"""The signalling-plane policy: which requests, from whom, how often; a `RequestGuard`, sans-I/O.
+
+Every incoming request passes here before pjsua creates any state for it; a refusal is answered
+statelessly. In order:
+
+- ACK is never refused: it gets no response, and pjsip drops one that matches nothing.
+- A source off the allow-list has a request budget (`rate` a second after a `burst`, per address,
+  per /64 for IPv6); past it, 503 with Retry-After.
+- Methods voicegw does not serve get 405 with ``Allow`` (SUBSCRIBE, REGISTER, MESSAGE, PUBLISH,
+  REFER: so nothing ever makes voicegw send a NOTIFY), unknown ones 501, and the methods that
+  only exist in a dialog get 481 outside one.
+- The allow-list's sources may send what voicegw serves. OPTIONS is answered to anyone: it is a
+  probe (dispatchers, health checks), stateless, and says no more than a 403 would.
+- Anyone else: an INVITE must carry digest credentials (401 with a challenge, 403 when wrong) if
+  ``[access.digest]`` is set, else 403; requests inside a dialog, and CANCEL, go on only when
+  digest callers exist, since the dialog (its tags) is what authorises them, and pjsip answers
+  481 to one that matches no dialog or transaction.
+- Wrong passwords lock out the source and the user: after `max_failures` in a row, 403 without
+  checking for a back-off period that doubles each time. The lockout answers exactly as a wrong
+  password does, so a guesser cannot tell when its guesses start counting again.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import structlog
+
+from voicegw.sip.digest import BadCredentials, DigestResponse, DigestVerifier, Unauthenticated
+from voicegw.sip.guard import IncomingRequest, Refusal
+from voicegw.sip.message import parse_request
+from voicegw.sip.ratelimit import Lockout, RateLimiter
+
+log = structlog.get_logger(__name__)
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+PRIVATE_NETWORKS: tuple[Network, ...] = tuple(
+    ipaddress.ip_network(net)
+    for net in (
+        "127.0.0.0/8",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "169.254.0.0/16",
+        "100.64.0.0/10",  # carrier-grade NAT: a LAN behind the ISP's NAT
+        "::1/128",
+        "fc00::/7",
+        "fe80::/10",
+    )
+)
+
+OUT_OF_DIALOG = frozenset({"INVITE", "OPTIONS", "ACK", "CANCEL"})
+"""What voicegw serves outside a dialog: calls, probes, and the INVITE's own ACK and CANCEL."""
+DIALOG_ONLY = frozenset({"BYE", "UPDATE", "INFO", "PRACK", "NOTIFY"})
+"""What pjsua needs inside a call (NOTIFY: the progress of a transfer we asked for)."""
+NOT_SERVED = frozenset({"SUBSCRIBE", "REGISTER", "MESSAGE", "PUBLISH", "REFER"})
+"""Known SIP methods voicegw never serves, in a dialog or outside: 405."""
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, NOTIFY"
+
+FORBIDDEN = Refusal(403, "Forbidden")
+NO_DIALOG = Refusal(481, "Call/Transaction Does Not Exist")
+NOT_ALLOWED = Refusal(405, "Method Not Allowed", (("Allow", ALLOW),))
+NOT_IMPLEMENTED = Refusal(501, "Not Implemented", (("Allow", ALLOW),))
+IPV6_SOURCE_PREFIX = 64
+"""One IPv6 host usually owns a whole /64: budgets per address would be no budget at all."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessLimits:
+    """How much a source off the allow-list may send, and how many wrong passwords it may try."""
+
+    rate: float = 10.0
+    """Requests a second, per source, after the burst."""
+    burst: int = 50
+    """Requests a source may send at once."""
+    max_failures: int = 5
+    """Wrong digest answers in a row (per source and per user) before a lockout."""
+    lockout: float = 60.0
+    """Seconds of the first lockout; each one that follows lasts twice as long."""
+    max_lockout: float = 3600.0
+    """The longest lockout."""
+
+
+class SourcePolicy:
+    """Allows the given networks (default: loopback and private ones)."""
+
+    def __init__(self, allow: Iterable[str] | None = None) -> None:
+        """`allow`: CIDR strings (``"54.172.60.0/30"``) or addresses; raises `ValueError` on a bad one."""
+        self.networks = (
+            PRIVATE_NETWORKS
+            if allow is None
+            else tuple(ipaddress.ip_network(net, strict=False) for net in allow)
+        )
+
+    def allows(self, host: str) -> bool:
+        """Whether `host` is in an allowed network (False for a source that is not an address)."""
+        address = _address(host)
+        return address is not None and any(address in network for network in self.networks)
+
+
+def source_key(host: str) -> str:
+    """What a source's budget is kept under: its address, or its /64 for IPv6."""
+    address = _address(host)
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, IPV6_SOURCE_PREFIX), strict=False))
+    return str(address) if address is not None else host
+
+
+class SignallingPolicy:
+    """A `RequestGuard`: call it with each incoming request and the time (seconds, monotonic)."""
+
+    def __init__(
+        self,
+        sources: SourcePolicy,
+        digest: DigestVerifier | None = None,
+        limits: AccessLimits = AccessLimits(),
+    ) -> None:
+        self.sources = sources
+        self.digest = digest
+        self.limits = limits
+        self.rate = RateLimiter(limits.rate, limits.burst)
+        self.lockout = Lockout(limits.max_failures, limits.lockout, max_period=limits.max_lockout)
+        self.refused: Counter[tuple[str, int]] = Counter()
+        """Refusals by (method, status); methods outside SIP's known ones count as "other"."""
+
+    def __call__(self, request: IncomingRequest, now: float) -> Refusal | None:
+        """None to let `request` through, or the response that refuses it."""
+        refusal = self._decide(request, now)
+        if refusal is not None:
+            method = request.method if request.method in OUT_OF_DIALOG | DIALOG_ONLY | NOT_SERVED else "other"
+            self.refused[method, refusal.status] += 1
+        return refusal
+
+    def _decide(self, request: IncomingRequest, now: float) -> Refusal | None:
+        method, host = request.method, request.source[0]
+        if method == "ACK":
+            return None
+        trusted = self.sources.allows(host)
+        if not trusted and (wait := self.rate.take(source_key(host), now)):
+            return Refusal(503, "Service Unavailable", (("Retry-After", str(math.ceil(wait))),))
+        if method in NOT_SERVED:
+            return NOT_ALLOWED
+        if method not in OUT_OF_DIALOG | DIALOG_ONLY:
+            return NOT_IMPLEMENTED
+        if method in DIALOG_ONLY and not request.in_dialog:
+            return NO_DIALOG
+        if trusted or method == "OPTIONS":
+            return None
+        if self.digest is None:
+            return FORBIDDEN
+        if request.in_dialog or method == "CANCEL":
+            return None
+        return self._authenticate(request, now)
+
+    def _authenticate(self, request: IncomingRequest, now: float) -> Refusal | None:
+        """An INVITE from off the allow-list: digest credentials, under the lockouts."""
+        assert self.digest is not None
+        source = source_key(request.source[0])
+        if self.lockout.locked(source, now):
+            return FORBIDDEN
+        parsed = parse_request(request.raw.decode("utf-8", errors="replace"))
+        try:
+            answer = DigestResponse.parse(parsed.headers.get("authorization") or "")
+        except Unauthenticated as exc:
+            return self._challenge(request, exc)
+        # Only known users get a lockout of their own: unknown names would only fill the table.
+        user = f"user:{answer.username}" if answer.username in self.digest.users else None
+        if user is not None and self.lockout.locked(user, now):
+            return FORBIDDEN
+        try:
+            self.digest.check(request.method, parsed.uri, answer)
+        except Unauthenticated as exc:
+            return self._challenge(request, exc)
+        except BadCredentials as exc:
+            self._failed(request, (source, user), now, str(exc))
+            return FORBIDDEN
+        for key in (source, user):
+            if key is not None:
+                self.lockout.succeeded(key)
+        return None
+
+    def _challenge(self, request: IncomingRequest, exc: Unauthenticated) -> Refusal:
+        assert self.digest is not None
+        log.debug("digest_challenge", source=request.source[0], detail=str(exc))
+        challenge = self.digest.challenge(stale=exc.stale)
+        return Refusal(401, "Unauthorized", (("WWW-Authenticate", challenge),))
+
+    def _failed(
+        self, request: IncomingRequest, keys: tuple[str, str | None], now: float, detail: str
+    ) -> None:
+        log.info("digest_failed", source=request.source[0], detail=detail)
+        for key in keys:
+            if key is not None:
+                self.lockout.failed(key, now)
+                if wait := self.lockout.locked(key, now):
+                    log.warning("digest_lockout", key=key, seconds=round(wait))
+
+
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None

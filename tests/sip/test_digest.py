@@ -9,6 +9,7 @@ import pytest
 from tests.sip.raw_sip import digest_answer as answer
 from voicegw.sip.digest import (
     NONCE_TTL_S,
+    RETRANSMISSION_S,
     BadCredentials,
     DigestResponse,
     DigestVerifier,
@@ -162,6 +163,21 @@ def test_a_node_accepts_only_its_own_nonces_so_an_answer_counts_once_in_the_clus
             node.verify("INVITE", URI, captured)
     with pytest.raises(Unauthenticated, match="not issued here"):
         stranger.verify("INVITE", URI, answer(one.challenge(), "alice", "Circle Of Life"))
+
+
+def test_the_same_answer_in_the_same_transaction_soon_after_is_a_retransmission(
+    verifier: DigestVerifier, clock: Clock
+) -> None:
+    first = answer(verifier.challenge(), "alice", "Circle Of Life")
+    assert verifier.verify("INVITE", URI, first, transaction="c1 z9hG4bK1") == "alice"
+    clock.now += 4
+    assert verifier.verify("INVITE", URI, first, transaction="c1 z9hG4bK1") == "alice"
+    for transaction in ("c2 z9hG4bK1", "c1 z9hG4bK2", ""):
+        with pytest.raises(Unauthenticated, match="replayed"):
+            verifier.verify("INVITE", URI, first, transaction=transaction)
+    clock.now += RETRANSMISSION_S
+    with pytest.raises(Unauthenticated, match="replayed"):
+        verifier.verify("INVITE", URI, first, transaction="c1 z9hG4bK1")
 
 
 def test_challenges_in_the_same_instant_differ(verifier: DigestVerifier) -> None:

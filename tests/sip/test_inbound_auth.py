@@ -73,7 +73,9 @@ def test_a_wrong_password_gets_403_and_a_forged_nonce_a_new_challenge(
         dialog.invite_again(sdp, f"Authorization: {wrong}\r\n")
         dialog.until(403)
         dialog.ack(for_error=True, cseq=2)
-        forged = digest_answer(challenge.replace('nonce="', 'nonce="x'), "alice", "wonderland", uri=dialog.uri)
+        forged = digest_answer(
+            challenge.replace('nonce="', 'nonce="x'), "alice", "wonderland", uri=dialog.uri
+        )
         dialog.invite_again(sdp, f"Authorization: {forged}\r\n")
         assert dialog.until(401).headers["www-authenticate"].startswith('Digest realm="desk"')
         (failed,) = wait_for_event(server, "digest_failed")

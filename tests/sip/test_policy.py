@@ -109,8 +109,20 @@ def test_an_answered_challenge_lets_the_invite_in_once() -> None:
     guard = policy(digest=True)
     invite = authorised(guard, "wonderland")
     assert guard(invite, 1.0) is None
-    replayed = guard(invite, 2.0)
+    again = invite.raw.replace(b"branch=z9hG4bK1", b"branch=z9hG4bK2")
+    replayed = guard(IncomingRequest("INVITE", STRANGER, "udp", False, again), 2.0)
     assert replayed is not None and replayed.status == 401 and "stale=true" in replayed.headers[0][1]
+
+
+def test_a_retransmitted_invite_is_not_a_replay_but_its_credentials_elsewhere_are() -> None:
+    guard = policy(digest=True)
+    invite = authorised(guard, "wonderland")
+    assert guard(invite, 1.0) is None
+    assert guard(invite, 1.5) is None  # the same datagram again: the client's Timer A
+    moved = IncomingRequest(
+        "INVITE", STRANGER, "udp", False, invite.raw.replace(b"Call-ID: c1", b"Call-ID: c2")
+    )
+    assert status(guard(moved, 2.0)) == 401
 
 
 def test_a_digest_uri_other_than_the_request_uri_is_refused() -> None:

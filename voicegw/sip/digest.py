@@ -32,6 +32,9 @@ from dataclasses import dataclass
 
 NONCE_TTL_S = 300.0
 """How long a challenge may be answered: long enough for a softphone's user, short for a replay."""
+RETRANSMISSION_S = 32.0
+"""How long a client retransmits an INVITE (RFC 3261 Timer B, 64*T1): the same credentials in
+the same transaction within it are a retransmission, not a replay."""
 
 ALGORITHMS = {"MD5": "md5", "SHA-256": "sha256"}
 """What callers may answer with; the challenge offers MD5, which every SIP client speaks."""
@@ -120,6 +123,15 @@ class DigestResponse:
         return h(f"{ha1}:{self.nonce}:{self.nc}:{self.cnonce}:{self.qop}:{ha2}")
 
 
+@dataclass(frozen=True, slots=True)
+class _Use:
+    """When an answer's nonce was issued and the answer first taken, and in which transaction."""
+
+    issued: float
+    at: float
+    transaction: str
+
+
 class DigestVerifier:
     """Challenges and checks callers against a table of user names and passwords."""
 
@@ -143,20 +155,26 @@ class DigestVerifier:
         self.instance = f"{node_id}/{secrets.token_hex(4)}"
         self._secret = secret if secret is not None else secrets.token_bytes(32)
         self._clock = clock
-        self._seen: dict[tuple[str, str, str], float] = {}
+        self._seen: dict[tuple[str, str, str], _Use] = {}
 
     def challenge(self, *, stale: bool = False) -> str:
         """A ``WWW-Authenticate`` header value with a fresh nonce."""
         value = f'Digest realm="{self.realm}", nonce="{self._nonce()}", algorithm=MD5, qop="auth"'
         return value + (", stale=true" if stale else "")
 
-    def verify(self, method: str, request_uri: str, authorization: str | None) -> str:
-        """The authenticated user name; raises `Unauthenticated` (401) or `BadCredentials` (403)."""
+    def verify(
+        self, method: str, request_uri: str, authorization: str | None, *, transaction: str = ""
+    ) -> str:
+        """The authenticated user name; raises `Unauthenticated` (401) or `BadCredentials` (403).
+
+        `transaction` identifies the request's transaction (its Call-ID and top Via branch): the
+        same answer in the same transaction shortly after is a retransmission, and is taken.
+        """
         if not authorization:
             raise Unauthenticated("no credentials")
-        return self.check(method, request_uri, DigestResponse.parse(authorization))
+        return self.check(method, request_uri, DigestResponse.parse(authorization), transaction=transaction)
 
-    def check(self, method: str, request_uri: str, answer: DigestResponse) -> str:
+    def check(self, method: str, request_uri: str, answer: DigestResponse, *, transaction: str = "") -> str:
         """`verify` for an answer already parsed (to look at its user name first)."""
         if answer.realm != self.realm:
             raise Unauthenticated(f"realm {answer.realm!r} is not ours")
@@ -181,9 +199,11 @@ class DigestVerifier:
             raise BadCredentials(f"wrong credentials for user {answer.username[:80]!r}")
         self._forget_before(now - NONCE_TTL_S)
         use = (answer.nonce, answer.cnonce or "", answer.nc or "")
-        if use in self._seen:
+        seen = self._seen.get(use)
+        if seen is None:
+            self._seen[use] = _Use(stamp, now, transaction)
+        elif not (transaction and seen.transaction == transaction and now - seen.at < RETRANSMISSION_S):
             raise Unauthenticated("credentials replayed", stale=True)
-        self._seen[use] = stamp
         return answer.username
 
     def _nonce(self) -> str:
@@ -207,7 +227,7 @@ class DigestVerifier:
         return hmac.new(self._secret, body.encode(), hashlib.sha256).hexdigest()[:32]
 
     def _forget_before(self, horizon: float) -> None:
-        for use in [use for use, issued in self._seen.items() if issued < horizon]:
+        for use in [use for use, seen in self._seen.items() if seen.issued < horizon]:
             del self._seen[use]
 
 

@@ -175,7 +175,9 @@ class SignallingPolicy:
         if user is not None and self.lockout.locked(user, now):
             return FORBIDDEN
         try:
-            self.digest.check(request.method, parsed.uri, answer)
+            branch = _branch(parsed.headers.get("via", "").split(",")[0])
+            transaction = f"{parsed.headers.get('call-id', '')} {branch}" if branch else ""
+            self.digest.check(request.method, parsed.uri, answer, transaction=transaction)
         except Unauthenticated as exc:
             return self._challenge(request, exc)
         except BadCredentials as exc:
@@ -201,6 +203,15 @@ class SignallingPolicy:
                 self.lockout.failed(key, now)
                 if wait := self.lockout.locked(key, now):
                     log.warning("digest_lockout", key=key, seconds=round(wait))
+
+
+def _branch(via: str) -> str:
+    """The branch parameter of one Via header value ("" without one)."""
+    for param in via.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "branch":
+            return value.strip()
+    return ""
 
 
 def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

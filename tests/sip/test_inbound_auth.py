@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import EchoServer, run_caller
+from tests.e2e.harness import HOST, EchoServer, run_caller
 from tests.e2e.media import read_wav, synthesize, windowed_correlation
-from tests.sip.raw_sip import Dialog, digest_answer, offer_sdp
+from tests.sip.raw_sip import Dialog, Response, digest_answer, offer_sdp
 from tests.sip.test_signaling import events, wait_for_event
 
 pytestmark = pytest.mark.timeout(60)
@@ -103,3 +103,76 @@ def test_pjsua2_caller_authenticates_with_its_own_digest_client(
         assert windowed_correlation(sent, received, rate=rate, max_lag=rate, window_s=0.2).mean >= 0.7
     else:
         assert 403 in report["status_codes"], report
+
+
+def test_a_replayed_or_moved_authorization_is_refused_by_every_node(
+    voicegw: Callable[..., EchoServer],
+) -> None:
+    shared = AUTH.replace('realm = "desk"\n', 'realm = "desk"\nnonce_secret = "shared by the cluster"\n')
+    server, other_node = voicegw(shared), voicegw(shared)
+    dialog = Dialog(server.port)
+    sdp = offer_sdp(dialog.local_port + 2)
+    try:
+        dialog.invite(sdp)
+        challenge = dialog.until(401).headers["www-authenticate"]
+        dialog.ack(for_error=True)
+        captured = f"Authorization: {digest_answer(challenge, 'alice', 'wonderland', uri=dialog.uri)}\r\n"
+        dialog.invite_again(sdp, captured)
+        dialog.until(200)
+        dialog.ack(cseq=2)
+        # The same Authorization in another INVITE, to this node or another: a new challenge.
+        for port in (server.port, other_node.port):
+            replay = Dialog(port)
+            replay.uri = dialog.uri
+            try:
+                replay.invite(offer_sdp(replay.local_port + 2), captured)
+                assert "stale=true" in replay.until(401).headers["www-authenticate"]
+            finally:
+                replay.close()
+        # An answer computed for another Request-URI (a premium number, say) is refused.
+        moved = Dialog(server.port)
+        try:
+            moved.invite(offer_sdp(moved.local_port + 2))
+            fresh = moved.until(401).headers["www-authenticate"]
+            moved.ack(for_error=True)
+            other = digest_answer(fresh, "alice", "wonderland", uri=f"sip:premium@{HOST}:{server.port}")
+            moved.invite_again(offer_sdp(moved.local_port + 2), f"Authorization: {other}\r\n")
+            moved.until(403)
+        finally:
+            moved.close()
+        dialog.request("BYE")
+        assert dialog.until(200).headers["cseq"].endswith("BYE")
+    finally:
+        dialog.close()
+
+
+def test_wrong_passwords_lock_the_caller_out_whatever_it_sends_next(
+    voicegw: Callable[..., EchoServer],
+) -> None:
+    server = voicegw(AUTH.replace("allow = []\n", "allow = []\nmax_failures = 3\nlockout = 600\n"))
+    statuses = []
+    for password in ("one", "two", "three", "wonderland"):
+        dialog = Dialog(server.port)
+        try:
+            dialog.invite(offer_sdp(dialog.local_port + 2))
+            response = final(dialog)
+            if response.status == 401:
+                dialog.ack(for_error=True)
+                challenge = response.headers["www-authenticate"]
+                answer = digest_answer(challenge, "alice", password, uri=dialog.uri)
+                dialog.invite_again(offer_sdp(dialog.local_port + 2), f"Authorization: {answer}\r\n")
+                response = final(dialog)
+            statuses.append(response.status)
+        finally:
+            dialog.close()
+    # Three wrong passwords, then even the right one gets 403: its INVITE is not even challenged.
+    assert statuses == [403, 403, 403, 403]
+    (lockout, *_) = events(server, "digest_lockout")
+    assert lockout["seconds"] == 600
+
+
+def final(dialog: Dialog) -> Response:
+    """The next final response."""
+    while (response := dialog.receive()).status < 200:
+        pass
+    return response

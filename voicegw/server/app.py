@@ -143,6 +143,7 @@ class Server:
             guard=self.access,
         )
         self.ua.observers.append(self.metrics)
+        self.metrics.count_refusals(self.access.refused)
         self.http = HealthServer(*config.http, self.health, self.metrics.render) if config.http else None
 
     def admit(self, info: CallInfo) -> Rejection | None:

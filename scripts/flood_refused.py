@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -42,6 +43,7 @@ def main() -> None:
     args = parser.parse_args()
 
     config = "[access]\nallow = []\n" + (WIDE_BUDGET if args.budget == "wide" else "")
+    report: dict[str, Any] = {"methods": {}}
     with tempfile.TemporaryDirectory() as workdir:
         server = EchoServer("voicegw", Path(workdir), config=config)
         server.wait_ready()
@@ -49,7 +51,7 @@ def main() -> None:
         try:
             peer.flood("INVITE", 500, batch=args.batch)  # warm-up
             peer.flood("MESSAGE", 500, extra=MESSAGE, batch=args.batch)
-            report = {"rss_start_kb": rss_kb(server.proc.pid), "methods": {}}
+            report["rss_start_kb"] = rss_kb(server.proc.pid)
             for method, count, extra in (
                 ("INVITE", args.count, ""),
                 ("MESSAGE", args.count, MESSAGE),
@@ -77,6 +79,9 @@ def main() -> None:
             peer.close()
             victim.close()
             report["exit_clean"] = server.stop()
+            report["exit_code"] = server.returncode
+            if not report["exit_clean"]:
+                print(server.output()[-3000:], file=sys.stderr)
     print(json.dumps(report, indent=2))
 
 

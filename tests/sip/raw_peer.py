@@ -9,7 +9,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-from tests.sip.raw_sip import HOST, Response, parse_response
+from tests.sip.raw_sip import HOST, Response, offer_sdp, parse_response
 
 QUIET_S = 2.0
 """How long a socket must stay silent: longer than pjsip's first retransmissions (0.5, 1 s)."""
@@ -29,7 +29,8 @@ class Peer:
     def send(
         self, method: str, *, contact_port: int | None = None, extra: str = "", to_tag: str = ""
     ) -> None:
-        """One request with a fresh Call-ID and branch; its Contact names `contact_port`."""
+        """One request with a fresh Call-ID and branch; its Contact names `contact_port`. An INVITE
+        carries an audio offer, as a real one would."""
         branch = "z9hG4bK" + uuid.uuid4().hex[:12]
         contact = f"<sip:victim@{HOST}:{contact_port or self.port}>"
         to = f"<sip:echo@{HOST}:{self.server_port}>" + (f";tag={to_tag}" if to_tag else "")
@@ -38,8 +39,12 @@ class Peer:
             f"Via: SIP/2.0/UDP {HOST}:{self.port};branch={branch};rport\r\n"
             f"From: <sip:tester@{HOST}>;tag={uuid.uuid4().hex[:8]}\r\nTo: {to}\r\n"
             f"Call-ID: {uuid.uuid4().hex}\r\nCSeq: 1 {method}\r\nContact: {contact}\r\n"
-            f"Max-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n"
+            f"Max-Forwards: 70\r\n{extra}"
         )
+        body = offer_sdp(self.port + 2) if method == "INVITE" else ""
+        if body:
+            message += "Content-Type: application/sdp\r\n"
+        message += f"Content-Length: {len(body)}\r\n\r\n{body}"
         self.sock.sendto(message.encode(), (HOST, self.server_port))
 
     def collect(self, quiet: float = QUIET_S) -> list[bytes]:

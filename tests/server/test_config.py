@@ -204,6 +204,11 @@ def test_access_limits_and_the_digest_node_id(tmp_path: Path) -> None:
         ("[access]\nlockout = true\n", "access.lockout: True has the wrong type"),
         ("[access]\nlockout = 600\nmax_lockout = 60\n", "access.max_lockout: 60 is shorter than"),
         ("[access]\npike = 1\n", r"\[access\]: unknown key 'pike'"),
+        (
+            "[access.digest]\nrealm = 'a\"b'\nusers = {a = 'b'}\n",
+            "access.digest.realm: 'a\"b' must be printable",
+        ),
+        ('[access.digest]\nrealm = "a\\tb"\nusers = {a = "b"}\n', "access.digest.realm: .* must be printable"),
         ("[access.digest]\nnode_id = 'a:b'\nusers = {a = 'b'}\n", "access.digest.node_id: 'a:b' is not 1-64"),
     ],
 )

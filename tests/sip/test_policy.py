@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from tests.sip.raw_sip import digest_answer
@@ -199,3 +201,34 @@ def test_garbage_in_the_request_is_challenged_not_raised() -> None:
         assert status(guard(request("INVITE", headers=header), 0.0)) == 401
     raw = IncomingRequest("INVITE", STRANGER, "udp", False, b"INVITE\xff\x00 \r\n\r\n")
     assert status(guard(raw, 0.0)) == 401
+
+
+MUTATIONS = 3000
+
+
+def test_mutated_requests_never_raise_and_every_refusal_fits_on_a_header_line() -> None:
+    rng = random.Random(11)
+    guard = policy(digest=True, burst=100_000, rate=100_000)
+    seeds = [
+        authorised(guard, "wonderland").raw,
+        authorised(guard, "guess").raw,
+        request("SUBSCRIBE", headers="Event: presence\r\n").raw,
+    ]
+    for n in range(MUTATIONS):
+        data = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 8)):
+            position = rng.randrange(len(data))
+            match rng.randrange(3):
+                case 0:
+                    data[position] = rng.randrange(256)
+                case 1:
+                    del data[position : position + rng.randint(1, 40)]
+                case _:
+                    data[position:position] = data[rng.randrange(len(data)) :][: rng.randint(1, 200)]
+        method = bytes(data.split(b" ", 1)[0]).decode("latin-1")
+        source = (f"203.0.113.{n % 250}", 5060)
+        refusal = guard(IncomingRequest(method, source, "udp", rng.random() < 0.3, bytes(data)), float(n))
+        if refusal is not None:
+            assert 300 <= refusal.status <= 699
+            for text in (refusal.reason, *(value for _, value in refusal.headers)):
+                assert text.isprintable(), (n, refusal)

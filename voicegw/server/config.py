@@ -369,6 +369,11 @@ def _digest(value: Any) -> DigestSettings | None:
         if not _typed(password, str, f"access.digest.users.{name}"):
             raise ConfigError(f"access.digest.users.{name}: the password is empty")
     realm = _typed(table.get("realm", "voicegw"), str, "access.digest.realm")
+    if not realm or not realm.isprintable() or set(realm) & {'"', "\\"}:
+        # It goes into the challenge as a quoted string, on a header line.
+        raise ConfigError(
+            f"access.digest.realm: {realm!r} must be printable text without quotes or backslashes"
+        )
     secret = table.get("nonce_secret")
     node_id = table.get("node_id")
     if node_id is not None and not valid_node_id(_typed(node_id, str, "access.digest.node_id")):

@@ -1,0 +1,93 @@
+"""The signalling policy in `voicegw serve`: every method under the access rules, and refusals
+that leave nothing behind (digest: tests/sip/test_inbound_auth.py).
+
+Raw UDP requests from 127.0.0.1; servers with ``allow = []`` make 127.0.0.1 a stranger, as a
+source on the internet would be.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.e2e.harness import HOST, EchoServer
+from tests.sip.raw_peer import MESSAGE, SUBSCRIBE, Peer, rss_kb
+from tests.sip.test_signaling import events
+
+pytestmark = pytest.mark.timeout(120)
+CLOSED = "[access]\nallow = []\n"
+
+
+@pytest.mark.parametrize("config", [CLOSED, ""], ids=["refused-source", "allowed-source"])
+def test_unserved_methods_are_refused_and_nothing_is_ever_sent_to_the_addresses_they_name(
+    voicegw: Callable[..., EchoServer], config: str
+) -> None:
+    server = voicegw(config)
+    peer, victim = Peer(server.port), Peer(server.port)
+    try:
+        requests = [
+            ("SUBSCRIBE", SUBSCRIBE, "", 405),
+            ("SUBSCRIBE", SUBSCRIBE, "x1", 405),  # as if inside a dialog
+            ("REFER", f"Refer-To: <sip:victim@{HOST}:{victim.port}>\r\n", "", 405),
+            ("MESSAGE", MESSAGE, "", 405),
+            ("REGISTER", "Expires: 3600\r\n", "", 405),
+            ("PUBLISH", "Event: presence\r\n", "", 405),
+            ("NOTIFY", "Event: presence\r\nSubscription-State: active\r\n", "", 481),
+            ("FROBNICATE", "", "", 501),
+        ]
+        for method, extra, to_tag, _ in requests:
+            peer.send(method, contact_port=victim.port, extra=extra, to_tag=to_tag)
+            time.sleep(0.02)  # in order
+        answers = peer.responses(len(requests))
+        assert [(r.headers["cseq"].split()[1], r.status) for r in answers] == [
+            (method, status) for method, _, _, status in requests
+        ]
+        assert all("SUBSCRIBE" not in r.headers["allow"] for r in answers if r.status in (405, 501))
+        assert peer.collect() == [], "a refusal was answered more than once"
+        assert victim.collect(0.5) == [], "voicegw sent something to the address a request named"
+        assert not events(server, "call_incoming")
+    finally:
+        peer.close()
+        victim.close()
+
+
+def test_a_refused_invite_is_answered_once_statelessly(voicegw: Callable[..., EchoServer]) -> None:
+    server = voicegw(CLOSED)
+    peer = Peer(server.port)
+    try:
+        peer.send("INVITE")
+        (forbidden,) = peer.responses(1)
+        assert forbidden.status == 403
+        # Never ACKed: a transaction would retransmit its 403 (Timer G, from 0.5 s on).
+        assert peer.collect() == []
+        assert not events(server, "call_incoming")
+    finally:
+        peer.close()
+
+
+FLOOD = 5000
+WARM_UP = 500
+RSS_GROWTH_KB = 24_000
+"""Answered statefully, 5,000 refused INVITEs grew voicegw by 158 MB and 5,000 MESSAGEs by 58 MB."""
+
+
+def test_thousands_of_refused_invites_and_messages_leave_memory_flat(
+    voicegw: Callable[..., EchoServer],
+) -> None:
+    # A budget wide enough that every request reaches the 403/405 path, not the rate limit.
+    server = voicegw(CLOSED + "rate = 100000\nburst = 100000\n")
+    peer = Peer(server.port)
+    try:
+        # Warm-up: the allocator's arenas, pjsip's pools, Python's caches.
+        statuses = peer.flood("INVITE", WARM_UP) + peer.flood("MESSAGE", WARM_UP, extra=MESSAGE)
+        before = rss_kb(server.proc.pid)
+        statuses += peer.flood("INVITE", FLOOD) + peer.flood("MESSAGE", FLOOD, extra=MESSAGE)
+        assert peer.collect() == []
+        after = rss_kb(server.proc.pid)
+        assert statuses == {403: FLOOD + WARM_UP, 405: FLOOD + WARM_UP}
+        assert after - before < RSS_GROWTH_KB, f"RSS grew from {before} kB to {after} kB"
+        assert not events(server, "call_incoming")
+    finally:
+        peer.close()

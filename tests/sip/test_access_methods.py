@@ -91,3 +91,26 @@ def test_thousands_of_refused_invites_and_messages_leave_memory_flat(
         assert not events(server, "call_incoming")
     finally:
         peer.close()
+
+
+def test_with_digest_a_strangers_requests_in_no_dialog_get_481_and_leave_nothing(
+    voicegw: Callable[..., EchoServer],
+) -> None:
+    server = voicegw(CLOSED + '[access.digest]\n[access.digest.users]\nalice = "wonderland"\n')
+    peer, victim = Peer(server.port), Peer(server.port)
+    try:
+        # Passed on (a dialog authorises them), matched against nothing: pjsip's stateless 481.
+        for method in ("BYE", "INVITE", "INFO", "NOTIFY", "UPDATE"):
+            peer.send(method, contact_port=victim.port, to_tag="forged", extra="Event: refer\r\n")
+            time.sleep(0.02)
+        peer.send("CANCEL")
+        answers = peer.responses(6)
+        assert sorted((r.headers["cseq"].split()[1], r.status) for r in answers) == sorted(
+            (method, 481) for method in ("BYE", "INVITE", "INFO", "NOTIFY", "UPDATE", "CANCEL")
+        )
+        assert peer.collect() == []
+        assert victim.collect(0.5) == []
+        assert not events(server, "call_incoming")
+    finally:
+        peer.close()
+        victim.close()

@@ -50,7 +50,7 @@ def test_a_challenged_caller_answering_with_the_password_gets_the_call(
         answer = digest_answer(challenge, "alice", "wonderland", uri=dialog.uri)
         dialog.invite_again(sdp, f"Authorization: {answer}\r\n")
         assert "m=audio" in dialog.until(200).body
-        dialog.ack(cseq=2)
+        dialog.ack(cseq=dialog.cseq)
         dialog.request("BYE")
         assert dialog.until(200).headers["cseq"].endswith("BYE")
         # Only the authenticated INVITE became a call; the challenge left nothing behind.
@@ -73,7 +73,7 @@ def test_a_wrong_password_gets_403_and_a_forged_nonce_a_new_challenge(
         wrong = digest_answer(challenge, "alice", "looking-glass", uri=dialog.uri)
         dialog.invite_again(sdp, f"Authorization: {wrong}\r\n")
         dialog.until(403)
-        dialog.ack(for_error=True, cseq=2)
+        dialog.ack(for_error=True, cseq=dialog.cseq)
         forged = digest_answer(
             challenge.replace('nonce="', 'nonce="x'), "alice", "wonderland", uri=dialog.uri
         )
@@ -120,7 +120,7 @@ def test_a_replayed_or_moved_authorization_is_refused_by_every_node(
         captured = f"Authorization: {digest_answer(challenge, 'alice', 'wonderland', uri=dialog.uri)}\r\n"
         dialog.invite_again(sdp, captured)
         dialog.until(200)
-        dialog.ack(cseq=2)
+        dialog.ack(cseq=dialog.cseq)
         # The same Authorization in another INVITE, to this node or another: a new challenge.
         for port in (server.port, other_node.port):
             replay = Dialog(port)

@@ -43,12 +43,8 @@ def test_a_challenged_caller_answering_with_the_password_gets_the_call(
     dialog = Dialog(server.port)
     sdp = offer_sdp(dialog.local_port + 2)
     try:
-        dialog.invite(sdp)
-        challenge = dialog.until(401).headers["www-authenticate"]
+        challenge, _ = authenticate(dialog, sdp, "wonderland")
         assert challenge.startswith('Digest realm="desk", nonce="') and 'qop="auth"' in challenge
-        dialog.ack(for_error=True)
-        answer = digest_answer(challenge, "alice", "wonderland", uri=dialog.uri)
-        dialog.invite_again(sdp, f"Authorization: {answer}\r\n")
         assert "m=audio" in dialog.until(200).body
         dialog.ack(cseq=dialog.cseq)
         dialog.request("BYE")
@@ -67,11 +63,7 @@ def test_a_wrong_password_gets_403_and_a_forged_nonce_a_new_challenge(
     dialog = Dialog(server.port)
     sdp = offer_sdp(dialog.local_port + 2)
     try:
-        dialog.invite(sdp)
-        challenge = dialog.until(401).headers["www-authenticate"]
-        dialog.ack(for_error=True)
-        wrong = digest_answer(challenge, "alice", "looking-glass", uri=dialog.uri)
-        dialog.invite_again(sdp, f"Authorization: {wrong}\r\n")
+        challenge, _ = authenticate(dialog, sdp, "looking-glass")
         dialog.until(403)
         dialog.ack(for_error=True, cseq=dialog.cseq)
         forged = digest_answer(
@@ -114,11 +106,7 @@ def test_a_replayed_or_moved_authorization_is_refused_by_every_node(
     dialog = Dialog(server.port)
     sdp = offer_sdp(dialog.local_port + 2)
     try:
-        dialog.invite(sdp)
-        challenge = dialog.until(401).headers["www-authenticate"]
-        dialog.ack(for_error=True)
-        captured = f"Authorization: {digest_answer(challenge, 'alice', 'wonderland', uri=dialog.uri)}\r\n"
-        dialog.invite_again(sdp, captured)
+        _, captured = authenticate(dialog, sdp, "wonderland")
         dialog.until(200)
         dialog.ack(cseq=dialog.cseq)
         # The same Authorization in another INVITE, to this node or another: a new challenge.
@@ -133,11 +121,8 @@ def test_a_replayed_or_moved_authorization_is_refused_by_every_node(
         # An answer computed for another Request-URI (a premium number, say) is refused.
         moved = Dialog(server.port)
         try:
-            moved.invite(offer_sdp(moved.local_port + 2))
-            fresh = moved.until(401).headers["www-authenticate"]
-            moved.ack(for_error=True)
-            other = digest_answer(fresh, "alice", "wonderland", uri=f"sip:premium@{HOST}:{server.port}")
-            moved.invite_again(offer_sdp(moved.local_port + 2), f"Authorization: {other}\r\n")
+            premium = f"sip:premium@{HOST}:{server.port}"
+            authenticate(moved, offer_sdp(moved.local_port + 2), "wonderland", uri=premium)
             moved.until(403)
         finally:
             moved.close()
@@ -177,3 +162,14 @@ def final(dialog: Dialog) -> Response:
     while (response := dialog.receive()).status < 200:
         pass
     return response
+
+
+def authenticate(dialog: Dialog, sdp: str, password: str, *, uri: str = "") -> tuple[str, str]:
+    """INVITE, ACK the 401, INVITE again answering its challenge as alice with `password`
+    (for `uri`, default the Request-URI): the challenge and the Authorization line sent."""
+    dialog.invite(sdp)
+    challenge = dialog.until(401).headers["www-authenticate"]
+    dialog.ack(for_error=True)
+    line = f"Authorization: {digest_answer(challenge, 'alice', password, uri=uri or dialog.uri)}\r\n"
+    dialog.invite_again(sdp, line)
+    return challenge, line

@@ -31,9 +31,9 @@ def invite(source: str, authorization: str = "") -> IncomingRequest:
 
 def test_source_policy_defaults_to_loopback_and_private_networks() -> None:
     default = SourcePolicy()
-    for host in ("127.0.0.1", "10.1.2.3", "192.168.1.20", "172.31.0.1", "::1", "fd00::5"):
+    for host in ("127.0.0.1", "10.1.2.3", "192.168.1.20", "172.31.0.1", "::1", "fd00::5", "::ffff:10.0.0.9"):
         assert default.allows(host), host
-    for host in ("8.8.8.8", "54.172.60.1", "2001:db8::1", "not-an-address"):
+    for host in ("8.8.8.8", "54.172.60.1", "2001:db8::1", "not-an-address", "[::ffff:8.8.8.8]"):
         assert not default.allows(host), host
     trunk = SourcePolicy(["54.172.60.0/30"])
     assert trunk.allows("54.172.60.3")

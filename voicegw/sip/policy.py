@@ -107,8 +107,6 @@ def source_key(host: str) -> str:
     """What a source's budget is kept under: its address, or its /64 for IPv6."""
     address = _address(host)
     if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
         return str(ipaddress.IPv6Network((address, IPV6_SOURCE_PREFIX), strict=False))
     return str(address) if address is not None else host
 
@@ -215,7 +213,11 @@ def _branch(via: str) -> str:
 
 
 def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The source's address; an IPv4 one for an IPv4-mapped IPv6 address (a dual-stack socket)."""
     try:
-        return ipaddress.ip_address(host.strip("[]"))
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address

@@ -7,6 +7,7 @@ source on the internet would be.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 
@@ -114,3 +115,25 @@ def test_with_digest_a_strangers_requests_in_no_dialog_get_481_and_leave_nothing
     finally:
         peer.close()
         victim.close()
+
+
+def test_a_strangers_requests_over_tcp_are_refused_the_same_way(voicegw: Callable[..., EchoServer]) -> None:
+    server = voicegw(CLOSED)
+    with socket.create_connection((HOST, server.port), timeout=5.0) as sock:
+        local = sock.getsockname()[1]
+        for n, method in enumerate(("SUBSCRIBE", "MESSAGE", "INVITE", "FROBNICATE")):
+            sock.sendall(
+                (
+                    f"{method} sip:echo@{HOST}:{server.port};transport=tcp SIP/2.0\r\n"
+                    f"Via: SIP/2.0/TCP {HOST}:{local};branch=z9hG4bKtcp{n}\r\n"
+                    f"From: <sip:tester@{HOST}>;tag=t{n}\r\nTo: <sip:echo@{HOST}>\r\nCall-ID: tcp{n}\r\n"
+                    f"CSeq: 1 {method}\r\nContact: <sip:victim@{HOST}:{local};transport=tcp>\r\n"
+                    f"Max-Forwards: 70\r\n{SUBSCRIBE}Content-Length: 0\r\n\r\n"
+                ).encode()
+            )
+        received = b""
+        while received.count(b"SIP/2.0 ") < 4:
+            received += sock.recv(65535)
+    statuses = [int(line.split()[1]) for line in received.split(b"\r\n") if line.startswith(b"SIP/2.0 ")]
+    assert statuses == [405, 405, 403, 501]
+    assert not events(server, "call_incoming")

@@ -8,6 +8,7 @@ import socket
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from tests.sip.raw_sip import HOST, Response, offer_sdp, parse_response
 
@@ -72,15 +73,14 @@ class Peer:
             found.append(response)
         return found
 
-    def flood(
-        self, method: str, count: int, *, extra: str = "", batch: int = 50, contact_port: int | None = None
-    ) -> Counter[int]:
-        """`count` requests, `batch` at a time (each batch's answers awaited): statuses counted."""
+    def flood(self, method: str, count: int, *, batch: int = 50, **send: Any) -> Counter[int]:
+        """`count` requests (`send`'s keywords), `batch` at a time (each batch's answers awaited):
+        their statuses counted."""
         statuses: Counter[int] = Counter()
         for start in range(0, count, batch):
             size = min(batch, count - start)
             for _ in range(size):
-                self.send(method, extra=extra, contact_port=contact_port)
+                self.send(method, **send)
             statuses.update(response.status for response in self.responses(size))
         return statuses
 

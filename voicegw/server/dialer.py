@@ -2,7 +2,7 @@
 
 The same parts as `voicegw serve` (media clock, SIP user agent, `AgentCalls`: the routed agent,
 the configured model, the no-input and call-length supervisor), for one call placed instead of
-many answered; incoming calls are declined meanwhile. SIGTERM or SIGINT
+many answered; incoming calls are declined meanwhile, under the same signalling policy. SIGTERM or SIGINT
 cancels the call: a CANCEL while it rings, a BYE once answered.
 """
 
@@ -14,6 +14,7 @@ import dataclasses
 import structlog
 
 from voicegw.rtp.clock import MediaClock
+from voicegw.server.admission import access_policy
 from voicegw.server.app import HANDLED_SIGNALS, AgentCalls
 from voicegw.server.config import ServerConfig
 from voicegw.sip.account import SipAccount
@@ -52,7 +53,7 @@ async def call_out(
         loop.add_signal_handler(sig, main.cancel)
     clock = MediaClock()
     await clock.start()
-    ua = SipUserAgent(config.sip, clock)
+    ua = SipUserAgent(config.sip, clock, guard=access_policy(config))
     try:
         await ua.start()
         call = await ua.dial(uri, account=account, headers=headers, timeout=ring_timeout)

@@ -10,11 +10,12 @@ statelessly. In order:
   REFER: so nothing ever makes voicegw send a NOTIFY), unknown ones 501, and the methods that
   only exist in a dialog get 481 outside one.
 - The allow-list's sources may send what voicegw serves. OPTIONS is answered to anyone: it is a
-  probe (dispatchers, health checks), stateless, and says no more than a 403 would.
-- Anyone else: an INVITE must carry digest credentials (401 with a challenge, 403 when wrong) if
-  ``[access.digest]`` is set, else 403; requests inside a dialog, and CANCEL, go on only when
-  digest callers exist, since the dialog (its tags) is what authorises them, and pjsip answers
-  481 to one that matches no dialog or transaction.
+  probe (dispatchers, health checks), stateless, and says no more than a 403 would. Requests
+  inside a dialog, and CANCEL, go on from anyone: the dialog (its Call-ID and tags) or the INVITE
+  transaction is what authorises them (a digest caller's BYE, the far end of a call we dialled),
+  and pjsip answers one that matches none with a stateless 481.
+- Anyone else's INVITE must carry digest credentials (401 with a challenge, 403 when wrong) if
+  ``[access.digest]`` is set; without it, 403.
 - Wrong passwords lock out the source and the user: after `max_failures` in a row, 403 without
   checking for a back-off period that doubles each time. The lockout answers exactly as a wrong
   password does, so a guesser cannot tell when its guesses start counting again.
@@ -149,12 +150,10 @@ class SignallingPolicy:
             return NOT_IMPLEMENTED
         if method in DIALOG_ONLY and not request.in_dialog:
             return NO_DIALOG
-        if trusted or method == "OPTIONS":
+        if trusted or method == "OPTIONS" or request.in_dialog or method == "CANCEL":
             return None
         if self.digest is None:
             return FORBIDDEN
-        if request.in_dialog or method == "CANCEL":
-            return None
         return self._authenticate(request, now)
 
     def _authenticate(self, request: IncomingRequest, now: float) -> Refusal | None:

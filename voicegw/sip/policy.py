@@ -61,6 +61,8 @@ DIALOG_ONLY = frozenset({"BYE", "UPDATE", "INFO", "PRACK", "NOTIFY"})
 """What pjsua needs inside a call (NOTIFY: the progress of a transfer we asked for)."""
 NOT_SERVED = frozenset({"SUBSCRIBE", "REGISTER", "MESSAGE", "PUBLISH", "REFER"})
 """Known SIP methods voicegw never serves, in a dialog or outside: 405."""
+SERVED = OUT_OF_DIALOG | DIALOG_ONLY
+KNOWN = SERVED | NOT_SERVED
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, NOTIFY"
 
 FORBIDDEN = Refusal(403, "Forbidden")
@@ -133,7 +135,7 @@ class SignallingPolicy:
         """None to let `request` through, or the response that refuses it."""
         refusal = self._decide(request, now)
         if refusal is not None:
-            method = request.method if request.method in OUT_OF_DIALOG | DIALOG_ONLY | NOT_SERVED else "other"
+            method = request.method if request.method in KNOWN else "other"
             self.refused[method, refusal.status] += 1
         return refusal
 
@@ -146,7 +148,7 @@ class SignallingPolicy:
             return Refusal(503, "Service Unavailable", (("Retry-After", str(math.ceil(wait))),))
         if method in NOT_SERVED:
             return NOT_ALLOWED
-        if method not in OUT_OF_DIALOG | DIALOG_ONLY:
+        if method not in SERVED:
             return NOT_IMPLEMENTED
         if method in DIALOG_ONLY and not request.in_dialog:
             return NO_DIALOG

@@ -161,11 +161,22 @@ def test_a_user_is_locked_out_whichever_source_guesses() -> None:
     assert guard(authorised(guard, "wonderland", source=fresh), 62.0) is None
 
 
+def test_failures_from_countless_sources_cannot_push_a_locked_user_out_of_memory() -> None:
+    guard = policy(digest=True, max_failures=2)
+    for _ in range(2):
+        guard(authorised(guard, "guess"), 1.0)
+    for n in range(DEFAULT_CAPACITY + 1000):  # more failing sources than the source table holds
+        guard.source_lockout.failed(f"198.18.{n >> 8 & 255}.{n & 255}", 2.0)
+    assert len(guard.source_lockout) == DEFAULT_CAPACITY
+    fresh = ("198.51.100.1", 5060)
+    assert guard(authorised(guard, "wonderland", source=fresh), 3.0) == Refusal(403, "Forbidden")
+
+
 def test_unknown_user_names_lock_out_the_source_but_keep_no_table_of_names() -> None:
     guard = policy(digest=True, max_failures=2)
     for name in ("root", "admin", "1000"):
         assert guard(authorised(guard, "x", user=name), 1.0) == Refusal(403, "Forbidden")
-    assert len(guard.lockout) == 1
+    assert (len(guard.source_lockout), len(guard.user_lockout)) == (1, 0)
 
 
 def test_a_stranger_past_its_budget_gets_503_with_retry_after_and_the_allow_list_none() -> None:

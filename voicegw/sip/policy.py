@@ -23,6 +23,7 @@ statelessly. In order:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 from collections import Counter
@@ -127,7 +128,13 @@ class SignallingPolicy:
         self.digest = digest
         self.limits = limits
         self.rate = RateLimiter(limits.rate, limits.burst)
-        self.lockout = Lockout(limits.max_failures, limits.lockout, max_period=limits.max_lockout)
+        lockout = functools.partial(
+            Lockout, limits.max_failures, limits.lockout, max_period=limits.max_lockout
+        )
+        self.source_lockout = lockout()
+        # A table of its own, as large as the user list: failures from countless (spoofed)
+        # sources cannot push a locked-out user out of it.
+        self.user_lockout = lockout(capacity=max(1, len(digest.users) if digest else 1))
         self.refused: Counter[tuple[str, int]] = Counter()
         """Refusals by (method, status); methods outside SIP's known ones count as "other"."""
 
@@ -162,7 +169,7 @@ class SignallingPolicy:
         """An INVITE from off the allow-list: digest credentials, under the lockouts."""
         assert self.digest is not None
         source = source_key(request.source[0])
-        if self.lockout.locked(source, now):
+        if self.source_lockout.locked(source, now):
             return FORBIDDEN
         parsed = parse_request(request.raw.decode("utf-8", errors="replace"))
         try:
@@ -170,8 +177,8 @@ class SignallingPolicy:
         except Unauthenticated as exc:
             return self._challenge(request, exc)
         # Only known users get a lockout of their own: unknown names would only fill the table.
-        user = f"user:{answer.username}" if answer.username in self.digest.users else None
-        if user is not None and self.lockout.locked(user, now):
+        user = answer.username if answer.username in self.digest.users else None
+        if user is not None and self.user_lockout.locked(user, now):
             return FORBIDDEN
         try:
             branch = _branch(parsed.headers.get("via", "").split(",")[0])
@@ -180,11 +187,14 @@ class SignallingPolicy:
         except Unauthenticated as exc:
             return self._challenge(request, exc)
         except BadCredentials as exc:
-            self._failed(request, (source, user), now, str(exc))
+            log.info("digest_failed", source=request.source[0], detail=str(exc))
+            self._failed(self.source_lockout, source, now)
+            if user is not None:
+                self._failed(self.user_lockout, user, now)
             return FORBIDDEN
-        for key in (source, user):
-            if key is not None:
-                self.lockout.succeeded(key)
+        self.source_lockout.succeeded(source)
+        if user is not None:
+            self.user_lockout.succeeded(user)
         return None
 
     def _challenge(self, request: IncomingRequest, exc: Unauthenticated) -> Refusal:
@@ -193,15 +203,11 @@ class SignallingPolicy:
         challenge = self.digest.challenge(stale=exc.stale)
         return Refusal(401, "Unauthorized", (("WWW-Authenticate", challenge),))
 
-    def _failed(
-        self, request: IncomingRequest, keys: tuple[str, str | None], now: float, detail: str
-    ) -> None:
-        log.info("digest_failed", source=request.source[0], detail=detail)
-        for key in keys:
-            if key is not None:
-                self.lockout.failed(key, now)
-                if wait := self.lockout.locked(key, now):
-                    log.warning("digest_lockout", key=key, seconds=round(wait))
+    @staticmethod
+    def _failed(lockout: Lockout, key: str, now: float) -> None:
+        lockout.failed(key, now)
+        if wait := lockout.locked(key, now):
+            log.warning("digest_lockout", key=key, seconds=round(wait))
 
 
 def _branch(via: str) -> str:

@@ -139,3 +139,19 @@ def test_a_strangers_requests_over_tcp_are_refused_the_same_way(voicegw: Callabl
     statuses = [int(line.split()[1]) for line in received.split(b"\r\n") if line.startswith(b"SIP/2.0 ")]
     assert statuses == [405, 405, 403, 501]
     assert not events(server, "call_incoming")
+
+
+def test_a_stranger_past_its_budget_gets_503_with_retry_after(voicegw: Callable[..., EchoServer]) -> None:
+    server = voicegw(CLOSED + "rate = 1\nburst = 20\n")
+    peer = Peer(server.port)
+    try:
+        for _ in range(30):
+            peer.send("OPTIONS")
+        answers = peer.responses(30)
+        statuses = [r.status for r in answers]
+        # The burst (less what the start-up probes spent, plus a token or two refilled), then 503.
+        assert len(statuses) == 30 and set(statuses) == {200, 503}
+        assert 15 <= statuses.count(200) <= 22, statuses
+        assert {r.headers["retry-after"] for r in answers if r.status == 503} <= {"1", "2"}
+    finally:
+        peer.close()

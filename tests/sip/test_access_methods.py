@@ -7,14 +7,19 @@ source on the internet would be.
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import HOST, EchoServer
+from tests.e2e.harness import HOST, EchoServer, free_udp_port, run_process
+from tests.models.fake_realtime import API_KEY, FakeRealtimeServer
 from tests.sip.raw_peer import MESSAGE, SUBSCRIBE, Peer, rss_kb
+from tests.sip.sipp import sipp_uas
 from tests.sip.test_signaling import events
 
 pytestmark = pytest.mark.timeout(120)
@@ -155,3 +160,40 @@ def test_a_stranger_past_its_budget_gets_503_with_retry_after(voicegw: Callable[
         assert {r.headers["retry-after"] for r in answers if r.status == 503} <= {"1", "2"}
     finally:
         peer.close()
+
+
+async def test_voicegw_call_refuses_a_subscribe_while_it_dials(tmp_path: Path) -> None:
+    sip_port = free_udp_port()
+    config = tmp_path / "voicegw.toml"
+    config.write_text(f'[sip]\nlisten = "{HOST}:{sip_port}"\n')
+    async with (
+        FakeRealtimeServer("greeting") as model,
+        sipp_uas("uas_ring_cancel.xml", tmp_path) as (port, sipp),
+    ):
+        dialling = asyncio.create_task(
+            run_process(
+                sys.executable, "-m", "voicegw", "call", f"sip:bob@{HOST}:{port}", "--config", str(config),
+                "--agent", "tests.e2e.agents:greeter", "--timeout", "4",
+                env={"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": model.base_url},
+            )
+        )  # fmt: skip
+        status, sent_out = await asyncio.to_thread(subscribe_until_answered, sip_port)
+        await asyncio.gather(dialling, sipp)
+    assert status == 405
+    assert sent_out == [], "voicegw call sent something to the address the SUBSCRIBE named"
+
+
+def subscribe_until_answered(port: int, timeout: float = 15.0) -> tuple[int, list[bytes]]:
+    """SUBSCRIBE to `port` until the SIP stack there (starting up) answers: its status, and what
+    came to the Contact address meanwhile and for a while after."""
+    peer, victim = Peer(port), Peer(port)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            peer.send("SUBSCRIBE", contact_port=victim.port, extra=SUBSCRIBE)
+            if answers := peer.responses(1, timeout=0.3):
+                return answers[0].status, victim.collect()
+        raise AssertionError(f"nothing answered on port {port}")
+    finally:
+        peer.close()
+        victim.close()

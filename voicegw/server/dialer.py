@@ -2,8 +2,8 @@
 
 The same parts as `voicegw serve` (media clock, SIP user agent, `AgentCalls`: the routed agent,
 the configured model, the no-input and call-length supervisor), for one call placed instead of
-many answered; incoming calls are declined meanwhile, under the same signalling policy. SIGTERM or SIGINT
-cancels the call: a CANCEL while it rings, a BYE once answered.
+many answered; incoming calls are declined meanwhile, and every request passes the same
+signalling policy. SIGTERM or SIGINT cancels the call: a CANCEL while it rings, a BYE once answered.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The signalling policy in `voicegw serve`: every method under the access rules, and refusals
-that leave nothing behind (digest: tests/sip/test_inbound_auth.py).
+"""The signalling policy in `voicegw serve` (and `voicegw call`): every method under the access
+rules, budgets per source, and refusals that leave nothing behind (digest:
+tests/sip/test_inbound_auth.py).
 
 Raw UDP requests from 127.0.0.1; servers with ``allow = []`` make 127.0.0.1 a stranger, as a
 source on the internet would be.

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from voicegw.server.config import ConfigError, DigestSettings, load
+from voicegw.sip.policy import AccessLimits
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -193,5 +194,41 @@ def test_transcripts_and_recordings(tmp_path: Path) -> None:
     ],
 )
 def test_bad_record_keys_are_named(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load(write(tmp_path, text))
+
+
+def test_access_limits_and_the_digest_node_id(tmp_path: Path) -> None:
+    config = load(
+        write(
+            tmp_path,
+            "[access]\nrate = 2.5\nburst = 20\nmax_failures = 3\nlockout = 30\nmax_lockout = 900\n"
+            "[access.digest]\nnode_id = 'node-2'\nusers = { alice = 'wonderland' }\n",
+        )
+    )
+    assert config.limits == AccessLimits(rate=2.5, burst=20, max_failures=3, lockout=30, max_lockout=900)
+    assert config.digest is not None and config.digest.node_id == "node-2"
+    assert load(None).limits == AccessLimits()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[access]\nrate = 0\n", "access.rate: 0 is not within 0.01-100000"),
+        ("[access]\nburst = 2.5\n", "access.burst: 2.5 has the wrong type"),
+        ("[access]\nburst = 0\n", "access.burst: 0 is not within 1-100000"),
+        ("[access]\nmax_failures = 0\n", "access.max_failures: 0 is not within 1-1000"),
+        ("[access]\nlockout = true\n", "access.lockout: True has the wrong type"),
+        ("[access]\nlockout = 600\nmax_lockout = 60\n", "access.max_lockout: 60 is shorter than"),
+        ("[access]\npike = 1\n", r"\[access\]: unknown key 'pike'"),
+        (
+            "[access.digest]\nrealm = 'a\"b'\nusers = {a = 'b'}\n",
+            "access.digest.realm: 'a\"b' must be printable",
+        ),
+        ('[access.digest]\nrealm = "a\\tb"\nusers = {a = "b"}\n', "access.digest.realm: .* must be"),
+        ("[access.digest]\nnode_id = 'a:b'\nusers = {a = 'b'}\n", "access.digest.node_id: 'a:b' is not 1-64"),
+    ],
+)
+def test_bad_access_limits_are_named(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load(write(tmp_path, text))

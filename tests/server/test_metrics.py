@@ -15,6 +15,8 @@ from voicegw.realtime.events import (
 )
 from voicegw.server.metrics import Metrics
 from voicegw.sip.call import CallInfo, SipCall
+from voicegw.sip.guard import IncomingRequest
+from voicegw.sip.policy import SignallingPolicy, SourcePolicy
 from voicegw.sip.state import CallTrigger
 
 INFO = RealtimeEventInfo(RunContextWrapper(None))
@@ -85,3 +87,16 @@ def test_an_ended_call_is_labelled_with_its_end_reason() -> None:
         metrics.call_ended(call, 200)
     for reason in EndReason:
         assert value(metrics, "voicegw_calls_ended_total", reason=reason.value) == 1, reason
+
+
+def test_the_policys_refusals_are_counted_by_method_and_status() -> None:
+    metrics = Metrics()
+    policy = SignallingPolicy(SourcePolicy([]))
+    metrics.count_refusals(policy.refused)
+    request = IncomingRequest("SUBSCRIBE", ("203.0.113.9", 5060), "udp", False, b"")
+    for _ in range(3):
+        policy(request, 0.0)
+    policy(IncomingRequest("FOO", ("203.0.113.9", 5060), "udp", False, b""), 0.0)
+    assert value(metrics, "voicegw_sip_refused_total", method="SUBSCRIBE", status="405") == 3
+    assert value(metrics, "voicegw_sip_refused_total", method="other", status="501") == 1
+    assert b'voicegw_sip_refused_total{method="SUBSCRIBE",status="405"} 3.0' in metrics.render()[0]

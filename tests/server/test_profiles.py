@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from voicegw.server.admission import SourcePolicy
 from voicegw.server.config import load
+from voicegw.sip.policy import SourcePolicy
 
 PROFILES = Path(__file__).resolve().parents[2] / "sip_profiles"
 # The lines a user uncomments for Twilio's Secure Trunking (TLS signalling, SRTP media).

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import EchoServer, run_caller
+from tests.e2e.harness import HOST, EchoServer, run_caller
 from tests.e2e.media import read_wav, synthesize, windowed_correlation
-from tests.sip.raw_sip import Dialog, digest_answer, offer_sdp
+from tests.sip.raw_sip import Dialog, Response, digest_answer, offer_sdp
 from tests.sip.test_signaling import events, wait_for_event
 
 pytestmark = pytest.mark.timeout(60)
@@ -30,8 +30,8 @@ def test_a_source_off_the_allow_list_gets_403_without_digest(voicegw: Callable[.
         forbidden = dialog.until(403)
         assert "www-authenticate" not in forbidden.headers
         dialog.ack(for_error=True)
-        (rejected,) = wait_for_event(server, "call_rejected")
-        assert rejected["detail"] == "source 127.0.0.1 not allowed" and rejected["call_id"] == dialog.call_id
+        # Refused before pjsua saw it: no call was ever created.
+        assert not events(server, "call_incoming")
     finally:
         dialog.close()
 
@@ -43,17 +43,15 @@ def test_a_challenged_caller_answering_with_the_password_gets_the_call(
     dialog = Dialog(server.port)
     sdp = offer_sdp(dialog.local_port + 2)
     try:
-        dialog.invite(sdp)
-        challenge = dialog.until(401).headers["www-authenticate"]
+        challenge, _ = authenticate(dialog, sdp, "wonderland")
         assert challenge.startswith('Digest realm="desk", nonce="') and 'qop="auth"' in challenge
-        dialog.ack(for_error=True)
-        dialog.invite_again(sdp, f"Authorization: {digest_answer(challenge, 'alice', 'wonderland')}\r\n")
         assert "m=audio" in dialog.until(200).body
-        dialog.ack(cseq=2)
+        dialog.ack(cseq=dialog.cseq)
         dialog.request("BYE")
         assert dialog.until(200).headers["cseq"].endswith("BYE")
-        (rejected,) = events(server, "call_rejected")
-        assert rejected["status"] == 401 and rejected["detail"] == "no credentials"
+        # Only the authenticated INVITE became a call; the challenge left nothing behind.
+        assert len(events(server, "call_incoming")) == 1
+        assert not events(server, "call_rejected")
     finally:
         dialog.close()
 
@@ -65,17 +63,16 @@ def test_a_wrong_password_gets_403_and_a_forged_nonce_a_new_challenge(
     dialog = Dialog(server.port)
     sdp = offer_sdp(dialog.local_port + 2)
     try:
-        dialog.invite(sdp)
-        challenge = dialog.until(401).headers["www-authenticate"]
-        dialog.ack(for_error=True)
-        dialog.invite_again(sdp, f"Authorization: {digest_answer(challenge, 'alice', 'looking-glass')}\r\n")
+        challenge, _ = authenticate(dialog, sdp, "looking-glass")
         dialog.until(403)
         dialog.ack(for_error=True, cseq=dialog.cseq)
-        forged = challenge.replace('nonce="', 'nonce="x')
-        dialog.invite_again(sdp, f"Authorization: {digest_answer(forged, 'alice', 'wonderland')}\r\n")
+        forged = digest_answer(
+            challenge.replace('nonce="', 'nonce="x'), "alice", "wonderland", uri=dialog.uri
+        )
+        dialog.invite_again(sdp, f"Authorization: {forged}\r\n")
         assert dialog.until(401).headers["www-authenticate"].startswith('Digest realm="desk"')
-        details = [event["detail"] for event in wait_for_event(server, "call_rejected")]
-        assert details[-2:] == ["wrong credentials for user 'alice'", "nonce was not issued here"], details
+        (failed,) = wait_for_event(server, "digest_failed")
+        assert failed["detail"] == "wrong credentials for user 'alice'"
     finally:
         dialog.close()
 
@@ -99,3 +96,80 @@ def test_pjsua2_caller_authenticates_with_its_own_digest_client(
         assert windowed_correlation(sent, received, rate=rate, max_lag=rate, window_s=0.2).mean >= 0.7
     else:
         assert 403 in report["status_codes"], report
+
+
+def test_a_replayed_or_moved_authorization_is_refused_by_every_node(
+    voicegw: Callable[..., EchoServer],
+) -> None:
+    shared = AUTH.replace('realm = "desk"\n', 'realm = "desk"\nnonce_secret = "shared by the cluster"\n')
+    server, other_node = voicegw(shared), voicegw(shared)
+    dialog = Dialog(server.port)
+    sdp = offer_sdp(dialog.local_port + 2)
+    try:
+        _, captured = authenticate(dialog, sdp, "wonderland")
+        dialog.until(200)
+        dialog.ack(cseq=dialog.cseq)
+        # The same Authorization in another INVITE, to this node or another: a new challenge.
+        for port in (server.port, other_node.port):
+            replay = Dialog(port)
+            replay.uri = dialog.uri
+            try:
+                replay.invite(offer_sdp(replay.local_port + 2), captured)
+                assert "stale=true" in replay.until(401).headers["www-authenticate"]
+            finally:
+                replay.close()
+        # An answer computed for another Request-URI (a premium number, say) is refused.
+        moved = Dialog(server.port)
+        try:
+            premium = f"sip:premium@{HOST}:{server.port}"
+            authenticate(moved, offer_sdp(moved.local_port + 2), "wonderland", uri=premium)
+            moved.until(403)
+        finally:
+            moved.close()
+        dialog.request("BYE")
+        assert dialog.until(200).headers["cseq"].endswith("BYE")
+    finally:
+        dialog.close()
+
+
+def test_wrong_passwords_lock_the_caller_out_whatever_it_sends_next(
+    voicegw: Callable[..., EchoServer],
+) -> None:
+    server = voicegw(AUTH.replace("allow = []\n", "allow = []\nmax_failures = 3\nlockout = 600\n"))
+    statuses = []
+    for password in ("one", "two", "three", "wonderland"):
+        dialog = Dialog(server.port)
+        try:
+            dialog.invite(offer_sdp(dialog.local_port + 2))
+            response = final(dialog)
+            if response.status == 401:
+                dialog.ack(for_error=True)
+                challenge = response.headers["www-authenticate"]
+                answer = digest_answer(challenge, "alice", password, uri=dialog.uri)
+                dialog.invite_again(offer_sdp(dialog.local_port + 2), f"Authorization: {answer}\r\n")
+                response = final(dialog)
+            statuses.append(response.status)
+        finally:
+            dialog.close()
+    # Three wrong passwords, then even the right one gets 403: its INVITE is not even challenged.
+    assert statuses == [403, 403, 403, 403]
+    (lockout, *_) = events(server, "digest_lockout")
+    assert lockout["seconds"] == 600
+
+
+def final(dialog: Dialog) -> Response:
+    """The next final response."""
+    while (response := dialog.receive()).status < 200:
+        pass
+    return response
+
+
+def authenticate(dialog: Dialog, sdp: str, password: str, *, uri: str = "") -> tuple[str, str]:
+    """INVITE, ACK the 401, INVITE again answering its challenge as alice with `password`
+    (for `uri`, default the Request-URI): the challenge and the Authorization line sent."""
+    dialog.invite(sdp)
+    challenge = dialog.until(401).headers["www-authenticate"]
+    dialog.ack(for_error=True)
+    line = f"Authorization: {digest_answer(challenge, 'alice', password, uri=uri or dialog.uri)}\r\n"
+    dialog.invite_again(sdp, line)
+    return challenge, line

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from voicegw.sip.message import InfoDtmf, parse_info_dtmf, parse_request
@@ -28,6 +30,23 @@ def test_compact_headers_are_expanded_and_folding_joined() -> None:
     assert request.headers["x-twilio-accountsid"] == "AC123"
     assert request.headers["subject"] == "a long folded subject"
     assert request.body == "v=0\r\n"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "INVITE sip:a SIP/2.0\r\n" + "Via: x\r\n" * 300_000 + "\r\n",
+        "INVITE sip:a SIP/2.0\r\nSubject: a\r\n" + " b\r\n" * 600_000 + "\r\n",
+    ],
+    ids=["repeated", "folded"],
+)
+def test_the_reader_is_linear_in_the_length_whatever_the_shape(message: str) -> None:
+    # Growing one joined value in place was quadratic: 20 s for these 2.4 MB, 0.2 s now.
+    started = time.perf_counter()
+    headers = parse_request(message).headers
+    assert time.perf_counter() - started < 4.0
+    value = headers.get("via") or headers["subject"]
+    assert value.count("x") == 300_000 or value.count("b") == 600_000
 
 
 def info(content_type: str, body: str) -> str:

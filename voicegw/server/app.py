@@ -18,7 +18,7 @@ import structlog
 from voicegw.contracts.model import ModelUnavailable, RealtimeModel, RealtimeModelConfig
 from voicegw.contracts.transport import EndReason, TransportClosed
 from voicegw.rtp.clock import MediaClock
-from voicegw.server.admission import AccessPolicy
+from voicegw.server.admission import access_policy
 from voicegw.server.apology import Apology
 from voicegw.server.config import DEFAULT_AGENT, ServerConfig
 from voicegw.server.http import HealthServer
@@ -255,22 +255,24 @@ class Server:
         )
         self.agents = None if config.echo else AgentCalls(config, self.watch)
         self.mode = "echo" if self.agents is None else "agent"
-        self.access = AccessPolicy.configured(config)
+        self.access = access_policy(config)
         self.ua = SipUserAgent(
             config.sip,
             self.clock,
             self.watch.wrap(echo, agent="echo") if self.agents is None else self.watch.wrap(self.agents),
             self.admit,
+            guard=self.access,
             ready=self.agents.ready if self.agents is not None else None,
         )
         self.ua.observers.append(self.metrics)
+        self.metrics.count_refusals(self.access.refused)
         if self.agents is not None:
             self.ua.observers.append(self.agents)
         self.http = HealthServer(*config.http, self.health, self.metrics.render) if config.http else None
 
     def admit(self, info: CallInfo) -> Rejection | None:
-        """Who may call (`AccessPolicy`: 401/403), then whether the model has room (503)."""
-        return self.access.check(info) or (self.agents.admit(info) if self.agents else None)
+        """Whether the model has room (503); who may call is the guard's (`access_policy`)."""
+        return self.agents.admit(info) if self.agents else None
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """What ``GET /health`` reports: taking calls unless draining."""

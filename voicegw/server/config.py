@@ -12,6 +12,8 @@ from voicegw.audio.codecs import UnsupportedCodec, codec_for
 from voicegw.rtp.srtp import SRTP_MODES
 from voicegw.sip import tls
 from voicegw.sip.account import SipAccount
+from voicegw.sip.digest import NODE_ID_RULE, valid_node_id
+from voicegw.sip.policy import AccessLimits
 from voicegw.sip.ua import LOCAL_ACCOUNT, SipConfig
 
 DEFAULT_SIP_PORT = 5060
@@ -57,7 +59,11 @@ class DigestSettings:
 
     realm: str = "voicegw"
     nonce_secret: str | None = None
-    """Shared by the nodes behind one dispatcher, so each accepts the others' challenges."""
+    """Shared by the nodes behind one dispatcher, so each recognises the others' nonces (and asks
+    again with a stale challenge instead of treating them as forged)."""
+
+    node_id: str | None = None
+    """Names this node in its nonces (only the node that issued one accepts it); default: the host name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +80,9 @@ class ServerConfig:
 
     digest: DigestSettings | None = None
     """Credentials that let a caller off the allow-list in (a 401 challenge, then the INVITE again)."""
+
+    limits: AccessLimits = field(default_factory=AccessLimits)
+    """Request budgets of sources off the allow-list, and lockouts after wrong passwords."""
 
     no_input_timeout: float = 15.0
     """Seconds of silence from the caller (after the agent stopped speaking) before a reprompt;
@@ -294,6 +303,7 @@ def load(path: Path | None = None) -> ServerConfig:
         routes=_routes(data.get("routes", [])),
         model=_model(data.get("model", {})),
         allow=_allow(data.get("access", {})),
+        limits=_limits(data.get("access", {})),
         digest=_digest(data.get("access", {}).get("digest")),
         agent_options=_typed(data.get("agent", {}), dict, "agent"),
         **server,
@@ -343,7 +353,7 @@ def _model(table: Any) -> ModelChoice:
 def _allow(table: Any) -> tuple[str, ...] | None:
     if not isinstance(table, dict):
         raise ConfigError("access: expected a table")
-    _take(table, {"allow", "digest"}, "access")
+    _take(table, {"allow", "digest", *_LIMITS}, "access")
     if "allow" not in table:
         return None
     networks = _strings(table["allow"], "access.allow")
@@ -355,10 +365,38 @@ def _allow(table: Any) -> tuple[str, ...] | None:
     return networks
 
 
+_LIMITS: dict[str, tuple[Kind, float, float]] = {
+    "rate": ((int, float), 0.01, 100_000),
+    "burst": (int, 1, 100_000),
+    "max_failures": (int, 1, 1000),
+    "lockout": ((int, float), 1, 86_400),
+    "max_lockout": ((int, float), 1, 7 * 86_400),
+}
+"""``[access]`` limits: type, lowest and highest value."""
+
+
+def _limits(table: dict[str, Any]) -> AccessLimits:
+    values: dict[str, Any] = {}
+    for key, (kind, low, high) in _LIMITS.items():
+        if key in table:
+            value = _typed(table[key], kind, f"access.{key}")
+            if not low <= value <= high:
+                raise ConfigError(f"access.{key}: {value} is not within {low:g}-{high:g}")
+            values[key] = value
+    limits = AccessLimits(**values)
+    if limits.max_lockout < limits.lockout:
+        raise ConfigError(
+            f"access.max_lockout: {limits.max_lockout:g} is shorter than access.lockout ({limits.lockout:g})"
+        )
+    return limits
+
+
 def _digest(value: Any) -> DigestSettings | None:
     if value is None:
         return None
-    table = _take(_typed(value, dict, "access.digest"), {"users", "realm", "nonce_secret"}, "access.digest")
+    table = _take(
+        _typed(value, dict, "access.digest"), {"users", "realm", "nonce_secret", "node_id"}, "access.digest"
+    )
     users = _typed(table.get("users", {}), dict, "access.digest.users")
     if not users:
         raise ConfigError('access.digest.users: give at least one user = "password"')
@@ -366,9 +404,20 @@ def _digest(value: Any) -> DigestSettings | None:
         if not _typed(password, str, f"access.digest.users.{name}"):
             raise ConfigError(f"access.digest.users.{name}: the password is empty")
     realm = _typed(table.get("realm", "voicegw"), str, "access.digest.realm")
+    if not realm or not realm.isprintable() or set(realm) & {'"', "\\"}:
+        # It goes into the challenge as a quoted string, on a header line.
+        raise ConfigError(
+            f"access.digest.realm: {realm!r} must be printable text without quotes or backslashes"
+        )
     secret = table.get("nonce_secret")
+    node_id = table.get("node_id")
+    if node_id is not None and not valid_node_id(_typed(node_id, str, "access.digest.node_id")):
+        raise ConfigError(f"access.digest.node_id: {node_id!r} is not {NODE_ID_RULE}")
     return DigestSettings(
-        dict(users), realm, None if secret is None else _typed(secret, str, "access.digest.nonce_secret")
+        dict(users),
+        realm,
+        None if secret is None else _typed(secret, str, "access.digest.nonce_secret"),
+        node_id,
     )
 
 

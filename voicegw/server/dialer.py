@@ -2,8 +2,8 @@
 
 The same parts as `voicegw serve` (media clock, SIP user agent, `AgentCalls`: the routed agent,
 the configured model, the no-input and call-length supervisor), for one call placed instead of
-many answered; incoming calls are declined meanwhile. SIGTERM or SIGINT
-cancels the call: a CANCEL while it rings, a BYE once answered.
+many answered; incoming calls are declined meanwhile, and every request passes the same
+signalling policy. SIGTERM or SIGINT cancels the call: a CANCEL while it rings, a BYE once answered.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import structlog
 
 from voicegw.contracts.transport import EndReason
 from voicegw.rtp.clock import MediaClock
+from voicegw.server.admission import access_policy
 from voicegw.server.app import HANDLED_SIGNALS, AgentCalls
 from voicegw.server.config import ServerConfig
 from voicegw.sip.account import SipAccount
@@ -53,7 +54,7 @@ async def call_out(
         loop.add_signal_handler(sig, main.cancel)
     clock = MediaClock()
     await clock.start()
-    ua = SipUserAgent(config.sip, clock)
+    ua = SipUserAgent(config.sip, clock, guard=access_policy(config))
     try:
         await ua.start()
         call = await ua.dial(uri, account=account, headers=headers, timeout=ring_timeout)

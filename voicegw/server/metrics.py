@@ -8,7 +8,7 @@ add the conversation's figures (turn latency, barge-ins, model errors).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -18,6 +18,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from voicegw.contracts.model import ModelError, ModelResponseDone
 from voicegw.realtime.events import RealtimeAudioInterrupted, RealtimeError, RealtimeRawModelEvent
@@ -113,6 +115,11 @@ class Metrics:
         )  # fmt: skip
         self._rejected: set[str] = set()
 
+    def count_refusals(self, refused: Mapping[tuple[str, int], int]) -> None:
+        """Expose `refused` (the signalling policy's counts by method and status, kept up to date
+        by it) as ``voicegw_sip_refused_total``: requests refused before pjsua saw them."""
+        self.registry.register(_RefusalCollector(refused))
+
     def render(self) -> tuple[bytes, str]:
         """The text exposition and its content type (`voicegw.server.http.MetricsSource`)."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
@@ -174,3 +181,20 @@ class Metrics:
         for ms in result.timings.turn_latencies_ms:
             self.turn_latency.observe(ms / 1000)
         self.sessions_ended.labels(reason=result.end_reason or "unknown").inc()
+
+
+class _RefusalCollector(Collector):
+    """Reads the policy's own counts at each scrape: the policy stays free of prometheus."""
+
+    def __init__(self, refused: Mapping[tuple[str, int], int]) -> None:
+        self.refused = refused
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "voicegw_sip_refused",
+            "Requests the signalling policy refused statelessly, by method and status.",
+            labels=["method", "status"],
+        )
+        for (method, status), count in sorted(self.refused.items()):
+            family.add_metric([method, str(status)], count)
+        yield family

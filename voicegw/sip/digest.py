@@ -5,9 +5,17 @@ INVITE to the application. So the server challenges callers itself: a 401 carryi
 ``WWW-Authenticate`` from `DigestVerifier.challenge`, and the caller's next INVITE carries an
 ``Authorization`` header that `DigestVerifier.verify` checks.
 
-Nonces are stateless (a timestamp signed with a per-process secret), so any node behind a
-dispatcher can check its own; a nonce is good for `NONCE_TTL_S`, and a (nonce, cnonce, nc) seen
-once is refused as a replay.
+Nonces are stateless (a timestamp and the issuing instance, signed), good for `NONCE_TTL_S`,
+and bound to the instance that issued them: the node named `node_id`, in this run of the process.
+Only that instance accepts them, and it refuses a (nonce, cnonce, nc) it has seen once, so one
+captured ``Authorization`` is accepted at most once in a whole cluster (and never again after a
+restart, which forgets the replay memory but also changes the instance). Replay memory needs no
+sharing; the price is that a client must answer a challenge to the node that sent it, which a
+client talking to one node does, and a dispatcher does when it keeps a Call-ID on one node. Nodes
+sharing a secret recognise each other's nonces and answer them with a fresh challenge marked
+``stale`` (the client retries with the same password) rather than as forgeries.
+
+The digest-uri must be the request's Request-URI, so an answer cannot be moved to another request.
 """
 
 from __future__ import annotations
@@ -17,15 +25,24 @@ import hashlib
 import hmac
 import re
 import secrets
+import string
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 NONCE_TTL_S = 300.0
 """How long a challenge may be answered: long enough for a softphone's user, short for a replay."""
+RETRANSMISSION_S = 32.0
+"""How long a client retransmits an INVITE (RFC 3261 Timer B, 64*T1): the same credentials in
+the same transaction within it are a retransmission, not a replay."""
 
 ALGORITHMS = {"MD5": "md5", "SHA-256": "sha256"}
 """What callers may answer with; the challenge offers MD5, which every SIP client speaks."""
+
+NODE_ID_CHARS = frozenset(string.ascii_letters + string.digits + "._-")
+MAX_NODE_ID = 64
+
+NODE_ID_RULE = f"1-{MAX_NODE_ID} letters, digits, '.', '_' or '-'"
 
 _PARAM = re.compile(r'\s*([\w-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))\s*(?:,|$)')
 
@@ -106,6 +123,15 @@ class DigestResponse:
         return h(f"{ha1}:{self.nonce}:{self.nc}:{self.cnonce}:{self.qop}:{ha2}")
 
 
+@dataclass(frozen=True, slots=True)
+class _Use:
+    """When an answer's nonce was issued and the answer first taken, and in which transaction."""
+
+    issued: float
+    at: float
+    transaction: str
+
+
 class DigestVerifier:
     """Challenges and checks callers against a table of user names and passwords."""
 
@@ -115,62 +141,101 @@ class DigestVerifier:
         users: Mapping[str, str],
         *,
         secret: bytes | None = None,
+        node_id: str = "voicegw",
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """`users`: name -> password. `secret` signs nonces; nodes sharing one accept each other's."""
+        """`users`: name -> password. `secret` signs nonces (nodes sharing it recognise each
+        other's); `node_id` names this node in its nonces. Raises `ValueError` on a bad node id."""
+        if not valid_node_id(node_id):
+            raise ValueError(f"node id {node_id!r}: {NODE_ID_RULE}")
         self.realm = realm
         self.users = dict(users)
+        self.node_id = node_id
+        # The run of the process: a restart forgets the replay memory, so it refuses older nonces.
+        self.instance = f"{node_id}/{secrets.token_hex(4)}"
         self._secret = secret if secret is not None else secrets.token_bytes(32)
         self._clock = clock
-        self._seen: dict[tuple[str, str, str], float] = {}
+        self._seen: dict[tuple[str, str, str], _Use] = {}
 
     def challenge(self, *, stale: bool = False) -> str:
         """A ``WWW-Authenticate`` header value with a fresh nonce."""
         value = f'Digest realm="{self.realm}", nonce="{self._nonce()}", algorithm=MD5, qop="auth"'
         return value + (", stale=true" if stale else "")
 
-    def verify(self, method: str, authorization: str | None) -> str:
-        """The authenticated user name; raises `Unauthenticated` (401) or `BadCredentials` (403)."""
+    def verify(
+        self, method: str, request_uri: str, authorization: str | None, *, transaction: str = ""
+    ) -> str:
+        """The authenticated user name; raises `Unauthenticated` (401) or `BadCredentials` (403).
+
+        `transaction` identifies the request's transaction (its Call-ID and top Via branch): the
+        same answer in the same transaction shortly after is a retransmission, and is taken.
+        """
         if not authorization:
             raise Unauthenticated("no credentials")
-        answer = DigestResponse.parse(authorization)
+        return self.check(method, request_uri, DigestResponse.parse(authorization), transaction=transaction)
+
+    def check(self, method: str, request_uri: str, answer: DigestResponse, *, transaction: str = "") -> str:
+        """`verify` for an answer already parsed (to look at its user name first)."""
         if answer.realm != self.realm:
             raise Unauthenticated(f"realm {answer.realm!r} is not ours")
         if answer.algorithm not in ALGORITHMS:
             raise Unauthenticated(f"algorithm {answer.algorithm!r} is not supported")
         if answer.qop not in (None, "auth") or (answer.qop and not (answer.cnonce and answer.nc)):
             raise Unauthenticated("qop=auth needs cnonce and nc")
-        issued = self._issued_at(answer.nonce)
+        issued = self._issued(answer.nonce)
         now = self._clock()
         if issued is None:
             raise Unauthenticated("nonce was not issued here")
-        if now - issued > NONCE_TTL_S:
+        stamp, instance = issued
+        if instance != self.instance:
+            issuer = instance.split("/")[0]
+            raise Unauthenticated(f"nonce was issued by {issuer!r}, another node or run", stale=True)
+        if now - stamp > NONCE_TTL_S:
             raise Unauthenticated("nonce expired", stale=True)
+        if answer.uri != request_uri:
+            raise BadCredentials(f"digest uri {answer.uri[:80]!r} is not the Request-URI")
         password = self.users.get(answer.username)
-        if password is None or not hmac.compare_digest(answer.expected(method, password), answer.response):
-            raise BadCredentials(f"wrong credentials for user {answer.username!r}")
+        if password is None or not _same(answer.response, answer.expected(method, password)):
+            raise BadCredentials(f"wrong credentials for user {answer.username[:80]!r}")
         self._forget_before(now - NONCE_TTL_S)
         use = (answer.nonce, answer.cnonce or "", answer.nc or "")
-        if use in self._seen:
+        seen = self._seen.get(use)
+        if seen is None:
+            self._seen[use] = _Use(stamp, now, transaction)
+        elif not (transaction and seen.transaction == transaction and now - seen.at < RETRANSMISSION_S):
             raise Unauthenticated("credentials replayed", stale=True)
-        self._seen[use] = issued
         return answer.username
 
     def _nonce(self) -> str:
-        stamp = f"{self._clock():.3f}"
-        return base64.urlsafe_b64encode(f"{stamp}:{self._sign(stamp)}".encode()).decode()
+        # The salt: two challenges in the same millisecond must still differ.
+        body = f"{self._clock():.3f}:{self.instance}:{secrets.token_hex(4)}"
+        return base64.urlsafe_b64encode(f"{body}:{self._sign(body)}".encode()).decode()
 
-    def _issued_at(self, nonce: str) -> float | None:
+    def _issued(self, nonce: str) -> tuple[float, str] | None:
+        """When and by which instance a nonce we signed was issued; None for any other string."""
         try:
-            stamp, signature = base64.urlsafe_b64decode(nonce.encode()).decode().split(":")
+            body, _, signature = base64.urlsafe_b64decode(nonce.encode()).decode().rpartition(":")
+            stamp, instance, _salt = body.split(":")
             issued = float(stamp)
-        except ValueError:
+        except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors too
             return None
-        return issued if hmac.compare_digest(signature, self._sign(stamp)) else None
+        if not _same(signature, self._sign(body)):
+            return None
+        return issued, instance
 
-    def _sign(self, stamp: str) -> str:
-        return hmac.new(self._secret, stamp.encode(), hashlib.sha256).hexdigest()[:32]
+    def _sign(self, body: str) -> str:
+        return hmac.new(self._secret, body.encode(), hashlib.sha256).hexdigest()[:32]
 
     def _forget_before(self, horizon: float) -> None:
-        for use in [use for use, issued in self._seen.items() if issued < horizon]:
+        for use in [use for use, seen in self._seen.items() if seen.issued < horizon]:
             del self._seen[use]
+
+
+def valid_node_id(name: str) -> bool:
+    """Whether `name` may name a node in its nonces (`NODE_ID_RULE`)."""
+    return 0 < len(name) <= MAX_NODE_ID and set(name) <= NODE_ID_CHARS
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison; as bytes, since `hmac.compare_digest` raises on non-ASCII text."""
+    return hmac.compare_digest(given.encode(), expected.encode())

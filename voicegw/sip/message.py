@@ -32,7 +32,11 @@ class SipRequest:
 
 
 def parse_request(message: str) -> SipRequest:
-    """Split a request into its line, headers and body; tolerant of folding and bare LF."""
+    """Split a request into its line, headers and body; tolerant of folding and bare LF.
+
+    Fed by anyone on the network: linear in the message's length whatever its shape (repeated
+    headers are joined once, at the end), and it never raises.
+    """
     # The body is kept byte for byte; only the head is normalised to bare LF.
     crlf, lf = message.find("\r\n\r\n"), message.find("\n\n")
     if crlf != -1 and (lf == -1 or crlf < lf):
@@ -44,19 +48,20 @@ def parse_request(message: str) -> SipRequest:
     lines = head.replace("\r\n", "\n").split("\n")
     parts = lines[0].split(" ")
     method, uri = (parts[0], parts[1]) if len(parts) >= 2 else ("", "")
-    headers: dict[str, str] = {}
-    name = ""
+    # Each value is a list of its folded pieces, joined once at the end (never grown in place).
+    values: dict[str, list[list[str]]] = {}
+    current: list[str] | None = None
     for line in lines[1:]:
-        if line[:1] in (" ", "\t") and name:
-            headers[name] += " " + line.strip()
+        if line[:1] in (" ", "\t") and current is not None:
+            current.append(line.strip())
             continue
         raw_name, sep, value = line.partition(":")
         if not sep:
             continue
         name = raw_name.strip().lower()
-        name = COMPACT_NAMES.get(name, name)
-        value = value.strip()
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        current = [value.strip()]
+        values.setdefault(COMPACT_NAMES.get(name, name), []).append(current)
+    headers = {name: ", ".join(" ".join(pieces) for pieces in found) for name, found in values.items()}
     return SipRequest(method=method, uri=uri, headers=headers, body=body)
 
 

@@ -1,0 +1,122 @@
+"""The server under fuzz: a fresh `voicegw serve --echo` (tests/e2e/harness.py's `EchoServer`)
+or one already running at an address, its liveness, CPU and memory.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.e2e.harness import EchoServer, free_udp_port, options_ping, tls_config
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+DEATH_WAIT_S = 2.0
+"""How long a server that stopped answering gets to show that it died (pjsip aborts at once)."""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process `pid` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_bytes(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+
+
+def exit_description(returncode: int) -> str:
+    """``exit 3`` or ``signal SIGABRT``, from a Popen return code."""
+    if returncode < 0:
+        return f"signal {signal.Signals(-returncode).name}"
+    return f"exit {returncode}"
+
+
+@dataclass
+class Usage:
+    cpu_percent: float
+    rss_mb: float
+
+
+class Target:
+    """A server to fuzz: started here (`start`), or found at `port` (then it cannot be restarted)."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        port: int = 0,
+        tls: bool = False,
+        external: bool = False,
+        pid: int | None = None,
+    ) -> None:
+        """`external`: the server at `port` runs already (its process is `pid`, if known)."""
+        self.workdir = workdir
+        self.external = external
+        self.tls = tls
+        self.tls_port: int | None = None
+        self.server: EchoServer | None = None
+        self.port = port
+        self._pid = pid
+
+    @property
+    def owned(self) -> bool:
+        """True when this process started the server (and so may restart it)."""
+        return not self.external
+
+    @property
+    def pid(self) -> int | None:
+        return self.server.proc.pid if self.server else self._pid
+
+    def start(self) -> None:
+        """A fresh server on `port` (a free one if 0), answering OPTIONS."""
+        config = ""
+        if self.tls:
+            config, self.tls_port = tls_config(self.workdir)
+        self.server = EchoServer("voicegw", self.workdir, config=config, port=self.port or free_udp_port())
+        self.server.wait_ready()
+        self.port = self.server.port
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    def died(self) -> int | None:
+        """The server's return code if the process has ended (None while it runs or if not ours)."""
+        return self.server.proc.poll() if self.server else None
+
+    def alive(self, timeout: float = 0.5) -> bool:
+        """True when the server answers an OPTIONS (a second try forgives one lost datagram)."""
+        return any(options_ping(self.port, timeout) is not None for _ in range(2))
+
+    def crashed_after_silence(self) -> int | None:
+        """The return code of a server that stopped answering and then turned out dead."""
+        if self.server is None:
+            return None
+        deadline = time.monotonic() + DEATH_WAIT_S
+        while time.monotonic() < deadline:
+            if (code := self.died()) is not None:
+                return code
+            time.sleep(0.05)
+        return None
+
+    def usage(self, window: float = 2.0) -> Usage | None:
+        """CPU (100 = one core) over the next `window` seconds, and RSS; None without a process
+        (the window is waited all the same: it is a measuring phase of the run)."""
+        pid = self.pid
+        before = cpu_seconds(pid) if pid is not None else 0.0
+        time.sleep(window)
+        if pid is None:
+            return None
+        return Usage(100.0 * (cpu_seconds(pid) - before) / window, rss_bytes(pid) / 1e6)
+
+    def log_tail(self) -> str:
+        return self.server.output() if self.server else ""

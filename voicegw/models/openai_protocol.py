@@ -9,7 +9,6 @@ converts PCM at the session rate to and from the wire format (μ-law at 8 kHz, e
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -336,7 +335,7 @@ class ServerEventDecoder:
                 return [ModelSpeechStopped(_field(event, "audio_end_ms", int), _field(event, "item_id", str))]
             case "conversation.item.input_audio_transcription.delta":
                 item_id = _field(event, "item_id", str)
-                text = self._partials.get(item_id, "") + (event.get("delta") or "")
+                text = self._partials.get(item_id, "") + (_field(event, "delta", (str, type(None))) or "")
                 self._partials[item_id] = text
                 return [ModelInputTranscript(item_id, text, is_final=False)]
             case "conversation.item.input_audio_transcription.completed":
@@ -388,7 +387,7 @@ class ServerEventDecoder:
     def _audio_delta(self, event: dict[str, Any]) -> ModelAudio:
         try:
             wire = base64.b64decode(_field(event, "delta", str), validate=True)
-        except binascii.Error as exc:
+        except ValueError as exc:  # binascii.Error, or a str with non-ASCII characters
             raise OpenAIProtocolError(f"audio delta is not base64: {exc}") from None
         response_id = _field(event, "response_id", str)
         self._audio_ms[response_id] = self._audio_ms.get(response_id, 0.0) + self.audio.wire_ms(wire)

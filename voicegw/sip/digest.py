@@ -30,6 +30,12 @@ ALGORITHMS = {"MD5": "md5", "SHA-256": "sha256"}
 _PARAM = re.compile(r'\s*([\w-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))\s*(?:,|$)')
 
 
+def _same(ours: str, theirs: str) -> bool:
+    """Constant-time comparison of a computed value with a peer's, which may hold any character
+    (`hmac.compare_digest` raises TypeError on non-ASCII str: compare the UTF-8 bytes)."""
+    return hmac.compare_digest(ours.encode(), theirs.encode(errors="surrogatepass"))
+
+
 class DigestError(Exception):
     """An ``Authorization`` header that does not authenticate the request."""
 
@@ -147,7 +153,7 @@ class DigestVerifier:
         if now - issued > NONCE_TTL_S:
             raise Unauthenticated("nonce expired", stale=True)
         password = self.users.get(answer.username)
-        if password is None or not hmac.compare_digest(answer.expected(method, password), answer.response):
+        if password is None or not _same(answer.expected(method, password), answer.response):
             raise BadCredentials(f"wrong credentials for user {answer.username!r}")
         self._forget_before(now - NONCE_TTL_S)
         use = (answer.nonce, answer.cnonce or "", answer.nc or "")
@@ -166,7 +172,7 @@ class DigestVerifier:
             issued = float(stamp)
         except ValueError:
             return None
-        return issued if hmac.compare_digest(signature, self._sign(stamp)) else None
+        return issued if _same(signature, self._sign(stamp)) else None
 
     def _sign(self, stamp: str) -> str:
         return hmac.new(self._secret, stamp.encode(), hashlib.sha256).hexdigest()[:32]

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,9 @@ class FuzzOptions:
 
 @dataclass(frozen=True)
 class Sent:
+    number: int
+    """Which message of the run this is (from 1)."""
+
     transport: str
     data: bytes
     seed: str
@@ -68,6 +71,9 @@ class Crash:
     """Messages sent when the death was seen."""
     exit: str
     candidates: int
+    culprit: Sent | None = None
+    """The message that alone kills a fresh server."""
+
     minimal: Sent | None = None
     case: str | None = None
     log_tail: str = ""
@@ -108,11 +114,14 @@ class FuzzReport:
     def as_dict(self) -> dict[str, Any]:
         crash = None
         if self.crash is not None:
-            crash = {k: v for k, v in asdict(self.crash).items() if k != "minimal"}
+            crash = {k: v for k, v in asdict(self.crash).items() if k not in ("culprit", "minimal")}
+            if (culprit := self.crash.culprit) is not None:
+                crash["culprit"] = {
+                    "number": culprit.number, "transport": culprit.transport, "seed": culprit.seed,
+                    "mutations": culprit.mutations, "bytes": len(culprit.data),
+                }  # fmt: skip
             if self.crash.minimal is not None:
                 crash["minimal_bytes"] = len(self.crash.minimal.data)
-                crash["minimal_transport"] = self.crash.minimal.transport
-                crash["minimal_seed"] = self.crash.minimal.seed
         return {
             "seed": self.seed,
             "sent": dict(self.sent),
@@ -250,7 +259,7 @@ class SipFuzzer:
                     render(name, self._endpoints(transport), rng), partners[transport], rng
                 )
                 senders[transport].send(data, rng.randrange(TCP_CONNECTIONS))
-                self.window.append(Sent(transport, data, name, mutations))
+                self.window.append(Sent(index + 1, transport, data, name, mutations))
                 report.sent[transport] += 1
                 if (index + 1) % options.batch == 0 or index + 1 == options.count:
                     for sender in senders.values():
@@ -285,13 +294,15 @@ class SipFuzzer:
         if culprit is None:
             self.log(f"no single message of the last {len(self.window)} kills a fresh server alone")
             return
+        crash.culprit = culprit
         self.log(
-            f"message {culprit.seed} {culprit.mutations} ({len(culprit.data)} bytes) kills it; minimising"
+            f"message {culprit.number} ({culprit.seed} {'+'.join(culprit.mutations)},"
+            f" {len(culprit.data)} bytes) kills a fresh server alone; minimising"
         )
         data = minimise_message(
             culprit.data, lambda d: self._kills(culprit.transport, d), budget=self.options.minimise_budget
         )
-        crash.minimal = Sent(culprit.transport, data, culprit.seed, culprit.mutations)
+        crash.minimal = replace(culprit, data=data)
         crash.case = str(save_case(self.options.cases_dir, culprit.transport, data))
         self.log(f"minimal case: {len(data)} bytes, saved as {crash.case}")
 

@@ -1,14 +1,42 @@
 #!/usr/bin/env bash
-# Builds the pjsua2 Python module from pjproject's source with raised call limits and prints
-# the path of the cached wheel.
+# Builds the pjsua2 Python module from pjproject 2.17's source with raised limits and voicegw's
+# request guard compiled in, and prints the path of the cached wheel.
 #
 # Why from source: the PyPI wheel is compiled with PJSUA_MAX_CALLS = 4, so a 5th concurrent
-# INVITE gets 486 however UaConfig.maxCalls is set. The one pjproject source reachable from the
-# package registries is inside Debian's `ring` (Jami) source package (pjproject 2.12.1);
-# Debian stripped its bundled gsm/ilbc/speex/g7221, hence the --disable flags below. Nothing
-# of pjproject is ever copied into this repository: it is fetched and built under the cache.
+# INVITE gets 486 however UaConfig.maxCalls is set. pjproject 2.17 reaches us inside Debian's
+# `asterisk` source package (unstable only: a deb-src line for that suite is added, for
+# `apt-get source` alone; binary packages still come from bookworm). Debian strips the bundled
+# gsm/ilbc/speex/g7221/srtp/resample code, hence the --disable and --with-external flags (the
+# external Speex check compiles against libspeex-dev's headers), and
+# removed pjmedia-audiodev/bdimad_dev.c, which the makefile still lists: an empty file stands in
+# (that device is disabled). Nothing of pjproject is ever copied into this repository: it is
+# fetched and built under the cache.
 # Opus is enabled although voicegw does its own media: pjsua checks an incoming offer against
 # its own codec list before the application sees the call, and answers 488 to an Opus-only one.
+#
+# Hardening (docs/security.md):
+# - Packet limits. PJSIP_MAX_PKT_LEN bounds both one UDP datagram and one TCP/TLS message (it is
+#   the receive buffer of every transport): at pjsip's default 4,000 a larger UDP INVITE was cut
+#   (its body lost) and a larger TCP one never answered. 65,536 holds any UDP datagram and a
+#   60 KB message over TCP.
+# - Assertion policy: built with NDEBUG, so PJ_DEBUG is 0: pj_assert() logs "Assert failed" at
+#   level 1 (voicegw's log, as an error) and goes on, and PJ_ASSERT_RETURN returns its error code
+#   (PJ_ENABLE_EXTRA_CHECK stays on). A peer's message must never be able to abort the process
+#   and every call on it; the assertions that a peer could reach are fixed at their root below
+#   and in voicegw, and the log line makes any other one visible to the fuzzers.
+# - One source edit (checked: the build stops if pjproject's code no longer matches): pjsua2's
+#   Endpoint::on_incoming_call frees the cloned INVITE after the application's onIncomingCall
+#   without checking it is still there. When the application refuses an INVITE that carries no
+#   SDP offer (a missing blank line, a cut datagram, a delayed offer), pjsua sends the final
+#   response at once, the call is reset inside the callback, and reset_call() has already freed
+#   the clone: pjsip_rx_data_free_cloned(NULL) asserted and aborted the process. The edit frees
+#   it only if it is still there.
+# - voicegw/sip/native/request_guard.c is compiled into the extension (it must share pjsip's
+#   static state): a pjsip module ahead of the transaction layer that lets voicegw refuse a
+#   request statelessly before pjsua creates anything for it (voicegw/sip/pjguard.py).
+#
+# The wheel is cached under a key hashing this script and every file it compiles in: a change to
+# either builds anew.
 #
 # Usage: scripts/build_pjsua2.sh PYTHON   (the interpreter the wheel is built for)
 set -euo pipefail
@@ -16,8 +44,9 @@ set -euo pipefail
 PYTHON=${1:-python3}
 CACHE=${VOICEGW_CACHE:-$HOME/.cache/voicegw}
 here=$(cd "$(dirname "$0")" && pwd)
+native="$here/../voicegw/sip/native"
 pytag=$("$PYTHON" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
-key=$(sha256sum "$here/build_pjsua2.sh" | cut -c1-12)
+key=$(cat "$here/build_pjsua2.sh" "$native"/*.c | sha256sum | cut -c1-12)
 out="$CACHE/pjsua2-$key-$pytag"
 
 wheel=$(ls "$out"/pjsua2-*.whl 2>/dev/null | head -n 1 || true)
@@ -29,15 +58,15 @@ fi
 log() { echo "build_pjsua2: $*" >&2; }
 
 need=()
-for pkg in dpkg-dev swig libssl-dev libopus-dev build-essential; do
+for pkg in dpkg-dev swig libssl-dev libopus-dev libspeex-dev libspeexdsp-dev libsrtp2-dev build-essential; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
-if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-src' /etc/apt/sources.list; then
-    log "adding a deb-src source for bookworm"
-    cat > /etc/apt/sources.list.d/voicegw-src.sources <<'SRC'
+if ! grep -rqs '^Suites:.*unstable' /etc/apt/sources.list.d/voicegw-unstable-src.sources; then
+    log "adding a deb-src source for unstable (pjproject 2.17 is in Debian's asterisk source package)"
+    cat > /etc/apt/sources.list.d/voicegw-unstable-src.sources <<'SRC'
 Types: deb-src
 URIs: http://deb.debian.org/debian
-Suites: bookworm
+Suites: unstable
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
@@ -51,12 +80,36 @@ fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/pjsua2-build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-log "fetching Debian's ring source package"
-apt-get source --download-only ring >&2 2>/dev/null || apt-get source --download-only ring >&2
-orig=$(ls ring_*.orig.tar.* | head -n 1)
-tar xf "$orig" --wildcards '*/tarballs-unpacked/pjproject-*'
-src=$(ls -d ./*/daemon/contrib/tarballs-unpacked/pjproject-*/pjproject-* | head -n 1)
+log "fetching Debian's asterisk source package"
+apt-get source --download-only asterisk/unstable >&2 2>/dev/null || apt-get source --download-only asterisk/unstable >&2
+tar xf asterisk_*.orig-Xpjproject.tar.xz
+src=$(ls -d ./*pjproject*/ | head -n 1)
 cd "$src"
+grep -q 'PJ_VERSION_MINOR  *:= *17$' version.mak || { log "expected pjproject 2.17 in $src"; exit 1; }
+: > pjmedia/src/pjmedia-audiodev/bdimad_dev.c
+
+"$PYTHON" - pjsip/src/pjsua2/endpoint.cpp <<'PATCH'
+import sys
+path = sys.argv[1]
+text = open(path).read()
+old = """    acc->onIncomingCall(prm);
+
+    /* Free cloned rdata. */
+    pjsip_rx_data_free_cloned(call->incoming_data);
+    call->incoming_data = NULL;
+"""
+new = """    acc->onIncomingCall(prm);
+
+    /* voicegw: the callback may have ended the call, and reset_call() freed the clone. */
+    if (call->incoming_data) {
+        pjsip_rx_data_free_cloned(call->incoming_data);
+        call->incoming_data = NULL;
+    }
+"""
+if text.count(old) != 1:
+    sys.exit("build_pjsua2: pjsua2's on_incoming_call changed; review the voicegw edit")
+open(path, "w").write(text.replace(old, new))
+PATCH
 
 cat > pjlib/include/pj/config_site.h <<'CFG'
 /* voicegw: a server, not a phone. */
@@ -67,6 +120,8 @@ cat > pjlib/include/pj/config_site.h <<'CFG'
 #define PJSUA_MAX_RECORDERS        1100
 #define PJ_HAS_IPV6                1
 #define PJMEDIA_HAS_SRTP           1
+/* One UDP datagram or one TCP/TLS message, whole (see build_pjsua2.sh). */
+#define PJSIP_MAX_PKT_LEN          65536
 CFG
 
 log "configuring"
@@ -75,12 +130,17 @@ log "configuring"
     --disable-g7221-codec --disable-opencore-amr --disable-silk --disable-libwebrtc \
     --disable-libyuv --disable-sdl --disable-ffmpeg --disable-v4l2 --disable-openh264 \
     --disable-bcg729 --disable-upnp --with-ssl --with-opus \
-    CFLAGS="-O2 -fPIC" CXXFLAGS="-O2 -fPIC" >&2
+    --enable-speex-resample --with-external-speex --with-external-srtp \
+    LIBS=-lspeexdsp CFLAGS="-O2 -fPIC -DNDEBUG" CXXFLAGS="-O2 -fPIC -DNDEBUG" >&2
 log "building pjproject"
 make dep >/dev/null 2>&1 || true
 make -j"$(nproc)" >&2
 log "building the Python module"
 cd pjsip-apps/src/swig/python
+cp "$native"/*.c .
+sources=$(cd "$native" && printf ', "%s"' *.c)
+sed -i "s|\[\"pjsua2_wrap.cpp\"\]|[\"pjsua2_wrap.cpp\"$sources]|" setup.py
+grep -q 'request_guard.c' setup.py || { log "could not add voicegw's sources to setup.py"; exit 1; }
 make pjsua2_wrap.cpp >&2
 "$PYTHON" -m pip wheel --no-deps --no-build-isolation -w dist . >&2 2>/dev/null \
     || "$PYTHON" -c "import setuptools, sys; sys.argv = ['setup.py', 'bdist_wheel']; exec(open('setup.py').read())" >&2

@@ -35,6 +35,15 @@ def test_a_full_file(tmp_path: Path) -> None:
     assert config.drain_timeout == 12.5 and config.sip.srtp == "required"
 
 
+def test_tls_defaults_are_1_2_and_up_with_forward_secret_suites_and_can_be_set(tmp_path: Path) -> None:
+    default = load(None).sip
+    assert default.tls_min_version == "1.2"
+    assert all(name.startswith(("TLS_", "ECDHE-")) for name in default.tls_ciphers)
+    text = "[sip]\ntls_min_version = '1.3'\ntls_ciphers = ['TLS_AES_256_GCM_SHA384']\n"
+    config = load(write(tmp_path, text))
+    assert (config.sip.tls_min_version, config.sip.tls_ciphers) == ("1.3", ("TLS_AES_256_GCM_SHA384",))
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -48,6 +57,10 @@ def test_a_full_file(tmp_path: Path) -> None:
         ("[rtp]\nmedia_timeout = true\n", "rtp.media_timeout: True has the wrong type"),
         ("[rtp]\nsrtp = 'yes'\n", "rtp.srtp: 'yes' is not one of off, optional, required"),
         ("[rtp]\nsrtp = true\n", "rtp.srtp: True has the wrong type"),
+        ("[sip]\ntls_min_version = '1.1'\n", "sip.tls_min_version: TLS version '1.1' is not one of 1.2, 1.3"),
+        ("[sip]\ntls_min_version = 1.2\n", "sip.tls_min_version: 1.2 has the wrong type"),
+        ("[sip]\ntls_ciphers = ['NOT-A-SUITE']\n", "sip.tls_ciphers: unknown TLS cipher suite 'NOT-A-SUITE'"),
+        ("[sip]\ntls_ciphers = []\n", "sip.tls_ciphers: give at least one cipher suite"),
         ("[nope]\n", "top level.*unknown key 'nope'"),
         ("[[routes]]\nto = '1*'\n", r"routes\[0\]: missing 'agent'"),
         ("[[routes]]\nagent = 'a:b'\nnumber = '1'\n", r"\[routes\[0\]\]: unknown key 'number'"),

@@ -106,8 +106,9 @@ class Dialog:
         self._send("INVITE", 1, self.invite_branch, sdp, extra)
 
     def invite_again(self, sdp: str, extra: str) -> None:
-        """The INVITE after a 401/407 (ACKed first): a new transaction, no To tag, CSeq 2."""
-        self.cseq = 2
+        """The INVITE after a 401/407/403 (ACKed first): a new transaction, no To tag, the next CSeq
+        (pjsip answers 482 to a request that reuses the CSeq of one still in a transaction)."""
+        self.cseq += 1
         self.invite_branch = "z9hG4bK" + uuid.uuid4().hex[:12]
         self.to_header = f"<{self.uri}>"
         self._send("INVITE", self.cseq, self.invite_branch, sdp, extra)

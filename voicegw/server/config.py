@@ -10,6 +10,7 @@ from typing import Any
 
 from voicegw.audio.codecs import UnsupportedCodec, codec_for
 from voicegw.rtp.srtp import SRTP_MODES
+from voicegw.sip import tls
 from voicegw.sip.account import SipAccount
 from voicegw.sip.ua import LOCAL_ACCOUNT, SipConfig
 
@@ -136,6 +137,7 @@ _SIP_TYPES: dict[str, Kind] = {
     "tls_port": int,
     "tls_cert": str,
     "tls_key": str,
+    "tls_min_version": str,
     "public_address": str,
     "max_calls": int,
     "answer_delay": (int, float),
@@ -168,7 +170,7 @@ _ACCOUNT_TYPES: dict[str, Kind] = {
     "expires": int,
 }
 _ACCOUNT_KEYS = {"proxy", *_ACCOUNT_TYPES}
-_SIP_KEYS = {"listen", "codecs", *_SIP_TYPES}
+_SIP_KEYS = {"listen", "codecs", "tls_ciphers", *_SIP_TYPES}
 _RTP_KEYS = {"ports", "media_timeout", "host", "srtp"}
 _SERVER_PATHS = ("transcripts_dir", "recordings_dir")
 _SERVER_KEYS = {"http", "record", *_SERVER_PATHS, *_SERVER_TYPES}
@@ -190,6 +192,26 @@ def _typed(value: Any, kind: Kind, key: str) -> Any:
     if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float, (int, float))):
         raise ConfigError(f"{key}: {value!r} has the wrong type")
     return value
+
+
+def _tls(sip_table: dict[str, Any]) -> dict[str, Any]:
+    """`tls_min_version` and `tls_ciphers`, checked against what TLS and OpenSSL offer."""
+    changes: dict[str, Any] = {}
+    if "tls_min_version" in sip_table:
+        try:
+            tls.versions_from(sip_table["tls_min_version"])
+        except ValueError as exc:
+            raise ConfigError(f"sip.tls_min_version: {exc}") from None
+    if "tls_ciphers" in sip_table:
+        ciphers = _strings(sip_table["tls_ciphers"], "sip.tls_ciphers")
+        if not ciphers:
+            raise ConfigError("sip.tls_ciphers: give at least one cipher suite")
+        try:
+            tls.cipher_ids(ciphers)
+        except tls.UnknownCipher as exc:
+            raise ConfigError(f"sip.tls_ciphers: {exc}") from None
+        changes["tls_ciphers"] = ciphers
+    return changes
 
 
 def load(path: Path | None = None) -> ServerConfig:
@@ -226,6 +248,7 @@ def load(path: Path | None = None) -> ServerConfig:
             changes["codecs"] = tuple(codec_for(name).name for name in codecs)
         except UnsupportedCodec as exc:
             raise ConfigError(f"sip.codecs: {exc}") from None
+    changes.update(_tls(sip_table))
     if "ports" in rtp_table:
         changes["rtp_ports"] = parse_port_range(rtp_table["ports"], key="rtp.ports")
     if "media_timeout" in rtp_table:

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import operator
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -32,10 +33,12 @@ from voicegw.rtp.endpoint import RtpEndpoint
 from voicegw.rtp.events import MediaTimeout
 from voicegw.rtp.ports import RtpPortsExhausted
 from voicegw.rtp.srtp import SrtpMode
-from voicegw.sip import pjlog, sdp
+from voicegw.sip import pjlog, sdp, tls
 from voicegw.sip.account import Registration, SipAccount, account_config
 from voicegw.sip.call import CallInfo, NoAnswer, Rejection, SipCall, call_failed
+from voicegw.sip.guard import RequestGuard
 from voicegw.sip.message import parse_request
+from voicegw.sip.pjguard import GuardUnavailable, PjRequestGuard
 from voicegw.sip.pjobjects import PjAccount, PjCall, call_op
 from voicegw.sip.state import ACTIVE_STATES, CallState, CallTrigger
 
@@ -56,6 +59,8 @@ CANCEL_WAIT_S = 5.0
 """After our CANCEL, how long dial() waits for the far end's 487 before giving up on it."""
 LOCAL_ACCOUNT = "local"
 """The account with no registration or credentials: direct calls to and from voicegw's address."""
+
+_TLS_PROTOCOLS = {"1.2": pj.PJ_SSL_SOCK_PROTO_TLS1_2, "1.3": pj.PJ_SSL_SOCK_PROTO_TLS1_3}
 
 CallHandler = Callable[[SipCall], Awaitable[None]]
 Admission = Callable[[CallInfo], Rejection | None]
@@ -114,6 +119,12 @@ class SipConfig:
     tls_port: int | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
+    tls_min_version: str = tls.DEFAULT_MIN_VERSION
+    """The oldest TLS version accepted: "1.2" or "1.3"."""
+
+    tls_ciphers: tuple[str, ...] = tls.DEFAULT_CIPHERS
+    """OpenSSL names of the TLS suites accepted (1.2 and 1.3 alike); default forward-secret only."""
+
     public_address: str | None = None
     """Address written in SDP and Contact (behind NAT); default: `host`, or 127.0.0.1 for 0.0.0.0."""
 
@@ -159,12 +170,16 @@ class SipUserAgent:
         clock: MediaClock,
         handler: CallHandler | None = None,
         admit: Admission | None = None,
+        guard: RequestGuard | None = None,
     ) -> None:
-        """`admit` refuses calls the server does not take (a source not allowed, a busy model)."""
+        """`admit` refuses calls the server does not take (a source not allowed, a busy model);
+        `guard` sees every request (ACK aside) before pjsua does and may refuse it statelessly."""
         self.config = config
         self.clock = clock
         self.handler = handler
         self.admit = admit
+        self.guard = guard
+        self._request_guard: PjRequestGuard | None = None
         self.observers: list[CallObserver] = []
         self.port = config.port
         """The SIP port in use (the one bound, when `config.port` is 0)."""
@@ -199,15 +214,19 @@ class SipUserAgent:
             pjlog.configure(cfg.logConfig, self._log_writer, self.config.pjsip_log_level)
             cfg.medConfig.noVad = True
             ep.libInit(cfg)
+            if self.guard is not None:
+                # Before any transport exists: no request ever reaches pjsua unguarded.
+                self._request_guard = PjRequestGuard(self.guard, self._loop.time)
+                self._request_guard.install()
             self._create_transports(ep)
             ep.libStart()
             ep.audDevManager().setNullDev()
             self._create_accounts()
-        except pj.Error as exc:
+        except (pj.Error, GuardUnavailable) as exc:
             self._destroy()
-            raise SipStartError(
-                f"SIP could not start on {self.config.host}:{self.config.port}: {exc.info()}"
-            ) from None
+            detail = exc.info() if isinstance(exc, pj.Error) else str(exc)
+            where = f"{self.config.host}:{self.config.port}"
+            raise SipStartError(f"SIP could not start on {where}: {detail}") from None
         self._pump = self._loop.call_soon(self._pump_events)
         log.info(
             "sip_started",
@@ -249,6 +268,11 @@ class SipUserAgent:
             tc = transport(self.config.tls_port)
             tc.tlsConfig.certFile = self.config.tls_cert or ""
             tc.tlsConfig.privKeyFile = self.config.tls_key or ""
+            # `proto`, when set, overrides `method`: exactly these versions, nothing older.
+            tc.tlsConfig.proto = functools.reduce(
+                operator.or_, (_TLS_PROTOCOLS[v] for v in tls.versions_from(self.config.tls_min_version))
+            )
+            tc.tlsConfig.ciphers = pj.IntVector(tls.cipher_ids(self.config.tls_ciphers))
             ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, tc)
 
     def _pump_events(self) -> None:
@@ -293,6 +317,9 @@ class SipUserAgent:
     def _destroy(self) -> None:
         self._pj_calls.clear()
         self._accounts.clear()
+        if self._request_guard is not None:
+            self._request_guard.uninstall()
+            self._request_guard = None
         if self._endpoint is not None:
             # Explicit: pjsua2 must not be torn down by the garbage collector.
             self._endpoint.libDestroy()

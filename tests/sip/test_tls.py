@@ -1,0 +1,60 @@
+"""SIP over TLS: TLS 1.2 and 1.3 with forward-secret suites by default, probed with `openssl s_client`."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import HOST, EchoServer, tls_config
+
+pytestmark = pytest.mark.timeout(60)
+
+HANDSHAKE_TIMEOUT_S = 15.0
+
+
+def handshake(port: int, *args: str) -> str | None:
+    """The protocol `openssl s_client` negotiated with these options, or None if refused."""
+    result = subprocess.run(
+        ["openssl", "s_client", "-connect", f"{HOST}:{port}", "-brief", *args],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=HANDSHAKE_TIMEOUT_S,
+    )  # fmt: skip
+    for line in result.stderr.splitlines():
+        if line.startswith("Protocol version:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+@pytest.fixture
+def tls_server(voicegw: Callable[..., EchoServer], tmp_path: Path) -> Callable[[str], int]:
+    def start(more: str = "") -> int:
+        config, port = tls_config(tmp_path)
+        voicegw(config + more)
+        return port
+
+    return start
+
+
+def test_tls_1_3_and_forward_secret_1_2_are_accepted_static_rsa_and_1_1_refused(
+    tls_server: Callable[[str], int],
+) -> None:
+    port = tls_server("")
+    assert handshake(port, "-tls1_3") == "TLSv1.3"
+    assert handshake(port, "-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256") == "TLSv1.2"
+    assert handshake(port, "-tls1_2", "-cipher", "ECDHE-RSA-CHACHA20-POLY1305") == "TLSv1.2"
+    for static_rsa in ("AES128-GCM-SHA256", "AES256-GCM-SHA384", "AES128-SHA"):
+        assert handshake(port, "-tls1_2", "-cipher", static_rsa) is None, static_rsa
+    # The client allows 1.1 at security level 0: only the server can refuse it.
+    assert handshake(port, "-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0") is None
+
+
+def test_tls_settings_narrow_versions_and_suites(tls_server: Callable[[str], int]) -> None:
+    port = tls_server("tls_min_version = '1.3'\n")
+    assert handshake(port, "-tls1_3") == "TLSv1.3"
+    assert handshake(port, "-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256") is None
+
+    port = tls_server("tls_ciphers = ['ECDHE-RSA-AES256-GCM-SHA384']\n")
+    assert handshake(port, "-tls1_2", "-cipher", "ECDHE-RSA-AES256-GCM-SHA384") == "TLSv1.2"
+    assert handshake(port, "-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256") is None

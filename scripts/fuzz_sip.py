@@ -11,7 +11,7 @@ By default it starts `voicegw serve --echo` itself, inside a network namespace o
 only the loopback interface (`unshare -n`, as root): a mutated Via, Contact or Route can name
 any address, and whatever the server sends there must not leave the machine. It places
 `--calls` echo calls, measures their echo for `--phase` seconds, sends `--count` messages at
-`--rate` per second with an OPTIONS probe every `--batch` messages, and measures again. It prints
+`--rate` per second while an OPTIONS probe runs every 0.25 s, and measures again. It prints
 the seed first (`--seed` replays a run's messages exactly), then a JSON report: messages sent,
 responses by status code, requests the server sent, OPTIONS probes answered, each call's echo
 ratio (share of its 20 ms frames that came back) before, during and after, the server's CPU and
@@ -57,11 +57,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=2500.0, help="messages per second (at most)")
     parser.add_argument("--calls", type=int, default=1, help="live echo calls during the run")
     parser.add_argument("--phase", type=float, default=4.0, help="seconds of echo measured before and after")
-    parser.add_argument("--batch", type=int, default=500, help="messages between two OPTIONS probes")
+    parser.add_argument("--batch", type=int, default=500, help="messages between two looks at the server")
     parser.add_argument("--transports", default="UDP,TCP", help="comma-separated: UDP, TCP, TLS")
     parser.add_argument(
         "--tls", action="store_true", help="start the server with a TLS listener and fuzz it too"
     )
+    parser.add_argument("--config", type=Path, help="more TOML for the server it starts")
     parser.add_argument("--target", help="HOST:PORT of a running server (no restart, no minimising)")
     parser.add_argument("--pid", type=int, help="with --target: its process, for CPU and RSS")
     parser.add_argument("--no-minimise", action="store_true", help="on a crash, do not minimise")
@@ -113,7 +114,8 @@ def main() -> None:
             target = Target(Path(workdir), port=int(port), external=True, pid=args.pid)
         else:
             port = SERVER_PORT if os.environ.get(INSIDE_NAMESPACE) == "1" else 0
-            target = Target(Path(workdir), port=port, tls=args.tls)
+            config = args.config.read_text() if args.config else ""
+            target = Target(Path(workdir), port=port, tls=args.tls, config=config)
         report = SipFuzzer(target, options, log=lambda line: print(line, flush=True)).run()
     text = report_json(report)
     print(text)

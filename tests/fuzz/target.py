@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,11 @@ from tests.e2e.harness import EchoServer, free_udp_port, options_ping, tls_confi
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
+ASSERT_FAILED = b"Assert failed"
+SERVER_CONFIG = "[server]\ndrain_timeout = 2"
+"""Calls the fuzz got answered are never ACKed and live on until pjsip gives up on them (32 s):
+a short drain lets SIGTERM end them, so the server must still exit cleanly within the harness's
+10 s after a run."""
 DEATH_WAIT_S = 2.0
 """How long a server that stopped answering gets to show that it died (pjsip aborts at once)."""
 
@@ -35,6 +41,40 @@ def exit_description(returncode: int) -> str:
     return f"exit {returncode}"
 
 
+class LivenessProbe:
+    """An OPTIONS to the server every `interval` seconds from a thread of its own: a slow answer
+    measures the server without slowing the sender down."""
+
+    def __init__(self, port: int, interval: float = 0.25, timeout: float = 2.0) -> None:
+        self.port, self.interval, self.timeout = port, interval, timeout
+        self.sent = 0
+        self.answered = 0
+        self.unanswered_in_a_row = 0
+        self.slowest_s = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> LivenessProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            began = time.monotonic()
+            answered = options_ping(self.port, self.timeout) is not None
+            self.sent += 1
+            if answered:
+                self.answered += 1
+                self.unanswered_in_a_row = 0
+                self.slowest_s = max(self.slowest_s, time.monotonic() - began)
+            else:
+                self.unanswered_in_a_row += 1
+
+
 @dataclass
 class Usage:
     cpu_percent: float
@@ -52,9 +92,12 @@ class Target:
         tls: bool = False,
         external: bool = False,
         pid: int | None = None,
+        config: str = "",
     ) -> None:
-        """`external`: the server at `port` runs already (its process is `pid`, if known)."""
+        """`external`: the server at `port` runs already (its process is `pid`, if known);
+        `config`: more TOML for a server started here."""
         self.workdir = workdir
+        self.config = config
         self.external = external
         self.tls = tls
         self.tls_port: int | None = None
@@ -73,9 +116,10 @@ class Target:
 
     def start(self) -> None:
         """A fresh server on `port` (a free one if 0), answering OPTIONS."""
-        config = ""
+        config = f"{SERVER_CONFIG}\n{self.config}"
         if self.tls:
-            config, self.tls_port = tls_config(self.workdir)
+            tls, self.tls_port = tls_config(self.workdir)
+            config += f"\n{tls}"
         self.server = EchoServer("voicegw", self.workdir, config=config, port=self.port or free_udp_port())
         self.server.wait_ready()
         self.port = self.server.port
@@ -84,10 +128,10 @@ class Target:
         self.stop()
         self.start()
 
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
+    def stop(self) -> bool:
+        """SIGTERM the server we started; True if it exited by itself with status 0."""
+        server, self.server = self.server, None
+        return server.stop() if server is not None else True
 
     def died(self) -> int | None:
         """The server's return code if the process has ended (None while it runs or if not ours)."""
@@ -117,6 +161,14 @@ class Target:
         if pid is None:
             return None
         return Usage(100.0 * (cpu_seconds(pid) - before) / window, rss_bytes(pid) / 1e6)
+
+    def assertion_failures(self) -> list[str]:
+        """pjsip's ``Assert failed`` lines in the server's log: with NDEBUG (docs/security.md) a
+        failed assertion is logged and survived, so each one is a finding of its own."""
+        if self.server is None or not self.server.log_path.exists():
+            return []
+        with self.server.log_path.open("rb") as log:
+            return [line.decode(errors="replace")[:300] for line in log if ASSERT_FAILED in line]
 
     def log_tail(self) -> str:
         return self.server.output() if self.server else ""

@@ -368,25 +368,19 @@ class SipFuzzer:
     def _replay_kills(self, sequence: Sequence[Sent]) -> bool:
         """True when `sequence`, sent in order at the run's rate, kills a fresh server."""
         self.target.restart()
+        return self._killed_by(sequence)
+
+    def _kills(self, transport: str, data: bytes) -> bool:
+        """True when `data` alone kills the server, restarted only when the last test killed it
+        (a restart per test would cost seconds each)."""
+        if self.target.died() is not None or not self.target.alive(1.0):
+            self.target.restart()
+        return self._killed_by([Sent(0, transport, data, "", ())])
+
+    def _killed_by(self, sequence: Sequence[Sent]) -> bool:
         senders = self._senders(Traffic())
         try:
             replay(sequence, senders, self.options.rate)
-            time.sleep(SETTLE_S)
-            if self.target.died() is None and self.target.alive(1.0):
-                return False
-            return self.target.crashed_after_silence() is not None
-        finally:
-            for sender in senders.values():
-                sender.close()
-
-    def _kills(self, transport: str, data: bytes) -> bool:
-        """True when `data` alone kills a fresh server (restarted as needed; ours only)."""
-        if self.target.died() is not None or not self.target.alive(1.0):
-            self.target.restart()
-        traffic = Traffic()
-        senders = self._senders(traffic)
-        try:
-            senders[transport].send(data)
             time.sleep(SETTLE_S)
             if self.target.died() is None and self.target.alive(1.0):
                 return False

@@ -79,6 +79,20 @@ def _with_body(head: str, body: str, content_length: int | None = None) -> str:
     return f"{head}Content-Length: {length}\r\n\r\n{body}"
 
 
+def _torture(
+    method: str,
+    *,
+    uri: str = "sip:echo@$host:$port",
+    extra: str = "",
+    body: str = "",
+    length: int | None = None,
+) -> str:
+    """A request with our usual Via, From, To, Call-ID and CSeq, then `extra` headers and `body`
+    (`length`: a Content-Length other than the body's)."""
+    head = f"{method} {uri} SIP/2.0\r\n{_VIA}{_ENDS}CSeq: $cseq {method}\r\n{extra}"
+    return _with_body(head, body, length)
+
+
 TORTURE_SEEDS: dict[str, str] = {
     # RFC 4475 3.1.1: valid messages that stress a parser.
     "tortuous": _with_body(
@@ -117,13 +131,7 @@ TORTURE_SEEDS: dict[str, str] = {
     + "To: sip:null-%00-null@$host\r\nFrom: sip:null-%00-null@$host;tag=$tag\r\n"
     + "Call-ID: $callid@fuzz.invalid\r\nMax-Forwards: 70\r\nCSeq: $cseq REGISTER\r\n"
     + "Contact: <sip:%00@$lhost:$lport>\r\nContact: <sip:%00%00@$lhost:$lport>\r\nL:0\r\n\r\n",
-    "uri_headers": _with_body(
-        "OPTIONS sip:echo@$host:$port?Route=%3Csip:example.invalid%3E SIP/2.0\r\n"
-        + _VIA
-        + _ENDS
-        + "CSeq: $cseq OPTIONS\r\n",
-        "",
-    ),
+    "uri_headers": _torture("OPTIONS", uri="sip:echo@$host:$port?Route=%3Csip:example.invalid%3E"),
     "display_lws": _with_body(
         "OPTIONS sip:echo@$host:$port SIP/2.0\r\n"
         + _VIA
@@ -156,13 +164,7 @@ TORTURE_SEEDS: dict[str, str] = {
         "",
     )
     + _request("INVITE", SDP, "application/sdp"),
-    "semicolon_user": _with_body(
-        "OPTIONS sip:user;par=u%40example.invalid@$host:$port SIP/2.0\r\n"
-        + _VIA
-        + _ENDS
-        + "CSeq: $cseq OPTIONS\r\n",
-        "",
-    ),
+    "semicolon_user": _torture("OPTIONS", uri="sip:user;par=u%40example.invalid@$host:$port"),
     "odd_transports": _with_body(
         "OPTIONS sip:echo@$host:$port SIP/2.0\r\n"
         + _VIA
@@ -197,23 +199,11 @@ TORTURE_SEEDS: dict[str, str] = {
         + "CSeq: $cseq OPTIONS\r\n",
         "",
     ),
-    "content_length_long": _with_body(
-        "INVITE sip:echo@$host:$port SIP/2.0\r\n"
-        + _VIA
-        + _ENDS
-        + "CSeq: $cseq INVITE\r\n"
-        + "Content-Type: application/sdp\r\n",
-        SDP,
-        9999,
+    "content_length_long": _torture(
+        "INVITE", extra="Content-Type: application/sdp\r\n", body=SDP, length=9999
     ),
-    "content_length_negative": _with_body(
-        "INVITE sip:echo@$host:$port SIP/2.0\r\n"
-        + _VIA
-        + _ENDS
-        + "CSeq: $cseq INVITE\r\n"
-        + "Content-Type: application/sdp\r\n",
-        SDP,
-        -999,
+    "content_length_negative": _torture(
+        "INVITE", extra="Content-Type: application/sdp\r\n", body=SDP, length=-999
     ),
     "scalars_large": _with_body(
         "REGISTER sip:$host:$port SIP/2.0\r\n"
@@ -236,13 +226,8 @@ TORTURE_SEEDS: dict[str, str] = {
         + "Content-Type: application/sdp\r\n",
         SDP,
     ),
-    "bracketed_ruri": _with_body(
-        "INVITE <sip:echo@$host:$port> SIP/2.0\r\n"
-        + _VIA
-        + _ENDS
-        + "CSeq: $cseq INVITE\r\n"
-        + "Content-Type: application/sdp\r\n",
-        SDP,
+    "bracketed_ruri": _torture(
+        "INVITE", uri="<sip:echo@$host:$port>", extra="Content-Type: application/sdp\r\n", body=SDP
     ),
     "lws_in_ruri": _with_body(
         "INVITE sip:echo@$host:$port;lr; transport=udp SIP/2.0\r\n"
@@ -251,13 +236,8 @@ TORTURE_SEEDS: dict[str, str] = {
         + "CSeq: $cseq INVITE\r\nContent-Type: application/sdp\r\n",
         SDP,
     ),
-    "many_spaces": _with_body(
-        "INVITE  sip:echo@$host:$port     SIP/2.0\r\n"
-        + _VIA
-        + _ENDS
-        + "CSeq: $cseq INVITE\r\n"
-        + "Content-Type: application/sdp\r\n",
-        SDP,
+    "many_spaces": _torture(
+        "INVITE", uri=" sip:echo@$host:$port    ", extra="Content-Type: application/sdp\r\n", body=SDP
     ),
     "trailing_space": _with_body(
         "OPTIONS sip:echo@$host:$port SIP/2.0 \r\n" + _VIA + _ENDS + "CSeq: $cseq OPTIONS\r\n",
@@ -270,21 +250,13 @@ TORTURE_SEEDS: dict[str, str] = {
         + "CSeq: $cseq INVITE\r\nContent-Type: application/sdp\r\n",
         SDP,
     ),
-    "bad_date": _with_body(
-        "INVITE sip:echo@$host:$port SIP/2.0\r\n"
-        + _VIA
-        + _ENDS
-        + "CSeq: $cseq INVITE\r\n"
-        + "Date: Fri, 01 Jan 2010 16:00:00 EST\r\nContent-Type: application/sdp\r\n",
-        SDP,
+    "bad_date": _torture(
+        "INVITE", extra="Date: Fri, 01 Jan 2010 16:00:00 EST\r\nContent-Type: application/sdp\r\n", body=SDP
     ),
-    "contact_unbracketed": _with_body(
-        "REGISTER sip:$host:$port SIP/2.0\r\n"
-        + _VIA
-        + _ENDS
-        + "CSeq: $cseq REGISTER\r\n"
-        + "Contact: sip:fuzz@$lhost:$lport?Route=%3Csip:example.invalid%3E;expires=10\r\n",
-        "",
+    "contact_unbracketed": _torture(
+        "REGISTER",
+        uri="sip:$host:$port",
+        extra="Contact: sip:fuzz@$lhost:$lport?Route=%3Csip:example.invalid%3E;expires=10\r\n",
     ),
     "spaces_in_addr_spec": _with_body(
         "OPTIONS sip:echo@$host:$port SIP/2.0\r\n"
@@ -330,13 +302,7 @@ TORTURE_SEEDS: dict[str, str] = {
     ),
     "missing_headers": "INVITE sip:echo@$host:$port SIP/2.0\r\nCSeq: $cseq INVITE\r\n"
     "From: <sip:fuzz@$lhost>;tag=$tag\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
-    "unknown_scheme": _with_body(
-        "OPTIONS nobodyknowsthisscheme:totallyopaquecontent SIP/2.0\r\n"
-        + _VIA
-        + _ENDS
-        + "CSeq: $cseq OPTIONS\r\n",
-        "",
-    ),
+    "unknown_scheme": _torture("OPTIONS", uri="nobodyknowsthisscheme:totallyopaquecontent"),
     "novel_scheme": _with_body(
         "OPTIONS soap.beep://$host:$port/echo SIP/2.0\r\n" + _VIA + _ENDS + "CSeq: $cseq OPTIONS\r\n",
         "",
@@ -349,21 +315,13 @@ TORTURE_SEEDS: dict[str, str] = {
         + "CSeq: $cseq OPTIONS\r\n",
         "",
     ),
-    "unknown_extension": _with_body(
-        "OPTIONS sip:echo@$host:$port SIP/2.0\r\n"
-        + _VIA
-        + _ENDS
-        + "CSeq: $cseq OPTIONS\r\n"
-        + "Require: nothingyoudoknow\r\nProxy-Require: nothingyoudoknow\r\n",
-        "",
+    "unknown_extension": _torture(
+        "OPTIONS", extra="Require: nothingyoudoknow\r\nProxy-Require: nothingyoudoknow\r\n"
     ),
-    "unknown_content_type": _with_body(
-        "INVITE sip:echo@$host:$port SIP/2.0\r\n"
-        + _VIA
-        + _ENDS
-        + "CSeq: $cseq INVITE\r\n"
-        + "Contact: <sip:fuzz@$lhost:$lport>\r\nContent-Type: application/unknownformat\r\n",
-        '<audio><pcmu port="443"/></audio>\r\n',
+    "unknown_content_type": _torture(
+        "INVITE",
+        extra="Contact: <sip:fuzz@$lhost:$lport>\r\nContent-Type: application/unknownformat\r\n",
+        body='<audio><pcmu port="443"/></audio>\r\n',
     ),
     "register_authorization": _with_body(
         "REGISTER sip:$host:$port SIP/2.0\r\n"
@@ -402,30 +360,19 @@ TORTURE_SEEDS: dict[str, str] = {
         + "Call-ID: $callid@fuzz.invalid\r\nMax-Forwards: 0\r\nCSeq: $cseq OPTIONS\r\n",
         "",
     ),
-    "contact_params": _with_body(
-        "REGISTER sip:$host:$port SIP/2.0\r\n"
-        + _VIA
-        + _ENDS
-        + "CSeq: $cseq REGISTER\r\n"
-        + "Contact: sip:fuzz@$lhost:$lport;expires=3600;q=0.5, <sip:fuzz2@$lhost>;expires=-1\r\n"
+    "contact_params": _torture(
+        "REGISTER",
+        uri="sip:$host:$port",
+        extra="Contact: sip:fuzz@$lhost:$lport;expires=3600;q=0.5, <sip:fuzz2@$lhost>;expires=-1\r\n"
         + "Expires: 0x10\r\n",
-        "",
     ),
-    "escaped_route_contact": _with_body(
-        "REGISTER sip:$host:$port SIP/2.0\r\n"
-        + _VIA
-        + _ENDS
-        + "CSeq: $cseq REGISTER\r\n"
-        + "Contact: <sip:fuzz@$lhost:$lport?Route=%3Csip:sip.example.invalid%3E>\r\n",
-        "",
+    "escaped_route_contact": _torture(
+        "REGISTER",
+        uri="sip:$host:$port",
+        extra="Contact: <sip:fuzz@$lhost:$lport?Route=%3Csip:sip.example.invalid%3E>\r\n",
     ),
-    "unacceptable_accept": _with_body(
-        "INVITE sip:echo@$host:$port SIP/2.0\r\n"
-        + _VIA
-        + _ENDS
-        + "CSeq: $cseq INVITE\r\n"
-        + "Accept: text/nobodyknowsthis\r\nContent-Type: application/sdp\r\n",
-        SDP,
+    "unacceptable_accept": _torture(
+        "INVITE", extra="Accept: text/nobodyknowsthis\r\nContent-Type: application/sdp\r\n", body=SDP
     ),
     "rfc2543_style": _with_body(
         "INVITE sip:echo@$host:$port SIP/2.0\r\nVia: SIP/2.0/$transport $lhost:$lport\r\n"

@@ -64,7 +64,7 @@ def test_pjsua2_caller_echo_dtmf_hold_and_hangup(
     assert wait_for_digits(echo_server, DIGITS) == DIGITS, echo_server.output()
     assert report.get("held") and report.get("resumed"), report
     assert report["media_statuses"][-2:] == ["local_hold", "active"], report
-    assert report["states"][-1] == "DISCONNCTD" and report["disconnect_reason"] == "OK", report
+    assert report["states"][-1] == "DISCONNECTED" and report["disconnect_reason"] == "OK", report
 
 
 @pytest.mark.timeout(45)

@@ -61,6 +61,10 @@ def test_tls_defaults_are_1_2_and_up_with_forward_secret_suites_and_can_be_set(t
         ("[sip]\ntls_min_version = 1.2\n", "sip.tls_min_version: 1.2 has the wrong type"),
         ("[sip]\ntls_ciphers = ['NOT-A-SUITE']\n", "sip.tls_ciphers: unknown TLS cipher suite 'NOT-A-SUITE'"),
         ("[sip]\ntls_ciphers = []\n", "sip.tls_ciphers: give at least one cipher suite"),
+        (
+            "[sip]\ntls_min_version = '1.3'\ntls_ciphers = ['ECDHE-RSA-AES128-GCM-SHA256']\n",
+            "sip.tls_ciphers: TLS 1.3 and up needs a TLS 1.3 suite",
+        ),
         ("[nope]\n", "top level.*unknown key 'nope'"),
         ("[[routes]]\nto = '1*'\n", r"routes\[0\]: missing 'agent'"),
         ("[[routes]]\nagent = 'a:b'\nnumber = '1'\n", r"\[routes\[0\]\]: unknown key 'number'"),

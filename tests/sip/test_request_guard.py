@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
 
-from tests.e2e.harness import HOST, free_udp_port
+from tests.e2e.harness import HOST, free_tcp_port, free_udp_port, self_signed_certificate
 from tests.sip.raw_sip import Dialog, offer_sdp, parse_response
 from voicegw.rtp.clock import MediaClock
 from voicegw.sip.call import SipCall
@@ -41,7 +44,7 @@ class Recorder:
         return self.decide(request)
 
 
-StartUa = Callable[[RequestGuard | None], Awaitable[SipUserAgent]]
+StartUa = Callable[..., Awaitable[SipUserAgent]]
 
 
 async def until_hung_up(call: SipCall) -> None:
@@ -54,8 +57,8 @@ async def start_ua() -> AsyncIterator[StartUa]:
     await clock.start()
     agents: list[SipUserAgent] = []
 
-    async def start(guard: RequestGuard | None) -> SipUserAgent:
-        config = SipConfig(host=HOST, port=free_udp_port(), rtp_ports=RTP_PORTS)
+    async def start(guard: RequestGuard | None, **settings: Any) -> SipUserAgent:
+        config = SipConfig(host=HOST, port=free_udp_port(), rtp_ports=RTP_PORTS, **settings)
         ua = SipUserAgent(config, clock, until_hung_up, guard=guard)
         await ua.start()
         agents.append(ua)
@@ -155,18 +158,24 @@ async def test_a_refusal_that_cannot_go_on_the_wire_answers_500(start_ua: StartU
     assert response is not None and response.status == 500 and "x-evil" not in response.headers
 
 
-async def test_the_guard_sees_tcp_requests(start_ua: StartUa) -> None:
+async def test_the_guard_sees_tcp_and_tls_requests(start_ua: StartUa, tmp_path: Path) -> None:
     guard = Recorder(lambda r: Refusal(403, "Forbidden"))
-    ua = await start_ua(guard)
+    cert, key = self_signed_certificate(tmp_path)
+    tls_port = free_tcp_port()
+    ua = await start_ua(guard, tls_port=tls_port, tls_cert=str(cert), tls_key=str(key))
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
 
-    def exchange() -> bytes:
-        with socket.create_connection((HOST, ua.port), timeout=REPLY_TIMEOUT_S) as sock:
-            sock.sendall(options(ua.port, sock.getsockname()[1], "TCP"))
+    def exchange(port: int, transport: str) -> bytes:
+        with socket.create_connection((HOST, port), timeout=REPLY_TIMEOUT_S) as raw:
+            sock = context.wrap_socket(raw) if transport == "TLS" else raw
+            sock.sendall(options(port, sock.getsockname()[1], transport))
             return sock.recv(65535)
 
-    response = parse_response(await asyncio.to_thread(exchange))
-    assert response is not None and response.status == 403
-    assert [(r.method, r.transport) for r in guard.seen] == [("OPTIONS", "tcp")]
+    for port, transport in ((ua.port, "TCP"), (tls_port, "TLS")):
+        response = parse_response(await asyncio.to_thread(exchange, port, transport))
+        assert response is not None and response.status == 403, transport
+    assert [(r.method, r.transport) for r in guard.seen] == [("OPTIONS", "tcp"), ("OPTIONS", "tls")]
 
 
 async def test_without_a_guard_every_request_passes(start_ua: StartUa) -> None:

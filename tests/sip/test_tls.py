@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import HOST, EchoServer, tls_config
+from tests.e2e.harness import (
+    HOST,
+    EchoServer,
+    free_tcp_port,
+    free_udp_port,
+    self_signed_certificate,
+    tls_config,
+)
+from voicegw.rtp.clock import MediaClock
+from voicegw.sip import tls
+from voicegw.sip.tls import UnknownCipher
+from voicegw.sip.ua import SipConfig, SipUserAgent
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -58,3 +70,25 @@ def test_tls_settings_narrow_versions_and_suites(tls_server: Callable[[str], int
     port = tls_server("tls_ciphers = ['ECDHE-RSA-AES256-GCM-SHA384']\n")
     assert handshake(port, "-tls1_2", "-cipher", "ECDHE-RSA-AES256-GCM-SHA384") == "TLSv1.2"
     assert handshake(port, "-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256") is None
+
+
+async def test_an_unknown_suite_set_in_code_stops_the_start_and_leaves_no_socket(tmp_path: Path) -> None:
+    cert, key = self_signed_certificate(tmp_path)
+    clock = MediaClock()
+    await clock.start()
+    config = SipConfig(
+        host=HOST, port=free_udp_port(), tcp=False, tls_port=free_tcp_port(), tls_cert=str(cert),
+        tls_key=str(key), tls_ciphers=("NOT-A-SUITE",),
+    )  # fmt: skip
+    try:
+        failed = SipUserAgent(config, clock)
+        with pytest.raises(UnknownCipher, match="NOT-A-SUITE"):
+            await failed.start()
+        # `failed` is still referenced, so the garbage collector has not torn pjsua2 down: the
+        # failed start did, and the same ports are free again.
+        ua = SipUserAgent(replace(config, tls_ciphers=tls.DEFAULT_CIPHERS), clock)
+        await ua.start()
+        await ua.stop()
+        del failed
+    finally:
+        await clock.stop()

@@ -211,6 +211,13 @@ def _tls(sip_table: dict[str, Any]) -> dict[str, Any]:
         except tls.UnknownCipher as exc:
             raise ConfigError(f"sip.tls_ciphers: {exc}") from None
         changes["tls_ciphers"] = ciphers
+    try:
+        tls.check_suites(
+            sip_table.get("tls_min_version", tls.DEFAULT_MIN_VERSION),
+            changes.get("tls_ciphers", tls.DEFAULT_CIPHERS),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"sip.tls_ciphers: {exc}") from None
     return changes
 
 

@@ -25,6 +25,8 @@ DEFAULT_CIPHERS = (
     "ECDHE-ECDSA-CHACHA20-POLY1305",
     "ECDHE-RSA-CHACHA20-POLY1305",
 )
+TLS13_PREFIX = "TLS_"
+"""OpenSSL names TLS 1.3 suites TLS_..., and no older one so."""
 _CODE_POINT_MASK = 0x00FFFFFF
 """OpenSSL's cipher ids carry a protocol byte above the IANA code point that pjsip uses."""
 
@@ -47,6 +49,12 @@ def cipher_ids(names: tuple[str, ...]) -> list[int]:
     if unknown:
         raise UnknownCipher(f"unknown TLS cipher suite {unknown[0]!r}")
     return [known[name] for name in names]
+
+
+def check_suites(minimum: str, names: tuple[str, ...]) -> None:
+    """Raise ValueError when no suite of `names` serves a version from `minimum` on."""
+    if "1.2" not in versions_from(minimum) and not any(name.startswith(TLS13_PREFIX) for name in names):
+        raise ValueError(f"TLS {minimum} and up needs a TLS 1.3 suite ({TLS13_PREFIX}...) among the ciphers")
 
 
 def versions_from(minimum: str) -> tuple[str, ...]:

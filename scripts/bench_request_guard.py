@@ -1,0 +1,172 @@
+"""Refusal benchmark: N INVITEs refused by the native request guard, or by pjsua after it took them.
+
+A `SipUserAgent` runs in this process on 127.0.0.1 and refuses every INVITE with 403, either in
+the request guard (`--mode guard`: stateless, before pjsip's transaction layer) or from its
+`admit` callback (`--mode admit`: pjsua has created a transaction, a dialog and a call first).
+A sender process (this script with `--flood`, so that its memory and CPU are not the server's)
+paces N INVITEs from one UDP socket, never ACKing (as a flood would), and counts the requests that
+got a final response. Printed: requests sent and refused, the
+achieved rate, the pump's time on the event loop per request, calls left in the user agent, and
+the process's RSS before, right after and `--settle` seconds after the flood.
+
+    .venv/bin/python scripts/bench_request_guard.py --mode guard --count 20000 --rate 2000
+    .venv/bin/python scripts/bench_request_guard.py --mode admit --count 5000 --rate 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import socket
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.harness import HOST, free_udp_port  # noqa: E402
+from tests.sip.raw_sip import offer_sdp, parse_response  # noqa: E402
+from voicegw.rtp.clock import MediaClock  # noqa: E402
+from voicegw.sip.call import CallInfo, Rejection, SipCall  # noqa: E402
+from voicegw.sip.guard import IncomingRequest, Refusal  # noqa: E402
+from voicegw.sip.ua import SipConfig, SipUserAgent  # noqa: E402
+
+RTP_PORTS = (47000, 47100)
+REFUSAL = Refusal(403, "Forbidden")
+RECEIVE_IDLE_S = 2.0
+MAX_RUN_S = 600.0
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def refuse_invites(request: IncomingRequest, now: float) -> Refusal | None:
+    return REFUSAL if request.method == "INVITE" else None
+
+
+def refuse_call(info: CallInfo) -> Rejection:
+    return Rejection(403, "Forbidden")
+
+
+async def wait_for_hang_up(call: SipCall) -> None:
+    await call.wait_ended()
+
+
+def flood(port: int, count: int, rate: float) -> dict[str, float]:
+    """Send `count` INVITEs at `rate`/s; how many got a final response, and the rate achieved."""
+    answered: set[str] = set()
+    done = threading.Event()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((HOST, 0))
+        sock.settimeout(RECEIVE_IDLE_S)
+        local = sock.getsockname()[1]
+        sdp = offer_sdp(local + 2)
+
+        def receive() -> None:
+            while True:
+                try:
+                    data = sock.recv(65535)
+                except TimeoutError:
+                    if done.is_set():
+                        return
+                    continue
+                response = parse_response(data)
+                if response is not None and response.status >= 200:
+                    answered.add(response.headers.get("call-id", ""))
+
+        receiver = threading.Thread(target=receive)
+        receiver.start()
+        started = time.monotonic()
+        for n in range(count):
+            delay = started + n / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            tag = uuid.uuid4().hex[:12]
+            sock.sendto(
+                (
+                    f"INVITE sip:echo@{HOST}:{port} SIP/2.0\r\n"
+                    f"Via: SIP/2.0/UDP {HOST}:{local};branch=z9hG4bK{tag};rport\r\n"
+                    f"From: <sip:flood@{HOST}>;tag={tag}\r\nTo: <sip:echo@{HOST}>\r\nCall-ID: {tag}\r\n"
+                    f"CSeq: 1 INVITE\r\nContact: <sip:flood@{HOST}:{local}>\r\nMax-Forwards: 70\r\n"
+                    f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n{sdp}"
+                ).encode(),
+                (HOST, port),
+            )
+        elapsed = time.monotonic() - started
+        done.set()
+        receiver.join(MAX_RUN_S)
+    return {"refused": len(answered), "rate_per_s": round(count / max(elapsed, 1e-9))}
+
+
+async def run(mode: str, count: int, rate: float, settle: float) -> dict[str, object]:
+    clock = MediaClock()
+    await clock.start()
+    config = SipConfig(host=HOST, port=free_udp_port(), tcp=False, rtp_ports=RTP_PORTS, max_calls=1000)
+    ua = SipUserAgent(
+        config,
+        clock,
+        wait_for_hang_up,
+        admit=refuse_call if mode == "admit" else None,
+        guard=refuse_invites if mode == "guard" else None,
+    )
+    await ua.start()
+    try:
+        gc.collect()
+        before = rss_mb()
+        pump_before = ua.pump_stats.total_s
+        sender = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--flood", str(ua.port), "--count", str(count), "--rate", str(rate),
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        output, _ = await asyncio.wait_for(sender.communicate(), MAX_RUN_S)
+        flooded = json.loads(output)
+        pump_s = ua.pump_stats.total_s - pump_before
+        after = rss_mb()
+        await asyncio.sleep(settle)
+        gc.collect()
+        settled = rss_mb()
+        calls_left = len(ua.calls)
+    finally:
+        await ua.stop()
+        await clock.stop()
+    return {
+        "mode": mode,
+        "sent": count,
+        **flooded,
+        "pump_us_per_request": round(pump_s / count * 1e6, 1),
+        "calls_left": calls_left,
+        "rss_mb_before": round(before, 1),
+        "rss_mb_after": round(after, 1),
+        "rss_mb_settled": round(settled, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--mode", choices=("guard", "admit"), default="guard")
+    parser.add_argument("--count", type=int, default=20_000)
+    parser.add_argument("--rate", type=float, default=2000.0, help="INVITEs per second")
+    parser.add_argument("--settle", type=float, default=5.0, help="seconds before the last RSS reading")
+    parser.add_argument("--flood", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if not 0 < args.count <= 1_000_000 or not 0 < args.rate <= 50_000:
+        parser.error("--count must be 1-1000000 and --rate 1-50000")
+    if args.flood:
+        print(json.dumps(flood(args.flood, args.count, args.rate)))
+    else:
+        print(json.dumps(asyncio.run(run(args.mode, args.count, args.rate, args.settle))))
+
+
+if __name__ == "__main__":
+    main()

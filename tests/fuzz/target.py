@@ -21,6 +21,9 @@ SERVER_CONFIG = "[server]\ndrain_timeout = 2"
 a short drain lets SIGTERM end them, so the server must still exit cleanly within the harness's
 10 s after a run."""
 DEATH_WAIT_S = 2.0
+RETRANSMIT_S = 0.5
+"""The probe resends its OPTIONS as a SIP client does over UDP (T1): the fuzz's 60 KB datagrams
+can fill the server's socket buffer for a moment, and the kernel then drops what arrives."""
 """How long a server that stopped answering gets to show that it died (pjsip aborts at once)."""
 
 
@@ -65,7 +68,7 @@ class LivenessProbe:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             began = time.monotonic()
-            answered = options_ping(self.port, self.timeout) is not None
+            answered = options_ping(self.port, self.timeout, retransmit=RETRANSMIT_S) is not None
             self.sent += 1
             if answered:
                 self.answered += 1
@@ -137,9 +140,9 @@ class Target:
         """The server's return code if the process has ended (None while it runs or if not ours)."""
         return self.server.proc.poll() if self.server else None
 
-    def alive(self, timeout: float = 0.5) -> bool:
-        """True when the server answers an OPTIONS (a second try forgives one lost datagram)."""
-        return any(options_ping(self.port, timeout) is not None for _ in range(2))
+    def alive(self, timeout: float = 1.0) -> bool:
+        """True when the server answers an OPTIONS within `timeout` (resent as over UDP)."""
+        return options_ping(self.port, timeout, retransmit=RETRANSMIT_S) is not None
 
     def crashed_after_silence(self) -> int | None:
         """The return code of a server that stopped answering and then turned out dead."""

@@ -69,6 +69,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--budget", type=int, default=300, help="fresh-server tests the minimiser may spend")
     parser.add_argument("--cases", type=Path, default=CASES_DIR, help="where a minimised crash is saved")
     parser.add_argument("--json", type=Path, help="also write the report to this file")
+    parser.add_argument("--workdir", type=Path, help="keep the server's log and files here")
     parser.add_argument(
         "--no-namespace", action="store_true", help="run here, not in a new network namespace"
     )
@@ -106,16 +107,18 @@ def main() -> None:
         phase_s=args.phase, batch=args.batch, minimise=not args.no_minimise,
         minimise_budget=args.budget, cases_dir=args.cases,
     )  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="fuzz-sip-") as workdir:
+    with tempfile.TemporaryDirectory(prefix="fuzz-sip-") as scratch:
+        workdir = args.workdir or Path(scratch)
+        workdir.mkdir(parents=True, exist_ok=True)
         if args.target:
             host, _, port = args.target.rpartition(":")
             if host not in ("127.0.0.1", "localhost"):
                 sys.exit("--target must be on 127.0.0.1: mutated messages may make it send anywhere")
-            target = Target(Path(workdir), port=int(port), external=True, pid=args.pid)
+            target = Target(workdir, port=int(port), external=True, pid=args.pid)
         else:
             port = SERVER_PORT if os.environ.get(INSIDE_NAMESPACE) == "1" else 0
             config = args.config.read_text() if args.config else ""
-            target = Target(Path(workdir), port=port, tls=args.tls, config=config)
+            target = Target(workdir, port=port, tls=args.tls, config=config)
         report = SipFuzzer(target, options, log=lambda line: print(line, flush=True)).run()
     text = report_json(report)
     print(text)

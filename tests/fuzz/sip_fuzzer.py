@@ -1,11 +1,12 @@
 """The SIP mutation fuzzer: mutated seeds (tests/fuzz/sip_seeds.py, sip_mutate.py) at a server
-over UDP, TCP and TLS while live echo calls run, with a liveness probe between batches.
+over UDP, TCP and TLS while live echo calls run and an OPTIONS probe watches it from a thread.
 
 Everything sent is drawn from one `random.Random(seed)`, so a seed replays a run's messages
-exactly. When the server dies, the messages since its last answered probe are replayed one by
-one against a fresh server to find the one that kills it, which delta debugging then shrinks
-and `save_case` keeps as a regression case (tests/sip/fuzz_cases/, replayed by
-tests/fuzz/test_fuzz_cases.py).
+exactly. When the server dies, the messages of the last few batches are replayed one by one
+against a fresh server to find the one that kills it, which delta debugging then shrinks and
+`save_case` keeps as a regression case (tests/sip/fuzz_cases/, replayed by
+tests/fuzz/test_fuzz_cases.py); when none does alone, the batches are replayed in order and
+shrunk as a sequence.
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ class Crash:
     """Messages sent when the death was seen."""
     exit: str
     candidates: int
+    """Messages kept for the minimiser."""
+
     culprit: Sent | None = None
     """The message that alone kills a fresh server."""
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.fuzz.parser_targets import DIGEST_CLOCK, DIGEST_SECRET, TARGETS
-from voicegw.models.base import ModelInputTranscript
+from voicegw.models.base import ModelInputTranscript, ModelResponseDone, Usage
 from voicegw.models.openai_protocol import OpenAIProtocolError, ServerEventDecoder, WireAudio
 from voicegw.sip import sdp
 from voicegw.sip.digest import BadCredentials, DigestVerifier, Unauthenticated
@@ -94,3 +94,20 @@ def test_digest_response_or_nonce_with_non_ascii_characters_is_refused_not_a_typ
     forged = "MTcwMDAwMDAwMC4wMDA6w6k="  # base64 of "1700000000.000:é": a non-ASCII signature
     with pytest.raises(Unauthenticated, match="not issued here"):
         verifier.verify("INVITE", f'{head}, nonce="{forged}", response="00"')
+
+
+def test_openai_usage_or_ids_of_the_wrong_type_count_as_absent() -> None:
+    decoder = ServerEventDecoder(WireAudio(24000))
+    # A list cannot key the decoder's per-response tables: it raised TypeError.
+    decoder.decode_text(json.dumps({"type": "response.created", "response": {"id": [1]}}))
+    done = {"type": "response.done", "response": {"id": [1], "status": "completed", "usage": "many"}}
+    last = decoder.decode_text(json.dumps(done))[-1]
+    assert last == ModelResponseDone("", "completed", Usage())
+    item = {
+        "type": "function_call",
+        "call_id": {"x": 1},
+        "name": "f",
+        "arguments": "{}",
+        "status": "completed",
+    }
+    assert decoder.decode_text(json.dumps({"type": "response.output_item.done", "item": item}))[1:] == []

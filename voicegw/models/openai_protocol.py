@@ -260,8 +260,16 @@ def _field(event: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> A
     return value
 
 
+def _text(body: dict[str, Any], name: str) -> str:
+    """An optional string field: anything else (a list or object, which cannot even key a dict)
+    counts as absent."""
+    value = body.get(name)
+    return value if isinstance(value, str) else ""
+
+
 def _usage(response: dict[str, Any], output_audio_ms: float) -> Usage:
-    usage = response.get("usage") or {}
+    usage = response.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
 
     def count(name: str) -> int:
         value = usage.get(name)
@@ -343,7 +351,7 @@ class ServerEventDecoder:
                 self._partials.pop(item_id, None)
                 return [ModelInputTranscript(item_id, _field(event, "transcript", str), is_final=True)]
             case "response.created":
-                response_id = _field(event, "response", dict).get("id") or ""
+                response_id = _text(_field(event, "response", dict), "id")
                 self.active_response = response_id
                 self._audio_ms[response_id] = 0.0
                 return [ModelResponseStarted(response_id)]
@@ -376,7 +384,7 @@ class ServerEventDecoder:
             case "conversation.item.truncated":
                 return [ModelItemTruncated(_field(event, "item_id", str), _field(event, "audio_end_ms", int))]
             case "session.created":
-                self.session_id = _field(event, "session", dict).get("id") or ""
+                self.session_id = _text(_field(event, "session", dict), "id")
                 return []
             case "error":
                 error = _field(event, "error", dict)
@@ -403,17 +411,17 @@ class ServerEventDecoder:
         item = _field(event, "item", dict)
         if item.get("type") != "function_call":
             return []
-        call_id = item.get("call_id") or ""
+        call_id = _text(item, "call_id")
         pending = self._calls.pop(call_id, None)
         if item.get("status") not in (None, "completed"):
             return []  # cut off (a barge-in, max tokens): its arguments are partial
         arguments = item.get("arguments")
         call = _PendingCall(
             call_id,
-            item.get("name") or (pending.name if pending else ""),
+            _text(item, "name") or (pending.name if pending else ""),
             arguments if isinstance(arguments, str) else (pending.arguments if pending else ""),
-            item.get("id") or (pending.item_id if pending else ""),
-            event.get("response_id") or (pending.response_id if pending else ""),
+            _text(item, "id") or (pending.item_id if pending else ""),
+            _text(event, "response_id") or (pending.response_id if pending else ""),
         )
         return self._tool_call(call)
 
@@ -424,7 +432,7 @@ class ServerEventDecoder:
         return [ModelToolCall(call.call_id, call.name, call.arguments, call.item_id, call.response_id)]
 
     def _response_done(self, response: dict[str, Any]) -> list[RealtimeModelEvent]:
-        response_id = response.get("id") or ""
+        response_id = _text(response, "id")
         status = response.get("status")
         if status not in RESPONSE_STATUSES:
             raise OpenAIProtocolError(f"response.done with status {status!r}")

@@ -1,16 +1,20 @@
-"""Refusal benchmark: N INVITEs refused by the native request guard, or by pjsua after it took them.
+"""Request guard benchmark: N requests refused by the native request guard or by pjsua, or let through.
 
-A `SipUserAgent` runs in this process on 127.0.0.1 and refuses every INVITE with 403, either in
-the request guard (`--mode guard`: stateless, before pjsip's transaction layer) or from its
-`admit` callback (`--mode admit`: pjsua has created a transaction, a dialog and a call first).
+A `SipUserAgent` runs in this process on 127.0.0.1. `--mode guard` refuses every request with 403
+in the request guard (stateless, before pjsip's transaction layer); `--mode admit` refuses every
+INVITE with 403 from the `admit` callback (pjsua has created a transaction, a dialog and a call
+first); `--mode pass` installs a guard that lets everything through and `--mode none` no guard
+(with `--method OPTIONS`, their difference is what the guard costs a request that passes).
 A sender process (this script with `--flood`, so that its memory and CPU are not the server's)
-paces N INVITEs from one UDP socket, never ACKing (as a flood would), and counts the requests that
-got a final response. Printed: requests sent and refused, the
-achieved rate, the pump's time on the event loop per request, calls left in the user agent, and
-the process's RSS before, right after and `--settle` seconds after the flood.
+paces N requests from one UDP socket, never ACKing (as a flood would), and counts those that got
+a final response. Printed: requests sent and answered, the achieved rate, the pump's time on the
+event loop per request, calls left in the user agent, and the process's RSS before, right after
+and `--settle` seconds after the flood.
 
-    .venv/bin/python scripts/bench_request_guard.py --mode guard --count 20000 --rate 2000
+    .venv/bin/python scripts/bench_request_guard.py --mode guard --count 100000 --rate 5000
     .venv/bin/python scripts/bench_request_guard.py --mode admit --count 5000 --rate 1000
+    .venv/bin/python scripts/bench_request_guard.py --mode pass --method OPTIONS --count 20000
+    .venv/bin/python scripts/bench_request_guard.py --mode none --method OPTIONS --count 20000
 """
 
 from __future__ import annotations
@@ -49,8 +53,15 @@ def rss_mb() -> float:
     return 0.0
 
 
-def refuse_invites(request: IncomingRequest, now: float) -> Refusal | None:
-    return REFUSAL if request.method == "INVITE" else None
+def refuse_all(request: IncomingRequest, now: float) -> Refusal | None:
+    return REFUSAL
+
+
+def let_through(request: IncomingRequest, now: float) -> Refusal | None:
+    return None
+
+
+GUARDS = {"guard": refuse_all, "pass": let_through}
 
 
 def refuse_call(info: CallInfo) -> Rejection:
@@ -61,15 +72,16 @@ async def wait_for_hang_up(call: SipCall) -> None:
     await call.wait_ended()
 
 
-def flood(port: int, count: int, rate: float) -> dict[str, float]:
-    """Send `count` INVITEs at `rate`/s; how many got a final response, and the rate achieved."""
+def flood(port: int, method: str, count: int, rate: float) -> dict[str, float]:
+    """Send `count` requests at `rate`/s; how many got a final response, and the rate achieved."""
     answered: set[str] = set()
     done = threading.Event()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((HOST, 0))
         sock.settimeout(RECEIVE_IDLE_S)
         local = sock.getsockname()[1]
-        sdp = offer_sdp(local + 2)
+        sdp = offer_sdp(local + 2) if method == "INVITE" else ""
+        content_type = "Content-Type: application/sdp\r\n" if sdp else ""
 
         def receive() -> None:
             while True:
@@ -93,21 +105,21 @@ def flood(port: int, count: int, rate: float) -> dict[str, float]:
             tag = uuid.uuid4().hex[:12]
             sock.sendto(
                 (
-                    f"INVITE sip:echo@{HOST}:{port} SIP/2.0\r\n"
+                    f"{method} sip:echo@{HOST}:{port} SIP/2.0\r\n"
                     f"Via: SIP/2.0/UDP {HOST}:{local};branch=z9hG4bK{tag};rport\r\n"
                     f"From: <sip:flood@{HOST}>;tag={tag}\r\nTo: <sip:echo@{HOST}>\r\nCall-ID: {tag}\r\n"
-                    f"CSeq: 1 INVITE\r\nContact: <sip:flood@{HOST}:{local}>\r\nMax-Forwards: 70\r\n"
-                    f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n{sdp}"
+                    f"CSeq: 1 {method}\r\nContact: <sip:flood@{HOST}:{local}>\r\nMax-Forwards: 70\r\n"
+                    f"{content_type}Content-Length: {len(sdp)}\r\n\r\n{sdp}"
                 ).encode(),
                 (HOST, port),
             )
         elapsed = time.monotonic() - started
         done.set()
         receiver.join(MAX_RUN_S)
-    return {"refused": len(answered), "rate_per_s": round(count / max(elapsed, 1e-9))}
+    return {"answered": len(answered), "rate_per_s": round(count / max(elapsed, 1e-9))}
 
 
-async def run(mode: str, count: int, rate: float, settle: float) -> dict[str, object]:
+async def run(mode: str, method: str, count: int, rate: float, settle: float) -> dict[str, object]:
     clock = MediaClock()
     await clock.start()
     config = SipConfig(host=HOST, port=free_udp_port(), tcp=False, rtp_ports=RTP_PORTS, max_calls=1000)
@@ -116,7 +128,7 @@ async def run(mode: str, count: int, rate: float, settle: float) -> dict[str, ob
         clock,
         wait_for_hang_up,
         admit=refuse_call if mode == "admit" else None,
-        guard=refuse_invites if mode == "guard" else None,
+        guard=GUARDS.get(mode),
     )
     await ua.start()
     try:
@@ -124,7 +136,8 @@ async def run(mode: str, count: int, rate: float, settle: float) -> dict[str, ob
         before = rss_mb()
         pump_before = ua.pump_stats.total_s
         sender = await asyncio.create_subprocess_exec(
-            sys.executable, __file__, "--flood", str(ua.port), "--count", str(count), "--rate", str(rate),
+            sys.executable, __file__, "--flood", str(ua.port), "--method", method,
+            "--count", str(count), "--rate", str(rate),
             stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         output, _ = await asyncio.wait_for(sender.communicate(), MAX_RUN_S)
@@ -140,6 +153,7 @@ async def run(mode: str, count: int, rate: float, settle: float) -> dict[str, ob
         await clock.stop()
     return {
         "mode": mode,
+        "method": method,
         "sent": count,
         **flooded,
         "pump_us_per_request": round(pump_s / count * 1e6, 1),
@@ -154,18 +168,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--mode", choices=("guard", "admit"), default="guard")
+    parser.add_argument("--mode", choices=("guard", "admit", "pass", "none"), default="guard")
+    parser.add_argument("--method", choices=("INVITE", "OPTIONS"), default="INVITE")
     parser.add_argument("--count", type=int, default=20_000)
-    parser.add_argument("--rate", type=float, default=2000.0, help="INVITEs per second")
+    parser.add_argument("--rate", type=float, default=2000.0, help="requests per second")
     parser.add_argument("--settle", type=float, default=5.0, help="seconds before the last RSS reading")
     parser.add_argument("--flood", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not 0 < args.count <= 1_000_000 or not 0 < args.rate <= 50_000:
         parser.error("--count must be 1-1000000 and --rate 1-50000")
     if args.flood:
-        print(json.dumps(flood(args.flood, args.count, args.rate)))
+        print(json.dumps(flood(args.flood, args.method, args.count, args.rate)))
     else:
-        print(json.dumps(asyncio.run(run(args.mode, args.count, args.rate, args.settle))))
+        print(json.dumps(asyncio.run(run(args.mode, args.method, args.count, args.rate, args.settle))))
 
 
 if __name__ == "__main__":

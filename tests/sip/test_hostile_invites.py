@@ -140,3 +140,17 @@ def test_a_60_kb_invite_over_tcp_is_parsed_whole_and_answered(voicegw: Callable[
         assert len(message) > 60_000
         sock.sendall(message.encode())
         assert final_status_tcp(sock) == 200
+
+
+def test_a_refused_source_sending_them_gets_403_and_the_server_stays_up(
+    voicegw: Callable[..., EchoServer],
+) -> None:
+    server = voicegw(RTP_PORTS + "[access]\nallow = ['192.0.2.0/24']\n")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((HOST, 0))
+        sock.settimeout(TCP_TIMEOUT_S)
+        for name, (message, _) in hostile_invites(server.port, sock.getsockname()[1], "UDP").items():
+            sock.sendto(message, (HOST, server.port))
+            assert final_status_udp(sock) == 403, name
+            assert server.proc.poll() is None, f"{name} killed the server:\n{server.output()}"
+    assert options_ping(server.port, 2.0) is not None

@@ -92,3 +92,15 @@ async def test_an_unknown_suite_set_in_code_stops_the_start_and_leaves_no_socket
         del failed
     finally:
         await clock.stop()
+
+
+def test_suite_names_map_to_their_iana_numbers_and_versions_run_up_from_the_minimum() -> None:
+    assert tls.cipher_ids(("TLS_AES_128_GCM_SHA256", "ECDHE-RSA-AES128-GCM-SHA256")) == [0x1301, 0xC02F]
+    with pytest.raises(UnknownCipher, match="'RC4-NOPE'"):
+        tls.cipher_ids(("RC4-NOPE",))
+    assert tls.versions_from("1.2") == ("1.2", "1.3") and tls.versions_from("1.3") == ("1.3",)
+    with pytest.raises(ValueError, match=r"'1\.0' is not one of 1\.2, 1\.3"):
+        tls.versions_from("1.0")
+    tls.check_suites("1.2", ("ECDHE-RSA-AES128-GCM-SHA256",))
+    with pytest.raises(ValueError, match=r"needs a TLS 1\.3 suite"):
+        tls.check_suites("1.3", ("ECDHE-RSA-AES128-GCM-SHA256",))

@@ -62,7 +62,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--tls", action="store_true", help="start the server with a TLS listener and fuzz it too"
     )
-    parser.add_argument("--config", type=Path, help="more TOML for the server it starts")
+    parser.add_argument(
+        "--config", type=Path, help="more TOML for the server it starts (not a [sip] table with --tls)"
+    )
     parser.add_argument("--target", help="HOST:PORT of a running server (no restart, no minimising)")
     parser.add_argument("--pid", type=int, help="with --target: its process, for CPU and RSS")
     parser.add_argument("--no-minimise", action="store_true", help="on a crash, do not minimise")

@@ -24,13 +24,21 @@
 #   (PJ_ENABLE_EXTRA_CHECK stays on). A peer's message must never be able to abort the process
 #   and every call on it; the assertions that a peer could reach are fixed at their root below
 #   and in voicegw, and the log line makes any other one visible to the fuzzers.
-# - One source edit (checked: the build stops if pjproject's code no longer matches): pjsua2's
+# - Three source edits (checked: the build stops if pjproject's code no longer matches). pjsua2's
 #   Endpoint::on_incoming_call frees the cloned INVITE after the application's onIncomingCall
 #   without checking it is still there. When the application refuses an INVITE that carries no
 #   SDP offer (a missing blank line, a cut datagram, a delayed offer), pjsua sends the final
 #   response at once, the call is reset inside the callback, and reset_call() has already freed
 #   the clone: pjsip_rx_data_free_cloned(NULL) asserted and aborted the process. The edit frees
-#   it only if it is still there.
+#   it only if it is still there. And pjsua_im.c prints an incoming MESSAGE's Content-Type into a
+#   256-byte stack buffer with snprintf and passes on the length snprintf *wanted*: a longer
+#   Content-Type made pjsua2's on_pager2 copy that many bytes from the stack (an over-read of the
+#   stack into the message's parameters; a 60 KB one crossed the end of the stack: SIGSEGV,
+#   found by scripts/fuzz_sip.py). The edit keeps the length within the buffer. And
+#   pjmedia_sdp_parse skips a body's leading newlines before its PJ_TRY, with no end check: a body
+#   of newlines alone (an INVITE over TCP with "Content-Length: 2" and CRLFs after it) scanned
+#   past its end, the scanner threw with no handler, and pjlib's longjmp to a NULL context was a
+#   SIGSEGV (also found by scripts/fuzz_sip.py). The edit stops at the end of the body.
 # - voicegw/sip/native/request_guard.c is compiled into the extension (it must share pjsip's
 #   static state): a pjsip module ahead of the transaction layer that lets voicegw refuse a
 #   request statelessly before pjsua creates anything for it (voicegw/sip/pjguard.py).
@@ -108,6 +116,41 @@ new = """    acc->onIncomingCall(prm);
 """
 if text.count(old) != 1:
     sys.exit("build_pjsua2: pjsua2's on_incoming_call changed; review the voicegw edit")
+open(path, "w").write(text.replace(old, new))
+PATCH
+
+"$PYTHON" - pjsip/src/pjsua-lib/pjsua_im.c <<'PATCH'
+import sys
+path = sys.argv[1]
+text = open(path).read()
+old = """            if (mime_type.slen < 1)
+                mime_type.slen = 0;
+"""
+new = """            if (mime_type.slen < 1)
+                mime_type.slen = 0;
+            /* voicegw: snprintf returns the length it wanted, not the length it wrote. */
+            else if (mime_type.slen >= (pj_ssize_t)sizeof(buf))
+                mime_type.slen = sizeof(buf) - 1;
+"""
+if text.count(old) != 1:
+    sys.exit("build_pjsua2: pjsua_im.c's MESSAGE Content-Type changed; review the voicegw edit")
+open(path, "w").write(text.replace(old, new))
+PATCH
+
+"$PYTHON" - pjmedia/src/pjmedia/sdp.c <<'PATCH'
+import sys
+path = sys.argv[1]
+text = open(path).read()
+old = """    while (*scanner.curptr=='\\r' || *scanner.curptr=='\\n')
+        pj_scan_get_char(&scanner);
+"""
+new = """    /* voicegw: not past the body's end: pj_scan_get_char throws there, and no PJ_TRY is set yet. */
+    while (!pj_scan_is_eof(&scanner) &&
+           (*scanner.curptr=='\\r' || *scanner.curptr=='\\n'))
+        pj_scan_get_char(&scanner);
+"""
+if text.count(old) != 1:
+    sys.exit("build_pjsua2: pjmedia_sdp_parse's leading newlines changed; review the voicegw edit")
 open(path, "w").write(text.replace(old, new))
 PATCH
 

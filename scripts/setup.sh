@@ -48,5 +48,12 @@ log "installing voicegw[$extras] with $wheel"
 # --find-links plus the exact pin in pyproject.toml: pip takes our wheel, never PyPI's pjsua2 sdist.
 "$venv_py" -m pip install -q --find-links "$wheel_dir" "$wheel" -e "$root[$extras]" 2>&1 \
     | grep -v '^WARNING: Location' >&2 || true
+# A rebuilt wheel keeps its version (a new source edit, the same pjproject): pip would keep the
+# old one installed, so the wheel in use is recorded and a different one replaces it.
+installed="$root/.venv/.pjsua2-wheel"
+if [ "$(cat "$installed" 2>/dev/null)" != "$wheel" ]; then
+    "$venv_py" -m pip install -q --no-deps --force-reinstall "$wheel" 2>&1 | grep -v '^WARNING: Location' >&2 || true
+    echo "$wheel" > "$installed"
+fi
 "$venv_py" -c "import pjsua2, voicegw" || { log "the installation is incomplete"; exit 1; }
 log "ready: $root/.venv/bin/voicegw"

@@ -89,11 +89,14 @@ def sipp_media_port(capture_port: int) -> int | None:
     return base
 
 
-def options_ping(port: int, timeout: float = 0.5) -> int | None:
-    """Send one SIP OPTIONS over UDP; return the response's status code, or None."""
+def options_ping(port: int, timeout: float = 0.5, *, retransmit: float | None = None) -> int | None:
+    """Send one SIP OPTIONS over UDP; return the response's status code, or None.
+
+    With `retransmit`, the request is sent again every that many seconds until `timeout`, as a
+    SIP client does over UDP (RFC 3261 17.1.2.2): a datagram the kernel dropped is not a silence.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((HOST, 0))
-        sock.settimeout(timeout)
         local = sock.getsockname()[1]
         tag = uuid.uuid4().hex[:10]
         request = (
@@ -103,10 +106,18 @@ def options_ping(port: int, timeout: float = 0.5) -> int | None:
             f"To: <sip:echo@{HOST}:{port}>\r\n"
             f"Call-ID: {tag}@{HOST}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
         )
-        sock.sendto(request.encode(), (HOST, port))
-        try:
-            data, _ = sock.recvfrom(65535)
-        except (TimeoutError, ConnectionRefusedError):
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            sock.sendto(request.encode(), (HOST, port))
+            sock.settimeout(min(left, retransmit or left))
+            try:
+                data, _ = sock.recvfrom(65535)
+                break
+            except TimeoutError:
+                continue
+            except ConnectionRefusedError:
+                return None
+        else:
             return None
     parts = data.split(b" ", 2)
     return int(parts[1]) if len(parts) > 1 and parts[0] == b"SIP/2.0" and parts[1].isdigit() else None

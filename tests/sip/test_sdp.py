@@ -412,6 +412,8 @@ def _offer_with(old: str, new: str) -> str:
         (_offer_with("a=sendrecv", "a=rtcp:70001 IN IP4 1.2.3.4"), "port '70001'"),
         (_offer_with("a=sendrecv", "a=rtcp:5001 IN IP4 1.2.3"), "'1.2.3' is not an IP4 address"),
         (_offer_with("a=sendrecv", "a=rtcp:5001 IN"), "is not 'rtcp:<port> \\[IN IP4|IP6 <address>\\]'"),
+        # Found by the atheris SDP target: an empty value raised a plain ValueError, not SdpError.
+        (_offer_with("a=sendrecv", "a=rtcp: "), "port '' is not a number in 1-65535"),
         (_offer_with("m=audio", "m=aud\x01io"), "media type or protocol that is not a token"),
         (_offer_with("a=sendrecv", "a=" + "x" * 2000), "is 2002 characters, at most 1024"),
         (TRUNK_OFFER + "m=audio 0 RTP/AVP 0\r\n" * 16, "more than 16 m= lines"),

@@ -9,7 +9,6 @@ converts PCM at the session rate to and from the wire format (μ-law at 8 kHz, e
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -279,6 +278,13 @@ def _field(event: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> A
     return value
 
 
+def _text(body: dict[str, Any], name: str) -> str:
+    """An optional string field: anything else (a list or object, which cannot even key a dict)
+    counts as absent."""
+    value = body.get(name)
+    return value if isinstance(value, str) else ""
+
+
 def _usage(response: dict[str, Any], output_audio_ms: float) -> list[RealtimeModelEvent]:
     """The `ModelUsage` of a ``response.done`` (as the SDK converts it), when it reports usage or
     audio was played out of it."""
@@ -393,7 +399,7 @@ class ServerEventDecoder:
                 return [ModelSpeechStopped(_field(event, "audio_end_ms", int), _field(event, "item_id", str))]
             case "conversation.item.input_audio_transcription.delta":
                 item_id = _field(event, "item_id", str)
-                text = self._partials.get(item_id, "") + (event.get("delta") or "")
+                text = self._partials.get(item_id, "") + (_field(event, "delta", (str, type(None))) or "")
                 self._partials[item_id] = text
                 return [ModelInputTranscript(item_id, text, is_final=False)]
             case "conversation.item.input_audio_transcription.completed":
@@ -401,7 +407,7 @@ class ServerEventDecoder:
                 self._partials.pop(item_id, None)
                 return [ModelInputTranscript(item_id, _field(event, "transcript", str), is_final=True)]
             case "response.created":
-                response_id = _field(event, "response", dict).get("id") or ""
+                response_id = _text(_field(event, "response", dict), "id")
                 self.active_response = response_id
                 self._audio_ms[response_id] = 0.0
                 return [ModelResponseStarted(response_id)]
@@ -434,7 +440,7 @@ class ServerEventDecoder:
             case "conversation.item.truncated":
                 return [ModelItemTruncated(_field(event, "item_id", str), _field(event, "audio_end_ms", int))]
             case "session.created":
-                self.session_id = _field(event, "session", dict).get("id") or ""
+                self.session_id = _text(_field(event, "session", dict), "id")
                 return []
             case "error":
                 error = _field(event, "error", dict)
@@ -445,7 +451,7 @@ class ServerEventDecoder:
     def _audio_delta(self, event: dict[str, Any]) -> ModelAudio:
         try:
             wire = base64.b64decode(_field(event, "delta", str), validate=True)
-        except binascii.Error as exc:
+        except ValueError as exc:  # binascii.Error, or a str with non-ASCII characters
             raise OpenAIProtocolError(f"audio delta is not base64: {exc}") from None
         response_id = _field(event, "response_id", str)
         self._audio_ms[response_id] = self._audio_ms.get(response_id, 0.0) + self.audio.wire_ms(wire)
@@ -461,17 +467,17 @@ class ServerEventDecoder:
         item = _field(event, "item", dict)
         if item.get("type") != "function_call":
             return []
-        call_id = item.get("call_id") or ""
+        call_id = _text(item, "call_id")
         pending = self._calls.pop(call_id, None)
         if item.get("status") not in (None, "completed"):
             return []  # cut off (a barge-in, max tokens): its arguments are partial
         arguments = item.get("arguments")
         call = _PendingCall(
             call_id,
-            item.get("name") or (pending.name if pending else ""),
+            _text(item, "name") or (pending.name if pending else ""),
             arguments if isinstance(arguments, str) else (pending.arguments if pending else ""),
-            item.get("id") or (pending.item_id if pending else ""),
-            event.get("response_id") or (pending.response_id if pending else ""),
+            _text(item, "id") or (pending.item_id if pending else ""),
+            _text(event, "response_id") or (pending.response_id if pending else ""),
         )
         return self._tool_call(call)
 
@@ -482,7 +488,7 @@ class ServerEventDecoder:
         return [ModelToolCall(call.call_id, call.name, call.arguments, call.item_id, call.response_id)]
 
     def _response_done(self, response: dict[str, Any]) -> list[RealtimeModelEvent]:
-        response_id = response.get("id") or ""
+        response_id = _text(response, "id")
         status = response.get("status")
         if status not in RESPONSE_STATUSES:
             raise OpenAIProtocolError(f"response.done with status {status!r}")

@@ -9,7 +9,6 @@ carries), inbound checked with the peer's (the one its offer carries). No socket
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 import secrets
 from collections.abc import Callable
@@ -113,7 +112,7 @@ class CryptoAttribute:
         key_text, *extra = key_info.split("|")
         try:
             key = base64.b64decode(key_text, validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or a str with non-ASCII characters (plain ValueError)
             raise CryptoAttributeError(f"a=crypto key {key_text!r} is not base64") from None
         known = SUITES.get(suite)
         if known is not None and len(key) != known.key_salt_length:

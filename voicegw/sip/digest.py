@@ -47,6 +47,12 @@ NODE_ID_RULE = f"1-{MAX_NODE_ID} letters, digits, '.', '_' or '-'"
 _PARAM = re.compile(r'\s*([\w-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))\s*(?:,|$)')
 
 
+def _same(a: str, b: str) -> bool:
+    """Constant-time comparison of a computed value with a peer's, which may hold any character
+    (`hmac.compare_digest` raises TypeError on non-ASCII str: compare the UTF-8 bytes)."""
+    return hmac.compare_digest(a.encode(errors="surrogatepass"), b.encode(errors="surrogatepass"))
+
+
 class DigestError(Exception):
     """An ``Authorization`` header that does not authenticate the request."""
 
@@ -234,8 +240,3 @@ class DigestVerifier:
 def valid_node_id(name: str) -> bool:
     """Whether `name` may name a node in its nonces (`NODE_ID_RULE`)."""
     return 0 < len(name) <= MAX_NODE_ID and set(name) <= NODE_ID_CHARS
-
-
-def _same(given: str, expected: str) -> bool:
-    """Constant-time comparison; as bytes, since `hmac.compare_digest` raises on non-ASCII text."""
-    return hmac.compare_digest(given.encode(), expected.encode())

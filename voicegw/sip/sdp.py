@@ -293,7 +293,7 @@ def _parse_attribute(m: MediaDescription, value: str) -> None:
         if pt in m.rtpmaps:
             m.rtpmaps[pt] = dataclasses.replace(m.rtpmaps[pt], fmtp=params)
     elif key == "rtcp":
-        port_text, *address = rest.split()
+        port_text, *address = rest.split() or [""]
         m.rtcp_port = _number(port_text, 1, MAX_PORT, f"{where}: port")
         if address:
             if len(address) != 3 or address[0] != "IN" or address[1] not in ("IP4", "IP6"):

@@ -15,7 +15,6 @@ echoes the marks of the audio it dropped: those are recorded as cleared and neve
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -202,7 +201,7 @@ def _parse_media(body: dict[str, Any]) -> Media:
         raise TwilioProtocolError("media.media has no 'payload' string")
     try:
         audio = base64.b64decode(payload, validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a str with non-ASCII characters (plain ValueError)
         raise TwilioProtocolError("media payload is not base64") from None
     return Media(
         audio,

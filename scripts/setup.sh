@@ -12,9 +12,10 @@ log() { echo "setup: $*" >&2; }
 
 # Tools the server and the tests call: SIPp for load and e2e calls, espeak-ng and sox for test
 # audio, chromium for the web app's browser test, swig and the compiler for pjsua2, kamailio and
-# systemd-analyze for the deploy/ checks.
+# systemd-analyze for the deploy/ checks, jemalloc for the server's malloc (deploy/voicegw.service,
+# scripts/soak.py).
 apt_pkgs=(sip-tester espeak-ng sox chromium swig build-essential dpkg-dev libssl-dev libopus-dev libspeex-dev libspeexdsp-dev libsrtp2-dev python3-dev
-    kamailio systemd)
+    kamailio systemd libjemalloc2)
 missing=()
 for pkg in "${apt_pkgs[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

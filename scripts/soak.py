@@ -6,7 +6,8 @@ next at once. Then `--short-calls` calls of `--short-seconds` each, as fast as `
 Prints, one line each: the server's RSS and open descriptors at the start, at the end of every
 minute and after everything (calls over, idle), its CPU, calls placed and failed, RTP packets
 echoed (the server's own counters), ERROR lines and tracebacks in its log, and RSS growth from
-the end of the first minute to the end of the soak.
+the end of the first minute to the end of the soak. The server's malloc is jemalloc, preloaded as
+deploy/voicegw.service does; `--allocator glibc` shows why (docs/architecture.md, "Memory").
 
     .venv/bin/python scripts/soak.py --calls 20 --minutes 2 --short-calls 100
     .venv/bin/python scripts/soak.py --calls 100 --minutes 30 --short-calls 1000 --json soak.json
@@ -56,11 +57,16 @@ def main() -> None:
     parser.add_argument("--short-calls", type=int, default=100, help="short calls after the long ones")
     parser.add_argument("--short-seconds", type=float, default=1.0)
     parser.add_argument("--rate", type=int, default=20, help="new calls per second at most")
+    parser.add_argument(
+        "--allocator", choices=("jemalloc", "glibc"), default="jemalloc",
+        help="the server's malloc (jemalloc: preloaded, as deploy/voicegw.service runs it)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     plan = SoakPlan(
-        args.calls, args.minutes, args.call_seconds, args.short_calls, args.short_seconds, args.rate
-    )
+        args.calls, args.minutes, args.call_seconds, args.short_calls, args.short_seconds, args.rate,
+        args.allocator,
+    )  # fmt: skip
     print(f"{plan}", flush=True)
     with tempfile.TemporaryDirectory(prefix="voicegw-soak-") as tmp:
         result = soak(plan, Path(tmp))

@@ -7,6 +7,7 @@ Used by scripts/soak.py (which prints the figures) and tests/e2e/test_soak.py (n
 
 from __future__ import annotations
 
+import ctypes.util
 import json
 import math
 import subprocess
@@ -145,6 +146,18 @@ class SoakPlan:
     short_seconds: float = 1.0
     rate: int = 20
     """New calls per second at most."""
+    allocator: str = "jemalloc"
+    """The server's malloc: ``jemalloc`` (preloaded, as deploy/voicegw.service runs it) or ``glibc``."""
+
+
+def allocator_env(allocator: str) -> dict[str, str]:
+    """The server's environment for `allocator`; raises RuntimeError when jemalloc is missing."""
+    if allocator == "glibc":
+        return {}
+    library = ctypes.util.find_library(allocator)
+    if library is None:
+        raise RuntimeError(f"lib{allocator} is not installed (scripts/setup.sh installs libjemalloc2)")
+    return {"LD_PRELOAD": library}
 
 
 def soak(args: SoakPlan, workdir: Path, *, quiet: bool = False) -> Soak:
@@ -153,7 +166,11 @@ def soak(args: SoakPlan, workdir: Path, *, quiet: bool = False) -> Soak:
     long_calls = args.calls * max(1, math.ceil(args.minutes * 60 / (args.call_seconds + 1)))
     speech_pcap(workdir, args.call_seconds + 2)
     server = EchoServer(
-        "voicegw", workdir, max_calls=args.calls + 20, config=f"[rtp]\nports = '{RTP_PORTS}'\n"
+        "voicegw",
+        workdir,
+        max_calls=args.calls + 20,
+        config=f"[rtp]\nports = '{RTP_PORTS}'\n",
+        env=allocator_env(args.allocator),
     )
     try:
         server.wait_ready()

@@ -6,6 +6,7 @@ import random
 import socket
 import threading
 import time
+import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -389,3 +390,23 @@ async def test_a_caller_behind_a_nat_latches_through_a_flood(clock: MediaClock, 
             flooder.join()
         caller.close()
         await endpoint.close()
+
+
+async def test_datagrams_are_read_into_small_buffers(clock: MediaClock, probe: socket.socket) -> None:
+    # asyncio's own read size (256 KiB a datagram, shrunk after) was nearly all of a loaded
+    # server's malloc traffic; the largest buffer a read may take shows in tracemalloc's peak.
+    endpoint = await RtpEndpoint.open(host=LOCALHOST, port_range=free_range(2), clock=clock)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before, _ = tracemalloc.get_traced_memory()
+        for _ in range(20):
+            probe.sendto(b"\x80" + bytes(171), (LOCALHOST, endpoint.local_port))
+        async with asyncio.timeout(5):
+            while endpoint.datagrams_before_start < 20:
+                await asyncio.sleep(0.01)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        await endpoint.close()
+    assert peak - before < 64 * 1024

@@ -11,9 +11,10 @@ from __future__ import annotations
 import itertools
 import subprocess
 import wave
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 
@@ -25,6 +26,7 @@ TAIL_MS = 8000
 """Silence after a person's pickup (they wait) or a machine's beep (it records)."""
 
 Verdict = Literal["human", "machine", "unknown"]
+T = TypeVar("T")
 
 PICKUPS = (
     "Hello?",
@@ -170,15 +172,27 @@ def greeting(
     )
 
 
-def callee_set(workdir: Path) -> list[Callee]:
-    """The benchmark's set: 24 pickups, 20 greetings, 4 silent lines (48 recordings)."""
+def rotated(values: tuple[T, ...], by: int) -> Iterator[T]:
+    """`values` cycled from position `by`: a variant pairs texts with other voices and timings."""
+    return itertools.islice(itertools.cycle(values), by % len(values), None)
+
+
+def callee_set(workdir: Path, variant: int = 0) -> list[Callee]:
+    """The benchmark's set: 24 pickups, 20 greetings, 4 silent lines (48 recordings).
+
+    `variant` 0 is the set the thresholds were tuned on; other variants pair the same texts with
+    other voices, leads, gaps, beeps and noise, as a check that the tuning holds.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     callees: list[Callee] = []
-    voices = itertools.cycle(VOICES)
-    leads = itertools.cycle((300, 600, 900, 450, 1200, 700))
+    voices = rotated(VOICES, variant)
+    leads = rotated((300, 600, 900, 450, 1200, 700), variant)
+    seed = 1000 * variant
     for i, (text, noise) in enumerate(itertools.product(PICKUPS, (0.0, 0.0, 300.0, 800.0))):
-        callees.append(pickup(text, next(voices), workdir, lead_ms=next(leads), noise_rms=noise, seed=i))
-    beeps = itertools.cycle((*BEEPS_HZ, None))
+        callees.append(
+            pickup(text, next(voices), workdir, lead_ms=next(leads), noise_rms=noise, seed=seed + i)
+        )
+    beeps = rotated((*BEEPS_HZ, None), variant)
     for i, (text, noise) in enumerate(itertools.product(GREETINGS, (0.0, 0.0, 0.0, 300.0, 800.0))):
         callees.append(
             greeting(
@@ -187,23 +201,14 @@ def callee_set(workdir: Path) -> list[Callee]:
                 workdir,
                 lead_ms=next(leads) // 2,
                 beep_hz=next(beeps),
-                gap_ms=300 + 100 * (i % 5),
-                beep_ms=200 + 100 * (i % 4),
+                gap_ms=300 + 100 * ((i + variant) % 5),
+                beep_ms=200 + 100 * ((i + variant) % 4),
                 noise_rms=noise,
-                seed=100 + i,
+                seed=seed + 100 + i,
             )
         )
     for i, noise in enumerate((0.0, 0.0, 300.0, 800.0)):
-        samples = silence(TAIL_MS)
-        callees.append(
-            Callee(
-                f"silent line{' in noise' if noise else ''} {i}",
-                to_pcm(samples, noise, 200 + i),
-                "unknown",
-                None,
-                None,
-                None,
-                noise_rms=noise,
-            )
-        )
+        name = f"silent line{' in noise' if noise else ''} {i}"
+        pcm = to_pcm(silence(TAIL_MS), noise, seed + 200 + i)
+        callees.append(Callee(name, pcm, "unknown", None, None, None, noise_rms=noise))
     return callees

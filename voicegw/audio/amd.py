@@ -42,8 +42,8 @@ NOISE_WINDOW_MS = 1500
 """The noise floor is the quietest frame of this much recent audio: long enough to span a
 pause between words, short enough to follow a line that gets noisier."""
 
-GATE_FACTOR = 3.0
-"""A frame must be this many times (about 10 dB) louder than the noise floor to reach the VAD:
+GATE_FACTOR = 2.0
+"""A frame must be this many times (6 dB) louder than the noise floor to reach the VAD:
 webrtcvad takes loud rumble and babble for speech, which would make every noisy pickup a long
 greeting."""
 
@@ -59,7 +59,7 @@ class AmdSettings:
     """A first utterance (words joined by pauses shorter than `after_greeting_silence_ms`)
     longer than this is a recorded greeting."""
 
-    after_greeting_silence_ms: int = 650
+    after_greeting_silence_ms: int = 600
     """Silence after a short first utterance that means a person waiting for an answer."""
 
     max_words: int = 4

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from voicegw.cli import build_config, main
+from voicegw.audio.amd import AmdDecision, AmdVerdict
+from voicegw.cli import amd_exit_status, build_config, main
+from voicegw.server.amd import AmdOutcome
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,9 +73,29 @@ def test_python_dash_m_is_the_same_command() -> None:
 def test_call_help_lists_its_options_and_exit_statuses() -> None:
     result = CliRunner().invoke(main, ["call", "--help"])
     assert result.exit_code == 0
-    for option in ("SIP_URI", "--agent", "--config", "--from", "--timeout", "--account", "--header"):
+    for option in (
+        "SIP_URI", "--agent", "--config", "--from", "--timeout", "--account", "--header",
+        "--amd", "--on-machine", "--voicemail-message",
+    ):  # fmt: skip
         assert option in result.output
-    assert "3 busy, 4 no answer" in result.output
+    lines = [line.strip() for line in result.output.splitlines()]
+    for line in (
+        "3  busy",
+        "4  no answer",
+        "5  --amd: a machine answered, the voicemail was left",
+        "6  --amd: a machine answered, no voicemail was left",
+        "7  --amd: could not tell who answered; the agent talked",
+    ):
+        assert line in lines, result.output
+
+
+@pytest.mark.parametrize(
+    ("verdict", "left", "status"),
+    [("human", False, 0), ("unknown", False, 7), ("machine", True, 5), ("machine", False, 6)],
+)
+def test_amd_outcomes_have_their_exit_status(verdict: AmdVerdict, left: bool, status: int) -> None:
+    outcome = AmdOutcome(AmdDecision(verdict, 1500, "why"), voicemail_left=left)
+    assert amd_exit_status(outcome) == status
 
 
 @pytest.mark.parametrize(
@@ -82,6 +104,12 @@ def test_call_help_lists_its_options_and_exit_statuses() -> None:
         (["--account", "nope"], "voicegw: --account: no account 'nope' in the configuration"),
         (["--header", "no colon"], "voicegw: --header: 'no colon' is not 'Name: value'"),
         (["--agent", "nonexistent_module:agent"], "cannot import module 'nonexistent_module'"),
+        (["--on-machine", "hangup"], "voicegw: --on-machine and --voicemail-message need --amd"),
+        (
+            ["--amd", "--on-machine", "hangup", "--voicemail-message", "Hi"],
+            "voicegw: --voicemail-message needs --on-machine leave_voicemail, not hangup",
+        ),
+        (["--amd", "--voicemail-message", " "], "voicegw: --voicemail-message is empty"),
     ],
 )
 def test_call_bad_input_fails_before_dialling_with_one_line(args: list[str], message: str) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -24,12 +25,22 @@ from voicegw.server.logging import configure_logging
 from voicegw.sip.call import Busy, CallFailed, NoAnswer
 from voicegw.sip.ua import DIAL_TIMEOUT_S, SipStartError
 
+if TYPE_CHECKING:
+    from voicegw.server.amd import AmdOptions, AmdOutcome
+
 EXIT_FAILED = 1
 """`voicegw call`: the call was rejected or failed (any final status but busy and no answer)."""
 EXIT_CONFIG = 2
 """Bad configuration or arguments, or SIP/HTTP could not start."""
 EXIT_BUSY = 3
 EXIT_NO_ANSWER = 4
+EXIT_VOICEMAIL_LEFT = 5
+"""`voicegw call --amd`: a machine answered and the message was left after its beep."""
+EXIT_MACHINE = 6
+"""`voicegw call --amd`: a machine answered and no message was left (``--on-machine hangup``,
+or the machine hung up or the model failed before the message was out)."""
+EXIT_AMD_UNKNOWN = 7
+"""`voicegw call --amd`: detection could not tell (a silent line); the agent talked."""
 EXIT_CANCELLED = 130
 
 
@@ -100,6 +111,15 @@ def serve(
 )
 @click.option("--header", "headers", multiple=True, help="Extra INVITE header 'Name: value' (repeatable).")
 @click.option("--listen", help="Local SIP address HOST:PORT. [default: the config's, else any free port]")
+@click.option("--amd", is_flag=True, help="Detect an answering machine before the agent talks.")
+@click.option(
+    "--on-machine",
+    type=click.Choice(["leave_voicemail", "hangup"]),
+    help="With --amd, what a machine gets. [default: leave_voicemail]",
+)
+@click.option(
+    "--voicemail-message", help="With --amd, the voicemail to leave word for word. [default: the agent's own]"
+)
 @click.option("--log-level", default=None, help="debug, info, warning or error.")
 def call(
     uri: str,
@@ -110,12 +130,27 @@ def call(
     timeout: float,
     headers: tuple[str, ...],
     listen: str | None,
+    amd: bool,
+    on_machine: str | None,
+    voicemail_message: str | None,
     log_level: str | None,
 ) -> None:
     """Dial SIP_URI and run the agent when answered.
 
-    Exit status: 0 after a completed call, 3 busy, 4 no answer, 1 any other failure,
-    2 bad configuration.
+    With --amd the first seconds of the callee's audio say who answered: a person gets the
+    agent; a machine gets, after its greeting and beep, the agent's voicemail (or
+    --voicemail-message), or a hang-up with --on-machine hangup.
+
+    \b
+    Exit status:
+      0  the call completed (with --amd: a person answered and talked with the agent)
+      1  the call was rejected or failed
+      2  bad configuration or arguments
+      3  busy
+      4  no answer
+      5  --amd: a machine answered, the voicemail was left
+      6  --amd: a machine answered, no voicemail was left
+      7  --amd: could not tell who answered; the agent talked
     """
     from voicegw.server.dialer import call_out, with_caller_id
 
@@ -129,9 +164,12 @@ def call(
             raise ConfigError(f"--account: no account {account!r} in the configuration (known: {known})")
         if from_uri:
             config = dataclasses.replace(config, sip=with_caller_id(config.sip, from_uri, account))
+        options = amd_options(amd, on_machine, voicemail_message)
         configure_logging(log_level or config.log_level)
-        dial = call_out(config, uri, account=account, headers=parse_headers(headers), ring_timeout=timeout)
-        asyncio.run(dial)
+        dial = call_out(
+            config, uri, account=account, headers=parse_headers(headers), ring_timeout=timeout, amd=options
+        )
+        result = asyncio.run(dial)
     except (ConfigError, SipStartError, ModelUnavailable) as exc:
         click.echo(f"voicegw: {exc}", err=True)
         sys.exit(EXIT_CONFIG)
@@ -147,6 +185,50 @@ def call(
     except (KeyboardInterrupt, asyncio.CancelledError):
         click.echo("voicegw: call cancelled", err=True)
         sys.exit(EXIT_CANCELLED)
+    if result.amd is not None:
+        status = amd_exit_status(result.amd)
+        click.echo(f"voicegw: answered by: {describe_amd(result.amd)}", err=True)
+        sys.exit(status)
+
+
+def amd_options(amd: bool, on_machine: str | None, voicemail_message: str | None) -> AmdOptions | None:
+    """`--amd` and its options as `AmdOptions` (None without `--amd`); `ConfigError` if they clash."""
+    from voicegw.server.amd import AmdOptions
+
+    if not amd:
+        if on_machine or voicemail_message is not None:
+            raise ConfigError("--on-machine and --voicemail-message need --amd")
+        return None
+    if on_machine == "hangup" and voicemail_message is not None:
+        raise ConfigError("--voicemail-message needs --on-machine leave_voicemail, not hangup")
+    if voicemail_message is not None and not voicemail_message.strip():
+        raise ConfigError("--voicemail-message is empty")
+    return AmdOptions(
+        on_machine="hangup" if on_machine == "hangup" else "leave_voicemail",
+        voicemail_message=voicemail_message,
+    )
+
+
+def amd_exit_status(outcome: AmdOutcome) -> int:
+    """The exit status of a completed call placed with `--amd`."""
+    match outcome.decision.verdict:
+        case "human":
+            return 0
+        case "unknown":
+            return EXIT_AMD_UNKNOWN
+        case "machine":
+            return EXIT_VOICEMAIL_LEFT if outcome.voicemail_left else EXIT_MACHINE
+
+
+def describe_amd(outcome: AmdOutcome) -> str:
+    """One line on who answered and what was done (the last line `voicegw call --amd` prints)."""
+    decision = outcome.decision
+    said = f"{decision.verdict} ({decision.cause}, decided {decision.at_ms} ms after the answer)"
+    if decision.verdict != "machine":
+        return said
+    if outcome.voicemail_left and outcome.recording is not None:
+        return f"{said}; voicemail left after the {outcome.recording.cause} at {outcome.recording.at_ms} ms"
+    return f"{said}; no voicemail left"
 
 
 def parse_headers(lines: tuple[str, ...]) -> dict[str, str]:

@@ -8,6 +8,7 @@ unit tests, the end-to-end AMD tests and scripts/bench_amd.py.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import subprocess
 import wave
@@ -78,8 +79,10 @@ class Callee:
 def espeak(text: str, voice: str, speed: int, pitch: int, workdir: Path) -> np.ndarray:
     """`text` spoken by espeak-ng, at `RATE`, trimmed of its leading and trailing silence."""
     require_tools("espeak-ng")
-    path = workdir / f"espeak-{abs(hash((text, voice, speed, pitch)))}.wav"
+    key = hashlib.sha1(f"{text}|{voice}|{speed}|{pitch}".encode()).hexdigest()[:16]
+    path = workdir / f"espeak-{key}.wav"
     if not path.exists():
+        workdir.mkdir(parents=True, exist_ok=True)
         subprocess.run(
             ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(path), text],
             check=True,

@@ -24,11 +24,13 @@ from voicegw.contracts.model import (
 )
 from voicegw.models.testing import ScriptStep, speech, tool_call
 from voicegw.realtime import (
+    AnsweringMachineDetected,
     AssistantMessageItem,
     DtmfReceived,
     EndReason,
     GuardrailFunctionOutput,
     RealtimeAgent,
+    RealtimeAnsweringMachine,
     RealtimeAudio,
     RealtimeAudioInterrupted,
     RealtimeCallState,
@@ -39,6 +41,8 @@ from voicegw.realtime import (
     RealtimeHistoryAdded,
     RealtimeInputAudioTranscriptionCompleted,
     RealtimeInputAudioTranscriptionDelta,
+    RealtimeModelOtherEvent,
+    RealtimeRawModelEvent,
     RealtimeRunHooks,
     RealtimeToolEnd,
     RealtimeToolStart,
@@ -46,6 +50,7 @@ from voicegw.realtime import (
     function_tool,
     output_guardrail,
 )
+from voicegw.realtime.events import sdk_event
 from voicegw.realtime.tool_calls import FILLER_ITEM_ID
 from voicegw.transports.testing import settle
 
@@ -363,6 +368,23 @@ async def test_dtmf_becomes_an_event_and_optionally_text() -> None:
     assert len(quiet.of(RealtimeDtmf)) == 1
     assert quiet.model.sent(SendUserMessage) == []
     await quiet.close()
+
+
+async def test_who_answered_a_dialled_call_is_a_voicegw_event_only() -> None:
+    run = await start(RealtimeAgent("Caller"), [])
+    run.transport.push_event(AnsweringMachineDetected("human", 1840, "a short greeting, then silence"))
+    await settle()
+    [answered] = run.of(RealtimeAnsweringMachine)
+    assert (answered.verdict, answered.decided_ms, answered.cause) == (
+        "human",
+        1840,
+        "a short greeting, then silence",
+    )
+    # SDK code iterating the session sees it wrapped, never as an event type it does not know.
+    wrapped = sdk_event(answered)
+    assert isinstance(wrapped, RealtimeRawModelEvent) and isinstance(wrapped.data, RealtimeModelOtherEvent)
+    assert wrapped.data.data is answered
+    await run.close()
 
 
 async def test_slow_tool_gets_a_soft_thinking_tone_until_its_result() -> None:

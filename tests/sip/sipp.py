@@ -62,10 +62,12 @@ def scenario_command(
     keys: dict[str, str] | None = None,
     port: int | None = None,
     pause_ms: int = 0,
+    media_port: int | None = None,
 ) -> list[str]:
     """The SIPp command line for one call of scenario `name`, run in `workdir`.
 
     A UAC scenario calls voicegw at `server_port`; a UAS scenario (no `server_port`) waits at `port`.
+    `media_port` is SIPp's -mp (default: four free ports).
     """
     if shutil.which("sipp") is None:
         raise RuntimeError("sipp is not installed (Debian package sip-tester)")
@@ -74,7 +76,7 @@ def scenario_command(
     target = [f"{HOST}:{server_port}"] if server_port else []
     command = [
         "sipp", *target, "-sf", str(scenario), "-i", HOST, "-p", str(port or free_udp_port()),
-        "-mp", str(free_media_ports()), "-m", "1", "-nostdin", "-trace_msg", "-trace_err",
+        "-mp", str(media_port or free_media_ports()), "-m", "1", "-nostdin", "-trace_msg", "-trace_err",
         "-timeout", f"{int(timeout)}s", "-timeout_error", "-d", str(pause_ms),
     ]  # fmt: skip
     for key, value in (keys or {}).items():
@@ -121,7 +123,13 @@ async def _run_async(command: list[str], workdir: Path, time_limit: float) -> Si
 
 @asynccontextmanager
 async def sipp_uas(
-    name: str, workdir: Path, *, time_limit: float = 20.0, keys: Keys = None, pause_ms: int = 0
+    name: str,
+    workdir: Path,
+    *,
+    time_limit: float = 20.0,
+    keys: Keys = None,
+    pause_ms: int = 0,
+    media_port: int | None = None,
 ) -> AsyncIterator[tuple[int, asyncio.Task[SippRun]]]:
     """SIPp playing the called party (or a registrar): its SIP port, and its run as a task.
 
@@ -129,7 +137,14 @@ async def sipp_uas(
     """
     port = free_udp_port()
     command = scenario_command(
-        name, None, workdir, timeout=time_limit, keys=keys, port=port, pause_ms=pause_ms
+        name,
+        None,
+        workdir,
+        timeout=time_limit,
+        keys=keys,
+        port=port,
+        pause_ms=pause_ms,
+        media_port=media_port,
     )
     run = asyncio.create_task(_run_async(command, workdir, time_limit))
     try:

@@ -132,7 +132,21 @@ class TransferResult:
     type: Literal["transfer_result"] = "transfer_result"
 
 
-CallEvent: TypeAlias = DtmfReceived | CallStateChanged | TransferResult
+@dataclass(frozen=True, slots=True)
+class AnsweringMachineDetected:
+    """Who answered a call we dialled with answering-machine detection (``voicegw call --amd``)."""
+
+    verdict: Literal["human", "machine", "unknown"]
+    decided_ms: int
+    """When it was decided, in milliseconds of the callee's audio after the answer."""
+
+    cause: str
+    """Why, in words (``"a short greeting, then silence"``)."""
+
+    type: Literal["amd"] = "amd"
+
+
+CallEvent: TypeAlias = DtmfReceived | CallStateChanged | TransferResult | AnsweringMachineDetected
 """Control events of a transport. Barge-in never drops them."""
 
 

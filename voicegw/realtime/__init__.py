@@ -14,6 +14,7 @@ are, for code written for voicegw.
 
 from voicegw.contracts.model import TurnDetection, Usage
 from voicegw.contracts.transport import (
+    AnsweringMachineDetected,
     AudioFrame,
     AudioTransport,
     CallControl,
@@ -47,6 +48,7 @@ from voicegw.realtime.context import RunContextWrapper, ToolContext
 from voicegw.realtime.events import (
     RealtimeAgentEndEvent,
     RealtimeAgentStartEvent,
+    RealtimeAnsweringMachine,
     RealtimeAudio,
     RealtimeAudioEnd,
     RealtimeAudioInterrupted,
@@ -155,6 +157,7 @@ from voicegw.realtime.tools import (
 
 __all__ = [
     "DEFAULT_MODEL_SETTINGS",
+    "AnsweringMachineDetected",
     "AssistantAudio",
     "AssistantMessageItem",
     "AssistantText",
@@ -179,6 +182,7 @@ __all__ = [
     "RealtimeAgentEndEvent",
     "RealtimeAgentHooks",
     "RealtimeAgentStartEvent",
+    "RealtimeAnsweringMachine",
     "RealtimeAudio",
     "RealtimeAudioEnd",
     "RealtimeAudioFormat",

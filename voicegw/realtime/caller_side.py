@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from voicegw.contracts.model import CommitAudio, CreateResponse, RealtimeModelCommand, SendAudio
 from voicegw.contracts.transport import (
+    AnsweringMachineDetected,
     AudioTransport,
     CallStateChanged,
     DtmfReceived,
@@ -22,6 +23,7 @@ from voicegw.contracts.transport import (
 from voicegw.realtime.agent import RealtimeAgent
 from voicegw.realtime.config import RealtimeRunConfig, RealtimeUserInput, resolve_turn_detection
 from voicegw.realtime.events import (
+    RealtimeAnsweringMachine,
     RealtimeCallState,
     RealtimeDtmf,
     RealtimeEventInfo,
@@ -112,6 +114,8 @@ class CallerSide:
                         self._finish(end_reason or EndReason.CALLER_HUNG_UP)
                 case TransferResult(target=target, accepted=accepted, status_code=code):
                     self._emit(RealtimeTransferResult(target, accepted, code, self._info))
+                case AnsweringMachineDetected(verdict=verdict, decided_ms=decided_ms, cause=cause):
+                    self._emit(RealtimeAnsweringMachine(verdict, decided_ms, cause, self._info))
 
     def _dtmf_text(self, digit: str) -> str | None:
         """What the model is told of a key press: the agent's menu entry, or the plain fact."""

@@ -224,6 +224,20 @@ class RealtimeTransferResult:
 
 
 @dataclass(frozen=True)
+class RealtimeAnsweringMachine:
+    """Who answered the call the agent was dialled into: ``human``, ``machine`` (the agent is
+    leaving a voicemail) or ``unknown``; only for calls placed with answering-machine detection."""
+
+    verdict: Literal["human", "machine", "unknown"]
+    decided_ms: int
+    """When it was decided, in milliseconds after the answer."""
+
+    cause: str
+    info: RealtimeEventInfo
+    type: Literal["answering_machine"] = "answering_machine"
+
+
+@dataclass(frozen=True)
 class RealtimeError:
     """Something went wrong; the session goes on unless it ends right after."""
 
@@ -271,6 +285,7 @@ VoicegwSessionEvent: TypeAlias = (
     | RealtimeDtmf
     | RealtimeCallState
     | RealtimeTransferResult
+    | RealtimeAnsweringMachine
 )
 """The events voicegw adds; see the module docstring for how they reach an application."""
 
@@ -280,6 +295,7 @@ VOICEGW_EVENT_TYPES: tuple[type, ...] = (
     RealtimeDtmf,
     RealtimeCallState,
     RealtimeTransferResult,
+    RealtimeAnsweringMachine,
 )
 
 

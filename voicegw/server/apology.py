@@ -8,7 +8,6 @@ once per call sample rate.
 
 from __future__ import annotations
 
-import asyncio
 import wave
 from importlib import resources
 
@@ -26,7 +25,6 @@ APOLOGY_TEXT = "Sorry, we have a technical problem. Please call again."
 ITEM_ID = "apology"
 PLAYOUT_SLACK_S = 0.5
 """Beyond the apology's own length, how long its playout may take before the call is hung up."""
-POLL_S = 0.02
 
 
 def shipped_apology() -> tuple[bytes, int]:
@@ -80,10 +78,4 @@ class Apology:
             await transport.play(self.pcm(rate), item_id=ITEM_ID)
         except TransportClosed:
             return
-        length_ms = self.duration_s(rate) * 1000
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + length_ms / 1000 + PLAYOUT_SLACK_S
-        while (
-            not transport.call.ended and transport.played_ms(ITEM_ID) < length_ms and loop.time() < deadline
-        ):
-            await asyncio.sleep(POLL_S)
+        await transport.wait_played(ITEM_ID, self.duration_s(rate) * 1000, slack_s=PLAYOUT_SLACK_S)

@@ -10,18 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from dataclasses import dataclass
 
 import structlog
 
 from voicegw.contracts.transport import EndReason
 from voicegw.rtp.clock import MediaClock
 from voicegw.server.admission import access_policy
+from voicegw.server.amd import AmdOptions, AmdOutcome, run_screened
 from voicegw.server.app import HANDLED_SIGNALS, AgentCalls
 from voicegw.server.config import ServerConfig
 from voicegw.sip.account import SipAccount
 from voicegw.sip.ua import DIAL_TIMEOUT_S, SipConfig, SipUserAgent
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """How a dialled call went."""
+
+    end_reason: EndReason | None
+    amd: AmdOutcome | None = None
+    """Who answered and what was done about it, when the call was placed with `AmdOptions`."""
 
 
 def with_caller_id(sip: SipConfig, from_uri: str, account: str | None) -> SipConfig:
@@ -40,8 +51,12 @@ async def call_out(
     account: str | None = None,
     headers: dict[str, str] | None = None,
     ring_timeout: float = DIAL_TIMEOUT_S,
-) -> EndReason | None:
-    """Dial `uri`, run the configured agent on the answered call until it ends; why it ended.
+    amd: AmdOptions | None = None,
+) -> CallResult:
+    """Dial `uri`, run the configured agent on the answered call until it ends; how it went.
+
+    With `amd`, who answered is detected first: a machine gets a voicemail or a hang-up instead
+    of the conversation (`voicegw.server.amd`).
 
     Raises `CallFailed` (`Busy`, `NoAnswer`, `CallRejected`) when nobody takes the call, and,
     before dialling, `ConfigError`/`ModelUnavailable` for a bad agent or model, `SipStartError`.
@@ -58,13 +73,17 @@ async def call_out(
     try:
         await ua.start()
         call = await ua.dial(uri, account=account, headers=headers, timeout=ring_timeout)
+        outcome = None
         try:
-            await handler(call)
+            if amd is None:
+                await handler(call)
+            else:
+                outcome = await run_screened(call, handler, amd)
         finally:
             if not call.ended:
                 await call.hang_up(EndReason.HANDLER_FINISHED, "call finished")
         log.info("call_completed", call_id=call.call_id, end_reason=call.end_reason, reason=call.end_detail)
-        return call.end_reason
+        return CallResult(call.end_reason, outcome)
     finally:
         await ua.stop()
         await clock.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from voicegw.audio.format import FRAME_MS
@@ -14,6 +15,9 @@ from voicegw.contracts.transport import (
 )
 from voicegw.rtp.endpoint import RtpEndpoint
 from voicegw.sip.call import SipCall
+
+PLAYED_POLL_S = 0.02
+"""How often `wait_played` looks at the playout: one media tick."""
 
 
 class SipCallTransport:
@@ -47,6 +51,14 @@ class SipCallTransport:
 
     def played_ms(self, item_id: str) -> int:
         return self._endpoint.played_ms(item_id)
+
+    async def wait_played(self, item_id: str, length_ms: float, *, slack_s: float) -> None:
+        """Return once `length_ms` of `item_id` have gone out, the call has ended, or the audio's
+        own length plus `slack_s` has passed (a playout that stalls must not hold the call)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + length_ms / 1000 + slack_s
+        while not self.call.ended and self.played_ms(item_id) < length_ms and loop.time() < deadline:
+            await asyncio.sleep(PLAYED_POLL_S)
 
     async def hang_up(self, reason: EndReason = EndReason.AGENT_HUNG_UP, detail: str = "") -> None:
         await self.call.hang_up(reason, detail)

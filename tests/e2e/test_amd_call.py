@@ -54,17 +54,24 @@ def tone_onset_ms(capture: RtpCapture) -> float:
 
 
 async def call_callee(
-    tmp_path: Path, capture: tuple[RtpCapture, int], callee: Callee, scenario: str, *args: str
+    tmp_path: Path,
+    capture: tuple[RtpCapture, int],
+    callee: Callee,
+    scenario: str,
+    *args: str,
+    model_rejects: int | None = None,
 ) -> tuple[int, str, SippRun]:
     """Dial SIPp playing `callee` with `voicegw call --amd ARGS`: exit status, stderr, SIPp's run.
 
     `capture` is the socket SIPp's SDP announces (and its -mp): what voicegw sends arrives there.
+    `model_rejects`: the model server answers every connection with this HTTP status.
     """
     samples = np.frombuffer(callee.pcm, dtype="<i2").copy()
     build_pcap(tmp_path / "audio.pcap", "PCMU", samples)
     keys = {"pt": "0", "codec": "PCMU/8000"}
     answering = sipp_uas(scenario, tmp_path, keys=keys, pause_ms=7000, time_limit=40, media_port=capture[1])
-    async with FakeRealtimeServer("greeting") as model, answering as (port, sipp):
+    model_server = FakeRealtimeServer("greeting", reject_status=model_rejects)
+    async with model_server as model, answering as (port, sipp):
         status, _, stderr = await run_process(
             sys.executable, "-m", "voicegw", "call", f"sip:callee@{HOST}:{port}",
             "--agent", "tests.e2e.agents:greeter", "--timeout", "10", "--amd", *args,
@@ -134,3 +141,29 @@ async def test_a_machine_is_hung_up_on_when_asked(
     packets = capture.packets()
     assert (packets[-1].arrival - packets[0].arrival) < 3.5
     assert all(np.abs(PCMU.decode(p.payload).astype(np.float64)).max() < 1500 for p in packets)
+
+
+async def test_a_silent_line_is_unknown_and_gets_the_agent(
+    tmp_path: Path, rtp_capture: tuple[RtpCapture, int]
+) -> None:
+    callee = Callee("silent line", bytes(RATE * 2 * 8), "unknown", None, None, None)
+    status, stderr, run = await call_callee(tmp_path, rtp_capture, callee, "uas_answer_play_bye.xml")
+    assert status == 7, stderr[-3000:]
+    assert run.ok, run.output
+    assert "voicegw: answered by: unknown (nobody spoke" in stderr.strip().splitlines()[-1]
+    # Nobody spoke for the initial silence (2.5 s): the agent talks then.
+    assert 2500 <= tone_onset_ms(rtp_capture[0]) < 2500 + 1500
+
+
+async def test_a_voicemail_without_a_model_ends_the_call_with_the_cause_logged(
+    tmp_path: Path, rtp_capture: tuple[RtpCapture, int]
+) -> None:
+    callee = greeting(GREETING, VOICES[3], tmp_path / "speech", lead_ms=300, beep_hz=850.0)
+    status, stderr, run = await call_callee(
+        tmp_path, rtp_capture, callee, "uas_answer_play_wait_bye.xml", model_rejects=503
+    )
+    assert status == 6, stderr[-3000:]
+    assert run.ok, run.output
+    assert '"event": "voicemail_failed"' in stderr and '"cause": "model_unreachable"' in stderr
+    assert "no voicemail left" in stderr.strip().splitlines()[-1]
+    assert '"level": "error"' not in stderr and "Traceback" not in stderr

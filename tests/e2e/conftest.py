@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import EchoServer, sipp_media_port
+from tests.e2e.harness import EchoServer, capture_for_sipp
 from tests.e2e.media import OPUS_RATE, Pcm, read_wav, synthesize
 from tests.e2e.rtp_tools import RtpCapture
 
 TARGET = os.environ.get("VOICEGW_E2E_TARGET", "voicegw")
-CAPTURE_ATTEMPTS = 50
 
 
 @pytest.fixture(scope="session")
@@ -67,13 +66,6 @@ def echo_server(start_server: Callable[..., EchoServer]) -> EchoServer:
 @pytest.fixture
 def rtp_capture() -> Iterator[tuple[RtpCapture, int]]:
     """A capture socket on the port SIPp's SDP announces, and the -mp that makes it so."""
-    for _ in range(CAPTURE_ATTEMPTS):
-        capture = RtpCapture()
-        media_port = sipp_media_port(capture.port)
-        if media_port is not None:
-            break
-        capture.close()
-    else:
-        raise RuntimeError("no free port pair for SIPp's media sockets")
+    capture, media_port = capture_for_sipp()
     with capture:
         yield capture, media_port

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.e2e.rtp_tools import RtpCapture
+
 ROOT = Path(__file__).resolve().parents[2]
 SIPP_DIR = ROOT / "scripts" / "sipp"
 SIPP_PCAP_DIRS = (
@@ -87,6 +89,18 @@ def sipp_media_port(capture_port: int) -> int | None:
             except OSError:
                 return None
     return base
+
+
+def capture_for_sipp(attempts: int = 50) -> tuple[RtpCapture, int]:
+    """A capture socket on the port SIPp's SDP announces ([media_port+4]), and the -mp that makes
+    it so; the caller closes the capture."""
+    for _ in range(attempts):
+        capture = RtpCapture()
+        media_port = sipp_media_port(capture.port)
+        if media_port is not None:
+            return capture, media_port
+        capture.close()
+    raise RuntimeError("no free port pair for SIPp's media sockets")
 
 
 def options_ping(port: int, timeout: float = 0.5, *, retransmit: float | None = None) -> int | None:

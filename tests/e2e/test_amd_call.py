@@ -13,19 +13,25 @@ from tests.e2e.amd_calls import ALIGNMENT_MS, GREETING, MESSAGE_MS, call_callee,
 from tests.e2e.media import PCMU
 from tests.e2e.rtp_tools import RtpCapture
 from tests.models.fake_realtime import TONE_HZ, dominant_hz
+from tests.sip.sipp import SippRun
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+
+def check_ending(status: int, stderr: str, run: SippRun, expected: int, last_line: str) -> None:
+    """The exit status, SIPp's scenario played through, the last line, and no error logged."""
+    assert status == expected, stderr[-3000:]
+    assert run.ok, run.output
+    assert last_line in stderr.strip().splitlines()[-1]
+    assert '"level": "error"' not in stderr and "Traceback" not in stderr
 
 
 async def test_a_person_answering_gets_the_agent(tmp_path: Path, rtp_capture: tuple[RtpCapture, int]) -> None:
     callee = pickup("Hello?", VOICES[0], tmp_path / "speech", lead_ms=400)
     status, stderr, run = await call_callee(tmp_path, rtp_capture, callee, "uas_answer_play_bye.xml")
     capture = rtp_capture[0]
-    assert status == 0, stderr[-3000:]
-    assert run.ok, run.output
+    check_ending(status, stderr, run, 0, "voicegw: answered by: human")
     assert '"event": "amd_decided"' in stderr and '"verdict": "human"' in stderr
-    assert "voicegw: answered by: human" in stderr.strip().splitlines()[-1]
-    assert '"level": "error"' not in stderr
     # The agent greets once the person has said hello and paused, within 3 s of the answer.
     onset = tone_onset_ms(capture)
     assert callee.greeting_end_ms is not None
@@ -43,11 +49,8 @@ async def test_a_machine_gets_the_voicemail_after_its_beep(
     )
     status, stderr, run = await call_callee(tmp_path, rtp_capture, callee, "uas_answer_play_wait_bye.xml")
     capture = rtp_capture[0]
-    assert status == 5, stderr[-3000:]
-    assert run.ok, run.output
+    check_ending(status, stderr, run, 5, "voicemail left after the beep")
     assert '"verdict": "machine"' in stderr and '"event": "voicemail_left"' in stderr
-    assert "voicemail left after the beep" in stderr.strip().splitlines()[-1]
-    assert '"level": "error"' not in stderr
     # The callee's recording: silence while its greeting plays, then the message, which starts
     # after the beep has ended (never over it) and soon after (the target is 500 ms).
     assert callee.beep_end_ms is not None
@@ -69,9 +72,7 @@ async def test_a_machine_is_hung_up_on_when_asked(
         tmp_path, rtp_capture, callee, "uas_answer_play_wait_bye.xml", "--on-machine", "hangup"
     )
     capture = rtp_capture[0]
-    assert status == 6, stderr[-3000:]
-    assert run.ok, run.output
-    assert "no voicemail left" in stderr.strip().splitlines()[-1]
+    check_ending(status, stderr, run, 6, "no voicemail left")
     # Hung up at the decision, within 3 s, long before the greeting's end; nothing was said.
     packets = capture.packets()
     assert (packets[-1].arrival - packets[0].arrival) < 3.5
@@ -83,9 +84,7 @@ async def test_a_silent_line_is_unknown_and_gets_the_agent(
 ) -> None:
     callee = Callee("silent line", bytes(RATE * 2 * 8), "unknown", None, None, None)
     status, stderr, run = await call_callee(tmp_path, rtp_capture, callee, "uas_answer_play_bye.xml")
-    assert status == 7, stderr[-3000:]
-    assert run.ok, run.output
-    assert "voicegw: answered by: unknown (nobody spoke" in stderr.strip().splitlines()[-1]
+    check_ending(status, stderr, run, 7, "voicegw: answered by: unknown (nobody spoke")
     # Nobody spoke for the initial silence (2.5 s): the agent talks then.
     assert 2500 <= tone_onset_ms(rtp_capture[0]) < 2500 + 1500
 
@@ -97,8 +96,5 @@ async def test_a_voicemail_without_a_model_ends_the_call_with_the_cause_logged(
     status, stderr, run = await call_callee(
         tmp_path, rtp_capture, callee, "uas_answer_play_wait_bye.xml", model_rejects=503
     )
-    assert status == 6, stderr[-3000:]
-    assert run.ok, run.output
+    check_ending(status, stderr, run, 6, "no voicemail left")
     assert '"event": "voicemail_failed"' in stderr and '"cause": "model_unreachable"' in stderr
-    assert "no voicemail left" in stderr.strip().splitlines()[-1]
-    assert '"level": "error"' not in stderr and "Traceback" not in stderr

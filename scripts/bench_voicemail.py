@@ -46,7 +46,7 @@ async def one_call(workdir: Path, index: int, machine: bool) -> tuple[float, str
     calldir.mkdir()
     capture, media_port = capture_for_sipp()
     with capture:
-        status, stderr, _ = await call_callee(calldir, (capture, media_port), callee, scenario)
+        status, stderr, _, _ = await call_callee(calldir, (capture, media_port), callee, scenario)
         if status != expected:
             raise SystemExit(f"{callee.name}: exit status {status}, expected {expected}\n{stderr[-2000:]}")
         onset = tone_onset_ms(capture)

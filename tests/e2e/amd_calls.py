@@ -58,8 +58,9 @@ async def call_callee(
     scenario: str,
     *args: str,
     model_rejects: int | None = None,
-) -> tuple[int, str, SippRun]:
-    """Dial SIPp playing `callee` with `voicegw call --amd ARGS`: exit status, stderr, SIPp's run.
+) -> tuple[int, str, SippRun, list[str]]:
+    """Dial SIPp playing `callee` with `voicegw call --amd ARGS`: exit status, stderr, SIPp's run,
+    and the instructions of every response the model was asked for.
 
     `capture` is the socket SIPp's SDP announces (and its -mp): what voicegw sends arrives there.
     `model_rejects`: the model server answers every connection with this HTTP status.
@@ -77,4 +78,5 @@ async def call_callee(
         )  # fmt: skip
         run = await sipp
     assert model.violations == [], model.violations
-    return status, stderr, run
+    requests = [m for c in model.connections for m in c.received if m.get("type") == "response.create"]
+    return status, stderr, run, [m.get("response", {}).get("instructions", "") for m in requests]

@@ -16,6 +16,7 @@ from tests.models.fake_realtime import TONE_HZ, dominant_hz
 from tests.sip.sipp import SippRun
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+MESSAGE = "Hello, this is Acme Dental confirming your appointment tomorrow at nine."
 
 
 def check_ending(status: int, stderr: str, run: SippRun, expected: int, last_line: str) -> None:
@@ -28,7 +29,7 @@ def check_ending(status: int, stderr: str, run: SippRun, expected: int, last_lin
 
 async def test_a_person_answering_gets_the_agent(tmp_path: Path, rtp_capture: tuple[RtpCapture, int]) -> None:
     callee = pickup("Hello?", VOICES[0], tmp_path / "speech", lead_ms=400)
-    status, stderr, run = await call_callee(tmp_path, rtp_capture, callee, "uas_answer_play_bye.xml")
+    status, stderr, run, _ = await call_callee(tmp_path, rtp_capture, callee, "uas_answer_play_bye.xml")
     capture = rtp_capture[0]
     check_ending(status, stderr, run, 0, "voicegw: answered by: human")
     assert '"event": "amd_decided"' in stderr and '"verdict": "human"' in stderr
@@ -47,10 +48,13 @@ async def test_a_machine_gets_the_voicemail_after_its_beep(
     callee = greeting(
         GREETING, VOICES[1], tmp_path / "speech", lead_ms=300, beep_hz=1000.0, gap_ms=400, beep_ms=400
     )
-    status, stderr, run = await call_callee(tmp_path, rtp_capture, callee, "uas_answer_play_wait_bye.xml")
+    status, stderr, run, responses = await call_callee(
+        tmp_path, rtp_capture, callee, "uas_answer_play_wait_bye.xml", "--voicemail-message", MESSAGE
+    )
     capture = rtp_capture[0]
     check_ending(status, stderr, run, 5, "voicemail left after the beep")
     assert '"verdict": "machine"' in stderr and '"event": "voicemail_left"' in stderr
+    assert len(responses) == 1 and responses[0].endswith(MESSAGE), responses  # the text, word for word
     # The callee's recording: silence while its greeting plays, then the message, which starts
     # after the beep has ended (never over it) and soon after (the target is 500 ms).
     assert callee.beep_end_ms is not None
@@ -68,9 +72,10 @@ async def test_a_machine_is_hung_up_on_when_asked(
     tmp_path: Path, rtp_capture: tuple[RtpCapture, int]
 ) -> None:
     callee = greeting(GREETING, VOICES[2], tmp_path / "speech", lead_ms=300, beep_hz=1000.0)
-    status, stderr, run = await call_callee(
+    status, stderr, run, responses = await call_callee(
         tmp_path, rtp_capture, callee, "uas_answer_play_wait_bye.xml", "--on-machine", "hangup"
     )
+    assert responses == []
     capture = rtp_capture[0]
     check_ending(status, stderr, run, 6, "no voicemail left")
     # Hung up at the decision, within 3 s, long before the greeting's end; nothing was said.
@@ -83,7 +88,7 @@ async def test_a_silent_line_is_unknown_and_gets_the_agent(
     tmp_path: Path, rtp_capture: tuple[RtpCapture, int]
 ) -> None:
     callee = Callee("silent line", bytes(RATE * 2 * 8), "unknown", None, None, None)
-    status, stderr, run = await call_callee(tmp_path, rtp_capture, callee, "uas_answer_play_bye.xml")
+    status, stderr, run, _ = await call_callee(tmp_path, rtp_capture, callee, "uas_answer_play_bye.xml")
     check_ending(status, stderr, run, 7, "voicegw: answered by: unknown (nobody spoke")
     # Nobody spoke for the initial silence (2.5 s): the agent talks then.
     assert 2500 <= tone_onset_ms(rtp_capture[0]) < 2500 + 1500
@@ -93,7 +98,7 @@ async def test_a_voicemail_without_a_model_ends_the_call_with_the_cause_logged(
     tmp_path: Path, rtp_capture: tuple[RtpCapture, int]
 ) -> None:
     callee = greeting(GREETING, VOICES[3], tmp_path / "speech", lead_ms=300, beep_hz=850.0)
-    status, stderr, run = await call_callee(
+    status, stderr, run, _ = await call_callee(
         tmp_path, rtp_capture, callee, "uas_answer_play_wait_bye.xml", model_rejects=503
     )
     check_ending(status, stderr, run, 6, "no voicemail left")

@@ -102,10 +102,13 @@ class Voicemail:
         self._session: RealtimeSession | None = None
 
     async def _connect_early(self) -> None:
-        """A remote model's connection takes longer than the gap after a beep: make it now."""
+        """A remote model's connection, or the embedded model's files, take longer than the gap
+        after a beep: have them now."""
         if isinstance(self.model, Preconnectable):
             config = RealtimeModelConfig(sample_rate=self.call.sample_rate)
             await asyncio.wait_for(self.model.preconnect(config), READY_TIMEOUT_S)
+        else:
+            await self.model.prepare()
 
     async def leave(self) -> tuple[bool, float | None]:
         """Speak the message now and hang up once it has gone out: (all of it sent, delay in ms

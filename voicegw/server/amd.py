@@ -12,8 +12,6 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-import structlog
-
 from voicegw.audio.amd import AmdDecision, AmdSettings, VoicemailReady
 from voicegw.audio.format import BYTES_PER_SAMPLE
 from voicegw.contracts.model import ModelUnavailable, RealtimeModel, RealtimeModelConfig
@@ -26,8 +24,6 @@ from voicegw.transports.sip_call import SipCallTransport
 
 if TYPE_CHECKING:
     from voicegw.realtime import RealtimeAgent, RealtimeSession
-
-log = structlog.get_logger(__name__)
 
 OnMachine = Literal["leave_voicemail", "hangup"]
 
@@ -47,6 +43,8 @@ class AmdOptions:
     """Answering-machine detection for a dialled call, and what a machine gets."""
 
     on_machine: OnMachine = "leave_voicemail"
+    """What a machine gets: a voicemail after its beep, or a hang-up at once."""
+
     voicemail_message: str | None = None
     """The message to leave, word for word; None: the agent composes one."""
 
@@ -65,7 +63,8 @@ class AmdOutcome:
     """The whole message went out before the call was hung up."""
 
     message_delay_ms: float | None = None
-    """From the moment the machine was ready (the beep's end) to the message's first audio sent."""
+    """From the moment the machine was found ready (the beep's end heard, one frame and the jitter
+    buffer after it ended) to the message's first audio handed to the media clock."""
 
 
 async def run_screened(call: SipCall, agents: AgentCalls, options: AmdOptions) -> AmdOutcome:
@@ -118,7 +117,7 @@ class Voicemail:
         started = asyncio.get_running_loop().time()
         try:
             await self._preconnect
-        except (TimeoutError, ConnectionError, ModelUnavailable) as exc:
+        except (TimeoutError, OSError, ModelUnavailable) as exc:  # OSError: ConnectionError, files
             self.call.log.warning("voicemail_failed", cause="model_unreachable", detail=str(exc) or repr(exc))
             await self.call.hang_up(EndReason.MODEL_FAILED, "no model for the voicemail")
             return False, None

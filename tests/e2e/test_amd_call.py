@@ -3,6 +3,8 @@ line; how each call goes is checked from what the callee heard (tests/e2e/amd_ca
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +105,16 @@ async def test_a_voicemail_without_a_model_ends_the_call_with_the_cause_logged(
     )
     check_ending(status, stderr, run, 6, "no voicemail left")
     assert '"event": "voicemail_failed"' in stderr and '"cause": "model_unreachable"' in stderr
+
+
+async def test_a_person_whose_phone_sends_no_rtp_while_silent_is_a_human(
+    tmp_path: Path, rtp_capture: tuple[RtpCapture, int]
+) -> None:
+    said = pickup("Hello?", VOICES[2], tmp_path / "speech", lead_ms=0)
+    assert said.greeting_end_ms is not None
+    # Silence suppression: packets only while the person speaks, none before or after.
+    speech_only = dataclasses.replace(said, pcm=said.pcm[: said.greeting_end_ms * RATE // 1000 * 2])
+    status, stderr, run, _ = await call_callee(tmp_path, rtp_capture, speech_only, "uas_answer_play_bye.xml")
+    check_ending(status, stderr, run, 0, "voicegw: answered by: human")
+    [decided] = [json.loads(line) for line in stderr.splitlines() if '"amd_decided"' in line]
+    assert decided["decided_ms"] < 3000, decided

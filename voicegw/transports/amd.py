@@ -21,13 +21,19 @@ from collections.abc import AsyncGenerator, Callable
 from typing import cast
 
 from voicegw.audio.amd import AmdDecision, AmdSettings, AnsweringMachineDetector, VoicemailReady
+from voicegw.audio.format import BYTES_PER_SAMPLE
 from voicegw.contracts.transport import AnsweringMachineDetected, AudioFrame
 from voicegw.sip.call import SipCall
 from voicegw.transports.sip_call import SipCallTransport
 
 STALL_SLACK_S = 2.0
-"""Beyond the detector's own limits, how long to wait for audio that stopped coming (a callee
-that sends no RTP while silent) before deciding on what was heard."""
+"""Beyond the detector's own limits, how long to listen before deciding on what was heard (a
+backstop: the silence below keeps the detector's clock going)."""
+
+GAP_S = 0.2
+"""No frame for this long: the callee sends no RTP while it is silent (silence suppression), so
+the detector is fed this much silence, or a pause would never grow long enough to decide on.
+Ten frame times, so that a loop late by a few ticks does not put silence into speech."""
 
 
 class AnsweringMachineScreen:
@@ -64,12 +70,27 @@ class AnsweringMachineScreen:
         return ready
 
     async def _listen(self, done: Callable[[], bool], limit_s: float) -> None:
-        # The frames' generator is closed on leaving, not left to the garbage collector: the
-        # session that runs on the call next reads the same endpoint.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit_s
+        gap = bytes(round(self.call.sample_rate * GAP_S) * BYTES_PER_SAMPLE)
+        # The frames' generator is closed on leaving, not left to the garbage collector: what runs
+        # on the call next reads the same endpoint. A pending read is waited for, never cancelled
+        # between frames (that would end the generator).
         frames = cast(AsyncGenerator[AudioFrame, None], self._transport.frames())
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(limit_s), contextlib.aclosing(frames):
-                async for frame in frames:
-                    self.detector.feed(frame.pcm)
-                    if done():
+        async with contextlib.aclosing(frames):
+            pending = asyncio.ensure_future(anext(frames))
+            try:
+                while not done() and (left := deadline - loop.time()) > 0:
+                    arrived, _ = await asyncio.wait({pending}, timeout=min(GAP_S, left))
+                    if not arrived:
+                        self.detector.feed(gap)
+                        continue
+                    try:
+                        frame = pending.result()
+                    except StopAsyncIteration:
                         return
+                    self.detector.feed(frame.pcm)
+                    pending = asyncio.ensure_future(anext(frames))
+            finally:
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)

@@ -83,6 +83,20 @@ def test_a_greeting_that_never_ends_times_out(workdir: Path) -> None:
     assert events[-1] == VoicemailReady(6000, "timeout")
 
 
+def test_many_words_before_a_pause_are_a_greeting(workdir: Path) -> None:
+    callee = pickup("One. Two. Three. Four. Five. Six.", VOICES[5], workdir, lead_ms=200)
+    _, events = run(callee.pcm, AmdSettings(greeting_ms=10_000))
+    decision = events[0]
+    assert isinstance(decision, AmdDecision)
+    assert (decision.verdict, decision.cause) == ("machine", "more than 4 words without a pause")
+
+
+def test_no_pattern_by_the_end_of_the_window_is_unknown(workdir: Path) -> None:
+    callee = pickup("Hello, this is Anna.", VOICES[0], workdir, lead_ms=2400)
+    _, events = run(callee.pcm, AmdSettings(total_analysis_ms=3000))
+    assert events == [AmdDecision("unknown", 3000, "no pattern within the analysis window")]
+
+
 def test_nothing_more_comes_after_the_decision_for_a_human(workdir: Path) -> None:
     callee: Callee = pickup("Hello?", VOICES[3], workdir, lead_ms=300)
     detector, _ = run(callee.pcm)

@@ -66,10 +66,8 @@ class AmdSettings:
     """More words than this in the first utterance is a greeting."""
 
     total_analysis_ms: int = 4000
-    """No decision by then: ``machine`` if most of it was speech, else ``unknown``."""
-
-    machine_speech_share: float = 0.5
-    """At the window's end, a share of speech above this is a greeting that kept pausing."""
+    """No decision by then: ``unknown`` (a person who started speaking just before the initial
+    silence ran out, and is still on a short first utterance)."""
 
     no_beep_silence_ms: int = 1500
     """After a machine's greeting, silence this long with no beep: the machine is recording."""
@@ -96,10 +94,6 @@ class AmdSettings:
                 raise ValueError(f"AmdSettings.{name} must be positive, got {getattr(self, name)}")
         if self.max_words < 1:
             raise ValueError(f"AmdSettings.max_words must be at least 1, got {self.max_words}")
-        if not 0 < self.machine_speech_share <= 1:
-            raise ValueError(
-                f"AmdSettings.machine_speech_share must be in (0, 1], got {self.machine_speech_share}"
-            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,10 +165,8 @@ class AnsweringMachineDetector:
         self._utterance_start: int | None = None
         """Where the first utterance began (None before anyone spoke)."""
         self._words = 0
-        self._word_start = 0
         self._last_speech_end: int | None = None
         """Where the silence after the last word began (None while a word is going on)."""
-        self._speech_ms = 0
 
     @property
     def position_ms(self) -> int:
@@ -213,13 +205,11 @@ class AnsweringMachineDetector:
         if self._utterance_start is None:
             self._utterance_start = at_ms
         self._words += 1
-        self._word_start = at_ms
         self._last_speech_end = None
 
     def _word_ended(self, at_ms: int) -> None:
         if self._utterance_start is None:
             return  # a beep's end, no word
-        self._speech_ms += at_ms - self._word_start
         self._last_speech_end = at_ms
 
     def _on_time(self, now: int) -> list[AmdEvent]:
@@ -239,9 +229,6 @@ class AnsweringMachineDetector:
         if not speaking and now - utterance_end >= s.after_greeting_silence_ms:
             return self._decide("human", now, "a short greeting, then silence")
         if now >= s.total_analysis_ms:
-            spoken = self._speech_ms + (now - self._word_start if speaking else 0)
-            if spoken > s.machine_speech_share * (now - self._utterance_start):
-                return self._decide("machine", now, "speech through the analysis window")
             return self._decide("unknown", now, "no pattern within the analysis window")
         return []
 

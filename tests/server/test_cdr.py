@@ -109,7 +109,9 @@ def test_an_answered_inbound_call_the_caller_hangs_up(
     json.dumps(record.as_json())  # one JSON line, as written
 
 
-def test_the_agent_hanging_up_is_the_local_side(records: CallRecords, events: list[CallLifecycleEvent]) -> None:
+def test_the_agent_hanging_up_is_the_local_side(
+    records: CallRecords, events: list[CallLifecycleEvent]
+) -> None:
     call = a_call()
     records.call_started(call)
     answer(call, 101.0)

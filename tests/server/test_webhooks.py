@@ -6,12 +6,11 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 
 import pytest
-from aiohttp import web
 
 from tests.e2e.harness import free_tcp_port
+from tests.server.webhook_receiver import SECRET, Receiver, webhook_receiver
 from voicegw.server.cdr import CallStarted
 from voicegw.server.http_post import HttpPostError, check_url, parse_status_line
 from voicegw.server.webhooks import (
@@ -26,49 +25,13 @@ from voicegw.server.webhooks import (
     webhook_headers,
 )
 
-SECRET = "whsec_test"
 STARTED = CallStarted("call_1", "abc@host", "inbound", "<sip:a@x>", "<sip:b@y>", "2026-12-07T10:00:00.000Z")
-
-
-@dataclass
-class Receiver:
-    """A webhook receiver: answers `statuses` in turn (then 200), checking every signature."""
-
-    statuses: list[int] = field(default_factory=list)
-    hang: bool = False
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    verified: list[bool] = field(default_factory=list)
-    url: str = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        self.received.append((dict(request.headers), body))
-        try:
-            verify(SECRET, body, *webhook_headers(request.headers))
-            self.verified.append(True)
-        except WebhookVerificationError:
-            self.verified.append(False)
-            return web.Response(status=401)
-        if self.hang:
-            await asyncio.sleep(3600)
-        return web.Response(status=self.statuses.pop(0) if self.statuses else 200)
 
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    hook = Receiver()
-    app = web.Application()
-    app.router.add_post("/hooks", hook.handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    port = free_tcp_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    hook.url = f"http://127.0.0.1:{port}/hooks"
-    try:
+    async with webhook_receiver() as hook:
         yield hook
-    finally:
-        await runner.cleanup()
 
 
 class Counts:
@@ -83,11 +46,11 @@ def sender_for(url: str, counts: Callable[[str, str], None], **settings: float) 
     return WebhookSender(WebhookSettings((url,), SECRET, **settings), counts)  # type: ignore[arg-type]
 
 
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait (10 s at most) for `condition`."""
+    async with asyncio.timeout(10):
+        while not condition():
+            await asyncio.sleep(0.02)
 
 
 def test_signature_verification() -> None:
@@ -117,7 +80,11 @@ def test_backoff_doubles_with_jitter_and_is_capped() -> None:
 
 def test_urls_and_status_lines() -> None:
     check_url("https://hooks.example:8443/calls?x=1")
-    for bad, words in (("hooks.example/x", "not an http"), ("http:///x", "no host"), ("http://h:0x/", "Port")):
+    for bad, words in (
+        ("hooks.example/x", "not an http"),
+        ("http:///x", "no host"),
+        ("http://h:0x/", "Port"),
+    ):
         with pytest.raises(ValueError, match=words):
             check_url(bad)
     assert parse_status_line(b"HTTP/1.1 204 No Content\r\n") == 204

@@ -722,7 +722,9 @@ class SipUserAgent:
         elif info.state == pj.PJSIP_INV_STATE_CONFIRMED:
             negotiated = self._take_answer(pj_call, call, "the 200 OK")
             if negotiated is None:
-                pj_call.dialled.set_exception(call_failed(call.info.to_uri, 0, call.end_detail))
+                # Our BYE may have disconnected the call from inside _take_answer already.
+                if not pj_call.dialled.done():
+                    pj_call.dialled.set_exception(call_failed(call.info.to_uri, 0, call.end_detail))
                 return
             self._start_media(call, negotiated)
             call.move(CallTrigger.ANSWER)
@@ -732,6 +734,8 @@ class SipUserAgent:
             pj_call.dialled.set_result(call)
         elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             status, reason = int(info.lastStatusCode), str(info.lastReason)
+            if status < 300:  # not refused: we ended it ourselves (an unusable SDP answer)
+                status, reason = 0, call.end_detail or reason
             call.log.info("call_failed", status=status, reason=reason)
             pj_call.dialled.set_exception(call_failed(call.info.to_uri, status, reason))
 

@@ -84,6 +84,7 @@ BAD = [
      "voicegw: server.webhooks.retries: 50 is out of range (must be within 0-10)"),
     ("[server.webhooks]\nurls = ['http://h/']\nsecret = 's'\nsigned = true\n",
      "voicegw: [server.webhooks]: unknown key 'signed'"),
+    ("[model]\nname = 'openai'\nsession_limit = 0\n", "voicegw: model.session_limit: 0 is out of range"),
     ("[server]\ncdr_file = '/'\n", "voicegw: server.cdr_file: '/' is a folder, not a file"),
 ]  # fmt: skip
 

@@ -66,6 +66,7 @@ def validate(config: ServerConfig) -> ServerConfig:
     more_than("server.no_input_timeout", config.no_input_timeout, 0, unit=" seconds")
     more_than("server.max_call_duration", config.max_call_duration, 0, unit=" seconds")
     more_than("server.response_timeout", config.response_timeout, 0, unit=" seconds")
+    more_than("model.session_limit", config.model.settings.get("session_limit"), 0, unit=" seconds")
     if config.log_level.lower() not in LOG_LEVELS:
         raise ConfigError(f"server.log_level: {config.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
     _check_tls(config)

@@ -177,7 +177,7 @@ _ROUTE_TYPES: dict[str, Kind] = {"agent": str, "to": str, "from": str}
 _MODEL_NAMES = ("auto", "local", "openai")
 _MODEL_SETTINGS: dict[str, dict[str, Kind]] = {
     "local": {"llm_model_path": str, "base_url": str, "llm_model": str, "api_key": str},
-    "openai": {"model_name": str},
+    "openai": {"model_name": str, "session_limit": (int, float)},
 }
 _ACCOUNT_TYPES: dict[str, Kind] = {
     "name": str,

@@ -193,7 +193,8 @@ _ACCOUNT_KEYS = {"proxy", *_ACCOUNT_TYPES}
 _SIP_KEYS = {"listen", "codecs", "tls_ciphers", *_SIP_TYPES}
 _RTP_KEYS = {"ports", "media_timeout", "host", "srtp"}
 _SERVER_PATHS = ("transcripts_dir", "recordings_dir", "cdr_file")
-_SERVER_KEYS = {"http", "record", "webhooks", *_SERVER_PATHS, *_SERVER_TYPES}
+_SERVER_KEYS = {"http", "record", *_SERVER_PATHS, *_SERVER_TYPES}
+_SERVER_TABLES = {"webhooks"}
 _WEBHOOK_TYPES: dict[str, Kind] = {"secret": str, "timeout": (int, float), "retries": int, "queue_size": int}
 
 
@@ -259,7 +260,7 @@ def load(path: Path | None = None) -> ServerConfig:
     )
     sip_table = _take(data.get("sip", {}), _SIP_KEYS, "sip")
     rtp_table = _take(data.get("rtp", {}), _RTP_KEYS, "rtp")
-    server_table = _take(data.get("server", {}), _SERVER_KEYS, "server")
+    server_table = _take(data.get("server", {}), _SERVER_KEYS | _SERVER_TABLES, "server")
 
     sip = SipConfig()
     changes: dict[str, Any] = {}

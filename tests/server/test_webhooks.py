@@ -93,17 +93,23 @@ def test_urls_and_status_lines() -> None:
             parse_status_line(garbage)
 
 
-async def test_a_delivery_is_signed_and_retried_after_a_500(receiver: Receiver) -> None:
-    receiver.statuses = [500]
+async def deliver(url: str, submissions: int = 1, **settings: float) -> list[tuple[str, str]]:
+    """Submit `STARTED` `submissions` times, each once the one before has its outcome: the outcomes."""
     counts = Counts()
-    sender = sender_for(receiver.url, counts)
+    sender = sender_for(url, counts, **settings)
     sender.start()
     try:
-        sender.submit(STARTED)
-        await until(lambda: counts.seen != [])
+        for n in range(1, submissions + 1):
+            sender.submit(STARTED)
+            await until(lambda n=n: len(counts.seen) == n)
     finally:
         await sender.close()
-    assert counts.seen == [("call.started", "delivered")]
+    return counts.seen
+
+
+async def test_a_delivery_is_signed_and_retried_after_a_500(receiver: Receiver) -> None:
+    receiver.statuses = [500]
+    assert await deliver(receiver.url) == [("call.started", "delivered")]
     assert receiver.verified == [True, True]
     (first_headers, first), (second_headers, second) = receiver.received
     assert first == second and first_headers[DELIVERY_HEADER] == second_headers[DELIVERY_HEADER]
@@ -122,30 +128,14 @@ async def test_a_delivery_is_signed_and_retried_after_a_500(receiver: Receiver) 
 
 async def test_a_4xx_is_not_retried_and_exhausted_retries_fail(receiver: Receiver) -> None:
     receiver.statuses = [404, 503, 503]
-    counts = Counts()
-    sender = sender_for(receiver.url, counts, retries=1)
-    sender.start()
-    try:
-        sender.submit(STARTED)
-        await until(lambda: len(counts.seen) == 1)
-        sender.submit(STARTED)
-        await until(lambda: len(counts.seen) == 2)
-    finally:
-        await sender.close()
-    assert counts.seen == [("call.started", "rejected"), ("call.started", "failed")]
+    outcomes = await deliver(receiver.url, 2, retries=1)
+    assert outcomes == [("call.started", "rejected"), ("call.started", "failed")]
     assert len(receiver.received) == 3
 
 
 async def test_an_unreachable_receiver_fails_after_its_retries() -> None:
-    counts = Counts()
-    sender = sender_for(f"http://127.0.0.1:{free_tcp_port()}/hooks", counts, retries=1)
-    sender.start()
-    try:
-        sender.submit(STARTED)
-        await until(lambda: counts.seen != [])
-    finally:
-        await sender.close()
-    assert counts.seen == [("call.started", "failed")]
+    outcomes = await deliver(f"http://127.0.0.1:{free_tcp_port()}/hooks", retries=1)
+    assert outcomes == [("call.started", "failed")]
 
 
 async def test_a_hanging_receiver_never_blocks_submit(receiver: Receiver) -> None:

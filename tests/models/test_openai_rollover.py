@@ -184,3 +184,15 @@ def test_tool_calls_barge_ins_and_outputs_in_the_replay() -> None:
 def test_session_limit_must_be_positive() -> None:
     with pytest.raises(ValueError, match="session_limit must be more than 0 seconds"):
         OpenAIRealtimeModel(api_key="k", session_limit=0)
+
+
+def test_a_replaced_session_leaves_no_turn_in_progress() -> None:
+    from voicegw.contracts.model import ModelResponseStarted, ModelSpeechStarted
+    from voicegw.models.openai_history import TurnQuiet
+
+    quiet = TurnQuiet(RATE)
+    quiet.on_event(ModelSpeechStarted(0, "item_U"), now=1.0)
+    quiet.on_event(ModelResponseStarted("resp_1"), now=1.0)
+    assert not quiet.quiet(2.0)
+    quiet.session_replaced()  # their speech_stopped and response.done will never come
+    assert quiet.quiet(2.0)

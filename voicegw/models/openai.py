@@ -166,6 +166,8 @@ class OpenAIRealtimeModel(RealtimeModel):
         self._mirror = ConversationMirror(8000)
         self._quiet = TurnQuiet(8000)
         self._rollover: asyncio.Task[None] | None = None
+        self._retired: set[asyncio.Task[None]] = set()
+        """Rollovers made void by a newer session, finishing their cancellation (closing a socket)."""
         self._switched = False
         """The reader's socket was swapped for a rolled-over session: read the new one."""
         self._expired = False
@@ -311,9 +313,10 @@ class OpenAIRealtimeModel(RealtimeModel):
         """Close the socket, cancel and await the reader; safe to call twice."""
         self._closing = True
         rollover, self._rollover = self._rollover, None
-        if rollover is not None and rollover is not asyncio.current_task():
-            rollover.cancel()
-            await asyncio.gather(rollover, return_exceptions=True)
+        pending = [task for task in (rollover, *self._retired) if task and task is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         reader, self._reader = self._reader, None
         if reader is not None and reader is not asyncio.current_task():
             reader.cancel()
@@ -460,6 +463,7 @@ class OpenAIRealtimeModel(RealtimeModel):
                 replayed_items=len(self._mirror),
             )
             await self._emit(ModelConnectionStatus("connected"))
+            self._quiet.session_replaced()
             self._session_began()
             return True
         await self._emit(ModelConnectionStatus("disconnected"))
@@ -472,8 +476,11 @@ class OpenAIRealtimeModel(RealtimeModel):
 
     def _session_began(self) -> None:
         """A server session is up: time its rollover (the previous one's timer is void)."""
-        if self._rollover is not None and self._rollover is not asyncio.current_task():
-            self._rollover.cancel()
+        old = self._rollover
+        if old is not None and old is not asyncio.current_task():
+            old.cancel()
+            self._retired.add(old)
+            old.add_done_callback(self._retired.discard)
         delay = self._session_limit * ROLLOVER_AT
         self._rollover = asyncio.create_task(self._roll_over(delay), name="openai-realtime-rollover")
 

@@ -229,6 +229,10 @@ class TurnQuiet:
             case TruncateItem():
                 self._audio_until = 0.0  # a barge-in flushed what was queued
 
+    def session_replaced(self) -> None:
+        """A reconnection: the old session's response and speech detection ended with it."""
+        self._responding = self._caller_speaking = False
+
     def quiet(self, now: float) -> bool:
         return (
             not (self._responding or self._caller_speaking or self._open_calls) and now >= self._audio_until

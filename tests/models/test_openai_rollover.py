@@ -107,18 +107,23 @@ async def test_the_next_session_is_prepared_and_swapped_in_between_turns(
     assert len(rolled) == 1 and rolled[0]["session"] == "sess_ROLLED2" and rolled[0]["items"] == 2
 
 
+@pytest.mark.parametrize("ended_by", ["command", "time limit"])
 async def test_a_session_the_server_ends_is_replaced_with_the_conversation(
-    fake_server: Callable[..., FakeRealtimeServer], recorder: Recorder
+    fake_server: Callable[..., FakeRealtimeServer], recorder: Recorder, ended_by: str
 ) -> None:
-    async with fake_server("rollover") as server:
+    # By its time limit: 4 s, well after the first answer (done 2.4 s into the session).
+    async with fake_server("rollover", session_limit=4.0 if ended_by == "time limit" else None) as server:
         model = openai_model(server)  # the real limit: no rollover of its own in this test
         model.add_listener(recorder)
         await model.connect(CONFIG)
         talking = asyncio.create_task(caller(model, 10))
         try:
             await recorder.wait_for("response_done", lambda e: e.response_id == "resp_A1")
-            await server.expire()
-            await recorder.wait_for("response_done", lambda e: e.response_id == "resp_A2")
+            if ended_by == "command":
+                await server.expire()
+            await asyncio.wait_for(
+                recorder.wait_for("response_done", lambda e: e.response_id == "resp_A2"), 10
+            )
         finally:
             talking.cancel()
             await asyncio.gather(talking, return_exceptions=True)

@@ -278,7 +278,17 @@ class OpenAIRealtimeModel(RealtimeModel):
                     return
                 if self._decoder is None:
                     raise ModelNotConnected("cannot send audio: the model is not connected")
-                await self._send(append_audio_event(self._decoder.audio.encode(pcm)))
+                sending_on = self._ws
+                try:
+                    await self._send(append_audio_event(self._decoder.audio.encode(pcm)))
+                except ModelNotConnected:
+                    # The socket dropped under this send: unless the reader has given up (or we
+                    # are closing), it reconnects, and this audio is lost like the rest.
+                    will_reconnect = self._reconnecting or (sending_on is not None and self._ws is sending_on)
+                    if self._closing or not will_reconnect:
+                        raise
+                    self._dropped_audio_ms += len(pcm) * 500 / self._sample_rate
+                    return
                 if command.commit:
                     await self._send(commit_audio_event())
             case CommitAudio():
@@ -365,6 +375,8 @@ class OpenAIRealtimeModel(RealtimeModel):
             if self._switched:  # a rolled-over session took the old one's place
                 self._switched = False
                 continue
+            # From now on caller audio is dropped, not refused: a reconnection follows.
+            self._reconnecting = not self._fatal and ready.done()
             await self._close_socket()
             if self._fatal or not ready.done():
                 if not ready.done():

@@ -278,14 +278,13 @@ class OpenAIRealtimeModel(RealtimeModel):
                     return
                 if self._decoder is None:
                     raise ModelNotConnected("cannot send audio: the model is not connected")
-                sending_on = self._ws
                 try:
                     await self._send(append_audio_event(self._decoder.audio.encode(pcm)))
                 except ModelNotConnected:
-                    # The socket dropped under this send: unless the reader has given up (or we
-                    # are closing), it reconnects, and this audio is lost like the rest.
-                    will_reconnect = self._reconnecting or (sending_on is not None and self._ws is sending_on)
-                    if self._closing or not will_reconnect:
+                    # The socket closed under this send: dropped before the reader noticed (it
+                    # reconnects), or swapped for a rolled-over session. This audio is lost like
+                    # a reconnection's; only a model closed or lost for good refuses it.
+                    if self._closing or not (self._reconnecting or self._ws is not None):
                         raise
                     self._dropped_audio_ms += len(pcm) * 500 / self._sample_rate
                     return

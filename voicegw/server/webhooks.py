@@ -29,12 +29,12 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 import structlog
 
-from voicegw.server.cdr import CallAnswered, CallEnded, CallLifecycleEvent, CallStarted, iso_utc
+from voicegw.server.cdr import CallAnswered, CallEnded, CallLifecycleEvent, CallStarted, iso_utc, plain
 from voicegw.server.http_post import HttpPostError, post
 
 log = structlog.get_logger(__name__)
@@ -124,7 +124,7 @@ def event_data(event: CallLifecycleEvent) -> dict[str, Any]:
         case CallEnded(record=record):
             return record.as_json()
         case CallStarted() | CallAnswered():
-            data = asdict(event)
+            data = plain(event)
             del data["type"]
             data["id"] = data.pop("record_id")
             if "from_uri" in data:

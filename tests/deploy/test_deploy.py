@@ -28,6 +28,7 @@ def test_example_config_loads_and_mentions_every_key() -> None:
     }
     sections |= {
         "model": {"name", *(key for keys in config_module._MODEL_SETTINGS.values() for key in keys)},
+        "server.webhooks": {"urls", *config_module._WEBHOOK_TYPES},
         "access": {"allow"},
         "[routes]": set(config_module._ROUTE_TYPES),
         "[accounts]": config_module._ACCOUNT_KEYS,

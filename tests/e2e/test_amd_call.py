@@ -21,6 +21,15 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 MESSAGE = "Hello, this is Acme Dental confirming your appointment tomorrow at nine."
 
 
+def call_record(stderr: str) -> dict[str, object]:
+    """The call's record, from its ``call_record`` log line."""
+    for line in stderr.splitlines():
+        if line.startswith("{") and '"event": "call_record"' in line:
+            record: dict[str, object] = json.loads(line)["record"]
+            return record
+    raise AssertionError("no call_record line")
+
+
 def check_ending(status: int, stderr: str, run: SippRun, expected: int, last_line: str) -> None:
     """The exit status, SIPp's scenario played through, the last line, and no error logged."""
     assert status == expected, stderr[-3000:]
@@ -35,6 +44,7 @@ async def test_a_person_answering_gets_the_agent(tmp_path: Path, rtp_capture: tu
     capture = rtp_capture[0]
     check_ending(status, stderr, run, 0, "voicegw: answered by: human")
     assert '"event": "amd_decided"' in stderr and '"verdict": "human"' in stderr
+    assert call_record(stderr)["amd"] == "human"
     # The agent greets once the person has said hello and paused, within 3 s of the answer.
     onset = tone_onset_ms(capture)
     assert callee.greeting_end_ms is not None
@@ -56,6 +66,7 @@ async def test_a_machine_gets_the_voicemail_after_its_beep(
     capture = rtp_capture[0]
     check_ending(status, stderr, run, 5, "voicemail left after the beep")
     assert '"verdict": "machine"' in stderr and '"event": "voicemail_left"' in stderr
+    assert call_record(stderr)["amd"] == "machine"
     assert len(responses) == 1 and responses[0].endswith(MESSAGE), responses  # the text, word for word
     # The callee's recording: silence while its greeting plays, then the message, which starts
     # after the beep has ended (never over it) and soon after (the target is 500 ms).

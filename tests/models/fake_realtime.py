@@ -18,6 +18,10 @@ With ``calls_api=True`` it also plays OpenAI's SIP connector: `ring` posts a sig
 ``realtime.call.incoming`` webhook to the application, ``POST /v1/realtime/calls/{id}/accept``
 (on `calls_url`) accepts a ringing call, and ``/v1/realtime?call_id=...`` attaches a WebSocket to
 an accepted one.
+
+Sessions end as the real server ends them at their time limit: an ``error`` event with code
+``session_expired``, then the close, after `session_limit` seconds of a connection or at once
+with `expire()`.
 """
 
 from __future__ import annotations
@@ -46,6 +50,23 @@ TONE_HZ = 440.0
 TONE_AMPLITUDE = 8000
 PCM_RATE = 24000
 PCMU_RATE = 8000
+EXPIRED_CLOSE_CODE = 1000
+
+
+def session_expired_event(minutes: int = 60) -> dict[str, Any]:
+    """The error the Realtime API sends when a session reaches its maximum duration (the shape
+    reported in OpenAI's community forum, "Realtime API - session_expired?", with the GA limit)."""
+    return {
+        "type": "error",
+        "event_id": "event_expired",
+        "error": {
+            "type": "invalid_request_error",
+            "code": "session_expired",
+            "message": f"Your session hit the maximum duration of {minutes} minutes.",
+            "param": None,
+            "event_id": None,
+        },
+    }
 
 
 # --- G.711 μ-law (the classic reference algorithm, independent of voicegw.audio) -------------
@@ -85,6 +106,12 @@ class Connection:
     audio_sent_ms: dict[str, float] = field(default_factory=dict)
     """Per assistant item, ms of audio sent (a truncation may not go past it)."""
 
+    expired: bool = False
+    """The server ended it at its time limit (`FakeRealtimeServer.expire`)."""
+
+    closed_by_client: bool = False
+    """The client closed it (a close frame from the client)."""
+
     def negotiated(self, direction: str) -> str:
         """The audio format (``input`` or ``output``) of the client's last ``session.update``."""
         for event in reversed(self.received):
@@ -118,10 +145,12 @@ class FakeRealtimeServer:
         reject_status: int | None = None,
         hang_handshake: bool = False,
         calls_api: bool = False,
+        session_limit: float | None = None,
     ) -> None:
         """`reject_status` answers every handshake with that HTTP status; `hang_handshake` takes
         the TCP connection and never answers the upgrade (a wedged endpoint or proxy); `calls_api`
-        serves OpenAI's Calls API (accept) beside the WebSocket."""
+        serves OpenAI's Calls API (accept) beside the WebSocket; `session_limit` ends each
+        connection that many seconds after it opened, as the real server does (`expire`)."""
         self.scenario = json.loads((DATA / f"{scenario}.json").read_text())
         self.ringing: set[str] = set()
         self.accepted: dict[str, dict[str, Any]] = {}
@@ -144,6 +173,8 @@ class FakeRealtimeServer:
 
         self._server: Server | None = None
         self._tone_phase = 0
+        self.session_limit = session_limit
+        self._sockets: dict[int, ServerConnection] = {}
 
     @property
     def base_url(self) -> str:
@@ -248,6 +279,9 @@ class FakeRealtimeServer:
         reader = asyncio.create_task(self._read(ws, conn, inbox, audio_arrived))
         steps = self.scenario["connections"][index]["steps"]
         player = asyncio.create_task(self._play(ws, conn, steps, inbox, audio_arrived))
+        self._sockets[index] = ws
+        limit = self.session_limit
+        timer = asyncio.create_task(self._expire_after(index, limit)) if limit is not None else None
         try:
             # The client may leave mid-scenario (a test that is done): stop replaying then.
             await asyncio.wait({reader, player}, return_when=asyncio.FIRST_COMPLETED)
@@ -261,9 +295,26 @@ class FakeRealtimeServer:
         except ConnectionClosed:
             pass  # the client went away; what it sent is recorded
         finally:
-            for task in (reader, player):
+            conn.closed_by_client = bool(ws.protocol.close_rcvd_then_sent)
+            self._sockets.pop(index, None)
+            tasks = [reader, player, *([timer] if timer else [])]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(reader, player, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def expire(self, index: int = -1) -> None:
+        """End connection `index` (default: the last) as the server does at the session limit."""
+        position = index % len(self.connections)
+        ws = self._sockets.get(position)
+        if ws is None:
+            raise RuntimeError(f"connection {position} is not open")
+        self.connections[position].expired = True
+        await ws.send(json.dumps(session_expired_event()))
+        await ws.close(EXPIRED_CLOSE_CODE, "session expired")
+
+    async def _expire_after(self, index: int, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        await self.expire(index)
 
     async def _read(
         self,

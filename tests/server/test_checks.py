@@ -69,6 +69,23 @@ BAD = [
     ("[server]\nrecord = true\n", "voicegw: server.record: true needs server.recordings_dir"),
     ("[[accounts]]\nuri = 'sip:a@pbx'\nexpires = 0\n", "voicegw: accounts[0].expires: 0 is not"),
     ("[[routes]]\nagent = 'no_such_module:agent'\n", "voicegw: routes[0].agent: cannot import"),
+    ("[server.webhooks]\nurls = ['ftp://hooks.example']\nsecret = 's'\n",
+     "voicegw: server.webhooks.urls: 'ftp://hooks.example' is not an http:// or https:// URL"),
+    ("[server.webhooks]\nurls = ['http://:80/x']\nsecret = 's'\n",
+     "voicegw: server.webhooks.urls: 'http://:80/x' has no host"),
+    ("[server.webhooks]\nurls = ['http://hooks.example:99999/']\nsecret = 's'\n",
+     "voicegw: server.webhooks.urls: 'http://hooks.example:99999/': Port out of range"),
+    ("[server.webhooks]\nurls = ['https://hooks.example/calls']\n",
+     "voicegw: server.webhooks.secret: missing"),
+    ("[server.webhooks]\nsecret = 's'\n", "voicegw: server.webhooks.urls: give at least one URL"),
+    ("[server.webhooks]\nurls = ['http://h/']\nsecret = 's'\ntimeout = 0\n",
+     "voicegw: server.webhooks.timeout: 0 is out of range"),
+    ("[server.webhooks]\nurls = ['http://h/']\nsecret = 's'\nretries = 50\n",
+     "voicegw: server.webhooks.retries: 50 is out of range (must be within 0-10)"),
+    ("[server.webhooks]\nurls = ['http://h/']\nsecret = 's'\nsigned = true\n",
+     "voicegw: [server.webhooks]: unknown key 'signed'"),
+    ("[model]\nname = 'openai'\nsession_limit = 0\n", "voicegw: model.session_limit: 0 is out of range"),
+    ("[server]\ncdr_file = '/'\n", "voicegw: server.cdr_file: '/' is a folder, not a file"),
 ]  # fmt: skip
 
 

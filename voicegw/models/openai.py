@@ -5,8 +5,14 @@ turns commands into client events and server events into typed model events for 
 When the socket drops it says so (a connection status and an error), reconnects with backoff a
 bounded number of times (re-sending the session configuration), and otherwise ends with a fatal
 error, so the session always learns how the model ended. A reconnection opens a new server
-session: the conversation so far is not replayed (the API cannot take assistant audio back), and
-caller audio sent meanwhile is dropped, not queued.
+session, into which the conversation so far is re-sent as text (`ConversationMirror`: the API
+cannot take assistant audio back); caller audio sent meanwhile is dropped, not queued.
+
+A server session lives `session_limit` seconds at most (`SESSION_LIMIT_S`). Near that limit the
+model rolls over: it opens and configures the next session in the background and, between turns
+(`TurnQuiet`), re-sends the conversation into it and swaps it in, so the caller hears no gap. A session the
+server ends first (``session_expired``) is replaced the same way as a dropped connection, without
+the error reaching the listeners.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from voicegw.contracts.model import (
     UpdateSession,
     UpdateSettings,
 )
+from voicegw.models.openai_history import SESSION_EXPIRED, SESSION_LIMIT_S, ConversationMirror, TurnQuiet
 from voicegw.models.openai_protocol import (
     DEFAULT_TRANSCRIPTION_MODEL,
     OpenAIProtocolError,
@@ -83,6 +90,13 @@ CONNECT_TIMEOUT_S = 10.0
 
 AUTH_STATUS_CODES = frozenset({401, 403})
 
+ROLLOVER_AT = 0.9
+"""Share of `session_limit` after which the next session is prepared (54 of 60 minutes): the rest
+is the time a quiet moment has to come before the server ends the session."""
+
+QUIET_POLL_S = 0.02
+"""How often a prepared session checks for a quiet moment to swap in (one media frame)."""
+
 
 class ModelNotConnected(ConnectionError):
     """A command was sent while the model has no connection (before connect, reconnecting, closed)."""
@@ -108,8 +122,12 @@ class OpenAIRealtimeModel(RealtimeModel):
         reconnect_delays: Sequence[float] = DEFAULT_RECONNECT_DELAYS,
         connect_timeout: float = CONNECT_TIMEOUT_S,
         reconnect_budget: float = RECONNECT_BUDGET_S,
+        session_limit: float = SESSION_LIMIT_S,
     ) -> None:
         """`headers` replace the bearer authorization (Azure's ``api-key``, a proxy's token).
+
+        `session_limit` is the server's session lifetime in seconds: the model rolls over to a new
+        session before it (`ROLLOVER_AT`).
 
         `base_url` defaults to ``OPENAI_BASE_URL`` (as in OpenAI's SDKs; ``https://`` becomes
         ``wss://``), then to the public API.
@@ -142,6 +160,18 @@ class OpenAIRealtimeModel(RealtimeModel):
         self._closing = False
         self._reconnecting = False
         self._dropped_audio_ms = 0.0
+        if session_limit <= 0:
+            raise ValueError(f"session_limit must be more than 0 seconds, not {session_limit:g}")
+        self._session_limit = session_limit
+        self._mirror = ConversationMirror(8000)
+        self._quiet = TurnQuiet(8000)
+        self._rollover: asyncio.Task[None] | None = None
+        self._retired: set[asyncio.Task[None]] = set()
+        """Rollovers made void by a newer session, finishing their cancellation (closing a socket)."""
+        self._switched = False
+        """The reader's socket was swapped for a rolled-over session: read the new one."""
+        self._expired = False
+        """The server said the session expired: the coming close is a rollover, not a failure."""
         self._log = log.bind(model=model)
 
     @property
@@ -208,6 +238,8 @@ class OpenAIRealtimeModel(RealtimeModel):
         if self._reader is not None or self._closing:
             raise RuntimeError("the model is already connected (or closed): use a new one")
         self._config = config
+        self._mirror = ConversationMirror(config.sample_rate)
+        self._quiet = TurnQuiet(config.sample_rate)
         await self._emit(ModelConnectionStatus("connecting"))
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         await self._open()
@@ -235,6 +267,8 @@ class OpenAIRealtimeModel(RealtimeModel):
         `SendRawMessage` -> its client event as is. Raises `ModelNotConnected` when there is no
         connection, `TypeError` for an unknown command.
         """
+        self._mirror.on_command(command)
+        self._quiet.on_command(command)
         match command:
             case SendAudio(pcm=pcm):
                 if self._reconnecting:
@@ -244,7 +278,16 @@ class OpenAIRealtimeModel(RealtimeModel):
                     return
                 if self._decoder is None:
                     raise ModelNotConnected("cannot send audio: the model is not connected")
-                await self._send(append_audio_event(self._decoder.audio.encode(pcm)))
+                try:
+                    await self._send(append_audio_event(self._decoder.audio.encode(pcm)))
+                except ModelNotConnected:
+                    # The socket closed under this send: dropped before the reader noticed (it
+                    # reconnects), or swapped for a rolled-over session. This audio is lost like
+                    # a reconnection's; only a model closed or lost for good refuses it.
+                    if self._closing or not (self._reconnecting or self._ws is not None):
+                        raise
+                    self._dropped_audio_ms += len(pcm) * 500 / self._sample_rate
+                    return
                 if command.commit:
                     await self._send(commit_audio_event())
             case CommitAudio():
@@ -278,6 +321,11 @@ class OpenAIRealtimeModel(RealtimeModel):
     async def close(self) -> None:
         """Close the socket, cancel and await the reader; safe to call twice."""
         self._closing = True
+        rollover, self._rollover = self._rollover, None
+        pending = [task for task in (rollover, *self._retired) if task and task is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         reader, self._reader = self._reader, None
         if reader is not None and reader is not asyncio.current_task():
             reader.cancel()
@@ -289,8 +337,12 @@ class OpenAIRealtimeModel(RealtimeModel):
     async def _open(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 (the handshake's bound)
         """Open a socket (a new server session: a new decoder) within `timeout` (default: connect's)."""
         assert self._config is not None
+        self._ws = await self._connect(timeout)
+        self._decoder = ServerEventDecoder(WireAudio(self._config.sample_rate))
+
+    async def _connect(self, timeout: float | None = None) -> ClientConnection:  # noqa: ASYNC109
         try:
-            ws = await websockets.connect(
+            return await websockets.connect(
                 self.url,
                 additional_headers=self._headers,
                 max_size=None,  # audio deltas of a long answer can be large
@@ -307,8 +359,6 @@ class OpenAIRealtimeModel(RealtimeModel):
             raise ConnectionError(f"the OpenAI Realtime handshake failed: {exc}") from exc
         except OSError as exc:
             raise ConnectionError(f"cannot reach {self.url}: {exc}") from exc
-        self._ws = ws
-        self._decoder = ServerEventDecoder(WireAudio(self._config.sample_rate))
 
     async def _close_socket(self) -> None:
         ws, self._ws = self._ws, None
@@ -321,55 +371,80 @@ class OpenAIRealtimeModel(RealtimeModel):
             error = await self._read(ready)
             if self._closing:
                 return
+            if self._switched:  # a rolled-over session took the old one's place
+                self._switched = False
+                continue
+            # From now on caller audio is dropped, not refused: a reconnection follows.
+            self._reconnecting = not self._fatal and ready.done()
             await self._close_socket()
             if self._fatal or not ready.done():
                 if not ready.done():
                     ready.set_exception(error)
                 await self._emit(ModelConnectionStatus("disconnected"))
                 return
-            if not await self._reconnect(str(error)):
+            expired, self._expired = self._expired, False
+            if not await self._reconnect(str(error), expired=expired):
                 return
 
     async def _read(self, ready: asyncio.Future[None]) -> Exception:
         """Read one connection until it ends; what ended it."""
-        assert self._ws is not None
+        ws, decoder = self._ws, self._decoder
+        assert ws is not None and decoder is not None
         try:
-            async for message in self._ws:
-                await self._handle(message, ready)
+            async for message in ws:
+                if ws is not self._ws:  # swapped for a rolled-over session: the old one is done
+                    break
+                await self._handle(message, ready, decoder)
                 if self._fatal:
                     return ModelUnavailable(self._fatal_message)
         except ConnectionClosed as exc:
             return ConnectionError(f"the OpenAI Realtime connection closed ({exc})")
         return ConnectionError("the OpenAI Realtime server closed the connection")
 
-    async def _handle(self, message: str | bytes, ready: asyncio.Future[None]) -> None:
-        assert self._decoder is not None
+    async def _handle(
+        self, message: str | bytes, ready: asyncio.Future[None], decoder: ServerEventDecoder
+    ) -> None:
         try:
-            events = self._decoder.decode_text(message)
+            events = decoder.decode_text(message)
         except OpenAIProtocolError as exc:  # the peer's garbage: report it and go on
             self._log.warning("model_bad_server_event", error=str(exc))
             await self._emit(ModelError(str(exc), code="protocol_error"))
             return
+        now = asyncio.get_running_loop().time()
         for event in events:
+            if isinstance(event, ModelError) and event.code == SESSION_EXPIRED:
+                # Not the listeners' concern: the close that follows opens the next session.
+                self._expired = True
+                self._log.info("model_session_expired", detail=event.message)
+                continue
             if isinstance(event, ModelError) and event.fatal:
                 self._fatal = True
                 self._fatal_message = event.message
+            self._mirror.on_event(event)
+            self._quiet.on_event(event, now)
             await self._emit(event)
-        if self._decoder.session_id is not None and not ready.done():
+        if decoder.session_id is not None and not ready.done():
             ready.set_result(None)
+            self._session_began()
 
-    async def _reconnect(self, reason: str) -> bool:
-        """Reconnect with backoff; False (after a fatal error event) when every attempt failed."""
-        self._log.warning("model_connection_lost", reason=reason)
+    async def _reconnect(self, reason: str, *, expired: bool = False) -> bool:
+        """Reconnect with backoff; False (after a fatal error event) when every attempt failed.
+
+        `expired`: the server ended the session at its time limit, which is no error."""
+        if expired:
+            self._log.info("model_session_replaced", reason="the server session expired")
+        else:
+            self._log.warning("model_connection_lost", reason=reason)
         self._reconnecting = True
         try:
-            return await self._reconnect_with_backoff(reason)
+            return await self._reconnect_with_backoff(reason, expired=expired)
         finally:
             self._reconnecting = False
 
-    async def _reconnect_with_backoff(self, reason: str) -> bool:
+    async def _reconnect_with_backoff(self, reason: str, *, expired: bool) -> bool:
         await self._emit(ModelConnectionStatus("reconnecting"))
-        await self._emit(ModelError(f"the model connection dropped: {reason}", code="connection_lost"))
+        if not expired:
+            await self._emit(ModelError(f"the model connection dropped: {reason}", code="connection_lost"))
         last = reason
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._reconnect_budget
@@ -382,6 +457,8 @@ class OpenAIRealtimeModel(RealtimeModel):
             try:
                 await self._open(left)
                 await self._send_session_update()  # the new server session starts unconfigured
+                for event in self._mirror.replay():
+                    await self._send(event)
             except ModelUnavailable as exc:
                 last = str(exc)
                 break  # refused, not unreachable: retrying cannot help
@@ -390,14 +467,116 @@ class OpenAIRealtimeModel(RealtimeModel):
                 self._log.info("model_reconnect_failed", attempt=attempt, error=last)
                 await self._close_socket()  # opened, then closed before it was configured
                 continue
-            self._log.info("reconnected", attempt=attempt, dropped_audio_ms=round(self._dropped_audio_ms))
+            self._log.info(
+                "reconnected",
+                attempt=attempt,
+                dropped_audio_ms=round(self._dropped_audio_ms),
+                replayed_items=len(self._mirror),
+            )
             await self._emit(ModelConnectionStatus("connected"))
+            self._quiet.session_replaced()
+            self._session_began()
             return True
         await self._emit(ModelConnectionStatus("disconnected"))
         await self._emit(
             ModelError(f"the model connection is lost for good: {last}", code="connection_lost", fatal=True)
         )
         return False
+
+    # --- rollover --------------------------------------------------------------------------
+
+    def _session_began(self) -> None:
+        """A server session is up: time its rollover (the previous one's timer is void)."""
+        old = self._rollover
+        if old is not None and old is not asyncio.current_task():
+            old.cancel()
+            self._retired.add(old)
+            old.add_done_callback(self._retired.discard)
+        delay = self._session_limit * ROLLOVER_AT
+        self._rollover = asyncio.create_task(self._roll_over(delay), name="openai-realtime-rollover")
+
+    async def _roll_over(self, delay: float) -> None:
+        """After `delay`, prepare the next session and swap it in at the first quiet moment.
+
+        Never mid-turn: if no quiet moment comes before the server ends the session, the
+        reconnection after ``session_expired`` takes over and this attempt is dropped."""
+        await asyncio.sleep(delay)
+        current = self._ws
+        try:
+            ws, decoder = await self._open_standby()
+        except (ConnectionError, TimeoutError, ModelUnavailable, OpenAIProtocolError) as exc:
+            self._log.warning("model_rollover_failed", error=str(exc) or type(exc).__name__)
+            return
+        swapped = False
+        try:
+            if not await self._wait_quiet(ws, decoder, current) or current is None:
+                return
+            try:  # the conversation as it stands now, the turn that just ended included
+                for event in self._mirror.replay():
+                    await ws.send(json.dumps(event))
+            except ConnectionClosed as exc:
+                self._log.warning("model_rollover_failed", error=f"the next session closed: {exc}")
+                return
+            self._switched = True
+            self._ws, self._decoder = ws, decoder
+            swapped = True
+            self._log.info("model_session_rolled_over", session=decoder.session_id, items=len(self._mirror))
+            self._session_began()
+            await current.close()
+        finally:
+            if not swapped:
+                await ws.close()
+
+    async def _open_standby(self) -> tuple[ClientConnection, ServerEventDecoder]:
+        """The next server session: connected and configured (the conversation goes in at the swap)."""
+        assert self._config is not None
+        ws = await self._connect()
+        decoder = ServerEventDecoder(WireAudio(self._config.sample_rate))
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                while decoder.session_id is None:
+                    for event in decoder.decode_text(await ws.recv()):
+                        if isinstance(event, ModelError):
+                            raise ConnectionError(f"the next session failed: {event.message}")
+            session = session_object(self._config, transcription_model=self._transcription_model)
+            await ws.send(json.dumps(session_update_event(session)))
+        except ConnectionClosed as exc:
+            await ws.close()
+            raise ConnectionError(f"the next session closed: {exc}") from exc
+        except BaseException:
+            await ws.close()
+            raise
+        return ws, decoder
+
+    async def _wait_quiet(
+        self, ws: ClientConnection, decoder: ServerEventDecoder, current: ClientConnection | None
+    ) -> bool:
+        """Until the conversation is between turns, reading the prepared session meanwhile for its
+        errors; False when the swap is off (that session closed, the current one was replaced or
+        the model is closing)."""
+        drain = asyncio.create_task(self._drain(ws, decoder), name="openai-realtime-standby")
+        loop = asyncio.get_running_loop()
+        try:
+            while not self._quiet.quiet(loop.time()):
+                if drain.done() or self._ws is not current or self._closing:
+                    return False
+                await asyncio.sleep(QUIET_POLL_S)
+        finally:
+            drain.cancel()
+            await asyncio.gather(drain, return_exceptions=True)
+        return self._ws is current and not self._closing
+
+    async def _drain(self, ws: ClientConnection, decoder: ServerEventDecoder) -> None:
+        """The prepared session's events before it is swapped in: only its errors matter."""
+        async for message in ws:
+            try:
+                events = decoder.decode_text(message)
+            except OpenAIProtocolError as exc:
+                self._log.warning("model_bad_server_event", error=str(exc), standby=True)
+                continue
+            for event in events:
+                if isinstance(event, ModelError):
+                    self._log.warning("model_standby_error", error=event.message, code=event.code)
 
     # --- sending ---------------------------------------------------------------------------
 

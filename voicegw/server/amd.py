@@ -71,6 +71,8 @@ async def run_screened(call: SipCall, agents: AgentCalls, options: AmdOptions) -
     """Detect who answered `call`, then run the agent, leave a voicemail or hang up."""
     screen = AnsweringMachineScreen(call, options.settings)
     decision = await screen.decide()
+    if agents.watch is not None:
+        agents.watch.note(call, amd=decision.verdict)
     if call.ended:
         return AmdOutcome(decision)
     if decision.verdict != "machine":

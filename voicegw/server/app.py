@@ -20,6 +20,7 @@ from voicegw.contracts.transport import EndReason, TransportClosed
 from voicegw.rtp.clock import MediaClock
 from voicegw.server.admission import access_policy
 from voicegw.server.apology import Apology
+from voicegw.server.call_reports import CallReports
 from voicegw.server.config import DEFAULT_AGENT, ServerConfig
 from voicegw.server.http import HealthServer
 from voicegw.server.metrics import Metrics
@@ -140,6 +141,9 @@ class AgentCalls:
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
+    def call_started(self, call: SipCall) -> None:
+        """`CallObserver`: nothing to do (`ready` runs when it rings)."""
+
     def call_rejected(self, call: SipCall, status: int) -> None:
         """`CallObserver`: nothing to do (`call_ended` follows)."""
 
@@ -248,10 +252,12 @@ class Server:
         self.force_exit = False
         self.clock = MediaClock()
         self.metrics = Metrics(lambda: self.ua.active_calls)
+        self.reports = CallReports(cdr_file=config.cdr_file, webhooks=config.webhooks, metrics=self.metrics)
         self.watch = CallWatch(
             self.metrics,
             transcripts_dir=config.transcripts_dir,
             recordings_dir=config.recordings_dir if config.record else None,
+            records=self.reports.records,
         )
         self.agents = None if config.echo else AgentCalls(config, self.watch)
         self.mode = "echo" if self.agents is None else "agent"
@@ -264,7 +270,7 @@ class Server:
             guard=self.access,
             ready=self.agents.ready if self.agents is not None else None,
         )
-        self.ua.observers.append(self.metrics)
+        self.ua.observers.extend((self.metrics, self.reports.records))
         self.metrics.count_refusals(self.access.refused)
         if self.agents is not None:
             self.ua.observers.append(self.agents)
@@ -292,6 +298,7 @@ class Server:
         for sig in HANDLED_SIGNALS:
             loop.add_signal_handler(sig, self.handle_exit, sig)
         await self.clock.start()
+        self.reports.start()
         try:
             if self.agents is not None:
                 await self.agents.prepare()
@@ -311,6 +318,7 @@ class Server:
             if self.http is not None:
                 await self.http.stop()
             await self.ua.stop()
+            await self.reports.close()
             if self.agents is not None:
                 await self.agents.close()
             await self.watch.close()

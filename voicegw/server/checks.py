@@ -14,11 +14,13 @@ import ssl
 from pathlib import Path
 
 from voicegw.server.config import ConfigError, ServerConfig
+from voicegw.server.http_post import check_url
 from voicegw.sip.ua import PJSUA_MAX_CALLS
 
 MAX_PORT = 65535
 PJSIP_MAX_LOG_LEVEL = 6
 LOG_LEVELS = ("debug", "info", "warning", "error")
+MAX_WEBHOOK_RETRIES = 10
 
 
 def within(key: str, value: float | None, low: float, high: float = math.inf, *, unit: str = "") -> None:
@@ -64,11 +66,31 @@ def validate(config: ServerConfig) -> ServerConfig:
     more_than("server.no_input_timeout", config.no_input_timeout, 0, unit=" seconds")
     more_than("server.max_call_duration", config.max_call_duration, 0, unit=" seconds")
     more_than("server.response_timeout", config.response_timeout, 0, unit=" seconds")
+    more_than("model.session_limit", config.model.settings.get("session_limit"), 0, unit=" seconds")
     if config.log_level.lower() not in LOG_LEVELS:
         raise ConfigError(f"server.log_level: {config.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
     _check_tls(config)
     _check_paths(config)
+    _check_webhooks(config)
     return config
+
+
+def _check_webhooks(config: ServerConfig) -> None:
+    hooks = config.webhooks
+    if hooks is None:
+        return
+    if not hooks.urls:
+        raise ConfigError("server.webhooks.urls: give at least one URL (or drop [server.webhooks])")
+    for url in hooks.urls:
+        try:
+            check_url(url)
+        except ValueError as exc:
+            raise ConfigError(f"server.webhooks.urls: {exc}") from None
+    if not hooks.secret:
+        raise ConfigError("server.webhooks.secret: missing (the key receivers check signatures with)")
+    more_than("server.webhooks.timeout", hooks.timeout, 0, unit=" seconds")
+    within("server.webhooks.retries", hooks.retries, 0, MAX_WEBHOOK_RETRIES)
+    within("server.webhooks.queue_size", hooks.queue_size, 1)
 
 
 def _check_tls(config: ServerConfig) -> None:
@@ -96,3 +118,5 @@ def _check_paths(config: ServerConfig) -> None:
     ):
         if folder is not None and folder.exists() and not folder.is_dir():
             raise ConfigError(f"server.{key}: {str(folder)!r} is not a folder")
+    if config.cdr_file is not None and config.cdr_file.is_dir():
+        raise ConfigError(f"server.cdr_file: {str(config.cdr_file)!r} is a folder, not a file")

@@ -10,6 +10,7 @@ from typing import Any
 
 from voicegw.audio.codecs import UnsupportedCodec, codec_for
 from voicegw.rtp.srtp import SRTP_MODES
+from voicegw.server.webhooks import WebhookSettings
 from voicegw.sip import tls
 from voicegw.sip.account import SipAccount
 from voicegw.sip.digest import NODE_ID_RULE, valid_node_id
@@ -114,6 +115,11 @@ class ServerConfig:
     """Record every answered call (stereo WAV: caller left, agent right) into `recordings_dir`."""
 
     recordings_dir: Path | None = None
+    cdr_file: Path | None = None
+    """File that gets one JSON line per call (its call record); None: records only on the log."""
+
+    webhooks: WebhookSettings | None = None
+    """``[server.webhooks]``: URLs told of each call's start, answer and end; None: off."""
 
 
 def parse_host_port(text: str, *, key: str, default_port: int = DEFAULT_SIP_PORT) -> tuple[str, int]:
@@ -171,7 +177,7 @@ _ROUTE_TYPES: dict[str, Kind] = {"agent": str, "to": str, "from": str}
 _MODEL_NAMES = ("auto", "local", "openai")
 _MODEL_SETTINGS: dict[str, dict[str, Kind]] = {
     "local": {"llm_model_path": str, "base_url": str, "llm_model": str, "api_key": str},
-    "openai": {"model_name": str},
+    "openai": {"model_name": str, "session_limit": (int, float)},
 }
 _ACCOUNT_TYPES: dict[str, Kind] = {
     "name": str,
@@ -186,8 +192,10 @@ _ACCOUNT_TYPES: dict[str, Kind] = {
 _ACCOUNT_KEYS = {"proxy", *_ACCOUNT_TYPES}
 _SIP_KEYS = {"listen", "codecs", "tls_ciphers", *_SIP_TYPES}
 _RTP_KEYS = {"ports", "media_timeout", "host", "srtp"}
-_SERVER_PATHS = ("transcripts_dir", "recordings_dir")
+_SERVER_PATHS = ("transcripts_dir", "recordings_dir", "cdr_file")
 _SERVER_KEYS = {"http", "record", *_SERVER_PATHS, *_SERVER_TYPES}
+_SERVER_TABLES = {"webhooks"}
+_WEBHOOK_TYPES: dict[str, Kind] = {"secret": str, "timeout": (int, float), "retries": int, "queue_size": int}
 
 
 def _take(table: dict[str, Any], allowed: set[str], section: str) -> dict[str, Any]:
@@ -252,7 +260,7 @@ def load(path: Path | None = None) -> ServerConfig:
     )
     sip_table = _take(data.get("sip", {}), _SIP_KEYS, "sip")
     rtp_table = _take(data.get("rtp", {}), _RTP_KEYS, "rtp")
-    server_table = _take(data.get("server", {}), _SERVER_KEYS, "server")
+    server_table = _take(data.get("server", {}), _SERVER_KEYS | _SERVER_TABLES, "server")
 
     sip = SipConfig()
     changes: dict[str, Any] = {}
@@ -298,6 +306,8 @@ def load(path: Path | None = None) -> ServerConfig:
         if key in server and server[key] <= 0:
             raise ConfigError(f"server.{key}: must be more than 0 seconds")
     server.update(_records(server_table))
+    if "webhooks" in server_table:
+        server["webhooks"] = _webhooks(server_table["webhooks"])
     return ServerConfig(
         sip=replace(sip, **changes),
         routes=_routes(data.get("routes", [])),
@@ -481,3 +491,18 @@ def _records(table: dict[str, Any]) -> dict[str, Any]:
     if values.get("record") and "recordings_dir" not in values:
         raise ConfigError("server.record: true needs server.recordings_dir, the folder to record into")
     return values
+
+
+def _webhooks(value: Any) -> WebhookSettings:
+    """``[server.webhooks]``: each key's type; ranges, URLs and the secret are `checks.validate`'s."""
+    table = _take(_typed(value, dict, "server.webhooks"), {"urls", *_WEBHOOK_TYPES}, "server.webhooks")
+    values = {
+        key: _typed(table[key], kind, f"server.webhooks.{key}")
+        for key, kind in _WEBHOOK_TYPES.items()
+        if key in table
+    }
+    return WebhookSettings(
+        urls=_strings(table.get("urls", []), "server.webhooks.urls"),
+        secret=values.pop("secret", ""),
+        **values,
+    )

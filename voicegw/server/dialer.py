@@ -19,7 +19,9 @@ from voicegw.rtp.clock import MediaClock
 from voicegw.server.admission import access_policy
 from voicegw.server.amd import AmdOptions, AmdOutcome, run_screened
 from voicegw.server.app import HANDLED_SIGNALS, AgentCalls
+from voicegw.server.call_reports import CallReports
 from voicegw.server.config import ServerConfig
+from voicegw.server.observe import CallWatch
 from voicegw.sip.account import SipAccount
 from voicegw.sip.ua import DIAL_TIMEOUT_S, SipConfig, SipUserAgent
 
@@ -61,7 +63,8 @@ async def call_out(
     Raises `CallFailed` (`Busy`, `NoAnswer`, `CallRejected`) when nobody takes the call, and,
     before dialling, `ConfigError`/`ModelUnavailable` for a bad agent or model, `SipStartError`.
     """
-    handler = AgentCalls(config)
+    reports = CallReports(cdr_file=config.cdr_file, webhooks=config.webhooks)
+    handler = AgentCalls(config, CallWatch(records=reports.records))
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     assert main is not None
@@ -70,6 +73,8 @@ async def call_out(
     clock = MediaClock()
     await clock.start()
     ua = SipUserAgent(config.sip, clock, guard=access_policy(config))
+    ua.observers.append(reports.records)
+    reports.start()
     try:
         await ua.start()
         call = await ua.dial(uri, account=account, headers=headers, timeout=ring_timeout)
@@ -86,6 +91,7 @@ async def call_out(
         return CallResult(call.end_reason, outcome)
     finally:
         await ua.stop()
+        await reports.close()
         await clock.stop()
         for sig in HANDLED_SIGNALS:
             loop.remove_signal_handler(sig)

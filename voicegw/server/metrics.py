@@ -113,6 +113,12 @@ class Metrics:
             "Incoming calls whose set-up failed (error) or hung until the watchdog ended it (timeout).",
             ["cause"], registry=r,
         )  # fmt: skip
+        self.webhook_deliveries = Counter(
+            "voicegw_webhook_deliveries",
+            "Webhook deliveries by event and outcome: delivered, rejected (a 4xx), failed (retries "
+            "exhausted), dropped (queue full or server stopped).",
+            ["event", "outcome"], registry=r,
+        )  # fmt: skip
         self._rejected: set[str] = set()
 
     def count_refusals(self, refused: Mapping[tuple[str, int], int]) -> None:
@@ -133,7 +139,12 @@ class Metrics:
     def call_setup_failed(self, call: SipCall, cause: str) -> None:
         self.setup_failures.labels(cause=cause).inc()
 
+    def call_started(self, call: SipCall) -> None:
+        """Nothing to count: the outcome says it."""
+
     def call_answered(self, call: SipCall) -> None:
+        if call.info.direction != "inbound":
+            return  # calls we dial are not INVITEs we answered
         self.calls.labels(outcome="answered", status="200").inc()
         answered = call.answered_at if call.answered_at is not None else call.created_at
         self.call_setup.observe(max(0.0, answered - call.created_at))
@@ -162,6 +173,10 @@ class Metrics:
             for reason, count in dropped.items():
                 if count:
                     self.rtp_dropped.labels(reason=reason).inc(count)
+
+    def webhook_delivery(self, event: str, outcome: str) -> None:
+        """One webhook delivery's outcome (`voicegw.server.webhooks.Counter`)."""
+        self.webhook_deliveries.labels(event=event, outcome=outcome).inc()
 
     # --- an agent session -----------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ import structlog
 
 from voicegw.realtime.result import RealtimeResult
 from voicegw.realtime.session import RealtimeSession
+from voicegw.server.cdr import CallRecords
 from voicegw.server.metrics import Metrics
 from voicegw.server.records import DiskWriter, StereoRecorder, Transcript, call_file_stem
 from voicegw.sip.call import SipCall
@@ -33,8 +34,11 @@ class CallWatch:
         *,
         transcripts_dir: Path | None = None,
         recordings_dir: Path | None = None,
+        records: CallRecords | None = None,
     ) -> None:
+        """`records`, when given, learn each call's agent, transcript and recording."""
         self.metrics = metrics
+        self.records = records
         self.transcripts_dir = transcripts_dir
         self.recordings_dir = recordings_dir
         self._writer = DiskWriter() if transcripts_dir or recordings_dir else None
@@ -45,6 +49,7 @@ class CallWatch:
         async def run(call: SipCall) -> None:
             if agent is not None:
                 structlog.contextvars.bind_contextvars(agent=agent)
+                self.note(call, agent=agent)
             recorder = self._start_recording(call)
             try:
                 await handler(call)
@@ -62,6 +67,7 @@ class CallWatch:
             return None
         path = self.recordings_dir / f"{call_file_stem(call.call_id, time.time())}.wav"
         recorder = StereoRecorder(path, call.sample_rate, self._writer, call_id=call.call_id)
+        self.note(call, recording=str(path))
         call.endpoint.set_tap(recorder.tick)
         return recorder
 
@@ -72,7 +78,13 @@ class CallWatch:
         if self.transcripts_dir is not None:
             path = self.transcripts_dir / f"{call_file_stem(call.call_id, time.time())}.jsonl"
             transcript = Transcript(path, call.call_id, started_at=call.answered_at or time.monotonic())
+        self.note(call, agent=agent, transcript=str(transcript.path) if transcript else None)
         return SessionRecord(call, self.metrics, transcript, self._writer)
+
+    def note(self, call: SipCall, **facts: str | None) -> None:
+        """Facts for `call`'s record (`CallRecords.note`), when records are kept."""
+        if self.records is not None:
+            self.records.note(call, **facts)
 
     async def close(self) -> None:
         """Finish every pending write."""

@@ -199,8 +199,16 @@ class SipCall:
         if not self.ended:
             self.ending(reason, detail)
             self.log.info("hang_up", reason=self.end_detail, end_reason=reason)
-            self._hang_up(200 if self.state in ACTIVE_STATES else 603, self.end_detail)
+            self._hang_up(self._hang_up_status(), self.end_detail)
         await self.wait_ended()
+
+    def _hang_up_status(self) -> int:
+        """BYE once answered; before, a call we dialled is cancelled (pjsua reports the code given
+        as the INVITE's final status: 487, as the far end answers a CANCEL) and one we are
+        offered is declined."""
+        if self.state in ACTIVE_STATES:
+            return 200
+        return 487 if self.info.direction == "outbound" else 603
 
     async def transfer(self, target: str) -> TransferResult:
         """Blind transfer with REFER; the result is the final status the target gave (NOTIFY)."""

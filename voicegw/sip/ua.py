@@ -75,7 +75,12 @@ It bounds its own wait; the call's `sample_rate` is known by then."""
 
 
 class CallObserver(Protocol):
-    """Told of each incoming call's outcome (metrics); called on the loop thread, must not block."""
+    """Told of each call's life (metrics, call records); called on the loop thread, must not block.
+
+    Calls we dial are told of too (``call.info.direction``): started, answered, ended."""
+
+    def call_started(self, call: SipCall) -> None:
+        """An INVITE came in (and passed the request guard), or we sent one."""
 
     def call_rejected(self, call: SipCall, status: int) -> None:
         """We answered the INVITE with a final error `status` (503 draining, 488...)."""
@@ -401,6 +406,7 @@ class SipUserAgent:
         call.log.info(
             "call_incoming", from_uri=info.from_uri, to_uri=info.to_uri, source=prm.rdata.srcAddress
         )
+        self._notify("call_started", call)
         self._watch_setup(pj_call.key)
         try:
             self._take_call(pj_call, call, request)
@@ -653,6 +659,7 @@ class SipUserAgent:
             await endpoint.close()
             raise
         call.log.info("call_dialling", to_uri=uri, account=name, rtp_port=endpoint.local_port)
+        self._notify("call_started", call)
         try:
             return await asyncio.wait_for(asyncio.shield(dialled), timeout)
         except TimeoutError:
@@ -715,15 +722,20 @@ class SipUserAgent:
         elif info.state == pj.PJSIP_INV_STATE_CONFIRMED:
             negotiated = self._take_answer(pj_call, call, "the 200 OK")
             if negotiated is None:
-                pj_call.dialled.set_exception(call_failed(call.info.to_uri, 0, call.end_detail))
+                # Our BYE may have disconnected the call from inside _take_answer already.
+                if not pj_call.dialled.done():
+                    pj_call.dialled.set_exception(call_failed(call.info.to_uri, 0, call.end_detail))
                 return
             self._start_media(call, negotiated)
             call.move(CallTrigger.ANSWER)
             assert call.endpoint is not None
             call.log.info("call_answered", codec=negotiated.codec.encoding, rtp_port=call.endpoint.local_port)
+            self._notify("call_answered", call)
             pj_call.dialled.set_result(call)
         elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             status, reason = int(info.lastStatusCode), str(info.lastReason)
+            if status < 300:  # not refused: we ended it ourselves (an unusable SDP answer)
+                status, reason = 0, call.end_detail or reason
             call.log.info("call_failed", status=status, reason=reason)
             pj_call.dialled.set_exception(call_failed(call.info.to_uri, status, reason))
 

@@ -103,6 +103,10 @@ def main() -> None:
     if args.list:
         print("\n".join(TARGETS))
         return
+    try:
+        import atheris  # noqa: F401
+    except ModuleNotFoundError:
+        sys.exit("fuzz_parsers.py needs atheris, of the dev extra: bash scripts/setup.sh dev,local")
     names = args.target or list(TARGETS)
     unknown = [n for n in names if n not in TARGETS]
     if unknown:

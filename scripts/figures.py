@@ -58,7 +58,7 @@ def print_markdown(
     title: str, header: Sequence[str], rows: Sequence[Sequence[str]], notes: Sequence[str] = ()
 ) -> None:
     """Print one figures table with its title, notes, machine and command."""
-    print(f"\n#### {title}\n")
+    print(f"\n### {title}\n")
     print(markdown_table(header, rows))
     print()
     for note in notes:

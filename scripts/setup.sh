@@ -98,18 +98,19 @@ virtualenv() {
 
 pjsua2() {
     # scripts/build_pjsua2.sh prints the cached wheel's path, at once when it is cached.
-    local wheel
-    wheel=$(bash "$root/scripts/build_pjsua2.sh" "$venv_py" 2> "$state/build.log") \
-        || { cat "$state/build.log"; return 1; }
-    echo "wheel: $wheel"
-    echo "$wheel" > "$state/wheel"
-    if [ -s "$state/build.log" ]; then
-        cat "$state/build.log"
+    # Its progress (stderr) goes straight to the log, to be followed there during the long build;
+    # a cached wheel writes nothing.
+    local wheel before
+    before=$(wc -c < "$setup_log")
+    wheel=$(bash "$root/scripts/build_pjsua2.sh" "$venv_py")
+    if [ "$(wc -c < "$setup_log")" -gt "$before" ]; then
         note "built"
         worked
     else
         note "cached"
     fi
+    echo "wheel: $wheel"
+    echo "$wheel" > "$state/wheel"
 }
 
 python_packages() {

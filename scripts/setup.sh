@@ -43,15 +43,22 @@ fail() { # fail HINT: the end of the log and what to do, then exit 1
 }
 
 # run_step TITLE HINT FUNCTION: one line on the terminal, the function's output in the log.
-# The function runs as a background job so that `set -e` still applies inside it (errexit is
-# off in anything run as an `if` condition); its status comes back through `wait`.
+# The function runs in a subshell with `set -e` of its own, as a plain command: errexit is off in
+# anything run as an `if` or `||` condition, so the status is read after it instead (and Ctrl-C
+# still reaches a long build, which a background job would not get).
 run_step() {
     step=$((step + 1))
     printf '[%d/%d] %s ... ' "$step" "$STEPS" "$1"
     echo "==== [$step/$STEPS] $1" >> "$setup_log"
-    local begin=$SECONDS
-    "$3" >> "$setup_log" 2>&1 &
-    if ! wait $!; then
+    local begin=$SECONDS status
+    set +e
+    (
+        set -e
+        "$3"
+    ) >> "$setup_log" 2>&1
+    status=$?
+    set -e
+    if [ "$status" -ne 0 ]; then
         fail "$2"
     fi
     local note

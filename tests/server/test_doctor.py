@@ -15,7 +15,7 @@ import pytest
 from voicegw.models.local.digests import PACKAGED_MODELS, PIPER_JOE
 from voicegw.models.local.packaged import MODELS_ROOT_ENV, install_root
 from voicegw.server.config import ServerConfig
-from voicegw.server.doctor import check_addresses, check_rtp_ports
+from voicegw.server.doctor import check_addresses, check_models, check_rtp_ports
 from voicegw.sip.ua import SipConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,3 +115,13 @@ def test_a_public_address_elsewhere_is_a_note_and_an_unknown_name_a_problem() ->
     sip = SipConfig(host="127.0.0.1", public_address="no-such-host.invalid")
     [unknown] = check_addresses(ServerConfig(sip=sip))
     assert unknown.status == "problem" and "does not resolve" in unknown.detail
+
+
+def test_missing_model_files_are_only_a_note_when_openai_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(MODELS_ROOT_ENV, str(tmp_path))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    findings = [f for f in check_models(ServerConfig()) if f.status != "ok"]
+    assert findings and all(f.status == "note" for f in findings)
+    assert "is missing" in findings[0].detail

@@ -109,8 +109,10 @@ def check_models(config: ServerConfig) -> Iterator[Finding]:
     if config.model.name == "openai":
         yield Finding("model files", "note", "model.name is 'openai': the embedded model is not used")
         return
-    # In echo mode no call needs a model: what is wrong is worth knowing, not a reason to fail.
-    failed: Status = "note" if config.echo else "problem"
+    # In echo mode, or with OpenAI answering, no call needs these files: what is wrong is worth
+    # knowing, not a reason to fail.
+    openai_answers = config.model.name == "auto" and bool(os.environ.get("OPENAI_API_KEY"))
+    failed: Status = "note" if config.echo or openai_answers else "problem"
     for module, package in INFERENCE_MODULES.items():
         if importlib.util.find_spec(module) is None:
             yield Finding("model files", failed, f"{package} is not installed: pip install 'voicegw[local]'")

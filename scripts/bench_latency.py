@@ -381,7 +381,7 @@ def wire_calls(count: int, workdir: Path) -> WireFigures:
     """`count` calls in a row to a real `voicegw serve` (the default agent, embedded model)."""
     # The e2e harness: a server process, a raw SIP dialog, a phone's RTP (needs no pytest).
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.e2e.harness import EchoServer
+    from voicegw.testing.harness import EchoServer
 
     question = np.frombuffer(spoken("What is your address?", workdir), dtype="<i2")
     server = EchoServer("voicegw", workdir, agent="", config='[model]\nname = "local"\n')
@@ -401,10 +401,10 @@ def wire_calls(count: int, workdir: Path) -> WireFigures:
 
 def one_call(port: int, question: np.ndarray, figures: WireFigures) -> None:
     """One call: INVITE, the greeting, the question over it, BYE; its times added to `figures`."""
-    from tests.e2e.barge_in import GREETING_HEARD_S, Caller, agent_stopped_at
-    from tests.e2e.harness import HOST
-    from tests.sip.raw_sip import Dialog
     from voicegw.sip import sdp
+    from voicegw.testing.barge_in import GREETING_HEARD_S, Caller, agent_stopped_at
+    from voicegw.testing.harness import HOST
+    from voicegw.testing.raw_sip import Dialog
 
     dialog = Dialog(port)
     media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

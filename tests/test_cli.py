@@ -85,7 +85,7 @@ def test_call_help_lists_its_options_and_exit_statuses() -> None:
     ],
 )
 def test_call_bad_input_fails_before_dialling_with_one_line(args: list[str], message: str) -> None:
-    agent = [] if "--agent" in args else ["--agent", "tests.e2e.agents:greeter"]
+    agent = [] if "--agent" in args else ["--agent", "voicegw.testing.agents:greeter"]
     result = run_voicegw("call", "sip:nobody@127.0.0.1:9", *agent, *args)
     assert result.returncode == 2
     assert message in result.stderr

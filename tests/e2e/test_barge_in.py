@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.e2e.barge_in import GREETING_HEARD_S, RATE, Caller, agent_stopped_at
-from tests.e2e.harness import EchoServer
-from tests.e2e.media import read_wav, synthesize
-from tests.sip.raw_sip import HOST, Dialog
 from voicegw.models.local.stt import SpeechToText
 from voicegw.sip import sdp
+from voicegw.testing.barge_in import GREETING_HEARD_S, RATE, Caller, agent_stopped_at
+from voicegw.testing.harness import EchoServer
+from voicegw.testing.media import read_wav, synthesize
+from voicegw.testing.raw_sip import HOST, Dialog
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 

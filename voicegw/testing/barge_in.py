@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
-from tests.e2e.media import PCMU
 from voicegw.rtp.packet import RtpPacket, parse_rtp
+from voicegw.testing.media import PCMU
 
 RATE = 8000
 FRAME = RATE // 50

@@ -18,8 +18,9 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from voicegw.audio.format import FRAME_MS
+
 SENTENCE = "The quick brown fox jumps over the lazy dog. Testing the echo, one two three."
-FRAME_MS = 20
 OPUS_RATE = 48000
 
 Pcm = npt.NDArray[np.int16]

@@ -23,7 +23,6 @@ import asyncio
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -401,29 +400,12 @@ def wire_calls(count: int, workdir: Path) -> WireFigures:
 
 def one_call(port: int, question: np.ndarray, figures: WireFigures) -> None:
     """One call: INVITE, the greeting, the question over it, BYE; its times added to `figures`."""
-    from voicegw.sip import sdp
-    from voicegw.testing.barge_in import GREETING_HEARD_S, Caller, agent_stopped_at
-    from voicegw.testing.harness import HOST
-    from voicegw.testing.raw_sip import Dialog
+    from voicegw.testing.barge_in import GREETING_HEARD_S, agent_stopped_at, phone_call
 
-    dialog = Dialog(port)
-    media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        media.bind((HOST, dialog.local_port + 2))
-        invited = time.monotonic()
-        ok = dialog.establish()
-        answered = time.monotonic()
-        audio = sdp.parse(ok.body).audio()
-        assert audio is not None, "the 200 OK has no audio"
-        with Caller(media, (HOST, audio.port)) as caller:
-            greeting = caller.wait_for_agent_speech(GREETING_HEARD_S)
-            caller.question = question
-            time.sleep(len(question) / RATE + 1.0)
-        dialog.request("BYE")
-        dialog.until(200)
-    finally:
-        dialog.close()
-        media.close()
+    with phone_call(port) as (caller, invited, answered):
+        greeting = caller.wait_for_agent_speech(GREETING_HEARD_S)
+        caller.question = question
+        time.sleep(len(question) / RATE + 1.0)
     figures.setup_ms.append((answered - invited) * 1000)
     figures.greeting_ms.append((greeting - answered) * 1000)
     if caller.onset is not None:

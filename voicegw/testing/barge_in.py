@@ -7,15 +7,19 @@ agent speaks. Both directions are timed at the caller's socket.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import socket
 import threading
 import time
+from collections.abc import Iterator
 
 import numpy as np
 
 from voicegw.rtp.packet import RtpPacket, parse_rtp
+from voicegw.sip import sdp
 from voicegw.testing.media import PCMU
+from voicegw.testing.raw_sip import HOST, Dialog
 
 RATE = 8000
 FRAME = RATE // 50
@@ -86,6 +90,28 @@ class Caller:
                 return voiced[0]
             time.sleep(0.05)
         raise TimeoutError(f"the agent did not speak for {seconds} s within {AGENT_SPEECH_TIMEOUT_S} s")
+
+
+@contextlib.contextmanager
+def phone_call(port: int) -> Iterator[tuple[Caller, float, float]]:
+    """A call to the server on `port` from a raw SIP dialog and a phone's media: the caller, when
+    the INVITE left and when the 200 OK came (monotonic); hung up (BYE) when the body is done."""
+    dialog = Dialog(port)
+    media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        media.bind((HOST, dialog.local_port + 2))
+        invited = time.monotonic()
+        ok = dialog.establish()
+        answered = time.monotonic()
+        audio = sdp.parse(ok.body).audio()
+        assert audio is not None, "the 200 OK has no audio"
+        with Caller(media, (HOST, audio.port)) as caller:
+            yield caller, invited, answered
+        dialog.request("BYE")
+        dialog.until(200)
+    finally:
+        dialog.close()
+        media.close()
 
 
 def _rms(pcm: np.ndarray) -> float:

@@ -9,20 +9,17 @@ must match the greeting audio that actually arrived.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from voicegw.models.local.stt import SpeechToText
-from voicegw.sip import sdp
-from voicegw.testing.barge_in import GREETING_HEARD_S, RATE, Caller, agent_stopped_at
+from voicegw.testing.barge_in import GREETING_HEARD_S, RATE, agent_stopped_at, phone_call
 from voicegw.testing.harness import EchoServer
 from voicegw.testing.media import read_wav, synthesize
-from voicegw.testing.raw_sip import HOST, Dialog
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -30,27 +27,17 @@ STOP_BOUND_MS = 150
 """The issue's bound from the caller's speech onset on the wire to the agent's last voiced packet."""
 
 
-async def test_caller_speech_stops_the_agent_and_the_history_holds_what_was_heard(tmp_path: Path) -> None:
+def test_caller_speech_stops_the_agent_and_the_history_holds_what_was_heard(tmp_path: Path) -> None:
     question, _ = read_wav(synthesize(tmp_path / "q.wav", rate=RATE, text="What is your address?"))
     voicegw = EchoServer("voicegw", tmp_path, agent="", config='[model]\nname = "local"\n')
-    dialog = Dialog(voicegw.port)
-    media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    media.bind((HOST, dialog.local_port + 2))
     try:
-        await asyncio.to_thread(voicegw.wait_ready, 120)
-        ok = await asyncio.to_thread(dialog.establish)
-        audio = sdp.parse(ok.body).audio()
-        assert audio is not None
-        with Caller(media, (HOST, audio.port)) as caller:
-            greeting_start = await asyncio.to_thread(caller.wait_for_agent_speech, GREETING_HEARD_S)
+        voicegw.wait_ready(120)
+        with phone_call(voicegw.port) as (caller, _, _):
+            greeting_start = caller.wait_for_agent_speech(GREETING_HEARD_S)
             caller.question = question
-            await asyncio.sleep(len(question) / RATE + 1.0)
-        dialog.request("BYE")
-        await asyncio.to_thread(dialog.until, 200)
+            time.sleep(len(question) / RATE + 1.0)
     finally:
-        dialog.close()
-        media.close()
-        stopped = await asyncio.to_thread(voicegw.stop)
+        stopped = voicegw.stop()
     assert stopped, voicegw.output()[-3000:]
     assert caller.onset is not None
     cut = agent_stopped_at(caller, greeting_start)

@@ -19,7 +19,7 @@ import numpy as np
 from voicegw.rtp.packet import RtpPacket, parse_rtp
 from voicegw.sip import sdp
 from voicegw.testing.media import PCMU
-from voicegw.testing.raw_sip import HOST, Dialog
+from voicegw.testing.raw_sip import HOST, Dialog, offer_sdp
 
 RATE = 8000
 FRAME = RATE // 50
@@ -99,9 +99,9 @@ def phone_call(port: int) -> Iterator[tuple[Caller, float, float]]:
     dialog = Dialog(port)
     media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        media.bind((HOST, dialog.local_port + 2))
+        media.bind((HOST, 0))  # any free port: the one beside the dialog's may be taken
         invited = time.monotonic()
-        ok = dialog.establish()
+        ok = dialog.establish(offer_sdp(media.getsockname()[1]))
         answered = time.monotonic()
         audio = sdp.parse(ok.body).audio()
         assert audio is not None, "the 200 OK has no audio"

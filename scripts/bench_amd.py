@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Answering-machine detection on a synthetic set of callees: accuracy, decision time, beep timing.
 
-Makes the set itself (tests/audio/callees.py: espeak-ng pickups and voicemail greetings in six
+Makes the set itself (voicegw/testing/callees.py: espeak-ng pickups and voicemail greetings in six
 voices and speeds, with and without line noise and a beep at 500-1,900 Hz, and silent lines),
 runs `AnsweringMachineDetector` over each recording as a call would feed it (20 ms frames, from
 the answer), and prints the accuracy, the decision time p50/p95 for people and machines (stream
@@ -29,9 +29,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.audio.callees import RATE, Callee, callee_set  # noqa: E402
 from voicegw.audio.amd import AmdDecision, AmdSettings, AnsweringMachineDetector, VoicemailReady  # noqa: E402
 from voicegw.audio.format import BYTES_PER_SAMPLE, FRAME_MS  # noqa: E402
+from voicegw.testing.callees import RATE, Callee, callee_set  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.harness import HOST, EchoServer, sipp_command, sipp_response_times_ms  # noqa: E402
-from tests.e2e.load import cpu_seconds, scenario_for_load, sipp_counts, speech_pcap  # noqa: E402
+from voicegw.testing.harness import HOST, EchoServer, sipp_command, sipp_response_times_ms  # noqa: E402
+from voicegw.testing.load import cpu_seconds, scenario_for_load, sipp_counts, speech_pcap  # noqa: E402
 
 FRAME_MS = 20.0
 PACKETS_PER_S = 1000.0 / FRAME_MS

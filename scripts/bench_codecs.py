@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import av
 import numpy as np
+from figures import print_markdown
 
 from voicegw.audio.codecs import SUPPORTED_CODECS, Codec
 from voicegw.audio.jitter import JitterBuffer
@@ -27,6 +28,8 @@ from voicegw.audio.vad import VoiceActivityDetector
 FRAME_MS = 20
 ROUNDS = 5
 CALLS = 500
+RESULTS: list[tuple[str, float, float]] = []
+"""Every row printed: label, microseconds per frame, % of a core for `CALLS` calls."""
 RESAMPLE_PAIRS = ((8000, 16000), (16000, 8000), (8000, 24000), (24000, 8000), (16000, 24000), (48000, 24000))
 
 
@@ -62,6 +65,7 @@ def per_frame_us(step: Callable[[bytes], object], frames: list[bytes], count: in
 
 def row(label: str, us: float) -> None:
     core_share = us * CALLS * (1000 / FRAME_MS) / 1e6 * 100
+    RESULTS.append((label, us, core_share))
     print(f"  {label:<34} {us:8.1f} us/frame   {core_share:6.1f} % of a core for {CALLS} calls")
 
 
@@ -148,12 +152,20 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--frames", type=int, default=1000, help="frames per timing round")
+    parser.add_argument("--markdown", action="store_true", help="also print the figures as a Markdown table")
     args = parser.parse_args()
     print(f"PyAV {av.__version__}, numpy {np.__version__}; best of {ROUNDS} rounds of {args.frames} frames")
     bench_codecs(args.frames)
     bench_resampling(args.frames)
     bench_vad(args.frames)
     bench_buffers(args.frames)
+    if args.markdown:
+        print_markdown(
+            "The audio layer, per 20 ms frame",
+            ["step", "µs per frame", f"share of one core for {CALLS} calls"],
+            [(label, f"{us:.1f}", f"{share:.1f} %") for label, us, share in RESULTS],
+            [f"Best of {ROUNDS} rounds of {args.frames} frames (PyAV {av.__version__})."],
+        )
 
 
 if __name__ == "__main__":

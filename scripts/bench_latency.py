@@ -1,12 +1,19 @@
 """Latency benchmark of the embedded model: spoken questions through 8 kHz μ-law, one call and
-several concurrent calls, driven through the RealtimeModel interface in real time.
+several concurrent calls, driven through the RealtimeModel interface in real time; then whole
+calls on the wire.
 
 Latency is measured from the acoustic end of the caller's speech (the last voiced 20 ms frame
 sent), so it includes the end-of-turn wait. Prints per stage p50/p95, each model's real-time
 factor, the tool-call success rate, the transcript word error rate, and how often the answer
 after a tool was the LLM's own phrasing versus the template fallback.
 
-    .venv/bin/python scripts/bench_latency.py [--concurrency 4] [--questions 24]
+On the wire (`--wire-calls`, 0 skips it): calls in a row from a raw SIP caller to a real
+`voicegw serve` (the default agent on the embedded model), timed at the caller's sockets: call
+set-up (INVITE sent to 200 OK received), the greeting's first voiced packet after the 200 OK,
+and barge-in (the caller's first voiced packet sent to the agent's last voiced packet received).
+
+    .venv/bin/python scripts/bench_latency.py [--concurrency 4] [--questions 24] [--wire-calls 5]
+    .venv/bin/python scripts/bench_latency.py --markdown     # the README's Figures table
 """
 
 from __future__ import annotations
@@ -15,17 +22,19 @@ import argparse
 import asyncio
 import json
 import re
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
+import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from figures import print_markdown
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tests.models.local.conftest import phone_line, spoken
+from voicegw.audio.line import phone_line
 from voicegw.contracts.model import (
     ModelAudio,
     ModelInputTranscript,
@@ -33,6 +42,7 @@ from voicegw.contracts.model import (
     ModelResponseStarted,
     ModelToolCall,
     ModelTranscriptDelta,
+    ModelUnavailable,
     RealtimeModelConfig,
     RealtimeModelEvent,
     SendAudio,
@@ -348,36 +358,99 @@ def split(items: list, parts: int) -> list[list]:
     return [items[i::parts] for i in range(parts)]
 
 
+def spoken(text: str, folder: Path) -> bytes:
+    """`text` spoken by espeak-ng, through a phone line, at `RATE`."""
+    path = folder / f"speech_{abs(hash(text))}.wav"
+    subprocess.run(["espeak-ng", "-s", "150", "-w", str(path), text], check=True, capture_output=True)
+    with wave.open(str(path)) as wav:
+        return phone_line(wav.readframes(wav.getnframes()), wav.getframerate(), RATE)
+
+
+@dataclass
+class WireFigures:
+    setup_ms: list[float] = field(default_factory=list)
+    """INVITE sent -> 200 OK received."""
+    greeting_ms: list[float] = field(default_factory=list)
+    """200 OK received -> the greeting's first voiced packet received."""
+    barge_in_ms: list[float] = field(default_factory=list)
+    """The caller's first voiced packet sent -> the agent's last voiced packet received."""
+
+
+def wire_calls(count: int, workdir: Path) -> WireFigures:
+    """`count` calls in a row to a real `voicegw serve` (the default agent, embedded model)."""
+    # The e2e harness: a server process, a raw SIP dialog, a phone's RTP (needs no pytest).
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from voicegw.testing.harness import EchoServer
+
+    question = np.frombuffer(spoken("What is your address?", workdir), dtype="<i2")
+    server = EchoServer("voicegw", workdir, agent="", config='[model]\nname = "local"\n')
+    figures = WireFigures()
+    try:
+        server.wait_ready(120)
+        for number in range(1, count + 1):
+            try:
+                one_call(server.port, question, figures)
+            except (TimeoutError, AssertionError, OSError) as exc:
+                print(f"  call {number} failed: {exc!r}", file=sys.stderr)
+    finally:
+        if not server.stop():
+            print(f"the server did not stop cleanly; its log:\n{server.output()[-3000:]}", file=sys.stderr)
+    return figures
+
+
+def one_call(port: int, question: np.ndarray, figures: WireFigures) -> None:
+    """One call: INVITE, the greeting, the question over it, BYE; its times added to `figures`."""
+    from voicegw.testing.barge_in import GREETING_HEARD_S, agent_stopped_at, phone_call
+
+    with phone_call(port) as (caller, invited, answered):
+        greeting = caller.wait_for_agent_speech(GREETING_HEARD_S)
+        caller.question = question
+        time.sleep(len(question) / RATE + 1.0)
+    figures.setup_ms.append((answered - invited) * 1000)
+    figures.greeting_ms.append((greeting - answered) * 1000)
+    if caller.onset is not None:
+        figures.barge_in_ms.append((agent_stopped_at(caller, greeting) - caller.onset) * 1000)
+
+
+def _row(label: str, values: list[float]) -> tuple[str, str, str, str]:
+    return label, f"{pct(values, 50):.0f} ms", f"{pct(values, 95):.0f} ms", str(len(values))
+
+
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--questions", type=int, default=len(QUESTIONS))
     parser.add_argument("--verbose", action="store_true", help="print every turn")
     parser.add_argument("--skip-concurrent", action="store_true")
     parser.add_argument("--voice", choices=("espeak", "piper"), default="espeak", help="who asks")
     parser.add_argument("--vocabulary", action="store_true", help="bias the STT with the branch names")
+    parser.add_argument("--wire-calls", type=int, default=5, help="whole calls on the wire (0: none)")
+    parser.add_argument("--markdown", action="store_true", help="also print the figures as a Markdown table")
     args = parser.parse_args()
+    if (args.voice == "espeak" or args.wire_calls) and shutil.which("espeak-ng") is None:
+        parser.error("the caller's speech needs espeak-ng: apt-get install espeak-ng (scripts/setup.sh does)")
     questions = list(QUESTIONS[: args.questions])
-    if args.voice == "piper":
-        tts = TextToSpeech()
-        clips = [(q, phone_line(tts.synthesize(q.text, 22050).pcm, 22050, RATE)) for q in questions]
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            clips = [(q, spoken(q.text, Path(tmp))) for q in questions]
-    model_rtf([pcm for _, pcm in clips])
+    try:
+        if args.voice == "piper":
+            tts = TextToSpeech()
+            clips = [(q, phone_line(tts.synthesize(q.text, 22050).pcm, 22050, RATE)) for q in questions]
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                clips = [(q, spoken(q.text, Path(tmp))) for q in questions]
+        model_rtf([pcm for _, pcm in clips])
+    except ModelUnavailable as exc:
+        parser.exit(1, f"bench_latency: {exc}\n")
 
-    for title, groups in (
-        ("one call", [clips]),
-        (
-            f"{args.concurrency} concurrent calls",
-            [clips[i :: args.concurrency] for i in range(args.concurrency)],
-        ),
-    ):
+    rows = []
+    runs = [("one call", [clips])]
+    if not args.skip_concurrent:
+        runs.append((f"{args.concurrency} concurrent calls", split(clips, args.concurrency)))
+    for title, groups in runs:
         stop, lag = asyncio.Event(), list[float]()
         lag_task = asyncio.create_task(loop_lag(stop, lag))
         started = time.perf_counter()
-        if args.skip_concurrent and len(groups) > 1:
-            break
         results = await asyncio.gather(
             *(run_call(group, VOCABULARY if args.vocabulary else (), args.verbose) for group in groups)
         )
@@ -385,6 +458,41 @@ async def main() -> None:
         await lag_task
         turns = [t for turns, _ in results for t in turns]
         report(f"{title} ({time.perf_counter() - started:.0f} s)", turns, [m for _, m in results], lag)
+        rows.append(
+            _row(f"end of speech → first agent audio, {title}", _after_speech(turns, "first_audio_at"))
+        )
+        rows.append(
+            _row(f"end of speech → first answer clause, {title}", _after_speech(turns, "first_answer_at"))
+        )
+
+    if args.wire_calls:
+        with tempfile.TemporaryDirectory() as tmp:
+            wire = await asyncio.to_thread(wire_calls, args.wire_calls, Path(tmp))
+        print(f"\n== on the wire: {args.wire_calls} calls in a row (voicegw serve, the default agent)")
+        for label, values in (
+            ("call set-up: INVITE -> 200 OK", wire.setup_ms),
+            ("200 OK -> greeting, first call of the server", wire.greeting_ms[:1]),
+            ("200 OK -> greeting, later calls", wire.greeting_ms[1:]),
+            ("barge-in: caller speech -> agent silent", wire.barge_in_ms),
+        ):
+            print(_line(label, values))
+        rows += [
+            _row("call set-up on the wire: INVITE sent → 200 OK received", wire.setup_ms),
+            _row("200 OK → the greeting's first audio, the server's first call", wire.greeting_ms[:1]),
+            _row("200 OK → the greeting's first audio, later calls", wire.greeting_ms[1:]),
+            _row("barge-in on the wire: caller's first voiced packet → agent's last", wire.barge_in_ms),
+        ]
+    if args.markdown:
+        print_markdown(
+            "Latency: the embedded model and whole calls",
+            ["figure", "p50", "p95", "n"],
+            rows,
+            [
+                f"{len(questions)} spoken questions ({args.voice}, through 8 kHz μ-law) in real time at the "
+                "model's interface; the end of speech is the last voiced 20 ms frame sent, so the figures "
+                "include the end-of-turn wait. On the wire: a raw SIP caller and its RTP on 127.0.0.1.",
+            ],
+        )
 
 
 if __name__ == "__main__":

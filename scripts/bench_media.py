@@ -27,6 +27,7 @@ from multiprocessing.connection import Connection
 
 import numpy as np
 import structlog
+from figures import print_markdown
 
 from voicegw.rtp.clock import MediaClock
 from voicegw.rtp.endpoint import RtpEndpoint
@@ -187,11 +188,14 @@ def main() -> None:
     parser.add_argument(
         "--rate", type=int, default=16000, help="agent-side PCM rate (resampled to the codec's)"
     )
+    parser.add_argument("--markdown", action="store_true", help="also print the figures as a Markdown table")
     args = parser.parse_args()
     # Per-call start/stop lines would drown the figures.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    results = []
     for calls in args.calls:
         r = asyncio.run(run(calls, args.seconds, args.codec, args.payload_type, args.rate))
+        results.append(r)
         print(
             f"N={r['calls']:4d} {args.codec} agent {args.rate} Hz:"
             f" CPU {r['cpu_pct']:.1f}% ({r['cpu_pct_per_call']:.3f}%/endpoint)"
@@ -204,6 +208,29 @@ def main() -> None:
             f"{r['interval_max_ms']:.2f} ms (p99 |err| {r['interval_p99_err_ms']:.2f})"
             f"  lost {r['lost']} late {r['late']} concealed {r['concealed']} dropped {r['frames_dropped']}",
             flush=True,
+        )
+
+    if args.markdown:
+        print_markdown(
+            f"The RTP stack alone: echoing endpoints, one process ({args.codec}, agent at {args.rate} Hz)",
+            [
+                "endpoints",
+                "CPU (one core = 100 %)",
+                "per endpoint",
+                "clock tick late p99",
+                "send interval p99",
+            ],
+            [
+                (
+                    str(r["calls"]),
+                    f"{r['cpu_pct']:.1f} %",
+                    f"{r['cpu_pct_per_call']:.3f} %",
+                    f"{r['tick_p99_ms']:.2f} ms",
+                    f"{r['interval_p99_ms']:.2f} ms",
+                )
+                for r in results
+            ],
+            [f"{args.seconds:g} s a run after 1 s of warm-up; no SIP, no model (calls: the capacity table)."],
         )
 
 

@@ -33,12 +33,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.harness import HOST, free_udp_port  # noqa: E402
-from tests.sip.raw_sip import offer_sdp, parse_response  # noqa: E402
 from voicegw.rtp.clock import MediaClock  # noqa: E402
 from voicegw.sip.call import CallInfo, Rejection, SipCall  # noqa: E402
 from voicegw.sip.guard import IncomingRequest, Refusal  # noqa: E402
 from voicegw.sip.ua import SipConfig, SipUserAgent  # noqa: E402
+from voicegw.testing.harness import HOST, free_udp_port  # noqa: E402
+from voicegw.testing.raw_sip import offer_sdp, parse_response  # noqa: E402
 
 RTP_PORTS = (47000, 47100)
 REFUSAL = Refusal(403, "Forbidden")

@@ -2,8 +2,8 @@
 """`voicegw call --amd` end to end: when the callee hears the agent, from the callee's side.
 
 Places real calls (SIPp as the callee, playing synthetic pickups and voicemail greetings with a
-beep from tests/audio/callees.py; the local OpenAI-Realtime-protocol server of tests/models as the
-model, whose answer is a 2 s tone) and times what voicegw sends on the callee's clock: for a
+beep from voicegw/testing/callees.py; the local OpenAI-Realtime-protocol server of
+voicegw/testing/fake_realtime.py as the model, whose answer is a 2 s tone) and times what voicegw sends on the callee's clock: for a
 person, the agent's first audio after the answer; for a machine, the message's first audio after
 the beep's end (target: within 500 ms). The callee's clock starts at the first packet voicegw
 sends, which is within a loopback round trip of the pcap's start (the ACK): figures are good to
@@ -25,9 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.audio.callees import BEEPS_HZ, PICKUPS, VOICES, greeting, pickup  # noqa: E402
-from tests.e2e.amd_calls import GREETING, call_callee, tone_onset_ms  # noqa: E402
-from tests.e2e.harness import capture_for_sipp  # noqa: E402
+from voicegw.testing.amd_calls import GREETING, call_callee, tone_onset_ms  # noqa: E402
+from voicegw.testing.callees import BEEPS_HZ, PICKUPS, VOICES, greeting, pickup  # noqa: E402
+from voicegw.testing.harness import capture_for_sipp  # noqa: E402
 
 HUMAN_EXIT, VOICEMAIL_EXIT = 0, 5
 

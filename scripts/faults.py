@@ -25,7 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.faults import FAULTS, caller_vanishes, play_fault, sigterm_with_live_calls  # noqa: E402
+from voicegw.testing.faults import FAULTS, caller_vanishes, play_fault, sigterm_with_live_calls  # noqa: E402
 
 SERVER_FAULTS = ("caller_vanishes", "sigterm_with_live_calls")
 

@@ -31,9 +31,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.harness import EchoServer  # noqa: E402
-from tests.sip.raw_peer import MESSAGE, QUIET_S, SUBSCRIBE, Peer, rss_kb  # noqa: E402
-from tests.sip.raw_sip import digest_answer  # noqa: E402
+from voicegw.testing.harness import EchoServer  # noqa: E402
+from voicegw.testing.raw_peer import MESSAGE, QUIET_S, SUBSCRIBE, Peer, rss_kb  # noqa: E402
+from voicegw.testing.raw_sip import digest_answer  # noqa: E402
 
 CLOSED = "[access]\nallow = []\n"
 WIDE_BUDGET = "rate = 100000\nburst = 100000\n"

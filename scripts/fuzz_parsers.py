@@ -1,6 +1,6 @@
 """Coverage-guided fuzzing (atheris, libFuzzer) of voicegw's own parsers.
 
-Targets (tests/fuzz/parser_targets.py): sdp (parse, negotiate, answer), sip_message (the request
+Targets (voicegw/testing/fuzz/parser_targets.py): sdp (parse, negotiate, answer), sip_message (the request
 reader and INFO DTMF), digest (Authorization through the verifier), rtp (RTP, RTCP, RFC 4733
 parsing), rtp_session (a call's receive path), twilio (Media Streams messages), openai (Realtime
 server events through the stateful decoder). A crash is any exception but the parser's
@@ -54,7 +54,7 @@ def run_child(name: str, args: argparse.Namespace) -> None:
     import atheris
 
     with atheris.instrument_imports(include=["voicegw"]):
-        from tests.fuzz.parser_targets import TARGETS
+        from voicegw.testing.fuzz.parser_targets import TARGETS
     target = TARGETS[name]
     assert args.workdir is not None
     scratch = args.workdir / name / "corpus"
@@ -98,11 +98,15 @@ def main() -> None:
     if args.child:
         run_child(args.child, args)
         return
-    from tests.fuzz.parser_targets import TARGETS
+    from voicegw.testing.fuzz.parser_targets import TARGETS
 
     if args.list:
         print("\n".join(TARGETS))
         return
+    try:
+        import atheris  # noqa: F401
+    except ModuleNotFoundError:
+        sys.exit("fuzz_parsers.py needs atheris, of the dev extra: bash scripts/setup.sh dev,local")
     names = args.target or list(TARGETS)
     unknown = [n for n in names if n not in TARGETS]
     if unknown:

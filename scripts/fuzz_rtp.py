@@ -46,10 +46,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the test helpers: plain stdlib, no pytest needed
 
-from tests.e2e.harness import EchoServer  # noqa: E402
-from tests.sip.raw_sip import Dialog, offer_sdp  # noqa: E402
 from voicegw.rtp.srtp import CryptoAttribute, SrtpContext, SrtpError, SrtpKeys  # noqa: E402
 from voicegw.sip import sdp  # noqa: E402
+from voicegw.testing.harness import EchoServer  # noqa: E402
+from voicegw.testing.raw_sip import Dialog, offer_sdp  # noqa: E402
 
 HOST = "127.0.0.1"
 OTHER_HOST = "127.0.0.2"

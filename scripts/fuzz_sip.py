@@ -2,10 +2,10 @@
 
 Seeds: a valid request of every method (INVITE with SDP, OPTIONS, REGISTER, SUBSCRIBE, MESSAGE,
 BYE, CANCEL, ACK, INFO, UPDATE, REFER, NOTIFY, PUBLISH, PRACK, an unknown one) and our own
-message for each class of case of RFC 4475 (tests/fuzz/sip_seeds.py). Mutations: bit flips,
+message for each class of case of RFC 4475 (voicegw/testing/fuzz/sip_seeds.py). Mutations: bit flips,
 byte insertions and deletions, a header repeated up to 1,000 times, huge headers, the blank
 line dropped, truncation, two messages spliced, boundary numbers in Content-Length, CSeq,
-Max-Forwards, Expires and ports, invalid UTF-8, NULs (tests/fuzz/sip_mutate.py).
+Max-Forwards, Expires and ports, invalid UTF-8, NULs (voicegw/testing/fuzz/sip_mutate.py).
 
 By default it starts `voicegw serve --echo` itself, inside a network namespace of its own with
 only the loopback interface (`unshare -n`, as root): a mutated Via, Contact or Route can name
@@ -40,8 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fuzz.sip_fuzzer import CASES_DIR, FuzzOptions, SipFuzzer, report_json  # noqa: E402
-from tests.fuzz.target import Target  # noqa: E402
+from voicegw.testing.fuzz.sip_fuzzer import CASES_DIR, FuzzOptions, SipFuzzer, report_json  # noqa: E402
+from voicegw.testing.fuzz.target import Target  # noqa: E402
 
 INSIDE_NAMESPACE = "VOICEGW_FUZZ_NAMESPACE"
 SERVER_PORT = 5060

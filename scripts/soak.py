@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.soak import Soak, SoakPlan, soak  # noqa: E402
+from voicegw.testing.soak import Soak, SoakPlan, soak  # noqa: E402
 
 
 def report(result: Soak) -> None:

@@ -113,7 +113,7 @@ def test_amd_outcomes_have_their_exit_status(verdict: AmdVerdict, left: bool, st
     ],
 )
 def test_call_bad_input_fails_before_dialling_with_one_line(args: list[str], message: str) -> None:
-    agent = [] if "--agent" in args else ["--agent", "tests.e2e.agents:greeter"]
+    agent = [] if "--agent" in args else ["--agent", "voicegw.testing.agents:greeter"]
     result = run_voicegw("call", "sip:nobody@127.0.0.1:9", *agent, *args)
     assert result.returncode == 2
     assert message in result.stderr

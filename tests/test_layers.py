@@ -26,7 +26,10 @@ ALLOWED: dict[str, set[str]] = {
 }
 """Each layer and the layers of ours it may import; a layer may always import itself."""
 
-IMPORTERS_OF_SERVER = {"cli", "server"}
+# The tests' and scripts' helpers drive the whole product from outside, like the command line.
+ALLOWED["testing"] = {*ALLOWED, "cli"}
+
+IMPORTERS_OF_SERVER = {"cli", "server", "testing"}
 
 
 def _layer_imports(path: Path) -> set[str]:
@@ -72,6 +75,11 @@ def test_layer_imports_only_what_it_may(layer: str) -> None:
 def test_only_the_command_line_imports_the_server() -> None:
     importers = {layer for layer, path in _modules() if "server" in _layer_imports(path)}
     assert importers <= IMPORTERS_OF_SERVER
+
+
+def test_nothing_in_the_product_imports_the_testing_helpers() -> None:
+    importers = {layer for layer, path in _modules() if "testing" in _layer_imports(path)}
+    assert importers <= {"testing"}
 
 
 def test_every_layer_has_a_rule() -> None:

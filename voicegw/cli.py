@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib.metadata
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -229,6 +230,33 @@ def describe_amd(outcome: AmdOutcome) -> str:
     if outcome.voicemail_left and outcome.recording is not None:
         return f"{said}; voicemail left after the {outcome.recording.cause} at {outcome.recording.at_ms} ms"
     return f"{said}; no voicemail left"
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="TOML configuration file.")
+@click.option("--listen", help="SIP address HOST:PORT to check. [default: the config's, else 0.0.0.0:5060]")
+@click.option("--http", help="HTTP address HOST:PORT to check. [default: the config's]")
+@click.option("--rtp-ports", help="RTP port range LOW-HIGH to check. [default: the config's]")
+def doctor(config_path: Path | None, listen: str | None, http: str | None, rtp_ports: str | None) -> None:
+    """Check this machine for the configured server: pjsua2's build, codecs, model files, ports,
+    addresses, the OpenAI key, jemalloc. Exit status 0 when nothing is wrong, else 1."""
+    from voicegw.server.doctor import diagnose, report
+
+    click.echo(f"voicegw doctor: voicegw {importlib.metadata.version('voicegw')}, {describe(config_path)}")
+    try:
+        config = build_config(config_path, listen=listen, rtp_ports=rtp_ports, http=http)
+    except ConfigError as exc:
+        click.echo(f"  PROBLEM  configuration: {exc}")
+        sys.exit(EXIT_FAILED)
+    findings = diagnose(config)
+    for line in report(findings):
+        click.echo(line)
+    if any(finding.status == "problem" for finding in findings):
+        sys.exit(EXIT_FAILED)
+
+
+def describe(config_path: Path | None) -> str:
+    return f"configuration {config_path}" if config_path else "the default configuration"
 
 
 def parse_headers(lines: tuple[str, ...]) -> dict[str, str]:

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.audio.callees import RATE, VOICES, Callee, greeting, pickup, silence, to_pcm, tone
 from voicegw.audio.amd import AmdDecision, AmdEvent, AmdSettings, AnsweringMachineDetector, VoicemailReady
+from voicegw.testing.callees import RATE, VOICES, Callee, greeting, pickup, silence, to_pcm, tone
 
 GREETING = "Hi, you have reached the voicemail of John Smith. Please leave a message after the tone."
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import EchoServer, free_udp_port, options_ping
 from tests.signals import require_tools
-from tests.sip.raw_sip import Dialog
-from tests.sip.sipp import run_scenario
+from voicegw.testing.harness import EchoServer, free_udp_port, options_ping
+from voicegw.testing.raw_sip import Dialog
+from voicegw.testing.sipp import run_scenario
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "kamailio" / "kamailio.cfg"

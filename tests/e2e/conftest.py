@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import EchoServer, capture_for_sipp
-from tests.e2e.media import OPUS_RATE, Pcm, read_wav, synthesize
-from tests.e2e.rtp_tools import RtpCapture
+from voicegw.testing.harness import EchoServer, capture_for_sipp
+from voicegw.testing.media import OPUS_RATE, Pcm, read_wav, synthesize
+from voicegw.testing.rtp_tools import RtpCapture
 
 TARGET = os.environ.get("VOICEGW_E2E_TARGET", "voicegw")
 

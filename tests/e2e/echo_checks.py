@@ -9,9 +9,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.harness import EchoServer, SippResult, run_sipp
-from tests.e2e.media import Pcm, windowed_correlation
-from tests.e2e.rtp_tools import PcapAudio, RtpCapture, RtpPacket, analyse_stream, build_pcap, decode_stream
+from voicegw.testing.harness import EchoServer, SippResult, run_sipp
+from voicegw.testing.media import Pcm, windowed_correlation
+from voicegw.testing.rtp_tools import (
+    PcapAudio,
+    RtpCapture,
+    RtpPacket,
+    analyse_stream,
+    build_pcap,
+    decode_stream,
+)
 
 TELEPHONE_EVENT_PT = 101
 SDP_CODECS = {"PCMU": "PCMU/8000", "PCMA": "PCMA/8000", "opus": "opus/48000/2"}

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.e2e.harness import EchoServer
-from tests.e2e.media import Pcm, read_wav, synthesize
 from voicegw.models.local.stt import SpeechToText
+from voicegw.testing.harness import EchoServer
+from voicegw.testing.media import Pcm, read_wav, synthesize
 
 RATE = 8000
 GREETING = "Hello, front desk. How can I help?"

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.e2e.harness import EchoServer, run_caller
-from tests.e2e.media import read_wav, write_wav
-from tests.models.fake_realtime import API_KEY, TONE_HZ, FakeRealtimeServer, dominant_hz
+from voicegw.testing.fake_realtime import API_KEY, TONE_HZ, FakeRealtimeServer, dominant_hz
+from voicegw.testing.harness import EchoServer, run_caller
+from voicegw.testing.media import read_wav, write_wav
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 RATE = 8000
@@ -28,7 +28,7 @@ async def test_sip_call_is_answered_by_the_agent(tmp_path: Path) -> None:
         voicegw = EchoServer(
             "voicegw",
             tmp_path,
-            agent="tests.e2e.agents:assistant",
+            agent="voicegw.testing.agents:assistant",
             config="[model]\nvocabulary = ['Riverside', 'Kamailio']\n",
             env={"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": server.base_url},
         )

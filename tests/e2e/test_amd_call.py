@@ -1,5 +1,5 @@
 """`voicegw call --amd` to a callee that is a person, one that is an answering machine, a silent
-line; how each call goes is checked from what the callee heard (tests/e2e/amd_calls.py)."""
+line; how each call goes is checked from what the callee heard (voicegw/testing/amd_calls.py)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.audio.callees import RATE, VOICES, Callee, greeting, pickup
-from tests.e2e.amd_calls import ALIGNMENT_MS, GREETING, MESSAGE_MS, call_callee, recording, tone_onset_ms
-from tests.e2e.media import PCMU
-from tests.e2e.rtp_tools import RtpCapture
-from tests.models.fake_realtime import TONE_HZ, dominant_hz
-from tests.sip.sipp import SippRun
+from voicegw.testing.amd_calls import (
+    ALIGNMENT_MS,
+    GREETING,
+    MESSAGE_MS,
+    call_callee,
+    recording,
+    tone_onset_ms,
+)
+from voicegw.testing.callees import RATE, VOICES, Callee, greeting, pickup
+from voicegw.testing.fake_realtime import TONE_HZ, dominant_hz
+from voicegw.testing.media import PCMU
+from voicegw.testing.rtp_tools import RtpCapture
+from voicegw.testing.sipp import SippRun
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 MESSAGE = "Hello, this is Acme Dental confirming your appointment tomorrow at nine."

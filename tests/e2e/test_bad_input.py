@@ -22,9 +22,9 @@ from tests.e2e.echo_checks import (
     sdp_keys,
     wait_for_media_stats,
 )
-from tests.e2e.harness import EchoServer, options_ping, run_sipp
-from tests.e2e.media import Pcm
-from tests.e2e.rtp_tools import RtpCapture, RtpPacket
+from voicegw.testing.harness import EchoServer, options_ping, run_sipp
+from voicegw.testing.media import Pcm
+from voicegw.testing.rtp_tools import RtpCapture, RtpPacket
 
 pytestmark = pytest.mark.e2e
 

@@ -13,20 +13,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.e2e.harness import run_process
-from tests.e2e.media import PCMU
-from tests.e2e.rtp_tools import RtpCapture
-from tests.models.fake_realtime import API_KEY, TONE_HZ, FakeRealtimeServer, dominant_hz
-from tests.sip.sipp import HOST, sipp_uas
+from voicegw.testing.fake_realtime import API_KEY, TONE_HZ, FakeRealtimeServer, dominant_hz
+from voicegw.testing.harness import run_process
+from voicegw.testing.media import PCMU
+from voicegw.testing.rtp_tools import RtpCapture
+from voicegw.testing.sipp import HOST, sipp_uas
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 GREETING_MS = 2000  # tests/models/data/greeting.json: ten 200 ms chunks of tone
 
 
 async def voicegw_call(uri: str, *args: str, model_url: str) -> tuple[int, str]:
-    """Run `voicegw call URI --agent tests.e2e.agents:greeter ARGS`: exit status and stderr."""
+    """Run `voicegw call URI --agent voicegw.testing.agents:greeter ARGS`: exit status and stderr."""
     status, _, stderr = await run_process(
-        sys.executable, "-m", "voicegw", "call", uri, "--agent", "tests.e2e.agents:greeter", *args,
+        sys.executable, "-m", "voicegw", "call", uri, "--agent", "voicegw.testing.agents:greeter", *args,
         env={"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": model_url},
     )  # fmt: skip
     return status, stderr

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.e2e.harness import EchoServer, SippUas, run_caller
-from tests.e2e.media import read_wav
-from tests.models.fake_realtime import API_KEY, FakeRealtimeServer
+from voicegw.testing.fake_realtime import API_KEY, FakeRealtimeServer
+from voicegw.testing.harness import EchoServer, SippUas, run_caller
+from voicegw.testing.media import read_wav
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 AGENT = "voicegw.server.default_agent:front_desk"

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import HOST, EchoServer, free_udp_port
-from tests.e2e.rtp_tools import RtpCapture
 from tests.e2e.test_call_cli import voicegw_call
-from tests.models.fake_realtime import FakeRealtimeServer
 from tests.server.webhook_receiver import Receiver, webhook_receiver
-from tests.sip.sipp import run_scenario_async, sipp_uas
+from voicegw.testing.fake_realtime import FakeRealtimeServer
+from voicegw.testing.harness import HOST, EchoServer, free_udp_port
+from voicegw.testing.rtp_tools import RtpCapture
+from voicegw.testing.sipp import run_scenario_async, sipp_uas
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 

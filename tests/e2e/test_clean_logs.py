@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.faults import silence_wav
-from tests.e2e.harness import free_udp_port, openai_agent_server, run_caller
-from tests.models.fake_realtime import FakeRealtimeServer
+from voicegw.testing.fake_realtime import FakeRealtimeServer
+from voicegw.testing.faults import silence_wav
+from voicegw.testing.harness import free_udp_port, openai_agent_server, run_caller
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
@@ -34,8 +34,8 @@ def unclean(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @pytest.mark.parametrize(
     ("moment", "scenario", "agent", "config", "play_s"),
     [
-        ("during the greeting", "greeting", "tests.e2e.agents:welcomer", "", 0.3),
-        ("during a tool call", "spoken_tool_call", "tests.e2e.agents:slow_weather", "", 2.0),
+        ("during the greeting", "greeting", "voicegw.testing.agents:welcomer", "", 0.3),
+        ("during a tool call", "spoken_tool_call", "voicegw.testing.agents:slow_weather", "", 2.0),
         # The operator's address answers nothing: the REFER's NOTIFYs are pending as the caller leaves.
         ("during a transfer", "transfer", "voicegw.server.default_agent:front_desk", "operator", 0.3),
     ],

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.front_desk import GREETING_S, RATE, Listener, conversation, front_desk_server, tools_called
-from tests.e2e.harness import run_caller
-from tests.e2e.media import read_wav, write_wav
+from voicegw.testing.harness import run_caller
+from voicegw.testing.media import read_wav, write_wav
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 QUESTIONS = ("What are your opening hours?", "What time is it now?", "Goodbye.")

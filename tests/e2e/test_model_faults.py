@@ -1,7 +1,7 @@
 """No dead air: every model fault ends in a 503 before answering, or in an apology and a hang-up.
 
 Real `voicegw serve` (agent mode on the OpenAI protocol), the local OpenAI-protocol server made
-to misbehave, the pjsua2 caller recording what it hears (`tests/e2e/faults.py`). Margins are wide:
+to misbehave, the pjsua2 caller recording what it hears (`voicegw/testing/faults.py`). Margins are wide:
 what is asserted is the outcome (refused, apology, hung up, the cause logged), and silence far
 below the 10 s and 3.2 s the old code left.
 """
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.faults import Outcome, play_fault
-from tests.e2e.harness import free_udp_port, openai_agent_server
 from tests.e2e.test_operations import http_get, metric
-from tests.models.fake_realtime import FakeRealtimeServer
-from tests.sip.raw_sip import Dialog, Response, offer_sdp
+from voicegw.testing.fake_realtime import FakeRealtimeServer
+from voicegw.testing.faults import Outcome, play_fault
+from voicegw.testing.harness import free_udp_port, openai_agent_server
+from voicegw.testing.raw_sip import Dialog, Response, offer_sdp
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
@@ -79,7 +79,7 @@ async def test_the_503_carries_retry_after_and_is_counted(tmp_path: Path) -> Non
     async with FakeRealtimeServer("greeting", hang_handshake=True) as model:
         server = openai_agent_server(
             tmp_path,
-            "tests.e2e.agents:welcomer",
+            "voicegw.testing.agents:welcomer",
             model.base_url,
             config=f'[server]\nhttp = "127.0.0.1:{http_port}"\n',
         )

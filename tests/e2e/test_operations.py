@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.e2e.harness import EchoServer, free_udp_port, run_caller
-from tests.e2e.media import Pcm, windowed_correlation
-from tests.models.fake_realtime import API_KEY, TONE_HZ, FakeRealtimeServer, dominant_hz
-from tests.sip.raw_sip import Dialog, offer_sdp
+from voicegw.testing.fake_realtime import API_KEY, TONE_HZ, FakeRealtimeServer, dominant_hz
+from voicegw.testing.harness import EchoServer, free_udp_port, run_caller
+from voicegw.testing.media import Pcm, windowed_correlation
+from voicegw.testing.raw_sip import Dialog, offer_sdp
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 RATE = 8000
@@ -90,7 +90,7 @@ async def test_agent_call_metrics_logs_transcript_and_recording(
         voicegw = EchoServer(
             "voicegw",
             tmp_path,
-            agent="tests.e2e.agents:assistant",
+            agent="voicegw.testing.agents:assistant",
             config=ops_config(tmp_path, http_port),
             env={"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": model.base_url},
         )
@@ -244,7 +244,13 @@ async def test_barge_in_is_counted_and_the_transcript_holds_what_was_heard(
     tmp_path: Path, speech_8k: tuple[Path, Pcm]
 ) -> None:
     _, model, after = await agent_call(
-        tmp_path, "barge_in", "tests.e2e.agents:welcomer", "--play", str(speech_8k[0]), "--end", "hangup"
+        tmp_path,
+        "barge_in",
+        "voicegw.testing.agents:welcomer",
+        "--play",
+        str(speech_8k[0]),
+        "--end",
+        "hangup",
     )
     assert model.violations == [], model.violations
     assert metric(after, "voicegw_barge_ins_total") == 1
@@ -259,7 +265,7 @@ async def test_barge_in_is_counted_and_the_transcript_holds_what_was_heard(
 
 async def test_model_log_lines_name_the_call_and_its_failure_is_counted(tmp_path: Path) -> None:
     voicegw, _, after = await agent_call(
-        tmp_path, "dropped", "tests.e2e.agents:assistant", "--end", "wait-bye"
+        tmp_path, "dropped", "voicegw.testing.agents:assistant", "--end", "wait-bye"
     )
     events = voicegw.log_events()
     call_id = next(e["call_id"] for e in events if e.get("event") == "call_incoming")

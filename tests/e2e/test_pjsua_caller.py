@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.echo_checks import wait_for_media_stats
-from tests.e2e.harness import EchoServer, run_caller, tls_config
-from tests.e2e.media import Pcm, read_wav, windowed_correlation
 from voicegw.rtp.srtp import CryptoAttribute
+from voicegw.testing.harness import EchoServer, run_caller, tls_config
+from voicegw.testing.media import Pcm, read_wav, windowed_correlation
 
 pytestmark = pytest.mark.e2e
 

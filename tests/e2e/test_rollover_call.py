@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.e2e.harness import openai_agent_server, run_caller
-from tests.e2e.media import read_wav, write_wav
-from tests.models.fake_realtime import TONE_HZ, FakeRealtimeServer, dominant_hz
+from voicegw.testing.fake_realtime import TONE_HZ, FakeRealtimeServer, dominant_hz
+from voicegw.testing.harness import openai_agent_server, run_caller
+from voicegw.testing.media import read_wav, write_wav
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 RATE = 8000
@@ -42,7 +42,9 @@ async def test_a_call_rolls_over_to_a_new_model_session_without_a_gap(tmp_path: 
     question = write_wav(tmp_path / "q.wav", (6000 * np.sin(2 * np.pi * 700 * t)).astype("<i2"), RATE)
     async with FakeRealtimeServer("rollover") as model:
         config = "[model]\nname = 'openai'\nsession_limit = 2.8\n"
-        server = openai_agent_server(tmp_path, "tests.e2e.agents:assistant", model.base_url, config=config)
+        server = openai_agent_server(
+            tmp_path, "voicegw.testing.agents:assistant", model.base_url, config=config
+        )
         try:
             await asyncio.to_thread(server.wait_ready)
             report = await asyncio.to_thread(

@@ -27,9 +27,9 @@ from tests.e2e.echo_checks import (
     pcap_for,
     wait_for_media_stats,
 )
-from tests.e2e.harness import ROOT, EchoServer
-from tests.e2e.media import Pcm
-from tests.e2e.rtp_tools import PcapAudio, RtpCapture, RtpPacket
+from voicegw.testing.harness import ROOT, EchoServer
+from voicegw.testing.media import Pcm
+from voicegw.testing.rtp_tools import PcapAudio, RtpCapture, RtpPacket
 
 pytestmark = pytest.mark.e2e
 

@@ -17,9 +17,9 @@ import pytest
 
 from tests.e2e.echo_checks import media_packets, sdp_keys
 from tests.e2e.front_desk import GREETING_S, RATE, Listener, conversation, front_desk_server, tools_called
-from tests.e2e.harness import EchoServer, SippResult, run_sipp
-from tests.e2e.media import Pcm
-from tests.e2e.rtp_tools import PcapAudio, RtpCapture, build_pcap, decode_stream
+from voicegw.testing.harness import EchoServer, SippResult, run_sipp
+from voicegw.testing.media import Pcm
+from voicegw.testing.rtp_tools import PcapAudio, RtpCapture, build_pcap, decode_stream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 NO_INPUT_S = 3.0

@@ -19,9 +19,9 @@ from tests.e2e.echo_checks import (
     pcap_for,
     wait_for_media_stats,
 )
-from tests.e2e.harness import EchoServer, run_builtin_sipp, shipped_pcap_dir
-from tests.e2e.media import Pcm
-from tests.e2e.rtp_tools import RtpCapture
+from voicegw.testing.harness import EchoServer, run_builtin_sipp, shipped_pcap_dir
+from voicegw.testing.media import Pcm
+from voicegw.testing.rtp_tools import RtpCapture
 
 pytestmark = pytest.mark.e2e
 

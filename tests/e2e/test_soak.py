@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.soak import SoakPlan, soak
+from voicegw.testing.soak import SoakPlan, soak
 
 pytestmark = [
     pytest.mark.e2e,

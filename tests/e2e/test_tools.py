@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.e2e.media import PCMA, PCMU, Pcm, cross_correlate, windowed_correlation
-from tests.e2e.rtp_tools import (
+from voicegw.testing.media import PCMA, PCMU, Pcm, cross_correlate, windowed_correlation
+from voicegw.testing.rtp_tools import (
     PCAP_HEADER,
     PCAP_RECORD,
     RtpCapture,

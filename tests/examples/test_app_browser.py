@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.e2e.media import write_wav
 from tests.examples.cdp import Cdp, chromium, wait_until
-from tests.models.fake_realtime import API_KEY, FakeRealtimeServer
 from tests.signals import speech
+from voicegw.testing.fake_realtime import API_KEY, FakeRealtimeServer
+from voicegw.testing.media import write_wav
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER = ROOT / "examples" / "realtime" / "app" / "server.py"

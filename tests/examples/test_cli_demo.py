@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.e2e.harness import run_process
-from tests.models.fake_realtime import API_KEY, TONE_HZ, FakeRealtimeServer, dominant_hz
+from voicegw.testing.fake_realtime import API_KEY, TONE_HZ, FakeRealtimeServer, dominant_hz
+from voicegw.testing.harness import run_process
 from voicegw.transports.wav_files import read_wav, write_wav
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "realtime" / "cli" / "demo.py"

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.models.fake_realtime import API_KEY, TONE_HZ, FakeRealtimeServer, dominant_hz
 from tests.signals import speech
 from tests.transports.test_twilio_stream import RATE, TwilioClient, eventually
+from voicegw.testing.fake_realtime import API_KEY, TONE_HZ, FakeRealtimeServer, dominant_hz
 
 SERVER = Path(__file__).resolve().parents[2] / "examples" / "realtime" / "twilio" / "server.py"
 TIMEOUT_S = 15

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.e2e.harness import HOST, EchoServer, run_caller, run_process
-from tests.e2e.media import read_wav, write_wav
-from tests.models.fake_realtime import API_KEY, TONE_HZ, FakeRealtimeServer, dominant_hz
-from tests.sip.raw_sip import Dialog, offer_sdp
+from voicegw.testing.fake_realtime import API_KEY, TONE_HZ, FakeRealtimeServer, dominant_hz
+from voicegw.testing.harness import HOST, EchoServer, run_caller, run_process
+from voicegw.testing.media import read_wav, write_wav
+from voicegw.testing.raw_sip import Dialog, offer_sdp
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 SERVER = Path(__file__).resolve().parents[2] / "examples" / "realtime" / "twilio_sip" / "server.py"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.fuzz.sip_fuzzer import CASES_DIR, load_case, replay
-from tests.fuzz.sip_transports import HOST, StreamSender, Traffic, UdpSender
-from tests.fuzz.target import Target, exit_description
+from voicegw.testing.fuzz.sip_fuzzer import CASES_DIR, load_case, replay
+from voicegw.testing.fuzz.sip_transports import HOST, StreamSender, Traffic, UdpSender
+from voicegw.testing.fuzz.target import Target, exit_description
 
 CASES = sorted(CASES_DIR.glob("*.bin"))
 SETTLE_S = 0.5

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.fuzz.parser_targets import TARGETS, digest_verifier
 from voicegw.contracts.model import ModelInputTranscript, ModelResponseDone
 from voicegw.models.openai_protocol import OpenAIProtocolError, ServerEventDecoder, WireAudio
 from voicegw.sip import sdp
 from voicegw.sip.digest import BadCredentials, Unauthenticated
+from voicegw.testing.fuzz.parser_targets import TARGETS, digest_verifier
 from voicegw.transports.twilio_protocol import TwilioProtocolError, parse_message
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,8 +7,9 @@ import re
 
 import pytest
 
-from tests.fuzz.minimise import ddmin, minimise_message
-from tests.fuzz.sip_mutate import (
+from voicegw.sip.message import parse_request
+from voicegw.testing.fuzz.minimise import ddmin, minimise_message
+from voicegw.testing.fuzz.sip_mutate import (
     MAX_UDP,
     drop_blank_line,
     duplicate_header,
@@ -16,8 +17,7 @@ from tests.fuzz.sip_mutate import (
     mutate,
     numeric_boundary,
 )
-from tests.fuzz.sip_seeds import METHOD_SEEDS, SEEDS, Endpoints, render
-from voicegw.sip.message import parse_request
+from voicegw.testing.fuzz.sip_seeds import METHOD_SEEDS, SEEDS, Endpoints, render
 
 ENDPOINTS = Endpoints("127.0.0.1", 5060, "127.0.0.1", 5070, "UDP")
 

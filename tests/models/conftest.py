@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.models.fake_realtime import API_KEY, FakeRealtimeServer
 from voicegw.contracts.model import RealtimeModelEvent
 from voicegw.models.openai import OpenAIRealtimeModel
+from voicegw.testing.fake_realtime import API_KEY, FakeRealtimeServer
 
 EVENT_TIMEOUT_S = 5.0
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from tests.models.conftest import Recorder, openai_model, tone
-from tests.models.fake_realtime import TONE_HZ, FakeRealtimeServer, dominant_hz
 from voicegw.contracts.model import (
     CancelResponse,
     ModelAudio,
@@ -31,6 +30,7 @@ from voicegw.contracts.model import (
     TurnDetection,
 )
 from voicegw.models.openai import OpenAIRealtimeModel
+from voicegw.testing.fake_realtime import TONE_HZ, FakeRealtimeServer, dominant_hz
 
 pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("no_tasks_left")]
 

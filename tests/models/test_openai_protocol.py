@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.models.realtime_schema import client_event_errors
 from voicegw.contracts.model import (
     CachedTokensByModality,
     InputTokensByModality,
@@ -43,6 +42,7 @@ from voicegw.models.openai_protocol import (
     turn_detection_object,
     user_message_event,
 )
+from voicegw.testing.realtime_schema import client_event_errors
 
 TOOL = ToolSpec("get_time", "The time.", {"type": "object", "properties": {}})
 CONFIGS = [

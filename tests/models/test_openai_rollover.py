@@ -11,7 +11,6 @@ import pytest
 import structlog
 
 from tests.models.conftest import Recorder, openai_model, tone
-from tests.models.fake_realtime import FakeRealtimeServer
 from voicegw.contracts.model import (
     ModelAudio,
     ModelConnectionStatus,
@@ -23,6 +22,7 @@ from voicegw.contracts.model import (
     ToolSpec,
 )
 from voicegw.models.openai import OpenAIRealtimeModel
+from voicegw.testing.fake_realtime import FakeRealtimeServer
 
 pytestmark = [pytest.mark.timeout(40), pytest.mark.usefixtures("no_tasks_left")]
 

@@ -13,7 +13,6 @@ from aiohttp import ClientSession, web
 
 from examples.realtime.twilio_sip.openai_connector import CALLS, make_app
 from tests.models.conftest import Recorder, openai_model
-from tests.models.fake_realtime import API_KEY, FakeRealtimeServer
 from voicegw.contracts.model import (
     CancelResponse,
     ModelToolCall,
@@ -35,6 +34,7 @@ from voicegw.realtime.model_inputs import (
     RealtimeModelSendToolOutput,
     RealtimeModelSendUserInput,
 )
+from voicegw.testing.fake_realtime import API_KEY, FakeRealtimeServer
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from tests.models.conftest import openai_model, tone
-from tests.models.fake_realtime import FakeRealtimeServer
 from voicegw.realtime import RealtimeAgent, RealtimeAudioInterrupted, RealtimeRunner, RealtimeSession
+from voicegw.testing.fake_realtime import FakeRealtimeServer
 from voicegw.transports.wav_files import WavFilesTransport, read_wav, write_wav
 
 FRAME_MS = 20

@@ -22,14 +22,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.models.fake_realtime import (
-    API_KEY,
-    TONE_HZ,
-    FakeRealtimeServer,
-    dominant_hz,
-    ulaw_decode,
-    ulaw_encode,
-)
 from tests.models.local.conftest import spoken
 from voicegw.audio.codecs import PCMU
 from voicegw.decorators import tool
@@ -41,6 +33,14 @@ from voicegw.realtime import (
     RealtimeSessionEvent,
 )
 from voicegw.realtime.items import AssistantMessageItem, UserMessageItem
+from voicegw.testing.fake_realtime import (
+    API_KEY,
+    TONE_HZ,
+    FakeRealtimeServer,
+    dominant_hz,
+    ulaw_decode,
+    ulaw_encode,
+)
 
 CHUNK_MS = 40
 EMBEDDED_TIMEOUT_S = 120

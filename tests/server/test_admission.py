@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import socket
 
-from tests.sip.raw_sip import digest_answer
 from voicegw.contracts.model import RealtimeModelConfig
 from voicegw.server.admission import access_policy, default_node_id
 from voicegw.server.app import MODEL_BUSY, AgentCalls
@@ -15,6 +14,7 @@ from voicegw.sip.call import CallInfo
 from voicegw.sip.digest import valid_node_id
 from voicegw.sip.guard import IncomingRequest, Refusal
 from voicegw.sip.policy import AccessLimits, SourcePolicy
+from voicegw.testing.raw_sip import digest_answer
 
 URI = "sip:desk@10.0.0.1"
 

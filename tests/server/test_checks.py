@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.e2e.harness import self_signed_certificate
 from voicegw.cli import EXIT_CONFIG, main
 from voicegw.server.checks import loadable_certificate, more_than, within
 from voicegw.server.config import ConfigError
 from voicegw.sip.ua import PJSUA_MAX_CALLS
+from voicegw.testing.harness import self_signed_certificate
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX = PJSUA_MAX_CALLS

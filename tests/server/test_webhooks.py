@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from tests.e2e.harness import free_tcp_port
 from tests.server.webhook_receiver import SECRET, Receiver, webhook_receiver
 from voicegw.server.cdr import CallStarted
 from voicegw.server.http_post import HttpPostError, check_url, parse_status_line
@@ -24,6 +23,7 @@ from voicegw.server.webhooks import (
     verify,
     webhook_headers,
 )
+from voicegw.testing.harness import free_tcp_port
 
 STARTED = CallStarted("call_1", "abc@host", "inbound", "<sip:a@x>", "<sip:b@y>", "2026-12-07T10:00:00.000Z")
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.e2e.harness import free_tcp_port
 from voicegw.server.webhooks import WebhookVerificationError, verify, webhook_headers
+from voicegw.testing.harness import free_tcp_port
 
 SECRET = "whsec_test"
 

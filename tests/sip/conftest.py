@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import EchoServer
+from voicegw.testing.harness import EchoServer
 
 
 @pytest.fixture

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import HOST, EchoServer, free_udp_port, run_process
-from tests.models.fake_realtime import API_KEY, FakeRealtimeServer
-from tests.sip.raw_peer import MESSAGE, SUBSCRIBE, Peer, rss_kb
-from tests.sip.sipp import sipp_uas
 from tests.sip.test_signaling import events
+from voicegw.testing.fake_realtime import API_KEY, FakeRealtimeServer
+from voicegw.testing.harness import HOST, EchoServer, free_udp_port, run_process
+from voicegw.testing.raw_peer import MESSAGE, SUBSCRIBE, Peer, rss_kb
+from voicegw.testing.sipp import sipp_uas
 
 pytestmark = pytest.mark.timeout(120)
 CLOSED = "[access]\nallow = []\n"
@@ -174,7 +174,7 @@ async def test_voicegw_call_refuses_a_subscribe_while_it_dials(tmp_path: Path) -
         dialling = asyncio.create_task(
             run_process(
                 sys.executable, "-m", "voicegw", "call", f"sip:bob@{HOST}:{port}", "--config", str(config),
-                "--agent", "tests.e2e.agents:greeter", "--timeout", "4",
+                "--agent", "voicegw.testing.agents:greeter", "--timeout", "4",
                 env={"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": model.base_url},
             )
         )  # fmt: skip

@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.e2e.media import G711_CODECS
-from tests.e2e.rtp_tools import RtpCapture
 from tests.signals import best_correlation, speech
-from tests.sip.sipp import HOST, sipp_uas
 from voicegw.contracts.transport import EndReason
 from voicegw.rtp.clock import MediaClock
 from voicegw.sip.account import SipAccount
 from voicegw.sip.call import Busy, CallRejected, NoAnswer
 from voicegw.sip.ua import SipConfig, SipUserAgent
+from voicegw.testing.media import G711_CODECS
+from voicegw.testing.rtp_tools import RtpCapture
+from voicegw.testing.sipp import HOST, sipp_uas
 from voicegw.transports.sip_call import SipCallTransport
 
 pytestmark = pytest.mark.timeout(60)

@@ -6,7 +6,6 @@ import re
 
 import pytest
 
-from tests.sip.raw_sip import digest_answer as answer
 from voicegw.sip.digest import (
     NONCE_TTL_S,
     RETRANSMISSION_S,
@@ -15,9 +14,10 @@ from voicegw.sip.digest import (
     DigestVerifier,
     Unauthenticated,
 )
+from voicegw.testing.raw_sip import digest_answer as answer
 
 URI = "sip:desk@192.0.2.1"
-"""The Request-URI of the requests here (and tests.sip.raw_sip.digest_answer's default digest-uri)."""
+"""The Request-URI of the requests here (and voicegw.testing.raw_sip.digest_answer's default digest-uri)."""
 
 
 class Clock:

@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.e2e.harness import HOST, EchoServer, options_ping
-from tests.sip.raw_sip import Dialog, offer_sdp, parse_response
+from voicegw.testing.harness import HOST, EchoServer, options_ping
+from voicegw.testing.raw_sip import Dialog, offer_sdp, parse_response
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import HOST, EchoServer, run_caller
-from tests.e2e.media import read_wav, synthesize, windowed_correlation
-from tests.sip.raw_sip import Dialog, Response, digest_answer, offer_sdp
 from tests.sip.test_signaling import events, wait_for_event
+from voicegw.testing.harness import HOST, EchoServer, run_caller
+from voicegw.testing.media import read_wav, synthesize, windowed_correlation
+from voicegw.testing.raw_sip import Dialog, Response, digest_answer, offer_sdp
 
 pytestmark = pytest.mark.timeout(60)
 CLOSED = "[access]\nallow = []\n"

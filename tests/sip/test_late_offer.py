@@ -11,11 +11,11 @@ from collections.abc import Callable, Iterator
 import pytest
 from aiortc.rtp import RtpPacket
 
-from tests.e2e.harness import EchoServer, options_ping
 from tests.rtp.helpers import sine
-from tests.sip.raw_sip import Dialog, offer_sdp
 from tests.sip.test_signaling import wait_for_event
 from voicegw.audio.codecs import PCMU
+from voicegw.testing.harness import EchoServer, options_ping
+from voicegw.testing.raw_sip import Dialog, offer_sdp
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -6,11 +6,11 @@ import random
 
 import pytest
 
-from tests.sip.raw_sip import digest_answer
 from voicegw.sip.digest import DigestVerifier
 from voicegw.sip.guard import IncomingRequest, Refusal
 from voicegw.sip.policy import ALLOW, AccessLimits, SignallingPolicy, SourcePolicy, source_key
 from voicegw.sip.ratelimit import DEFAULT_CAPACITY
+from voicegw.testing.raw_sip import digest_answer
 
 URI = "sip:desk@192.0.2.1"
 LAN = ("192.168.1.20", 5060)

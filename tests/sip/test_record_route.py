@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.e2e.harness import EchoServer
-from tests.sip.raw_sip import HOST, Dialog, offer_sdp
+from voicegw.testing.harness import EchoServer
+from voicegw.testing.raw_sip import HOST, Dialog, offer_sdp
 
 pytestmark = pytest.mark.timeout(60)
 FAR_PROXY = "<sip:192.0.2.1;lr>"  # TEST-NET: never contacted, only carried in the route set

@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 import structlog
 
-from tests.e2e.harness import HOST, free_tcp_port, free_udp_port, self_signed_certificate
-from tests.sip.raw_sip import Dialog, offer_sdp, parse_response
 from voicegw.rtp.clock import MediaClock
 from voicegw.sip.call import SipCall
 from voicegw.sip.guard import IncomingRequest, Refusal, RequestGuard
 from voicegw.sip.ua import SipConfig, SipUserAgent
+from voicegw.testing.harness import HOST, free_tcp_port, free_udp_port, self_signed_certificate
+from voicegw.testing.raw_sip import Dialog, offer_sdp, parse_response
 
 pytestmark = pytest.mark.timeout(40)
 

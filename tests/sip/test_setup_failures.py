@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import EchoServer, free_udp_port
 from tests.e2e.test_operations import http_get, metric
-from tests.sip.raw_sip import Dialog, Response, offer_sdp
+from voicegw.testing.harness import EchoServer, free_udp_port
+from voicegw.testing.raw_sip import Dialog, Response, offer_sdp
 
 pytestmark = pytest.mark.timeout(90)
 

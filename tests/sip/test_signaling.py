@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from aiortc.rtp import RtpPacket
 
-from tests.e2e.harness import EchoServer, free_tcp_port, options_ping, tls_config
 from tests.rtp.helpers import sine
-from tests.sip.raw_sip import Dialog, offer_sdp
-from tests.sip.sipp import run_scenario
 from voicegw.audio.codecs import PCMU
 from voicegw.rtp.srtp import CryptoAttribute, SrtpContext, SrtpKeys
+from voicegw.testing.harness import EchoServer, free_tcp_port, options_ping, tls_config
+from voicegw.testing.raw_sip import Dialog, offer_sdp
+from voicegw.testing.sipp import run_scenario
 
 pytestmark = pytest.mark.timeout(60)
 

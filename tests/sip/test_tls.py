@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import (
+from voicegw.rtp.clock import MediaClock
+from voicegw.sip import tls
+from voicegw.sip.tls import UnknownCipher
+from voicegw.sip.ua import SipConfig, SipUserAgent
+from voicegw.testing.harness import (
     HOST,
     EchoServer,
     free_tcp_port,
@@ -17,10 +21,6 @@ from tests.e2e.harness import (
     self_signed_certificate,
     tls_config,
 )
-from voicegw.rtp.clock import MediaClock
-from voicegw.sip import tls
-from voicegw.sip.tls import UnknownCipher
-from voicegw.sip.ua import SipConfig, SipUserAgent
 
 pytestmark = pytest.mark.timeout(60)
 

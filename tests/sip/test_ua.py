@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import free_udp_port
-from tests.sip.sipp import run_scenario_async
 from voicegw.contracts.transport import CallStateChanged, EndReason, TransferResult
 from voicegw.rtp.clock import MediaClock
 from voicegw.sip.call import SipCall
 from voicegw.sip.ua import CallHandler, SipConfig, SipUserAgent
+from voicegw.testing.harness import free_udp_port
+from voicegw.testing.sipp import run_scenario_async
 
 pytestmark = pytest.mark.timeout(40)
 

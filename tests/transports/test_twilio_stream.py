@@ -25,7 +25,6 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 
 from tests.models.conftest import openai_model
-from tests.models.fake_realtime import TONE_HZ, FakeRealtimeServer, dominant_hz, ulaw_decode, ulaw_encode
 from tests.signals import best_correlation, speech
 from tests.transports.test_twilio_protocol import DOCUMENTED
 from voicegw.contracts.model import CreateResponse, RealtimeModel, SendAudio, TruncateItem
@@ -42,6 +41,7 @@ from voicegw.realtime import (
     RealtimeSession,
     RealtimeSessionEvent,
 )
+from voicegw.testing.fake_realtime import TONE_HZ, FakeRealtimeServer, dominant_hz, ulaw_decode, ulaw_encode
 from voicegw.transports.twilio_stream import TwilioStreamTransport
 
 pytestmark = pytest.mark.timeout(60)

@@ -135,6 +135,16 @@ class PjRequestGuard:
         return refusal.status
 
 
+def request_guard_missing() -> str | None:
+    """Why pjsua2's extension has no request guard (a wheel not built by scripts/build_pjsua2.sh),
+    or None when it has one."""
+    try:
+        _extension()
+    except GuardUnavailable as exc:
+        return str(exc)
+    return None
+
+
 def _extension() -> ctypes.CDLL:
     """pjsua2's extension (already loaded with pjsua2: dlopen hands back the same library)."""
     spec = importlib.util.find_spec(EXTENSION)

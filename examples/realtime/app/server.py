@@ -19,7 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from aiohttp import web
+
+try:
+    from aiohttp import web
+except ModuleNotFoundError:  # the "app" extra, which scripts/setup.sh installs
+    sys.exit("this example needs aiohttp: .venv/bin/pip install 'voicegw[app]'")
 
 from voicegw.contracts.model import ModelSpeechStopped, ModelTranscriptDelta, ModelUnavailable
 from voicegw.models.registry import MODELS

@@ -24,7 +24,11 @@ import time
 from typing import Any
 
 import structlog
-from aiohttp import web
+
+try:
+    from aiohttp import web
+except ModuleNotFoundError:  # the "app" extra, which scripts/setup.sh installs
+    sys.exit("this example needs aiohttp: .venv/bin/pip install 'voicegw[app]'")
 
 from voicegw.models.openai_sip import CallGone, accept_call
 from voicegw.models.openai_webhooks import WebhookError, incoming_call_id, verify_webhook

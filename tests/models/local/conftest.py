@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from voicegw.audio.codecs import PCMU
-from voicegw.audio.resample import Resampler
+from voicegw.audio.line import phone_line
 from voicegw.contracts.model import RealtimeModelEvent, SendAudio
 
 FRAME_MS = 20
@@ -30,18 +29,6 @@ def spoken(text: str, tmp_dir: Path, rate: int = RATE) -> bytes:
     subprocess.run(["espeak-ng", "-s", "150", "-w", str(path), text], check=True, capture_output=True)
     with wave.open(str(path)) as wav:
         return phone_line(wav.readframes(wav.getnframes()), wav.getframerate(), rate)
-
-
-def phone_line(pcm: bytes, source_rate: int, rate: int = RATE) -> bytes:
-    """`pcm` at `source_rate` through 8 kHz G.711 μ-law and back, at `rate`."""
-    narrow = Resampler(source_rate, 8000).process(pcm)
-    codec = PCMU()
-    frame_bytes = 8000 * FRAME_MS // 1000 * 2
-    narrow += b"\0" * (-len(narrow) % frame_bytes)
-    line = b"".join(
-        codec.decode(codec.encode(narrow[i : i + frame_bytes])) for i in range(0, len(narrow), frame_bytes)
-    )
-    return Resampler(8000, rate).process(line)
 
 
 def silence(ms: int, rate: int = RATE) -> bytes:

@@ -173,7 +173,9 @@ class LocalRealtimeModel(RealtimeModel):
         self._speaking.queue = queue_for_loop(*self._queue_bounds)
         self._apply(config)
         await run_blocking(self._load)
-        await run_blocking(self._llm.warm, [{"role": "system", "content": self._system_prompt()}])
+        # The agent's prompt is read while the greeting plays, not before it: the greeting needs
+        # no LLM, and the first step waits for the LLM's lock behind this (seconds on a first call).
+        self._core.spawn(run_blocking(self._llm.warm, [{"role": "system", "content": self._system_prompt()}]))
         self._core.emit(ModelConnectionStatus("connected"))
 
     async def send_event(self, command: RealtimeModelCommand) -> None:
@@ -242,8 +244,15 @@ class LocalRealtimeModel(RealtimeModel):
         self._listening.configure(old, config)
 
     async def prepare(self) -> None:
-        """Load Whisper, the LLM and the voice into the process (shared by every call)."""
-        await run_blocking(self._load_models)
+        """Load Whisper, the LLM and the voice into the process (shared by every call), and run each
+        once: a first run sets up what later ones reuse (CTranslate2's, ONNX's and llama.cpp's
+        buffers, seconds on a busy machine) and the first caller would hear that as dead air."""
+        await run_blocking(self._warm)
+
+    def _warm(self) -> None:
+        self._load()
+        self._listening.stt.warm()
+        self._llm.warm([{"role": "system", "content": self._system_prompt()}])
 
     def _load_models(self) -> None:
         self._listening.stt.load()

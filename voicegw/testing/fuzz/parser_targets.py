@@ -25,9 +25,9 @@ from voicegw.rtp.session import RtpSession, RtpSessionConfig
 from voicegw.sip import sdp
 from voicegw.sip.digest import DigestError, DigestVerifier
 from voicegw.sip.message import parse_info_dtmf, parse_request
+from voicegw.testing.paths import TESTS
 from voicegw.transports.twilio_protocol import TwilioProtocolError, parse_message
 
-TESTS = Path(__file__).resolve().parents[1]
 CORPUS = TESTS / "fuzz" / "corpus"
 
 DIGEST_SECRET = b"fuzz-secret-fuzz-secret-fuzz-sec"

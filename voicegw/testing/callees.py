@@ -19,8 +19,8 @@ from typing import Literal, TypeVar
 
 import numpy as np
 
-from tests.signals import require_tools
 from voicegw.audio.resample import Resampler
+from voicegw.testing.media import require_tools
 
 RATE = 8000
 TAIL_MS = 8000

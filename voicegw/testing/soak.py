@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.e2e.harness import EchoServer, sipp_command
-from tests.e2e.load import cpu_seconds, open_fds, rss_mb, scenario_for_load, sipp_counts, speech_pcap
+from voicegw.testing.harness import EchoServer, sipp_command
+from voicegw.testing.load import cpu_seconds, open_fds, rss_mb, scenario_for_load, sipp_counts, speech_pcap
 
 SIPP_MEDIA_BASE = 12000
 """SIPp replays call n from port base + 4n: kept below voicegw's RTP range (`RTP_PORTS`)."""

@@ -1,4 +1,4 @@
-"""The SIP mutation fuzzer: mutated seeds (tests/fuzz/sip_seeds.py, sip_mutate.py) at a server
+"""The SIP mutation fuzzer: mutated seeds (voicegw/testing/fuzz/sip_seeds.py, sip_mutate.py) at a server
 over UDP, TCP and TLS while live echo calls run and an OPTIONS probe watches it from a thread.
 
 Everything sent is drawn from one `random.Random(seed)`, so a seed replays a run's messages
@@ -24,15 +24,15 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from tests.fuzz.echo_probe import EchoReport, echo_ratio
-from tests.fuzz.minimise import ddmin, minimise_message
-from tests.fuzz.sip_mutate import mutate
-from tests.fuzz.sip_seeds import SEEDS, Endpoints, render
-from tests.fuzz.sip_transports import HOST, TCP_CONNECTIONS, StreamSender, Traffic, UdpSender
-from tests.fuzz.target import LivenessProbe, Target, Usage, exit_description
+from voicegw.testing.fuzz.echo_probe import EchoReport, echo_ratio
+from voicegw.testing.fuzz.minimise import ddmin, minimise_message
+from voicegw.testing.fuzz.sip_mutate import mutate
+from voicegw.testing.fuzz.sip_seeds import SEEDS, Endpoints, render
+from voicegw.testing.fuzz.sip_transports import HOST, TCP_CONNECTIONS, StreamSender, Traffic, UdpSender
+from voicegw.testing.fuzz.target import LivenessProbe, Target, Usage, exit_description
+from voicegw.testing.paths import ROOT, TESTS
 
-ROOT = Path(__file__).resolve().parents[2]
-CASES_DIR = ROOT / "tests" / "sip" / "fuzz_cases"
+CASES_DIR = TESTS / "sip" / "fuzz_cases"
 FUZZ_PORT = 5070
 """Our UDP port, written in every message: fixed (it is free in the fuzzer's own network
 namespace) so that a seed replays the same bytes."""
@@ -179,7 +179,7 @@ class EchoCalls:
     def __init__(self, port: int, calls: int) -> None:
         self.processes = [
             subprocess.Popen(
-                [sys.executable, "-m", "tests.fuzz.echo_probe", str(port)],
+                [sys.executable, "-m", "voicegw.testing.fuzz.echo_probe", str(port)],
                 cwd=ROOT,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,

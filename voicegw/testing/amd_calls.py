@@ -1,4 +1,4 @@
-"""Calls to synthetic callees (tests/audio/callees.py) with `voicegw call --amd`, for the
+"""Calls to synthetic callees (voicegw/testing/callees.py) with `voicegw call --amd`, for the
 end-to-end AMD tests and scripts/bench_voicemail.py.
 
 SIPp answers and plays the callee from a pcap; its SDP sends voicegw's audio to a socket the
@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.audio.callees import Callee
-from tests.e2e.harness import run_process
-from tests.e2e.media import PCMU
-from tests.e2e.rtp_tools import RtpCapture, build_pcap
-from tests.models.fake_realtime import API_KEY, FakeRealtimeServer
-from tests.sip.sipp import HOST, SippRun, sipp_uas
+from voicegw.testing.callees import Callee
+from voicegw.testing.fake_realtime import API_KEY, FakeRealtimeServer
+from voicegw.testing.harness import run_process
+from voicegw.testing.media import PCMU
+from voicegw.testing.rtp_tools import RtpCapture, build_pcap
+from voicegw.testing.sipp import HOST, SippRun, sipp_uas
 
 GREETING = (
     "Hi, you have reached the voicemail of John Smith. I can't take your call right now. "
@@ -73,7 +73,7 @@ async def call_callee(
     async with model_server as model, answering as (port, sipp):
         status, _, stderr = await run_process(
             sys.executable, "-m", "voicegw", "call", f"sip:callee@{HOST}:{port}",
-            "--agent", "tests.e2e.agents:greeter", "--timeout", "10", "--amd", *args,
+            "--agent", "voicegw.testing.agents:greeter", "--timeout", "10", "--amd", *args,
             env={"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": model.base_url},
         )  # fmt: skip
         run = await sipp

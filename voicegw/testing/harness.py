@@ -21,16 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.rtp_tools import RtpCapture
+from voicegw.testing.paths import ROOT, TESTS
+from voicegw.testing.rtp_tools import RtpCapture
 
-ROOT = Path(__file__).resolve().parents[2]
 SIPP_DIR = ROOT / "scripts" / "sipp"
 SIPP_PCAP_DIRS = (
     Path("/usr/share/sip-tester"),
     Path("/usr/share/sipp/pcap"),
     Path("/usr/share/doc/sip-tester/pcap"),
 )
-CALLER = Path(__file__).resolve().parent / "tools" / "pjsua_caller.py"
+CALLER = TESTS / "e2e" / "tools" / "pjsua_caller.py"
 BASELINE = ROOT / "scripts" / "baseline_echo_uas.py"
 VOICEGW = [sys.executable, "-m", "voicegw"]
 HOST = "127.0.0.1"
@@ -419,7 +419,7 @@ class SippUas:
             raise RuntimeError(
                 "sipp is not installed (Debian package sip-tester; scripts/setup.sh installs it)"
             )
-        from tests.sip.sipp import free_media_ports
+        from voicegw.testing.sipp import free_media_ports
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         command = [
@@ -446,7 +446,7 @@ class SippUas:
 
 def openai_agent_server(workdir: Path, agent: str, base_url: str, *, config: str = "") -> EchoServer:
     """`voicegw serve --agent AGENT` on the OpenAI Realtime protocol at `base_url` (the local test server)."""
-    from tests.models.fake_realtime import API_KEY
+    from voicegw.testing.fake_realtime import API_KEY
 
     return EchoServer(
         "voicegw",

@@ -31,7 +31,6 @@ import base64
 import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,10 +40,11 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from tests.models.realtime_schema import client_event_errors
 from voicegw.models.openai_webhooks import sign_webhook
+from voicegw.testing.paths import TESTS
+from voicegw.testing.realtime_schema import client_event_errors
 
-DATA = Path(__file__).parent / "data"
+DATA = TESTS / "models" / "data"
 API_KEY = "test"
 TONE_HZ = 440.0
 TONE_AMPLITUDE = 8000

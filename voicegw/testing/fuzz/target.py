@@ -1,4 +1,4 @@
-"""The server under fuzz: a fresh `voicegw serve --echo` (tests/e2e/harness.py's `EchoServer`)
+"""The server under fuzz: a fresh `voicegw serve --echo` (voicegw/testing/harness.py's `EchoServer`)
 or one already running at an address, its liveness, CPU and memory.
 """
 
@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.e2e.harness import EchoServer, free_udp_port, options_ping, tls_config
+from voicegw.testing.harness import EchoServer, free_udp_port, options_ping, tls_config
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")

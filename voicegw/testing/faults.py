@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from tests.e2e.harness import CALLER, ROOT, EchoServer, openai_agent_server, run_caller
-from tests.e2e.media import Pcm, read_wav, write_wav
-from tests.models.fake_realtime import TONE_HZ, FakeRealtimeServer
+from voicegw.audio.format import FRAME_MS
+from voicegw.testing.fake_realtime import TONE_HZ, FakeRealtimeServer
+from voicegw.testing.harness import CALLER, ROOT, EchoServer, openai_agent_server, run_caller
+from voicegw.testing.media import Pcm, read_wav, write_wav
 
-FRAME_MS = 20
 SOUND_RMS = 300.0
 """A frame louder than this is sound (the tone and the apology are far above; silence is 0)."""
 TONE_TOLERANCE_HZ = 40.0
@@ -44,7 +44,7 @@ class Fault:
     """One fault: the model's scenario and misbehaviour, the agent, how the caller behaves."""
 
     scenario: str
-    agent: str = "tests.e2e.agents:welcomer"
+    agent: str = "voicegw.testing.agents:welcomer"
     reject_status: int | None = None
     hang_handshake: bool = False
     caller_seconds: float | None = None
@@ -55,9 +55,9 @@ FAULTS: dict[str, Fault] = {
     "handshake_hangs": Fault("greeting", hang_handshake=True),
     "handshake_refused": Fault("greeting", reject_status=503),
     "drop_once": Fault("drop_once", caller_seconds=6.0),
-    "drop_for_good": Fault("dropped", agent="tests.e2e.agents:assistant"),
+    "drop_for_good": Fault("dropped", agent="voicegw.testing.agents:assistant"),
     "stall_mid_response": Fault("stall"),
-    "task_raises": Fault("greeting", agent="tests.e2e.agents:broken"),
+    "task_raises": Fault("greeting", agent="voicegw.testing.agents:broken"),
 }
 
 
@@ -215,7 +215,7 @@ def caller_vanishes(workdir: Path, media_timeout: float) -> dict[str, Any]:
 
 def sigterm_with_live_calls(workdir: Path, calls: int, call_seconds: float) -> dict[str, Any]:
     """SIGTERM while `calls` echo calls are up: do they finish, is a new INVITE refused, exit 0?"""
-    from tests.sip.raw_sip import Dialog, offer_sdp
+    from voicegw.testing.raw_sip import Dialog, offer_sdp
 
     workdir.mkdir(parents=True, exist_ok=True)
     server = EchoServer("voicegw", workdir, max_calls=calls + 5)

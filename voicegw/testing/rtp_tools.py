@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.e2e.media import G711_CODECS, OPUS_RATE, OpusDecoder, Pcm, frames, opus_encode
+from voicegw.testing.media import G711_CODECS, OPUS_RATE, OpusDecoder, Pcm, frames, opus_encode
 
 RTP_VERSION = 2
 RTP_HEADER = struct.Struct("!BBHII")

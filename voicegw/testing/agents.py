@@ -1,4 +1,4 @@
-"""Agents that `voicegw serve --agent tests.e2e.agents:NAME` runs in the end-to-end tests."""
+"""Agents that `voicegw serve --agent voicegw.testing.agents:NAME` runs in the end-to-end tests."""
 
 import asyncio
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.e2e.harness import SIPP_DIR
-from tests.e2e.media import read_wav, synthesize
-from tests.e2e.rtp_tools import build_pcap
+from voicegw.testing.harness import SIPP_DIR
+from voicegw.testing.media import read_wav, synthesize
+from voicegw.testing.rtp_tools import build_pcap
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024

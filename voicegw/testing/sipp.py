@@ -12,10 +12,11 @@ from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.e2e.harness import free_udp_port
+from voicegw.testing.harness import free_udp_port
+from voicegw.testing.paths import TESTS
 
 Keys = dict[str, str] | None
-SCENARIOS = Path(__file__).parent / "scenarios"
+SCENARIOS = TESTS / "sip" / "scenarios"
 HOST = "127.0.0.1"
 
 

@@ -18,8 +18,9 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from voicegw.audio.format import FRAME_MS
+
 SENTENCE = "The quick brown fox jumps over the lazy dog. Testing the echo, one two three."
-FRAME_MS = 20
 OPUS_RATE = 48000
 
 Pcm = npt.NDArray[np.int16]
@@ -69,11 +70,16 @@ PCMA = G711("PCMA", 8, _alaw_decode_table())
 G711_CODECS = {"PCMU": PCMU, "PCMA": PCMA}
 
 
-def synthesize(path: Path, *, rate: int, text: str = SENTENCE) -> Path:
-    """Speak `text` with espeak-ng and convert it with sox to mono s16 WAV at `rate`."""
-    for tool in ("espeak-ng", "sox"):
+def require_tools(*tools: str) -> None:
+    """Raise `RuntimeError` naming the first of `tools` that is not installed."""
+    for tool in tools:
         if shutil.which(tool) is None:
             raise RuntimeError(f"{tool} is not installed (scripts/setup.sh installs it)")
+
+
+def synthesize(path: Path, *, rate: int, text: str = SENTENCE) -> Path:
+    """Speak `text` with espeak-ng and convert it with sox to mono s16 WAV at `rate`."""
+    require_tools("espeak-ng", "sox")
     raw = path.with_suffix(".espeak.wav")
     subprocess.run(["espeak-ng", "-s", "150", "-w", str(raw), text], check=True, capture_output=True)
     # gain -n -3: normalize so G.711's and Opus's quantization noise stays far below the speech.

@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tests.sip.raw_sip import HOST, Response, offer_sdp, parse_response
+from voicegw.testing.raw_sip import HOST, Response, offer_sdp, parse_response
 
 QUIET_S = 2.0
 """How long a socket must stay silent: longer than pjsip's first retransmissions (0.5, 1 s)."""

@@ -1,7 +1,7 @@
 """A live echo call that measures, frame by frame, how much of its audio comes back.
 
-Run as its own process (``python -m tests.fuzz.echo_probe HOST PORT``) so that the load it
-measures does not slow it: it places a PCMU call with a raw SIP dialog (tests/sip/raw_sip.py),
+Run as its own process (``python -m voicegw.testing.fuzz.echo_probe HOST PORT``) so that the load it
+measures does not slow it: it places a PCMU call with a raw SIP dialog (voicegw/testing/raw_sip.py),
 prints one JSON line ``{"ready": ...}`` once answered, then sends 20 ms frames until a line
 ``stop`` (or end of input) arrives on stdin, hangs up, and prints a JSON report: when each frame
 was sent and when its echo came back.
@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from tests.sip.raw_sip import HOST, Dialog, offer_sdp
+from voicegw.testing.raw_sip import HOST, Dialog, offer_sdp
 
 FRAME_S = 0.02
 SAMPLES = 160

@@ -19,6 +19,7 @@ from voicegw.sip.ua import PJSUA_MAX_CALLS
 MAX_PORT = 65535
 PJSIP_MAX_LOG_LEVEL = 6
 LOG_LEVELS = ("debug", "info", "warning", "error")
+MAX_WORKERS = 64
 
 
 def within(key: str, value: float | None, low: float, high: float = math.inf, *, unit: str = "") -> None:
@@ -64,6 +65,7 @@ def validate(config: ServerConfig) -> ServerConfig:
     more_than("server.no_input_timeout", config.no_input_timeout, 0, unit=" seconds")
     more_than("server.max_call_duration", config.max_call_duration, 0, unit=" seconds")
     more_than("server.response_timeout", config.response_timeout, 0, unit=" seconds")
+    within("server.workers", config.workers, 0, MAX_WORKERS)
     if config.log_level.lower() not in LOG_LEVELS:
         raise ConfigError(f"server.log_level: {config.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
     _check_tls(config)

@@ -103,6 +103,10 @@ class ServerConfig:
     apologised for and ended (a stalled model)."""
 
     log_level: str = "info"
+    workers: int | None = None
+    """Worker processes that run the calls (media, sessions, models); None: one per core;
+    0: calls run in the server's own process (the library's way, and for debugging)."""
+
     http: tuple[str, int] | None = None
     """Address of the HTTP endpoint (``GET /health``, ``/healthz``: 200, or 503 while draining;
     ``GET /metrics``: Prometheus); None: off."""
@@ -166,6 +170,7 @@ _SERVER_TYPES: dict[str, Kind] = {
     "no_input_prompt": str,
     "max_call_duration": (int, float),
     "response_timeout": (int, float),
+    "workers": int,
 }
 _ROUTE_TYPES: dict[str, Kind] = {"agent": str, "to": str, "from": str}
 _MODEL_NAMES = ("auto", "local", "openai")

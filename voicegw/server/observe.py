@@ -16,6 +16,7 @@ import structlog
 
 from voicegw.realtime.result import RealtimeResult
 from voicegw.realtime.session import RealtimeSession
+from voicegw.rtp.endpoint import RtpEndpoint
 from voicegw.server.metrics import Metrics
 from voicegw.server.records import DiskWriter, StereoRecorder, Transcript, call_file_stem
 from voicegw.sip.call import SipCall
@@ -50,7 +51,7 @@ class CallWatch:
                 await handler(call)
             finally:
                 if recorder is not None:
-                    if call.endpoint is not None:
+                    if isinstance(call.endpoint, RtpEndpoint):
                         call.endpoint.set_tap(None)
                     await recorder.close()
                     log.info("call_recorded", path=str(recorder.path), frames=recorder.frames_recorded)
@@ -58,7 +59,7 @@ class CallWatch:
         return run
 
     def _start_recording(self, call: SipCall) -> StereoRecorder | None:
-        if self.recordings_dir is None or self._writer is None or call.endpoint is None:
+        if self.recordings_dir is None or self._writer is None or not isinstance(call.endpoint, RtpEndpoint):
             return None
         path = self.recordings_dir / f"{call_file_stem(call.call_id, time.time())}.wav"
         recorder = StereoRecorder(path, call.sample_rate, self._writer, call_id=call.call_id)

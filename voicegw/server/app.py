@@ -304,8 +304,13 @@ class Server:
             if self.local.agents is not None:
                 self.ua.observers.append(self.local.agents)
         self.metrics.count_refusals(self.access.refused)
-        metrics = self.pool.render_metrics if self.pool is not None else self.metrics.render
-        self.http = HealthServer(*config.http, self.health, metrics) if config.http else None
+        self.http = None
+        if config.http and self.pool is not None:
+            self.http = HealthServer(
+                *config.http, self.health, self.pool.render_metrics, self.pool.refresh_metrics
+            )
+        elif config.http:
+            self.http = HealthServer(*config.http, self.health, self.metrics.render)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """What ``GET /health`` reports: taking calls unless draining (or no worker is up)."""

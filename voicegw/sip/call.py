@@ -102,7 +102,10 @@ class SipCall:
         *,
         hang_up: Callable[[int, str], None],
         transfer: Callable[[str], None],
+        mirror: bool = False,
     ) -> None:
+        """`mirror`: a worker process's copy of a call that the server signals; the server logs
+        its signalling (state changes, hang-up, transfer status), the copy notes it at debug."""
         self.info = info
         self.state = CallState.DIALING if info.direction == "outbound" else CallState.INCOMING
         self.endpoint: CallMedia | None = None
@@ -118,6 +121,7 @@ class SipCall:
         self.answered_at: float | None = None
         """When the 200 OK went out (monotonic clock); None for a call never answered."""
         self.log = log.bind(call_id=info.call_id)
+        self._note = self.log.debug if mirror else self.log.info
         self._hang_up = hang_up
         self._transfer = transfer
         self._events: asyncio.Queue[CallEvent | None] = asyncio.Queue()
@@ -152,7 +156,7 @@ class SipCall:
         if ended:
             self.end_reason = self.end_reason or end_reason or EndReason.CALLER_HUNG_UP
             self.end_detail = self.end_detail or reason
-        self.log.info("call_state", state=change.state.value, reason=reason)
+        self._note("call_state", state=change.state.value, reason=reason)
         self._events.put_nowait(CallStateChanged(change.public, reason, self.end_reason if ended else None))
         if ended:
             self._events.put_nowait(None)
@@ -201,7 +205,7 @@ class SipCall:
         """End the call (BYE, or a final response if not yet answered) and wait until it has."""
         if not self.ended:
             self.ending(reason, detail)
-            self.log.info("hang_up", reason=self.end_detail, end_reason=reason)
+            self._note("hang_up", reason=self.end_detail, end_reason=reason)
             self._hang_up(200 if self.state in ACTIVE_STATES else 603, self.end_detail)
         await self.wait_ended()
 
@@ -219,7 +223,7 @@ class SipCall:
             return TransferResult(target, False, 408, "no final transfer status in time")
 
     def transfer_status(self, status_code: int, reason: str, final: bool) -> None:
-        self.log.info("transfer_status", code=status_code, reason=reason, final=final)
+        self._note("transfer_status", code=status_code, reason=reason, final=final)
         waiter = self._transfer_result
         if waiter is None or waiter.done() or not (final or status_code >= 300):
             return
@@ -255,7 +259,7 @@ async def run_handler(call: SipCall, handler: Callable[[SipCall], Awaitable[None
 
 def spawn_for_call(
     coro: Coroutine[Any, Any, Any], call: SipCall, tasks: set[asyncio.Task[Any]], kind: str
-) -> None:
+) -> asyncio.Task[Any]:
     """Run a task of `call`, kept in `tasks` until done: every log line in it (and in the tasks it
     starts) names the call."""
     context = contextvars.copy_context()
@@ -263,3 +267,4 @@ def spawn_for_call(
     task = asyncio.get_running_loop().create_task(coro, name=f"{kind}-{call.call_id}", context=context)
     tasks.add(task)
     task.add_done_callback(tasks.discard)
+    return task

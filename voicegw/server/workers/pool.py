@@ -46,6 +46,8 @@ START_TIMEOUT_S = 120.0
 """A worker's start: imports, the agents, the embedded model's files."""
 READY_WAIT_S = 15.0
 """Safety bound on `Prepare` (the worker bounds its model connection well below it)."""
+SNAPSHOT_WAIT_S = 1.0
+"""How long a scrape waits for the workers' fresh metrics (a worker late for it counts as before)."""
 FINISH_WAIT_S = 5.0
 """How long the end of a call waits for the worker's final media counters."""
 STOP_WAIT_S = 5.0
@@ -173,6 +175,7 @@ class Worker:
         self.calls: dict[int, WorkerMedia] = {}
         self.snapshot = ""
         """Its metrics, as last sent."""
+        self.snapshot_waiters: list[asyncio.Future[None]] = []
         self.up = False
         self.started_at = 0.0
         self.log = log.bind(worker=index)
@@ -296,6 +299,19 @@ class WorkerPool:
             "calls": [len(worker.calls) for worker in self.workers],
         }
 
+    async def refresh_metrics(self) -> None:
+        """Ask every worker for its metrics now, and wait (briefly) for them."""
+        waiters = []
+        for worker in self.workers:
+            if worker.up and worker.channel is not None:
+                waiter = asyncio.get_running_loop().create_future()
+                worker.snapshot_waiters.append(waiter)
+                waiters.append(waiter)
+                with contextlib.suppress(ChannelClosed):
+                    worker.channel.send(p.SnapshotRequest())
+        if waiters:
+            await asyncio.wait(waiters, timeout=SNAPSHOT_WAIT_S)
+
     def render_metrics(self) -> tuple[bytes, str]:
         """This process's metrics and every worker's, summed (`voicegw.server.http.MetricsSource`)."""
         texts = [generate_latest(self.metrics.registry).decode(), self._retired]
@@ -350,6 +366,10 @@ class WorkerPool:
         """One message from `worker`; raises ValueError (logged, dropped) when it makes no sense."""
         if isinstance(message, p.MetricsSnapshot):
             worker.snapshot = message.text
+            waiters, worker.snapshot_waiters = worker.snapshot_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
             return
         key = getattr(message, "key", None)
         media = worker.calls.get(key) if isinstance(key, int) else None

@@ -45,6 +45,8 @@ log = structlog.get_logger(__name__)
 METRICS_INTERVAL_S = 1.0
 """How often the worker sends its metrics (when they changed)."""
 EXIT_START_FAILED = 3
+HANDLER_WAIT_S = 2.0
+"""How long the end of a call waits for its handler to finish (it ends with the call)."""
 
 _PEER_TRIGGERS = {"hold": CallTrigger.HOLD, "resume": CallTrigger.RESUME}
 
@@ -64,6 +66,7 @@ class WorkerCalls:
         )
         self.local = LocalCalls(config, self.watch)
         self.calls: dict[int, SipCall] = {}
+        self._handlers: dict[int, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def run(self) -> None:
@@ -111,6 +114,9 @@ class WorkerCalls:
         if isinstance(message, p.Prepare):
             self._prepare(message)
             return
+        if isinstance(message, p.SnapshotRequest):
+            self._send(p.MetricsSnapshot(self.metrics.render()[0].decode()))
+            return
         call = self.calls.get(getattr(message, "key", 0))
         if call is None:
             for fd in fds:
@@ -122,7 +128,8 @@ class WorkerCalls:
                 await self._start_media(call, message, fds)
             case p.Answered():
                 call.move(CallTrigger.ANSWER)
-                spawn_for_call(run_handler(call, self.local.handler), call, self._tasks, "call")
+                handler = spawn_for_call(run_handler(call, self.local.handler), call, self._tasks, "call")
+                self._handlers[message.key] = handler
             case p.MediaMoved(remote_host=host, remote_port=port, rtcp_host=rtcp_host, rtcp_port=rtcp_port):
                 _endpoint(call).update_remote((host, port), (rtcp_host, rtcp_port))
             case p.Rekey(remote_key=key):
@@ -153,6 +160,7 @@ class WorkerCalls:
             info,
             hang_up=functools.partial(self._hang_up, message.key),
             transfer=functools.partial(self._transfer, message.key),
+            mirror=True,
         )
         call.sample_rate = message.sample_rate
         call.move(CallTrigger.RING)
@@ -206,6 +214,10 @@ class WorkerCalls:
         if self.local.agents is not None:
             self.local.agents.call_ended(call, 0)
         self.calls.pop(key, None)
+        if (handler := self._handlers.pop(key, None)) is not None:
+            # Its session's figures (metrics, transcript) are counted before the server counts
+            # the end of the call, as when the call runs in the server's own process.
+            await asyncio.wait([handler], timeout=HANDLER_WAIT_S)
         stats = call.endpoint.stats if call.endpoint is not None else {}
         numbers = {
             name: float(value)

@@ -155,6 +155,13 @@ class Ended:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotRequest:
+    """Send a `MetricsSnapshot` now (someone scrapes the metrics)."""
+
+    type: Literal["snapshot_request"] = "snapshot_request"
+
+
+@dataclass(frozen=True, slots=True)
 class Stop:
     """No calls are left: close down and exit."""
 
@@ -249,6 +256,7 @@ ToWorker: TypeAlias = (
     | Dtmf
     | TransferStatus
     | Ended
+    | SnapshotRequest
     | Stop
 )
 ToServer: TypeAlias = Started | StartFailed | Ready | Refused | HangUp | Transfer | Finished | MetricsSnapshot
@@ -276,6 +284,8 @@ def decode(data: bytes) -> Message:
         obj = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError(f"message is not JSON: {exc}") from None
+    except RecursionError:  # nesting deeper than the interpreter's stack
+        raise ProtocolError("message is not JSON that can be read: nested too deeply") from None
     if not isinstance(obj, dict):
         raise ProtocolError(f"message is a JSON {type(obj).__name__}, not an object")
     tag = obj.get("type")

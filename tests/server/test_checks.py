@@ -61,6 +61,8 @@ BAD = [
     ("[server]\nno_input_timeout = -2\n", "voicegw: server.no_input_timeout: must be more than 0 seconds"),
     ("[server]\nmax_call_duration = 0\n", "voicegw: server.max_call_duration: must be more than 0 seconds"),
     ("[server]\nresponse_timeout = 0\n", "voicegw: server.response_timeout: 0 is out of range"),
+    ("[server]\nworkers = -1\n", "voicegw: server.workers: -1 is out of range (must be within 0-64)"),
+    ("[server]\nworkers = 'many'\n", "voicegw: server.workers:"),
     ("[server]\nlog_level = 'loud'\n", "voicegw: server.log_level: 'loud' is not one of debug"),
     ("[server]\nhttp = '127.0.0.1:0'\n", "voicegw: server.http: port 0 is out of range"),
     ("[server]\ntranscripts_dir = '{cert}'\n", "voicegw: server.transcripts_dir: '{cert}' is not a folder"),
@@ -130,6 +132,8 @@ def test_command_line_overrides_are_checked_with_the_file(tmp_path: Path, pem: d
     assert result.stderr.startswith("voicegw: sip.tls_port: 5099 is the SIP port")
     result = CliRunner().invoke(main, ["serve", "--check", "--echo", "--log-level", "chatty"])
     assert result.stderr.startswith("voicegw: server.log_level: 'chatty' is not one of")
+    result = CliRunner().invoke(main, ["serve", "--check", "--echo", "--workers", "65"])
+    assert result.stderr.startswith("voicegw: server.workers: 65 is out of range (must be within 0-64)")
 
 
 def test_range_helpers_for_new_keys() -> None:

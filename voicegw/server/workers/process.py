@@ -96,6 +96,7 @@ class WorkerCalls:
         await self.watch.close()
         await self.clock.stop()
         self.channel.close()
+        log.info("worker_stopped", clock=self.clock.stats)
 
     def _send(self, message: p.ToServer) -> None:
         with contextlib.suppress(ChannelClosed):  # the server is gone: the read loop ends too

@@ -8,10 +8,26 @@ SDP answer names their port, and forwards every change to the worker that runs t
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol
+from typing import Any, NotRequired, Protocol, TypedDict
+
+from typing_extensions import Unpack
 
 from voicegw.rtp.events import Address, EndpointEvent
 from voicegw.rtp.srtp import SrtpKeys
+
+
+class MediaStart(TypedDict):
+    """What offer and answer settled, to start a call's media with (`RtpEndpoint.start`)."""
+
+    codec: str
+    payload_type: int
+    remote: Address
+    sample_rate: int
+    telephone_event_pt: NotRequired[int | None]
+    remote_rtcp: NotRequired[Address | None]
+    ptime_ms: NotRequired[int]
+    media_timeout: NotRequired[float]
+    srtp: NotRequired[SrtpKeys | None]
 
 
 class CallMedia(Protocol):
@@ -21,19 +37,7 @@ class CallMedia(Protocol):
 
     async def connect(self) -> None: ...
 
-    def start(
-        self,
-        *,
-        codec: str,
-        payload_type: int,
-        remote: Address,
-        sample_rate: int,
-        telephone_event_pt: int | None = None,
-        remote_rtcp: Address | None = None,
-        ptime_ms: int = 20,
-        media_timeout: float = 30.0,
-        srtp: SrtpKeys | None = None,
-    ) -> None: ...
+    def start(self, **params: Unpack[MediaStart]) -> None: ...
 
     def update_remote(self, remote: Address, remote_rtcp: Address | None = None) -> None: ...
 

@@ -28,17 +28,18 @@ from typing import Any
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
+from typing_extensions import Unpack
 
 from voicegw.contracts.transport import CallStateChanged, DtmfReceived, EndReason
 from voicegw.rtp.events import Address, EndpointEvent
 from voicegw.rtp.ports import PortAllocator, allocator_for
-from voicegw.rtp.srtp import SrtpKeys
 from voicegw.server.config import ServerConfig
 from voicegw.server.metrics import Metrics
 from voicegw.server.workers import protocol as p
 from voicegw.server.workers.channel import Channel, ChannelClosed, channel_pair
 from voicegw.server.workers.metrics_sum import sum_expositions
 from voicegw.sip.call import Rejection, SipCall, spawn_for_call
+from voicegw.sip.media import MediaStart
 
 log = structlog.get_logger(__name__)
 
@@ -91,26 +92,16 @@ class WorkerMedia:
     async def connect(self) -> None:
         """Nothing to do here: the worker hands the sockets to its own event loop."""
 
-    def start(
-        self,
-        *,
-        codec: str,
-        payload_type: int,
-        remote: Address,
-        sample_rate: int,
-        telephone_event_pt: int | None = None,
-        remote_rtcp: Address | None = None,
-        ptime_ms: int = 20,
-        media_timeout: float = 30.0,
-        srtp: SrtpKeys | None = None,
-    ) -> None:
-        rtcp = remote_rtcp or (remote[0], remote[1] + 1)
+    def start(self, **params: Unpack[MediaStart]) -> None:
+        remote = params["remote"]
+        rtcp = params.get("remote_rtcp") or (remote[0], remote[1] + 1)
+        srtp = params.get("srtp")
         message = p.StartMedia(
-            key=self.key, codec=codec, payload_type=payload_type,
+            key=self.key, codec=params["codec"], payload_type=params["payload_type"],
             remote_host=remote[0], remote_port=remote[1], rtcp_host=rtcp[0], rtcp_port=rtcp[1],
-            telephone_event_pt=telephone_event_pt, sample_rate=sample_rate, ptime_ms=ptime_ms,
-            media_timeout=media_timeout, srtp_suite=srtp.suite if srtp else None,
-            srtp_local_key=srtp.local_key.hex() if srtp else "",
+            telephone_event_pt=params.get("telephone_event_pt"), sample_rate=params["sample_rate"],
+            ptime_ms=params.get("ptime_ms", 20), media_timeout=params.get("media_timeout", 30.0),
+            srtp_suite=srtp.suite if srtp else None, srtp_local_key=srtp.local_key.hex() if srtp else "",
             srtp_remote_key=srtp.remote_key.hex() if srtp else "",
         )  # fmt: skip
         self.send(message, (self._rtp_sock.fileno(), self._rtcp_sock.fileno()))
@@ -143,15 +134,17 @@ class WorkerMedia:
         if self._closed:
             return
         self._closed = True
-        if self.worker is not None and self.call is not None:
-            reason = self.call.end_reason or EndReason.CALLER_HUNG_UP
-            self.send(p.Ended(self.key, reason.value, self.call.end_detail))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self.finished), FINISH_WAIT_S)
-            self.worker.calls.pop(self.key, None)
-        self._rtp_sock.close()
-        self._rtcp_sock.close()
-        self._allocator.release(self.local_port)
+        try:
+            if self.worker is not None and self.call is not None:
+                reason = self.call.end_reason or EndReason.CALLER_HUNG_UP
+                self.send(p.Ended(self.key, reason.value, self.call.end_detail))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self.finished), FINISH_WAIT_S)
+                self.worker.calls.pop(self.key, None)
+        finally:  # cancelled too (a shutdown that stops waiting): the ports are ours to free
+            self._rtp_sock.close()
+            self._rtcp_sock.close()
+            self._allocator.release(self.local_port)
 
     @property
     def stats(self) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from voicegw.server.metrics import Metrics
 from voicegw.server.observe import CallWatch
 from voicegw.server.workers import protocol as p
 from voicegw.server.workers.channel import Channel, ChannelClosed
-from voicegw.sip.call import SipCall, run_handler, spawn_for_call
+from voicegw.sip.call import Rejection, SipCall, run_handler, spawn_for_call
 from voicegw.sip.state import CallTrigger
 
 log = structlog.get_logger(__name__)
@@ -47,6 +47,8 @@ METRICS_INTERVAL_S = 1.0
 EXIT_START_FAILED = 3
 HANDLER_WAIT_S = 2.0
 """How long the end of a call waits for its handler to finish (it ends with the call)."""
+
+PREPARE_FAILED = Rejection(500, "Setup failed")
 
 _PEER_TRIGGERS = {"hold": CallTrigger.HOLD, "resume": CallTrigger.RESUME}
 
@@ -169,9 +171,13 @@ class WorkerCalls:
         spawn_for_call(self._ready(message.key, call), call, self._tasks, "prepare")
 
     async def _ready(self, key: int, call: SipCall) -> None:
-        refused = self.local.admit(call.info)
-        if refused is None and self.local.ready is not None:
-            refused = await self.local.ready(call)
+        try:
+            refused = self.local.admit(call.info)
+            if refused is None and self.local.ready is not None:
+                refused = await self.local.ready(call)
+        except Exception:  # our bug: the caller gets a final answer at once, not the watchdog's
+            call.log.exception("call_prepare_failed")
+            refused = PREPARE_FAILED
         if refused is None:
             self._send(p.Ready(key))
         else:

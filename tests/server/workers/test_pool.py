@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import array
 import asyncio
+import os
 import socket
 
 from voicegw.contracts.transport import CallInfo
@@ -55,10 +56,13 @@ async def test_a_worker_sending_nonsense_cannot_touch_calls_or_stop_the_server()
         ]
         for message in nonsense:
             theirs.send(p.encode(message))
-        two, one = array.array("i", [spare.fileno()] * 2), array.array("i", [spare.fileno()])
+        pipe = os.pipe()  # not a socket: closed all the same
+        two, one = array.array("i", [spare.fileno()] * 2), array.array("i", [pipe[0]])
         theirs.sendmsg([b"\x00garbage"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, two)])
         theirs.sendmsg([p.encode(p.Ready(key))], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, one)])
         spare.close()
+        os.close(pipe[0])
+        os.close(pipe[1])
         assert await asyncio.wait_for(ready, 5) is None  # the one sensible message took effect
         assert hung_up == [] and not call.ended
         assert not serving.done()

@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import os
 import pickle
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Coroutine
@@ -210,7 +210,7 @@ class Worker:
         while (received := await self.channel.receive()) is not None:
             message, fds = received
             for fd in fds:  # only the server sends descriptors
-                socket.socket(fileno=fd).close()
+                os.close(fd)
             try:
                 self.pool.handle(self, message)
             except (ValueError, KeyError) as exc:  # a message that decodes but makes no sense

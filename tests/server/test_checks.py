@@ -3,6 +3,7 @@ naming the key and exit status 2; a good one passes the check and serves nothing
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +13,8 @@ from click.testing import CliRunner
 
 from tests.e2e.harness import self_signed_certificate
 from voicegw.cli import EXIT_CONFIG, main
-from voicegw.server.checks import loadable_certificate, more_than, within
-from voicegw.server.config import ConfigError
+from voicegw.server.checks import loadable_certificate, more_than, validate, within
+from voicegw.server.config import ConfigError, ServerConfig
 from voicegw.sip.ua import PJSUA_MAX_CALLS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,3 +153,15 @@ def test_certificate_check_reads_real_pem(pem: dict[str, Path]) -> None:
     loadable_certificate("c", "k", str(pem["cert"]), str(pem["key"]))
     with pytest.raises(ConfigError, match=r"^c/k: .* are not a usable PEM pair"):
         loadable_certificate("c", "k", str(pem["cert"]), str(pem["other_key"]))
+
+
+def test_an_agent_of_the_running_script_keeps_the_calls_in_process() -> None:
+    from voicegw.server.app import worker_count
+
+    script_agent = ServerConfig(agent="__main__:AGENT")
+    assert worker_count(script_agent) == 0  # a worker process could not import it
+    assert worker_count(ServerConfig(agent="tests.e2e.agents:assistant")) >= 1
+    assert worker_count(ServerConfig(workers=3)) == 3
+    validate(dataclasses.replace(script_agent, workers=0))
+    with pytest.raises(ConfigError, match=r"^server.workers: 2 worker processes cannot import an agent of"):
+        validate(dataclasses.replace(script_agent, workers=2))

@@ -21,7 +21,7 @@ from voicegw.contracts.transport import EndReason, TransportClosed
 from voicegw.rtp.clock import MediaClock
 from voicegw.server.admission import access_policy
 from voicegw.server.apology import Apology
-from voicegw.server.config import DEFAULT_AGENT, ServerConfig
+from voicegw.server.config import DEFAULT_AGENT, ServerConfig, agents_in_main
 from voicegw.server.http import HealthServer
 from voicegw.server.metrics import Metrics
 from voicegw.server.model_watch import READY_TIMEOUT_S, Preconnectable, ResponseWatch
@@ -265,8 +265,11 @@ class LocalCalls:
 
 
 def worker_count(config: ServerConfig) -> int:
-    """How many call workers to run: the configured number, else one per core."""
-    return config.workers if config.workers is not None else os.cpu_count() or 1
+    """How many call workers to run: the configured number, else one per core, or none when an
+    agent lives in the running script (``__main__:AGENT``), which another process cannot import."""
+    if config.workers is not None:
+        return config.workers
+    return 0 if agents_in_main(config) else os.cpu_count() or 1
 
 
 class Server:

@@ -120,6 +120,12 @@ class ServerConfig:
     recordings_dir: Path | None = None
 
 
+def agents_in_main(config: ServerConfig) -> bool:
+    """Whether an agent is named in the running script (``__main__:...``): only this process has it."""
+    names = [config.agent or "", *(route.agent for route in config.routes)]
+    return any(name.split(":", 1)[0] == "__main__" for name in names)
+
+
 def parse_host_port(text: str, *, key: str, default_port: int = DEFAULT_SIP_PORT) -> tuple[str, int]:
     host, sep, port_text = text.rpartition(":")
     if not sep:

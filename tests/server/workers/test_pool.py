@@ -31,7 +31,7 @@ async def _next(sock: socket.socket) -> p.Message:
 
 
 async def test_a_worker_sending_nonsense_cannot_touch_calls_or_stop_the_server() -> None:
-    pool = WorkerPool(ServerConfig(echo=True), 1, Metrics())
+    pool = WorkerPool(ServerConfig(), 1, Metrics())
     worker = pool.workers[0]
     ours, theirs = channel_pair()
     theirs.setblocking(False)
@@ -81,7 +81,7 @@ async def test_a_worker_sending_nonsense_cannot_touch_calls_or_stop_the_server()
 
 
 async def test_a_call_ringing_on_a_worker_that_dies_is_refused_with_503() -> None:
-    pool = WorkerPool(ServerConfig(echo=True), 1, Metrics())
+    pool = WorkerPool(ServerConfig(), 1, Metrics())
     worker = pool.workers[0]
     ours, theirs = channel_pair()
     worker.channel, worker.up = Channel(ours, peer="worker-0"), True
@@ -96,4 +96,20 @@ async def test_a_call_ringing_on_a_worker_that_dies_is_refused_with_503() -> Non
     assert isinstance(refusal, Rejection) and (refusal.status, refusal.retry) == (503, True)
     theirs.close()
     await media.close()
+    worker.channel.close()
+
+
+async def test_an_echo_call_is_prepared_without_waiting_for_the_worker() -> None:
+    pool = WorkerPool(ServerConfig(echo=True), 1, Metrics())
+    worker = pool.workers[0]
+    ours, theirs = channel_pair()
+    worker.channel, worker.up = Channel(ours, peer="worker-0"), True
+    call = _call([])
+    media = pool.bind_media("127.0.0.1", PORTS)
+    call.endpoint = media
+    assert await asyncio.wait_for(pool.ready(call), 1) is None
+    assert isinstance(p.decode(theirs.recv(p.MAX_MESSAGE)), p.Prepare)  # the worker still gets it
+    media.finish({})
+    await media.close()
+    theirs.close()
     worker.channel.close()

@@ -336,6 +336,10 @@ class WorkerPool:
             )
         )  # fmt: skip
         call.log.info("call_to_worker", worker=worker.index)
+        if self.config.echo:
+            # The echo needs no model and refuses nothing: no round trip to the worker before the
+            # 200 OK (its `Ready` settles nothing).
+            return None
         try:
             return await asyncio.wait_for(asyncio.shield(media.ready), READY_WAIT_S)
         except TimeoutError:

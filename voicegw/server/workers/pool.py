@@ -417,7 +417,7 @@ class WorkerPool:
                 try:
                     await worker.spawn(self._config_blob)
                     break
-                except WorkerStartError as exc:
+                except (WorkerStartError, OSError) as exc:  # OSError: no process could be made
                     worker.log.error("worker_restart_failed", error=str(exc), retry_in_s=backoff)
             self.restarts.inc()
 

@@ -4,7 +4,8 @@ For each target (voicegw; the pjsua2 baseline echo UAS of scripts/baseline_echo_
 is pjsua2's own C conference bridge) and each N, SIPp (scripts/sipp/uac_echo_pcap.xml with
 [auto_media_port+4]: every call replays a PCMU pcap from its own port) holds N calls for D seconds.
 Probes, over the window where all N calls are up:
-  - CPU % of the server process (utime + stime from /proc/PID/stat; 100 % = one core);
+  - CPU % of the server process and its call workers (utime + stime from /proc/PID/stat; 100 % =
+    one core), and the split between the two (`--workers 0`: calls in the server's own process);
   - echo packets/s in and out (the server's per-call counters, logged as `rtp_closed` at hang-up);
   - outbound packet interval p50/p99/max and interval error p99 (|interval - 20 ms|), from kernel
     receive timestamps (SO_TIMESTAMPNS) on the sockets of a sample of calls;
@@ -15,6 +16,7 @@ Then voicegw's CPU per call as a ratio to the baseline's.
     .venv/bin/python scripts/bench_capacity.py --calls 50,200 --duration 60
     .venv/bin/python scripts/bench_capacity.py --target baseline --calls 600 --duration 30
     .venv/bin/python scripts/bench_capacity.py --search --duration 20   # largest N within budget
+    .venv/bin/python scripts/bench_capacity.py --target voicegw --calls 100 --workers 0  # in-process
 """
 
 from __future__ import annotations
@@ -39,7 +41,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from voicegw.testing.harness import HOST, EchoServer, sipp_command, sipp_response_times_ms  # noqa: E402
-from voicegw.testing.load import cpu_seconds, scenario_for_load, sipp_counts, speech_pcap  # noqa: E402
+from voicegw.testing.load import (  # noqa: E402
+    children_cpu_seconds,
+    cpu_seconds,
+    scenario_for_load,
+    sipp_counts,
+    speech_pcap,
+)
 
 FRAME_MS = 20.0
 PACKETS_PER_S = 1000.0 / FRAME_MS
@@ -61,6 +69,10 @@ class Result:
     calls_failed: int = 0
     cpu_percent: float = 0.0
     cpu_per_call: float = 0.0
+    cpu_main_percent: float = 0.0
+    """Of `cpu_percent`: the server process (SIP signalling, and the calls when workers = 0)."""
+    cpu_workers_percent: float = 0.0
+    """Of `cpu_percent`: its call workers (media, sessions)."""
     packets_in_per_s: float = 0.0
     packets_out_per_s: float = 0.0
     interval_p50_ms: float = 0.0
@@ -165,7 +177,10 @@ def run_one(target: str, calls: int, args: argparse.Namespace, workdir: Path, pc
     run_dir = workdir / f"{target}-{calls}"
     run_dir.mkdir()
     (run_dir / "audio.pcap").symlink_to(pcap)
-    server = EchoServer(target, run_dir, max_calls=calls + 10)
+    workers = (
+        f"[server]\nworkers = {args.workers}\n" if target == "voicegw" and args.workers is not None else ""
+    )
+    server = EchoServer(target, run_dir, max_calls=calls + 10, config=workers)
     sinks: EchoSinks | None = None
     try:
         server.wait_ready()
@@ -183,14 +198,18 @@ def run_one(target: str, calls: int, args: argparse.Namespace, workdir: Path, pc
         if window_end - window_start < 5:
             result.notes.append(f"steady window only {window_end - window_start:.1f} s: raise --duration")
         time.sleep(max(0.0, window_start - time.time()))
-        cpu_start, wall_start = cpu_seconds(server.proc.pid), time.monotonic()
+        pid = server.proc.pid
+        main_start, workers_start, wall_start = cpu_seconds(pid), children_cpu_seconds(pid), time.monotonic()
         time.sleep(max(1.0, window_end - time.time()))
-        cpu_used, wall = cpu_seconds(server.proc.pid) - cpu_start, time.monotonic() - wall_start
+        main_used, workers_used = cpu_seconds(pid) - main_start, children_cpu_seconds(pid) - workers_start
+        cpu_used, wall = main_used + workers_used, time.monotonic() - wall_start
         _, err = sipp.communicate(timeout=args.duration * 2 + 90)
         if sipp.returncode not in (0, 1):
             result.notes.append(f"sipp exit {sipp.returncode}: {err.decode(errors='replace')[-300:]}")
         result.cpu_percent = round(100.0 * cpu_used / wall, 1)
         result.cpu_per_call = round(result.cpu_percent / calls, 4)
+        result.cpu_main_percent = round(100.0 * main_used / wall, 1)
+        result.cpu_workers_percent = round(100.0 * workers_used / wall, 1)
         intervals = sinks.intervals_ms(window_start, window_end)
         if len(intervals):
             result.interval_p50_ms = round(float(np.percentile(intervals, 50)), 2)
@@ -210,11 +229,12 @@ def run_one(target: str, calls: int, args: argparse.Namespace, workdir: Path, pc
         result.setup_p50_ms = round(float(np.percentile(setup, 50)), 2)
         result.setup_p95_ms = round(float(np.percentile(setup, 95)), 2)
     add_server_counters(result, server.media_stats(), args.duration)
-    stopped = [
-        e for e in server.log_events() if e.get("event") == "stopped" and isinstance(e.get("clock"), dict)
-    ]
-    if stopped:
-        result.media_clock = stopped[-1]["clock"]
+    events = [e for e in server.log_events() if isinstance(e.get("clock"), dict)]
+    stopped = [e for e in events if e.get("event") == "stopped"]
+    # With call workers the media clocks are theirs: one each.
+    workers = {f"worker {e.get('worker')}": e["clock"] for e in events if e.get("event") == "worker_stopped"}
+    if workers or stopped:
+        result.media_clock = workers or stopped[-1]["clock"]
     return result
 
 
@@ -244,7 +264,8 @@ def print_result(result: Result) -> None:
     print(
         f"{result.target:9} N={result.calls:4} ok={result.calls_ok}/{result.calls} "
         f"failed={result.calls_failed} "
-        f"cpu={result.cpu_percent:6.1f}% ({result.cpu_per_call:.4f}%/call) "
+        f"cpu={result.cpu_percent:6.1f}% ({result.cpu_per_call:.4f}%/call; "
+        f"server {result.cpu_main_percent}% + workers {result.cpu_workers_percent}%) "
         f"pps in/out={result.packets_in_per_s:.0f}/{result.packets_out_per_s:.0f} "
         f"interval p50/p99/max={result.interval_p50_ms}/{result.interval_p99_ms}/{result.interval_max_ms} ms "
         f"(err p99 {result.interval_error_p99_ms} ms) lost={result.lost} late={result.late} "
@@ -293,6 +314,12 @@ def main() -> None:
     parser.add_argument("--search-start", type=int, default=50)
     parser.add_argument("--search-max", type=int, default=1000)
     parser.add_argument("--json", type=Path, help="also write every result here")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="voicegw's call workers (default: its own, one per core; 0: none)",
+    )
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # servers and sinks: 2-3 sockets per call

@@ -3,11 +3,12 @@
 
 Places real calls (SIPp as the callee, playing synthetic pickups and voicemail greetings with a
 beep from voicegw/testing/callees.py; the local OpenAI-Realtime-protocol server of
-voicegw/testing/fake_realtime.py as the model, whose answer is a 2 s tone) and times what voicegw sends on the callee's clock: for a
-person, the agent's first audio after the answer; for a machine, the message's first audio after
-the beep's end (target: within 500 ms). The callee's clock starts at the first packet voicegw
-sends, which is within a loopback round trip of the pcap's start (the ACK): figures are good to
-about a packet (20 ms). Wall-clock figures: run it on a quiet machine.
+voicegw/testing/fake_realtime.py as the model, whose answer is a 2 s tone) and times what voicegw
+sends on the callee's clock: for a person, the agent's first audio after the answer; for a
+machine, the message's first audio after the beep's end (target: within 500 ms).
+The callee's clock starts at the first packet voicegw sends, which is within a loopback round trip
+of the pcap's start (the ACK): figures are good to about a packet (20 ms).
+Wall-clock figures: run it on a quiet machine.
 
     .venv/bin/python scripts/bench_voicemail.py
     .venv/bin/python scripts/bench_voicemail.py --calls 5

@@ -35,6 +35,10 @@ def test_command_line_overrides_the_file(tmp_path: Path) -> None:
     path.write_text("[sip]\nlisten = '127.0.0.1:5080'\n[rtp]\nports = '30000-30100'\n")
     config = build_config(path, listen="127.0.0.1:5999", echo=True, rtp_ports="31000-31010")
     assert (config.sip.port, config.sip.rtp_ports, config.echo) == (5999, (31000, 31010), True)
+    assert config.workers is None  # one per core
+    path.write_text("[server]\nworkers = 3\n")
+    assert build_config(path).workers == 3
+    assert build_config(path, workers=0).workers == 0
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from voicegw.server.config import (
 )
 from voicegw.server.http import HttpStartError
 from voicegw.server.logging import configure_logging
+from voicegw.server.workers.pool import WorkerStartError
 from voicegw.sip.call import Busy, CallFailed, NoAnswer
 from voicegw.sip.ua import DIAL_TIMEOUT_S, SipStartError
 
@@ -59,6 +60,12 @@ def main() -> None:
 @click.option("--http", help="HTTP health endpoint HOST:PORT (GET /health). [default: off]")
 @click.option("--rtp-ports", help="RTP port range LOW-HIGH. [default: 20000-30000]")
 @click.option("--log-level", default=None, help="debug, info, warning or error.")
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="Call worker processes; 0: calls run in this one. [default: one per core]",
+)
 @click.option("--check", is_flag=True, help="Check the configuration (and load the agents), then exit.")
 def serve(
     config_path: Path | None,
@@ -68,6 +75,7 @@ def serve(
     http: str | None,
     rtp_ports: str | None,
     log_level: str | None,
+    workers: int | None,
     check: bool,
 ) -> None:
     """Answer SIP calls and run an agent (or the echo test) on each."""
@@ -80,6 +88,7 @@ def serve(
             rtp_ports=rtp_ports,
             http=http,
             log_level=log_level,
+            workers=workers,
         )
         from voicegw.server.app import AgentCalls, run
 
@@ -90,7 +99,7 @@ def serve(
             return
         configure_logging(config.log_level)
         run(config)
-    except (ConfigError, SipStartError, HttpStartError, ModelUnavailable) as exc:
+    except (ConfigError, SipStartError, HttpStartError, ModelUnavailable, WorkerStartError) as exc:
         click.echo(f"voicegw: {exc}", err=True)
         sys.exit(EXIT_CONFIG)
 
@@ -279,6 +288,7 @@ def build_config(
     rtp_ports: str | None = None,
     http: str | None = None,
     log_level: str | None = None,
+    workers: int | None = None,
 ) -> ServerConfig:
     """The file's configuration with the command line's options on top, validated as a whole."""
     config = load(path)
@@ -299,5 +309,6 @@ def build_config(
             echo=echo or config.echo,
             agent=agent or config.agent,
             log_level=log_level or config.log_level,
+            workers=config.workers if workers is None else workers,
         )
     )

@@ -3,6 +3,7 @@ naming the key and exit status 2; a good one passes the check and serves nothing
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from voicegw.cli import EXIT_CONFIG, main
-from voicegw.server.checks import loadable_certificate, more_than, within
-from voicegw.server.config import ConfigError
+from voicegw.server.checks import loadable_certificate, more_than, validate, within
+from voicegw.server.config import ConfigError, ServerConfig
 from voicegw.sip.ua import PJSUA_MAX_CALLS
 from voicegw.testing.harness import self_signed_certificate
 
@@ -61,6 +62,8 @@ BAD = [
     ("[server]\nno_input_timeout = -2\n", "voicegw: server.no_input_timeout: must be more than 0 seconds"),
     ("[server]\nmax_call_duration = 0\n", "voicegw: server.max_call_duration: must be more than 0 seconds"),
     ("[server]\nresponse_timeout = 0\n", "voicegw: server.response_timeout: 0 is out of range"),
+    ("[server]\nworkers = -1\n", "voicegw: server.workers: -1 is out of range (must be within 0-64)"),
+    ("[server]\nworkers = 'many'\n", "voicegw: server.workers:"),
     ("[server]\nlog_level = 'loud'\n", "voicegw: server.log_level: 'loud' is not one of debug"),
     ("[server]\nhttp = '127.0.0.1:0'\n", "voicegw: server.http: port 0 is out of range"),
     ("[server]\ntranscripts_dir = '{cert}'\n", "voicegw: server.transcripts_dir: '{cert}' is not a folder"),
@@ -147,6 +150,8 @@ def test_command_line_overrides_are_checked_with_the_file(tmp_path: Path, pem: d
     assert result.stderr.startswith("voicegw: sip.tls_port: 5099 is the SIP port")
     result = CliRunner().invoke(main, ["serve", "--check", "--echo", "--log-level", "chatty"])
     assert result.stderr.startswith("voicegw: server.log_level: 'chatty' is not one of")
+    result = CliRunner().invoke(main, ["serve", "--check", "--echo", "--workers", "65"])
+    assert result.stderr.startswith("voicegw: server.workers: 65 is out of range (must be within 0-64)")
 
 
 def test_range_helpers_for_new_keys() -> None:
@@ -165,3 +170,15 @@ def test_certificate_check_reads_real_pem(pem: dict[str, Path]) -> None:
     loadable_certificate("c", "k", str(pem["cert"]), str(pem["key"]))
     with pytest.raises(ConfigError, match=r"^c/k: .* are not a usable PEM pair"):
         loadable_certificate("c", "k", str(pem["cert"]), str(pem["other_key"]))
+
+
+def test_an_agent_of_the_running_script_keeps_the_calls_in_process() -> None:
+    from voicegw.server.app import worker_count
+
+    script_agent = ServerConfig(agent="__main__:AGENT")
+    assert worker_count(script_agent) == 0  # a worker process could not import it
+    assert worker_count(ServerConfig(agent="voicegw.testing.agents:assistant")) >= 1
+    assert worker_count(ServerConfig(workers=3)) == 3
+    validate(dataclasses.replace(script_agent, workers=0))
+    with pytest.raises(ConfigError, match=r"^server.workers: 2 worker processes cannot import an agent of"):
+        validate(dataclasses.replace(script_agent, workers=2))

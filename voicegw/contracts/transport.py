@@ -82,6 +82,9 @@ class EndReason(enum.StrEnum):
     MODEL_FAILED = "model_failed"
     """The model failed during the call, and the server ended it (after an apology)."""
 
+    WORKER_FAILED = "worker_failed"
+    """The worker process running the call died (the server hung up with a Reason header)."""
+
     ERROR = "error"
     """The session failed: the model could not connect or failed fatally, or a bug of ours."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import signal
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -21,15 +22,16 @@ from voicegw.rtp.clock import MediaClock
 from voicegw.server.admission import access_policy
 from voicegw.server.apology import Apology
 from voicegw.server.call_reports import CallReports
-from voicegw.server.config import DEFAULT_AGENT, ServerConfig
+from voicegw.server.config import DEFAULT_AGENT, ServerConfig, agents_in_main
 from voicegw.server.http import HealthServer
 from voicegw.server.metrics import Metrics
 from voicegw.server.model_watch import READY_TIMEOUT_S, Preconnectable, ResponseWatch
 from voicegw.server.observe import CallWatch
 from voicegw.server.routing import Match, Router
 from voicegw.server.supervisor import CallSupervisor
+from voicegw.server.workers.pool import WorkerPool
 from voicegw.sip.call import CallInfo, Rejection, SipCall
-from voicegw.sip.ua import SipUserAgent
+from voicegw.sip.ua import CallHandler, Readiness, SipUserAgent
 from voicegw.transports.sip_call import SipCallTransport
 
 if TYPE_CHECKING:
@@ -243,8 +245,39 @@ def _finished(task: asyncio.Task[Any]) -> bool:
     return task.done() and not task.cancelled()
 
 
+class LocalCalls:
+    """How one process runs the calls it is given: the echo test, or the routed agents."""
+
+    def __init__(self, config: ServerConfig, watch: CallWatch) -> None:
+        self.agents = None if config.echo else AgentCalls(config, watch)
+        self.handler: CallHandler = (
+            watch.wrap(echo, agent="echo") if self.agents is None else watch.wrap(self.agents)
+        )
+        self.ready: Readiness | None = self.agents.ready if self.agents is not None else None
+
+    def admit(self, info: CallInfo) -> Rejection | None:
+        """Whether the model has room (503); who may call is the guard's (`access_policy`)."""
+        return self.agents.admit(info) if self.agents else None
+
+    async def prepare(self) -> None:
+        if self.agents is not None:
+            await self.agents.prepare()
+
+    async def close(self) -> None:
+        if self.agents is not None:
+            await self.agents.close()
+
+
+def worker_count(config: ServerConfig) -> int:
+    """How many call workers to run: the configured number, else one per core, or none when an
+    agent lives in the running script (``__main__:AGENT``), which another process cannot import."""
+    if config.workers is not None:
+        return config.workers
+    return 0 if agents_in_main(config) else os.cpu_count() or 1
+
+
 class Server:
-    """One `voicegw serve` process."""
+    """One `voicegw serve` process: signalling here, calls here or in worker processes."""
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
@@ -259,30 +292,43 @@ class Server:
             recordings_dir=config.recordings_dir if config.record else None,
             records=self.reports.records,
         )
-        self.agents = None if config.echo else AgentCalls(config, self.watch)
-        self.mode = "echo" if self.agents is None else "agent"
+        workers = worker_count(config)
+        self.pool = WorkerPool(config, workers, self.metrics, self.reports.records) if workers else None
+        self.local = None if self.pool is not None else LocalCalls(config, self.watch)
+        self.mode = "echo" if config.echo else "agent"
         self.access = access_policy(config)
-        self.ua = SipUserAgent(
-            config.sip,
-            self.clock,
-            self.watch.wrap(echo, agent="echo") if self.agents is None else self.watch.wrap(self.agents),
-            self.admit,
-            guard=self.access,
-            ready=self.agents.ready if self.agents is not None else None,
-        )
-        self.ua.observers.extend((self.metrics, self.reports.records))
+        if self.pool is not None:
+            self.ua = SipUserAgent(
+                config.sip, self.clock, self.pool.run, guard=self.access,
+                ready=self.pool.ready, media=self.pool.bind_media,
+            )  # fmt: skip
+            self.ua.observers.extend((self.metrics, self.reports.records))
+        else:
+            assert self.local is not None
+            self.ua = SipUserAgent(
+                config.sip, self.clock, self.local.handler, self.local.admit,
+                guard=self.access, ready=self.local.ready,
+            )  # fmt: skip
+            self.ua.observers.extend((self.metrics, self.reports.records))
+            if self.local.agents is not None:
+                self.ua.observers.append(self.local.agents)
         self.metrics.count_refusals(self.access.refused)
-        if self.agents is not None:
-            self.ua.observers.append(self.agents)
-        self.http = HealthServer(*config.http, self.health, self.metrics.render) if config.http else None
-
-    def admit(self, info: CallInfo) -> Rejection | None:
-        """Whether the model has room (503); who may call is the guard's (`access_policy`)."""
-        return self.agents.admit(info) if self.agents else None
+        self.http = None
+        if config.http and self.pool is not None:
+            self.http = HealthServer(
+                *config.http, self.health, self.pool.render_metrics, self.pool.refresh_metrics
+            )
+        elif config.http:
+            self.http = HealthServer(*config.http, self.health, self.metrics.render)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        """What ``GET /health`` reports: taking calls unless draining."""
-        return not self.ua.draining, {"mode": self.mode, "active_calls": self.ua.active_calls}
+        """What ``GET /health`` reports: taking calls unless draining (or no worker is up)."""
+        details: dict[str, Any] = {"mode": self.mode, "active_calls": self.ua.active_calls}
+        taking = not self.ua.draining
+        if self.pool is not None:
+            details["workers"] = self.pool.health()
+            taking = taking and self.pool.up > 0
+        return taking, details
 
     def handle_exit(self, sig: signal.Signals) -> None:
         if self.should_exit.is_set():
@@ -300,8 +346,10 @@ class Server:
         await self.clock.start()
         self.reports.start()
         try:
-            if self.agents is not None:
-                await self.agents.prepare()
+            if self.local is not None:
+                await self.local.prepare()
+            if self.pool is not None:
+                await self.pool.start()
             await self.ua.start()
             if self.http is not None:
                 await self.http.start()
@@ -311,6 +359,7 @@ class Server:
                 listen=f"{self.config.sip.host}:{self.config.sip.port}",
                 http=f"{self.config.http[0]}:{self.http.port}" if self.config.http and self.http else None,
                 note=self._mode_note(),
+                workers=self.pool.count if self.pool is not None else 0,
             )
             await self.should_exit.wait()
             await self._drain()
@@ -319,8 +368,10 @@ class Server:
                 await self.http.stop()
             await self.ua.stop()
             await self.reports.close()
-            if self.agents is not None:
-                await self.agents.close()
+            if self.local is not None:
+                await self.local.close()
+            if self.pool is not None:
+                await self.pool.stop()
             await self.watch.close()
             await self.clock.stop()
             for sig in HANDLED_SIGNALS:
@@ -328,7 +379,7 @@ class Server:
         log.info("stopped", clock=self.clock.stats)
 
     def _mode_note(self) -> str:
-        if self.agents is None:
+        if self.config.echo:
             return "echo mode: every caller hears itself"
         if not self.config.agent and not self.config.routes:
             return "no agent configured (--agent): the default front-desk agent answers"

@@ -13,7 +13,7 @@ import math
 import ssl
 from pathlib import Path
 
-from voicegw.server.config import ConfigError, ServerConfig
+from voicegw.server.config import ConfigError, ServerConfig, agents_in_main
 from voicegw.server.http_post import check_url
 from voicegw.sip.ua import PJSUA_MAX_CALLS
 
@@ -21,6 +21,7 @@ MAX_PORT = 65535
 PJSIP_MAX_LOG_LEVEL = 6
 LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_WEBHOOK_RETRIES = 10
+MAX_WORKERS = 64
 
 
 def within(key: str, value: float | None, low: float, high: float = math.inf, *, unit: str = "") -> None:
@@ -67,6 +68,12 @@ def validate(config: ServerConfig) -> ServerConfig:
     more_than("server.max_call_duration", config.max_call_duration, 0, unit=" seconds")
     more_than("server.response_timeout", config.response_timeout, 0, unit=" seconds")
     more_than("model.session_limit", config.model.settings.get("session_limit"), 0, unit=" seconds")
+    within("server.workers", config.workers, 0, MAX_WORKERS)
+    if config.workers and agents_in_main(config):
+        raise ConfigError(
+            f"server.workers: {config.workers} worker processes cannot import an agent of the running "
+            "script (__main__): set workers = 0, or name the agent by its module"
+        )
     if config.log_level.lower() not in LOG_LEVELS:
         raise ConfigError(f"server.log_level: {config.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
     _check_tls(config)

@@ -104,6 +104,10 @@ class ServerConfig:
     apologised for and ended (a stalled model)."""
 
     log_level: str = "info"
+    workers: int | None = None
+    """Worker processes that run the calls (media, sessions, models); None: one per core;
+    0: calls run in the server's own process (the library's way, and for debugging)."""
+
     http: tuple[str, int] | None = None
     """Address of the HTTP endpoint (``GET /health``, ``/healthz``: 200, or 503 while draining;
     ``GET /metrics``: Prometheus); None: off."""
@@ -120,6 +124,12 @@ class ServerConfig:
 
     webhooks: WebhookSettings | None = None
     """``[server.webhooks]``: URLs told of each call's start, answer and end; None: off."""
+
+
+def agents_in_main(config: ServerConfig) -> bool:
+    """Whether an agent is named in the running script (``__main__:...``): only this process has it."""
+    names = [config.agent or "", *(route.agent for route in config.routes)]
+    return any(name.split(":", 1)[0] == "__main__" for name in names)
 
 
 def parse_host_port(text: str, *, key: str, default_port: int = DEFAULT_SIP_PORT) -> tuple[str, int]:
@@ -172,6 +182,7 @@ _SERVER_TYPES: dict[str, Kind] = {
     "no_input_prompt": str,
     "max_call_duration": (int, float),
     "response_timeout": (int, float),
+    "workers": int,
 }
 _ROUTE_TYPES: dict[str, Kind] = {"agent": str, "to": str, "from": str}
 _MODEL_NAMES = ("auto", "local", "openai")

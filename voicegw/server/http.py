@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -70,11 +70,18 @@ class HealthServer:
     """Serves `route` on a TCP address until `stop()`; `/metrics` only when `metrics` is given."""
 
     def __init__(
-        self, host: str, port: int, probe: HealthProbe, metrics: MetricsSource | None = None
+        self,
+        host: str,
+        port: int,
+        probe: HealthProbe,
+        metrics: MetricsSource | None = None,
+        refresh: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """`refresh` is awaited before each metrics response (to gather other processes' counts)."""
         self.host, self.port = host, port
         self._probe = probe
         self._metrics = metrics
+        self._refresh = refresh
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -91,6 +98,13 @@ class HealthServer:
             # Read the whole head: closing with unread bytes would reset the connection.
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT_S)
             line = head.split(b"\r\n", 1)[0]
+            parts = line.split()
+            if (
+                self._refresh is not None
+                and len(parts) > 1
+                and parts[1].split(b"?")[0] == METRICS_PATH.encode()
+            ):
+                await self._refresh()
             writer.write(route(line.decode("latin-1"), self._probe, self._metrics))
             await writer.drain()
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):

@@ -11,18 +11,26 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Protocol
 
 import structlog
 
 from voicegw.realtime.result import RealtimeResult
 from voicegw.realtime.session import RealtimeSession
-from voicegw.server.cdr import CallRecords
+from voicegw.rtp.endpoint import RtpEndpoint
 from voicegw.server.metrics import Metrics
 from voicegw.server.records import DiskWriter, StereoRecorder, Transcript, call_file_stem
 from voicegw.sip.call import SipCall
 from voicegw.sip.ua import CallHandler
 
 log = structlog.get_logger(__name__)
+
+
+class CallFacts(Protocol):
+    """Where a call's handler hands the facts of its record (`CallRecords.note`, or, in a call
+    worker, the message that carries them to the server, which keeps the records)."""
+
+    def note(self, call: SipCall, **facts: str | None) -> None: ...
 
 
 class CallWatch:
@@ -34,7 +42,7 @@ class CallWatch:
         *,
         transcripts_dir: Path | None = None,
         recordings_dir: Path | None = None,
-        records: CallRecords | None = None,
+        records: CallFacts | None = None,
     ) -> None:
         """`records`, when given, learn each call's agent, transcript and recording."""
         self.metrics = metrics
@@ -55,7 +63,7 @@ class CallWatch:
                 await handler(call)
             finally:
                 if recorder is not None:
-                    if call.endpoint is not None:
+                    if isinstance(call.endpoint, RtpEndpoint):
                         call.endpoint.set_tap(None)
                     await recorder.close()
                     log.info("call_recorded", path=str(recorder.path), frames=recorder.frames_recorded)
@@ -63,7 +71,7 @@ class CallWatch:
         return run
 
     def _start_recording(self, call: SipCall) -> StereoRecorder | None:
-        if self.recordings_dir is None or self._writer is None or call.endpoint is None:
+        if self.recordings_dir is None or self._writer is None or not isinstance(call.endpoint, RtpEndpoint):
             return None
         path = self.recordings_dir / f"{call_file_stem(call.call_id, time.time())}.wav"
         recorder = StereoRecorder(path, call.sample_rate, self._writer, call_id=call.call_id)

@@ -8,9 +8,11 @@ and ignored instead of corrupting the call.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
@@ -22,8 +24,8 @@ from voicegw.contracts.transport import (
     EndReason,
     TransferResult,
 )
-from voicegw.rtp.endpoint import RtpEndpoint
 from voicegw.rtp.events import DtmfDigit, MediaTimeout
+from voicegw.sip.media import CallMedia
 from voicegw.sip.sdp import Negotiated
 from voicegw.sip.state import ACTIVE_STATES, CallState, CallTrigger, InvalidTransition, transition
 
@@ -100,10 +102,13 @@ class SipCall:
         *,
         hang_up: Callable[[int, str], None],
         transfer: Callable[[str], None],
+        mirror: bool = False,
     ) -> None:
+        """`mirror`: a worker process's copy of a call that the server signals; the server logs
+        its signalling (state changes, hang-up, transfer status), the copy notes it at debug."""
         self.info = info
         self.state = CallState.DIALING if info.direction == "outbound" else CallState.INCOMING
-        self.endpoint: RtpEndpoint | None = None
+        self.endpoint: CallMedia | None = None
         self.negotiated: Negotiated | None = None
         self.sample_rate = 0
         """PCM rate of the call's frames and played audio, set when media starts."""
@@ -116,6 +121,7 @@ class SipCall:
         self.answered_at: float | None = None
         """When the 200 OK went out (monotonic clock); None for a call never answered."""
         self.log = log.bind(call_id=info.call_id)
+        self._note = self.log.debug if mirror else self.log.info
         self._hang_up = hang_up
         self._transfer = transfer
         self._events: asyncio.Queue[CallEvent | None] = asyncio.Queue()
@@ -150,7 +156,7 @@ class SipCall:
         if ended:
             self.end_reason = self.end_reason or end_reason or EndReason.CALLER_HUNG_UP
             self.end_detail = self.end_detail or reason
-        self.log.info("call_state", state=change.state.value, reason=reason)
+        self._note("call_state", state=change.state.value, reason=reason)
         self._events.put_nowait(CallStateChanged(change.public, reason, self.end_reason if ended else None))
         if ended:
             self._events.put_nowait(None)
@@ -173,7 +179,7 @@ class SipCall:
     async def wait_ended(self) -> None:
         await self._ended.wait()
 
-    def watch_media(self, on_timeout: Callable[[MediaTimeout], Awaitable[None]]) -> None:
+    def watch_media(self) -> None:
         """Turn the endpoint's DTMF into call events and its media timeout into a hang-up."""
         assert self.endpoint is not None
         endpoint = self.endpoint
@@ -184,7 +190,8 @@ class SipCall:
                     self.log.info("dtmf", digit=event.digit, duration_ms=event.duration_ms, method="rfc4733")
                     self.emit(DtmfReceived(event.digit, event.duration_ms))
                 elif isinstance(event, MediaTimeout):
-                    await on_timeout(event)
+                    self.log.warning("media_timeout", silence_s=round(event.silence_s, 1))
+                    await self.hang_up(EndReason.MEDIA_TIMEOUT)
 
         self._media_task = asyncio.create_task(run(), name=f"media-events-{self.call_id}")
 
@@ -198,7 +205,7 @@ class SipCall:
         """End the call (BYE, or a final response if not yet answered) and wait until it has."""
         if not self.ended:
             self.ending(reason, detail)
-            self.log.info("hang_up", reason=self.end_detail, end_reason=reason)
+            self._note("hang_up", reason=self.end_detail, end_reason=reason)
             self._hang_up(self._hang_up_status(), self.end_detail)
         await self.wait_ended()
 
@@ -224,7 +231,7 @@ class SipCall:
             return TransferResult(target, False, 408, "no final transfer status in time")
 
     def transfer_status(self, status_code: int, reason: str, final: bool) -> None:
-        self.log.info("transfer_status", code=status_code, reason=reason, final=final)
+        self._note("transfer_status", code=status_code, reason=reason, final=final)
         waiter = self._transfer_result
         if waiter is None or waiter.done() or not (final or status_code >= 300):
             return
@@ -245,3 +252,27 @@ class SipCall:
             self._media_task = None
         if self.endpoint is not None:
             await self.endpoint.close()
+
+
+async def run_handler(call: SipCall, handler: Callable[[SipCall], Awaitable[None]]) -> None:
+    """Run `handler` on an answered call; hang the call up when it returns or fails."""
+    try:
+        await handler(call)
+    except Exception:
+        call.log.exception("call_handler_failed")
+    finally:
+        if not call.ended:
+            await call.hang_up(EndReason.HANDLER_FINISHED, "call handler finished")
+
+
+def spawn_for_call(
+    coro: Coroutine[Any, Any, Any], call: SipCall, tasks: set[asyncio.Task[Any]], kind: str
+) -> asyncio.Task[Any]:
+    """Run a task of `call`, kept in `tasks` until done: every log line in it (and in the tasks it
+    starts) names the call."""
+    context = contextvars.copy_context()
+    context.run(structlog.contextvars.bind_contextvars, call_id=call.call_id)
+    task = asyncio.get_running_loop().create_task(coro, name=f"{kind}-{call.call_id}", context=context)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    return task

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import functools
 import operator
 import time
@@ -31,13 +30,13 @@ from voicegw.audio.codecs import SUPPORTED_CODECS, codec_for
 from voicegw.contracts.transport import EndReason
 from voicegw.rtp.clock import MediaClock
 from voicegw.rtp.endpoint import RtpEndpoint
-from voicegw.rtp.events import MediaTimeout
 from voicegw.rtp.ports import RtpPortsExhausted
 from voicegw.rtp.srtp import SrtpMode
 from voicegw.sip import pjlog, sdp, tls
 from voicegw.sip.account import Registration, SipAccount, account_config
-from voicegw.sip.call import CallInfo, NoAnswer, Rejection, SipCall, call_failed
+from voicegw.sip.call import CallInfo, NoAnswer, Rejection, SipCall, call_failed, run_handler, spawn_for_call
 from voicegw.sip.guard import RequestGuard
+from voicegw.sip.media import MediaFactory
 from voicegw.sip.message import SipRequest, parse_request
 from voicegw.sip.pjguard import GuardUnavailable, PjRequestGuard
 from voicegw.sip.pjobjects import PjAccount, PjCall, call_op
@@ -63,6 +62,11 @@ CANCEL_WAIT_S = 5.0
 """After our CANCEL, how long dial() waits for the far end's 487 before giving up on it."""
 LOCAL_ACCOUNT = "local"
 """The account with no registration or credentials: direct calls to and from voicegw's address."""
+
+REASON_HEADERS: Mapping[EndReason, str] = {
+    EndReason.WORKER_FAILED: 'Q.850;cause=41;text="worker failed"',
+}
+"""The RFC 3326 Reason header our BYE (or final response) carries for these ends of a call."""
 
 _TLS_PROTOCOLS = {"1.2": pj.PJ_SSL_SOCK_PROTO_TLS1_2, "1.3": pj.PJ_SSL_SOCK_PROTO_TLS1_3}
 
@@ -194,10 +198,12 @@ class SipUserAgent:
         admit: Admission | None = None,
         guard: RequestGuard | None = None,
         ready: Readiness | None = None,
+        media: MediaFactory | None = None,
     ) -> None:
         """`admit` refuses calls the server does not take (a source not allowed, a busy model);
         `guard` sees every request (ACK aside) before pjsua does and may refuse it statelessly;
-        `ready` runs while a call rings and may still refuse it (the model cannot be reached)."""
+        `ready` runs while a call rings and may still refuse it (the model cannot be reached);
+        `media` binds an incoming call's media (default: an `RtpEndpoint` on `clock`, here)."""
         self.config = config
         self.clock = clock
         self.handler = handler
@@ -205,6 +211,7 @@ class SipUserAgent:
         self.guard = guard
         self._request_guard: PjRequestGuard | None = None
         self.ready = ready
+        self._bind_media: MediaFactory = media or self._bind_endpoint
         self.observers: list[CallObserver] = []
         self.port = config.port
         """The SIP port in use (the one bound, when `config.port` is 0)."""
@@ -222,6 +229,9 @@ class SipUserAgent:
         """Referenced for pjsua2's whole life: pjsip calls it until libDestroy."""
         self._watchdog = SetupWatchdog(SETUP_TIMEOUT_S + config.answer_delay)
         self._watchdog_timer: asyncio.TimerHandle | None = None
+
+    def _bind_endpoint(self, host: str, port_range: tuple[int, int]) -> RtpEndpoint:
+        return RtpEndpoint.bind(host=host, port_range=port_range, clock=self.clock)
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -363,13 +373,7 @@ class SipUserAgent:
             self._endpoint = None
 
     def _spawn(self, coro: Coroutine[Any, Any, None], call: SipCall, kind: str) -> None:
-        """Run a task of `call`: every log line in it (and in the tasks it starts) names the call."""
-        context = contextvars.copy_context()
-        context.run(structlog.contextvars.bind_contextvars, call_id=call.call_id)
-        loop = asyncio.get_running_loop()
-        task = loop.create_task(coro, name=f"{kind}-{call.call_id}", context=context)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        spawn_for_call(coro, call, self._tasks, kind)
 
     def _notify(self, name: str, *args: Any) -> None:
         for observer in self.observers:
@@ -437,7 +441,7 @@ class SipUserAgent:
             return self._reject(pj_call, 400, "Bad SDP", detail=str(exc))
         host = self.config.rtp_host or self.config.host
         try:
-            call.endpoint = RtpEndpoint.bind(host=host, port_range=self.config.rtp_ports, clock=self.clock)
+            call.endpoint = self._bind_media(host, self.config.rtp_ports)
         except RtpPortsExhausted:
             return self._reject(pj_call, 503, "No media ports available", retry=True)
         if offer is None or negotiated is None:
@@ -608,7 +612,7 @@ class SipUserAgent:
             media_timeout=self.config.media_timeout,
             srtp=negotiated.srtp,
         )
-        call.watch_media(functools.partial(self._media_timeout, call))
+        call.watch_media()
 
     def _sample_rate(self, negotiated: sdp.Negotiated | None) -> int:
         """The PCM rate of the call's handler: the configured one, else the codec's own (with no
@@ -619,13 +623,7 @@ class SipUserAgent:
 
     async def _run_handler(self, call: SipCall) -> None:
         assert self.handler is not None
-        try:
-            await self.handler(call)
-        except Exception:
-            call.log.exception("call_handler_failed")
-        finally:
-            if not call.ended:
-                await call.hang_up(EndReason.HANDLER_FINISHED, "call handler finished")
+        await run_handler(call, self.handler)
 
     # --- outgoing calls -----------------------------------------------------------------------
 
@@ -649,9 +647,7 @@ class SipUserAgent:
         name = account or (self.config.accounts[0].name if self.config.accounts else LOCAL_ACCOUNT)
         if name not in self._accounts:
             raise ValueError(f"unknown SIP account {name!r} (known: {', '.join(self._accounts)})")
-        endpoint = RtpEndpoint.bind(
-            host=self.config.rtp_host or self.config.host, port_range=self.config.rtp_ports, clock=self.clock
-        )
+        endpoint = self._bind_endpoint(self.config.rtp_host or self.config.host, self.config.rtp_ports)
         try:
             await endpoint.connect()
             call, dialled = self._place_call(uri, self._accounts[name], endpoint, headers or {})
@@ -750,10 +746,6 @@ class SipUserAgent:
             call.log.warning("answer_refused", reason=str(exc))
             self._hang_up_pj(pj_call.key, 200, "")
             return None
-
-    async def _media_timeout(self, call: SipCall, event: MediaTimeout) -> None:
-        call.log.warning("media_timeout", silence_s=round(event.silence_s, 1))
-        await call.hang_up(EndReason.MEDIA_TIMEOUT)
 
     # --- pjsua2 callbacks ---------------------------------------------------------------------
 
@@ -855,8 +847,11 @@ class SipUserAgent:
         pj_call = self._pj_calls.get(key)
         if pj_call is None:
             return
+        end_reason = pj_call.call.end_reason if pj_call.call is not None else None
+        header = REASON_HEADERS.get(end_reason) if end_reason is not None else None
+        headers = {"Reason": header} if header else None
         with contextlib.suppress(pj.Error):
-            pj_call.hangup(call_op(status, reason if status >= 300 else ""))
+            pj_call.hangup(call_op(status, reason if status >= 300 else "", headers))
 
     def _transfer_pj(self, key: int, target: str) -> None:
         pj_call = self._pj_calls.get(key)

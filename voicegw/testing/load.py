@@ -25,6 +25,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
 
 
+def children_cpu_seconds(pid: int) -> float:
+    """CPU time so far of the processes `pid` started and still runs (voicegw's call workers)."""
+    total = 0.0
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in children.read_text().split():
+            try:
+                total += cpu_seconds(int(child))
+            except FileNotFoundError:  # exited meanwhile
+                continue
+    return total
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of a process (/proc/PID/statm), in MB."""
     resident_pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])

@@ -26,6 +26,8 @@ class SipCallTransport:
     def __init__(self, call: SipCall) -> None:
         if call.endpoint is None:
             raise ValueError(f"call {call.call_id} has no media: it was not answered")
+        if not isinstance(call.endpoint, RtpEndpoint):
+            raise ValueError(f"call {call.call_id}'s media runs in another process")
         self.call = call
         self.call_id = call.call_id
         self.info = call.info

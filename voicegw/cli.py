@@ -21,6 +21,7 @@ from voicegw.server.config import (
 )
 from voicegw.server.http import HttpStartError
 from voicegw.server.logging import configure_logging
+from voicegw.server.loop import run as run_loop
 from voicegw.sip.call import Busy, CallFailed, NoAnswer
 from voicegw.sip.ua import DIAL_TIMEOUT_S, SipStartError
 
@@ -131,7 +132,7 @@ def call(
             config = dataclasses.replace(config, sip=with_caller_id(config.sip, from_uri, account))
         configure_logging(log_level or config.log_level)
         dial = call_out(config, uri, account=account, headers=parse_headers(headers), ring_timeout=timeout)
-        asyncio.run(dial)
+        run_loop(dial)
     except (ConfigError, SipStartError, ModelUnavailable) as exc:
         click.echo(f"voicegw: {exc}", err=True)
         sys.exit(EXIT_CONFIG)

@@ -55,7 +55,7 @@ class Wire:
                     self.b.receive(d.data, A, now, rtcp=d.rtcp)
             for d in self.b.session.datagrams_to_send(now):
                 self.a.receive(d.data, B, now, rtcp=d.rtcp)
-            self.frames += self.b.take_frames()
+            self.frames += [pcm for pcm, _ in self.b.take_frames()]
             self.events += self.b.take_events()
 
     @property
@@ -186,7 +186,7 @@ def test_sipp_30ms_pcma_becomes_steady_20ms_frames() -> None:
             stream.receive(packets[sent], A, sent * 0.03)
             sent += 1
         stream.tick(now)
-        frames += stream.take_frames()
+        frames += [pcm for pcm, _ in stream.take_frames()]
     assert {len(f) for f in frames} == {320}
     assert len(frames) >= 140  # one 20 ms frame per tick once primed
     assert stream.frames_concealed == 0 and stream.stats["lost"] == 0

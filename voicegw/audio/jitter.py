@@ -78,12 +78,14 @@ class JitterBuffer:
         self._tick = clock_rate * frame_ms // 1000
         self.stats = JitterStats(depth_ms=min_delay_ms)
         self._ssrc: int | None = None
+        self.last_arrival = 0.0
+        """The `arrival` of the newest packet `pop` handed out."""
         self._jitter = InterarrivalJitter(clock_rate)
         self._restart()
 
     def _restart(self) -> None:
-        self._packets: dict[int, tuple[int, bytes]] = {}
-        """Extended sequence number -> (extended timestamp, payload)."""
+        self._packets: dict[int, tuple[int, bytes, float]] = {}
+        """Extended sequence number -> (extended timestamp, payload, arrival)."""
         self._played: deque[int] = deque(maxlen=REMEMBERED_SEQS)
         self._highest_seq: int | None = None
         self._last_ts: int | None = None
@@ -146,7 +148,7 @@ class JitterBuffer:
                     self._packet_samples = step
             self._highest_seq = ext_seq
             self._last_ts = ext_ts
-        self._packets[ext_seq] = (ext_ts, payload)
+        self._packets[ext_seq] = (ext_ts, payload, arrival)
         self._arrived = True
 
         if self._play_ts is None:
@@ -180,7 +182,7 @@ class JitterBuffer:
         if self._adapt():
             return None
         window_end = self._play_ts + self._tick
-        due = sorted((ts, seq) for seq, (ts, _) in self._packets.items() if ts < window_end)
+        due = sorted((ts, seq) for seq, (ts, _, _) in self._packets.items() if ts < window_end)
         result: bytes | Lost | None
         if due:
             result = b"".join(self._take(seq) for _, seq in due)
@@ -192,7 +194,7 @@ class JitterBuffer:
             # A gap with later packets waiting: conceal up to the next packet when it starts
             # within the next tick, so a lost 30 ms packet is concealed as 30 ms, not 20.
             self.stats.lost += 1
-            following = min(ts for ts, _ in self._packets.values())
+            following = min(ts for ts, _, _ in self._packets.values())
             window_end = following if following < window_end + self._tick else window_end
             result = self._conceal_until(window_end)
         else:
@@ -213,7 +215,8 @@ class JitterBuffer:
 
     def _take(self, seq: int) -> bytes:
         self._played.append(seq)
-        return self._packets.pop(seq)[1]
+        _, payload, self.last_arrival = self._packets.pop(seq)
+        return payload
 
     def _adapt(self) -> bool:
         """Grow or shrink toward the target depth; True when this tick is spent stalling."""
@@ -221,7 +224,7 @@ class JitterBuffer:
         if not self._packets:
             self._deep_ticks = 0
             return False
-        newest = max(ts for ts, _ in self._packets.values())
+        newest = max(ts for ts, _, _ in self._packets.values())
         depth_ms = (newest + self._packet_samples - self._play_ts) * 1000 // self.clock_rate
         target = self._target_ms()
         if depth_ms > target + 2 * self.frame_ms:
@@ -230,7 +233,7 @@ class JitterBuffer:
                 # Skip one tick of audio: latency comes back down once the jitter has calmed.
                 self._deep_ticks = 0
                 skipped_end = self._play_ts + self._tick
-                for seq in [s for s, (ts, _) in self._packets.items() if ts < skipped_end]:
+                for seq in [s for s, (ts, _, _) in self._packets.items() if ts < skipped_end]:
                     self._take(seq)
                 self._play_ts = skipped_end
                 self._covered_until = max(self._covered_until, skipped_end)

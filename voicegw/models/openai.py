@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import os
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,10 +24,12 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from voicegw.contracts.latency import GATEWAY_LATENCY, Direction, caller_audio_received, model_audio_received
 from voicegw.contracts.model import (
     CancelResponse,
     CommitAudio,
     CreateResponse,
+    ModelAudio,
     ModelConnectionStatus,
     ModelError,
     ModelUnavailable,
@@ -245,6 +248,8 @@ class OpenAIRealtimeModel(RealtimeModel):
                 if self._decoder is None:
                     raise ModelNotConnected("cannot send audio: the model is not connected")
                 await self._send(append_audio_event(self._decoder.audio.encode(pcm)))
+                if (received_at := caller_audio_received.get()) is not None:
+                    GATEWAY_LATENCY[Direction.INBOUND].since(received_at)
                 if command.commit:
                     await self._send(commit_audio_event())
             case CommitAudio():
@@ -350,11 +355,20 @@ class OpenAIRealtimeModel(RealtimeModel):
             self._log.warning("model_bad_server_event", error=str(exc))
             await self._emit(ModelError(str(exc), code="protocol_error"))
             return
+        received_at = time.monotonic()
         for event in events:
             if isinstance(event, ModelError) and event.fatal:
                 self._fatal = True
                 self._fatal_message = event.message
-            await self._emit(event)
+            if isinstance(event, ModelAudio):
+                # The session plays it within this delivery: the transport times it from here.
+                token = model_audio_received.set(received_at)
+                try:
+                    await self._emit(event)
+                finally:
+                    model_audio_received.reset(token)
+            else:
+                await self._emit(event)
         if self._decoder.session_id is not None and not ready.done():
             ready.set_result(None)
 

@@ -41,6 +41,10 @@ MAX_INBOUND_BACKLOG_FRAMES = 5
 """Decoded audio beyond this many frames (a peer sending faster than real time) is dropped."""
 
 
+TimedFrame: TypeAlias = tuple[bytes, float | None]
+"""A 20 ms caller frame and the arrival time of its newest packet (None: concealed)."""
+
+
 MediaTap: TypeAlias = Callable[[bytes, bytes], None]
 """(caller frame, agent frame) of one tick, 20 ms each at the agent rate (recording)."""
 
@@ -136,7 +140,16 @@ class MediaStream:
         self._ready: bytes | None = None
         self._ready_marker = False
         self._pulled_ahead = False
-        self._frames: list[bytes] = []
+        self._frames: list[TimedFrame] = []
+        self._inbound_arrival: float | None = None
+        """When the newest caller packet decoded into `_inbound` arrived (None: concealment)."""
+        self._pending_received_at: float | None = None
+        self._pulled_silence = True
+        """The frame pulled last (into the packet about to leave) was silence: no agent audio ahead."""
+        self._pulled_received_at: float | None = None
+        self.sent_received_at: float | None = None
+        """When the model audio in the packet sent this tick was received, if it is the first
+        audio of a talkspurt (`voicegw.contracts.latency`): the endpoint takes it once sent."""
         self._events: list[EndpointEvent] = []
         self._logged_reasons: set[str] = set()
 
@@ -192,8 +205,10 @@ class MediaStream:
         if isinstance(item, Lost):
             pcm = self._decoder.conceal(item.samples * self.codec.sample_rate // self.codec.clock_rate)
             self.frames_concealed += 1
+            self._inbound_arrival = None
         elif item is not None:
             pcm = self._decoder.decode(item)
+            self._inbound_arrival = self._jitter.last_arrival
         else:
             pcm = b""
         if pcm:
@@ -204,18 +219,23 @@ class MediaStream:
             self.inbound_dropped_ms += excess * FRAME_MS // self._agent_frame
         if len(self._inbound) >= self._agent_frame:
             self._tap_caller = bytes(self._inbound[: self._agent_frame])
-            self._frames.append(self._tap_caller)
+            self._frames.append((self._tap_caller, self._inbound_arrival))
             del self._inbound[: self._agent_frame]
             self.frames_out += 1
 
     # --------------------------------------------------------------- outbound
 
-    def play(self, pcm: bytes, item_id: str) -> None:
-        """Queue agent audio (mono s16le at the agent rate)."""
+    def play(self, pcm: bytes, item_id: str, received_at: float | None = None) -> None:
+        """Queue agent audio (mono s16le at the agent rate), received from the model at
+        `received_at` (`time.monotonic()`, for the gateway latency; None: not timed)."""
+        if received_at is not None and self._pulled_silence and not self._playout.queued_ms:
+            # Nothing ahead of it: the wait until its first packet leaves is the gateway's own.
+            self._pending_received_at = received_at
         self._playout.enqueue(pcm, item_id)
 
     def flush(self) -> int:
         """Drop queued agent audio; ms of the current item already sent."""
+        self._pending_received_at = None
         return self._playout.flush()
 
     def played_ms(self, item_id: str) -> int:
@@ -251,6 +271,7 @@ class MediaStream:
             self.session.send_media(self._ready, self._packet_samples, marker=self._ready_marker, now=now)
             self._ready = None
             self._ready_marker = False
+            self.sent_received_at, self._pulled_received_at = self._pulled_received_at, None
 
     def _pull_frame(self) -> None:
         """Take one tick of agent audio (or silence) and encode it once a packet is full.
@@ -261,6 +282,9 @@ class MediaStream:
         `played_ms` counting a frame up to 20 ms before it reaches the wire.
         """
         frame = self._playout.next_frame()
+        self._pulled_silence = frame is None
+        if frame is not None and self._pending_received_at is not None:
+            self._pulled_received_at, self._pending_received_at = self._pending_received_at, None
         pcm = frame.pcm if frame is not None else self._silence
         self._tap_agent = pcm
         self._ready_marker |= frame is not None and frame.marker
@@ -315,8 +339,9 @@ class MediaStream:
             self._timeout_fired = True
             self._events.append(MediaTimeout(silence_s=round(silence, 3)))
 
-    def take_frames(self) -> list[bytes]:
-        """Caller frames produced since the last call (20 ms each at the agent rate)."""
+    def take_frames(self) -> list[TimedFrame]:
+        """Caller frames produced since the last call (20 ms each at the agent rate), each with
+        the arrival time of its newest packet (None for concealment)."""
         frames, self._frames = self._frames, []
         return frames
 

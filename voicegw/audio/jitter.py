@@ -86,7 +86,10 @@ class JitterBuffer:
     def _restart(self) -> None:
         self._packets: dict[int, tuple[int, bytes, float]] = {}
         """Extended sequence number -> (extended timestamp, payload, arrival)."""
-        self._played: deque[int] = deque(maxlen=REMEMBERED_SEQS)
+        self._played: deque[int] = deque()
+        self._played_set: set[int] = set()
+        """The same `REMEMBERED_SEQS` numbers: the deque says which to forget, the set is asked
+        on every arrival (a scan of the deque cost more than the rest of `push`)."""
         self._highest_seq: int | None = None
         self._last_ts: int | None = None
         """Timestamp of the highest sequence number: the reference for unwrapping."""
@@ -119,7 +122,7 @@ class JitterBuffer:
         ext_seq = seq if self._highest_seq is None else unwrap(seq, self._highest_seq, SEQ_MODULUS)
         ext_ts = timestamp if self._last_ts is None else unwrap(timestamp, self._last_ts, TS_MODULUS)
 
-        if ext_seq in self._packets or ext_seq in self._played:
+        if ext_seq in self._packets or ext_seq in self._played_set:
             self.stats.duplicates += 1
             return
         if self._play_ts is not None and abs(ext_ts - self._play_ts) > RESYNC_S * self.clock_rate:
@@ -215,6 +218,9 @@ class JitterBuffer:
 
     def _take(self, seq: int) -> bytes:
         self._played.append(seq)
+        self._played_set.add(seq)
+        if len(self._played) > REMEMBERED_SEQS:
+            self._played_set.discard(self._played.popleft())
         _, payload, self.last_arrival = self._packets.pop(seq)
         return payload
 

@@ -134,6 +134,11 @@ class MediaStream:
         self._packet_samples = config.ptime_ms * codec_cls.clock_rate // 1000
         self._tick_samples = FRAME_MS * codec_cls.clock_rate // 1000
         self._silence = bytes(self._agent_frame)
+        self._silent_packet: bytes | None = None
+        """A packet of silence encoded once, where that is exact: no resampling in between and a
+        codec without state (G.711). Agent calls send silence most of the time."""
+        if codec_cls.stateless and config.sample_rate == codec_cls.sample_rate:
+            self._silent_packet = self._encoder.encode(bytes(self._packet_bytes))
 
         self._inbound = bytearray()
         self._outbound = bytearray()
@@ -212,16 +217,23 @@ class MediaStream:
         else:
             pcm = b""
         if pcm:
-            self._inbound += self._to_agent.process(pcm)
+            pcm = self._to_agent.process(pcm)
+            if not self._inbound and len(pcm) == self._agent_frame:
+                self._caller_frame(pcm)  # one packet, one frame: the usual case needs no copying
+                return
+            self._inbound += pcm
         excess = len(self._inbound) - MAX_INBOUND_BACKLOG_FRAMES * self._agent_frame
         if excess > 0:
             del self._inbound[:excess]
             self.inbound_dropped_ms += excess * FRAME_MS // self._agent_frame
         if len(self._inbound) >= self._agent_frame:
-            self._tap_caller = bytes(self._inbound[: self._agent_frame])
-            self._frames.append((self._tap_caller, self._inbound_arrival))
+            self._caller_frame(bytes(self._inbound[: self._agent_frame]))
             del self._inbound[: self._agent_frame]
-            self.frames_out += 1
+
+    def _caller_frame(self, pcm: bytes) -> None:
+        self._tap_caller = pcm
+        self._frames.append((pcm, self._inbound_arrival))
+        self.frames_out += 1
 
     # --------------------------------------------------------------- outbound
 
@@ -288,7 +300,14 @@ class MediaStream:
         pcm = frame.pcm if frame is not None else self._silence
         self._tap_agent = pcm
         self._ready_marker |= frame is not None and frame.marker
-        self._outbound += self._to_codec.process(pcm)
+        if frame is None and self._silent_packet is not None:
+            self._ready = self._silent_packet
+            return
+        pcm = self._to_codec.process(pcm)
+        if not self._outbound and len(pcm) == self._packet_bytes == self._codec_frame:
+            self._ready = self._encoder.encode(pcm)  # one frame, one packet: no copying
+            return
+        self._outbound += pcm
         if len(self._outbound) < self._codec_frame:
             # The resampler's start-up latency: pad once so a packet still leaves on every tick.
             self._outbound[:0] = bytes(self._codec_frame - len(self._outbound))

@@ -8,13 +8,20 @@ process that runs calls (a worker) start their loop here, so all of them run on 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 
+LOOP_ENV = "VOICEGW_EVENT_LOOP"
+"""Set to ``asyncio`` to run on the stdlib loop even where uvloop is installed (to compare them)."""
+
+
 def _factory() -> tuple[str, Callable[[], asyncio.AbstractEventLoop]]:
+    if os.environ.get(LOOP_ENV) == "asyncio":
+        return "asyncio", asyncio.new_event_loop
     try:
         import uvloop
     except ImportError:  # a platform without uvloop's wheels: the stdlib loop does the same job

@@ -209,3 +209,44 @@ def test_tap_gets_one_caller_and_one_agent_frame_per_tick() -> None:
     assert best_correlation(b"".join(wire.frames), caller)[0] > 0.99  # what the consumer got
     assert best_correlation(sine(1000, 0.5, 8000), agent)[0] > 0.95
     assert agent[-5 * 320 :] == bytes(5 * 320)  # the agent's half second is over: silence
+
+
+def test_caller_frames_carry_the_arrival_of_their_packet() -> None:
+    """The start of the gateway's inbound latency: each frame names when its packet arrived."""
+    a, b = make(B, 1), make(A, 2)
+    a.play(sine(300, 1.0, 8000), "tone")
+    timed: list[tuple[bytes, float | None]] = []
+    for tick in range(30):
+        now = tick * TICK
+        a.tick(now)
+        for d in a.session.datagrams_to_send(now):
+            b.receive(d.data, A, now + 0.005, rtcp=d.rtcp)  # each packet arrives 5 ms into its tick
+        b.tick(now + TICK)
+        timed += b.take_frames()
+    assert len(timed) >= 25
+    arrivals = [arrival for _, arrival in timed]
+    assert all(arrival is not None and round(arrival * 1000) % 20 == 5 for arrival in arrivals)
+    # The jitter buffer holds each packet a tick or more: frames leave after their packet came.
+    assert arrivals == sorted(arrivals)
+
+
+def test_only_model_audio_that_waits_for_nothing_is_timed() -> None:
+    """The outbound latency: audio played into an idle stream is stamped on the packet carrying
+    its first frame; audio queued behind other audio is not timed, and neither is silence."""
+    a = make(B, 1)
+    a.tick(0.0)
+    assert a.sent_received_at is None
+    a.play(sine(300, 0.1, 8000), "first", received_at=7.5)
+    a.play(sine(300, 0.1, 8000), "second", received_at=8.5)  # behind "first": playback, not latency
+    stamps = []
+    for tick in range(1, 14):
+        a.tick(tick * TICK)
+        stamps.append(a.sent_received_at)
+        a.sent_received_at = None  # the endpoint takes it once sent
+    # The first frame went into the packet the next tick sends (frames are encoded a tick ahead).
+    assert stamps == [None, 7.5] + [None] * 11
+    a.flush()
+    a.play(sine(300, 0.1, 8000), "third", received_at=9.5)
+    a.tick(15 * TICK)
+    a.tick(16 * TICK)
+    assert a.sent_received_at == 9.5

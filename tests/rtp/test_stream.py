@@ -243,10 +243,32 @@ def test_only_model_audio_that_waits_for_nothing_is_timed() -> None:
         a.tick(tick * TICK)
         stamps.append(a.sent_received_at)
         a.sent_received_at = None  # the endpoint takes it once sent
-    # The first frame went into the packet the next tick sends (frames are encoded a tick ahead).
-    assert stamps == [None, 7.5] + [None] * 11
+    # The first frame took the place of the silence encoded for the next tick: it left with it.
+    assert stamps == [7.5] + [None] * 12
     a.flush()
     a.play(sine(300, 0.1, 8000), "third", received_at=9.5)
     a.tick(15 * TICK)
-    a.tick(16 * TICK)
     assert a.sent_received_at == 9.5
+
+
+def test_audio_into_an_idle_stream_leaves_on_the_next_tick_and_is_tapped_whole() -> None:
+    a = make(B, 1)
+    tapped: list[bytes] = []
+    a.tap = lambda caller, agent: tapped.append(agent)
+    for tick in range(3):
+        a.tick(tick * TICK)
+    a.session.datagrams_to_send(3 * TICK)
+    tone = sine(300, 0.1, 8000)
+    a.play(tone, "answer")
+    for tick in range(3, 12):
+        a.tick(tick * TICK)
+    media = [parse_rtp(d.data) for d in a.session.datagrams_to_send(12 * TICK) if not d.rtcp]
+    encoded = codec_for("PCMU")().encode(tone)
+    # Tick 3 already carries the answer's first frame, with the marker of a talkspurt.
+    assert media[0].payload == encoded[:160] and media[0].marker
+    assert b"".join(p.payload for p in media[:5]) == encoded
+    # The recording's tap saw every frame of it, in order, one per tick, and caught up after.
+    silence = bytes(320)
+    assert len(tapped) == 12 and all(len(frame) == 320 for frame in tapped)
+    assert b"".join(frame for frame in tapped if frame != silence) == tone
+    assert tapped[-1] == tapped[-2] == silence

@@ -93,6 +93,9 @@ class JitterBuffer:
         self._highest_seq: int | None = None
         self._last_ts: int | None = None
         """Timestamp of the highest sequence number: the reference for unwrapping."""
+        self._newest_ts = 0
+        """The highest timestamp queued: packets leave oldest first, so while any is queued this
+        one is (kept here rather than found by a scan every tick)."""
         self._jitter.new_timeline()
         self._play_ts: int | None = None
         self._covered_until = 0
@@ -152,6 +155,7 @@ class JitterBuffer:
             self._highest_seq = ext_seq
             self._last_ts = ext_ts
         self._packets[ext_seq] = (ext_ts, payload, arrival)
+        self._newest_ts = max(self._newest_ts, ext_ts) if len(self._packets) > 1 else ext_ts
         self._arrived = True
 
         if self._play_ts is None:
@@ -230,8 +234,7 @@ class JitterBuffer:
         if not self._packets:
             self._deep_ticks = 0
             return False
-        newest = max(ts for ts, _, _ in self._packets.values())
-        depth_ms = (newest + self._packet_samples - self._play_ts) * 1000 // self.clock_rate
+        depth_ms = (self._newest_ts + self._packet_samples - self._play_ts) * 1000 // self.clock_rate
         target = self._target_ms()
         if depth_ms > target + 2 * self.frame_ms:
             self._deep_ticks += 1

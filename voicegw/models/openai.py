@@ -299,6 +299,9 @@ class OpenAIRealtimeModel(RealtimeModel):
                 self.url,
                 additional_headers=self._headers,
                 max_size=None,  # audio deltas of a long answer can be large
+                # Base64 audio hardly compresses: deflating 50 appends a second per call cost more
+                # CPU than anything else on the agent path (py-spy, scripts/bench_capacity.py).
+                compression=None,
                 open_timeout=self._connect_timeout if timeout is None else timeout,
             )
         except InvalidStatus as exc:

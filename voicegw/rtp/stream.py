@@ -11,6 +11,7 @@ replaces audio while it plays; hold stops sending.
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -161,7 +162,9 @@ class MediaStream:
         self.tap: MediaTap | None = None
         """Called once per tick with (caller frame, agent frame), silence where there was none."""
         self._tap_caller: bytes | None = None
-        self._tap_agent: bytes | None = None
+        self._tap_agent: deque[bytes] = deque()
+        """Agent frames pulled and not yet tapped: one a tick, and one more for a while after
+        `play` put audio in place of a packet of silence (`_start_sooner`)."""
 
         self.held = False
         self._timeout_since = now
@@ -240,10 +243,25 @@ class MediaStream:
     def play(self, pcm: bytes, item_id: str, received_at: float | None = None) -> None:
         """Queue agent audio (mono s16le at the agent rate), received from the model at
         `received_at` (`time.monotonic()`, for the gateway latency; None: not timed)."""
-        if received_at is not None and self._pulled_silence and not self._playout.queued_ms:
+        idle = self._pulled_silence and not self._playout.queued_ms
+        if received_at is not None and idle:
             # Nothing ahead of it: the wait until its first packet leaves is the gateway's own.
             self._pending_received_at = received_at
         self._playout.enqueue(pcm, item_id)
+        if idle:
+            self._start_sooner()
+
+    def _start_sooner(self) -> None:
+        """Agent audio came while the packet encoded for the next tick is silence: encode the
+        audio in its place, so it leaves a tick sooner (20 ms less outbound latency). Only where
+        that packet is one frame of `_silent_packet`: then nothing else was made of the frame."""
+        if (
+            self._ready is not None
+            and self._ready is self._silent_packet
+            and self._packet_bytes == self._codec_frame
+        ):
+            self._ready = None
+            self._pull_frame()
 
     def flush(self) -> int:
         """Drop queued agent audio; ms of the current item already sent."""
@@ -298,7 +316,9 @@ class MediaStream:
         if frame is not None and self._pending_received_at is not None:
             self._pulled_received_at, self._pending_received_at = self._pending_received_at, None
         pcm = frame.pcm if frame is not None else self._silence
-        self._tap_agent = pcm
+        if frame is not None or not self._tap_agent:
+            # A frame of silence while one is waiting: the tap catches up with the wire.
+            self._tap_agent.append(pcm)
         self._ready_marker |= frame is not None and frame.marker
         if frame is None and self._silent_packet is not None:
             self._ready = self._silent_packet
@@ -343,10 +363,11 @@ class MediaStream:
         if not self._pulled_ahead and self._sending_audio(now):
             self._pull_frame()
             self._pulled_ahead = True
+        agent = self._tap_agent.popleft() if self._tap_agent else self._silence
         if self.tap is not None:
             # One pair per tick keeps both directions on the media clock's timeline.
-            self.tap(self._tap_caller or self._silence, self._tap_agent or self._silence)
-        self._tap_caller = self._tap_agent = None
+            self.tap(self._tap_caller or self._silence, agent)
+        self._tap_caller = None
 
     def _check_timeout(self, now: float) -> None:
         last = self.session.last_received_at

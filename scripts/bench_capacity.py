@@ -36,11 +36,9 @@ import argparse
 import json
 import os
 import platform
-import re
 import resource
 import select
 import shlex
-import signal
 import socket
 import struct
 import subprocess
@@ -48,7 +46,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -57,6 +54,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scripts.bench_agent import SPEAKER_API_KEY, Speaker, bursts_pcap, histogram_quantile, scrape  # noqa: E402
 from tests.e2e.harness import (  # noqa: E402
     HOST,
     EchoServer,
@@ -71,8 +69,6 @@ from tests.e2e.load import (  # noqa: E402
     tree_cpu_seconds,
     tree_rss_mb,
 )
-from tests.e2e.media import read_wav, synthesize  # noqa: E402
-from tests.e2e.rtp_tools import build_pcap  # noqa: E402
 
 FRAME_MS = 20.0
 PACKETS_PER_S = 1000.0 / FRAME_MS
@@ -89,11 +85,6 @@ AUDIBLE_BYTES = 20
 AUDIO_CHECKS = 6
 """Looks at each caller's socket, 0.3 s apart, before a call counts as hearing nothing."""
 AGENT = "tests.e2e.agents:assistant"
-SPEAKER = ROOT / "scripts" / "realtime_speaker.py"
-SPEAKER_API_KEY = "test"
-BURST_S, QUIET_S = 1.5, 5.5
-"""Agent mode's caller: this much speech, then this much silence, over and over."""
-LATENCY_METRIC = "voicegw_gateway_latency_seconds"
 
 
 @dataclass
@@ -259,90 +250,6 @@ def _drain(sock: socket.socket) -> list[bytes]:
             return packets
 
 
-# --- the agent mode's parts -------------------------------------------------------------------
-
-
-def bursts_pcap(workdir: Path, seconds: float) -> Path:
-    """A PCMU pcap of a caller who talks now and then: `BURST_S` of speech, `QUIET_S` of silence."""
-    rate = 8000
-    sentence = read_wav(synthesize(workdir / "bursts.wav", rate=rate))[0]
-    burst = np.concatenate([sentence[: int(BURST_S * rate)], np.zeros(int(QUIET_S * rate), np.int16)])
-    pcm = np.tile(burst, int(np.ceil(seconds / (BURST_S + QUIET_S))))[: int(seconds * rate)]
-    path = workdir / "bursts"
-    path.mkdir()
-    return build_pcap(path / "audio.pcap", "PCMU", pcm).path
-
-
-class Speaker:
-    """scripts/realtime_speaker.py in its own process."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.ready = workdir / "speaker-ready.json"
-        self.stats_path = workdir / "speaker-stats.json"
-        self.log = (workdir / "speaker.log").open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, str(SPEAKER), "--ready-file", str(self.ready), "--stats-file",
-             str(self.stats_path)],
-            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        deadline = time.monotonic() + 20
-        while not self.ready.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"realtime_speaker did not start: see {workdir / 'speaker.log'}")
-            time.sleep(0.05)
-        time.sleep(0.05)  # the file is written whole, but give the writer its close
-        self.port = int(json.loads(self.ready.read_text())["port"])
-
-    @property
-    def base_url(self) -> str:
-        return f"ws://{HOST}:{self.port}/v1"
-
-    def stop(self) -> dict[str, float]:
-        """SIGTERM; its counters."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return json.loads(self.stats_path.read_text()) if self.stats_path.exists() else {}
-
-
-def scrape(port: int) -> dict[str, float]:
-    """voicegw's /metrics as {sample name with labels: value}."""
-    with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            samples[name] = float(value)
-    return samples
-
-
-def histogram_quantile(start: dict[str, float], end: dict[str, float], labels: str, q: float) -> float:
-    """Prometheus' histogram_quantile over the samples added between two scrapes, in ms."""
-    pattern = re.compile(rf'^{LATENCY_METRIC}_bucket\{{{labels},le="([^"]+)"\}}$')
-    buckets = sorted(
-        (float(m.group(1)), end[name] - start.get(name, 0.0)) for name in end if (m := pattern.match(name))
-    )
-    if not buckets or buckets[-1][1] <= 0:
-        return 0.0
-    rank = q * buckets[-1][1]
-    lower_bound, lower_count = 0.0, 0.0
-    for bound, count in buckets:
-        if count >= rank:
-            if bound == float("inf"):
-                return round(lower_bound * 1000, 2)
-            share = (rank - lower_count) / (count - lower_count) if count > lower_count else 1.0
-            return round((lower_bound + (bound - lower_bound) * share) * 1000, 2)
-        lower_bound, lower_count = bound, count
-    return 0.0
-
-
 # --- one run ----------------------------------------------------------------------------------
 
 
@@ -389,11 +296,16 @@ def run_one(
             result.notes.append(f"steady window only {window_end - window_start:.1f} s: raise --duration")
         time.sleep(max(0.0, window_start - time.time()))
         metrics_start = scrape(http) if http else {}
+        speaker_start = speaker.counters() if speaker else {}
         cpu_start, wall_start = tree_cpu_seconds(server.proc.pid), time.monotonic()
         time.sleep(max(1.0, window_end - time.time()))
         cpu_used, wall = tree_cpu_seconds(server.proc.pid) - cpu_start, time.monotonic() - wall_start
         result.rss_mb = round(tree_rss_mb(server.proc.pid), 1)
         metrics_end = scrape(http) if http else {}
+        if speaker is not None:
+            speaker_end = speaker.counters()
+            result.barge_ins_caller = int(speaker_end["barge_ins"] - speaker_start["barge_ins"])
+            result.truncations = int(speaker_end["truncations"] - speaker_start["truncations"])
         result.calls_audible = sinks.audible_calls()
         _, err = sipp.communicate(timeout=args.duration * 2 + 90)
         if sipp.returncode not in (0, 1):
@@ -409,9 +321,7 @@ def run_one(
         if server is not None and not server.stop():
             result.notes.append(f"server did not exit cleanly on SIGTERM (rc={server.proc.returncode})")
         if speaker is not None:
-            stats = speaker.stop()
-            result.barge_ins_caller = int(stats.get("barge_ins", 0))
-            result.truncations = int(stats.get("truncations", 0))
+            speaker.stop()
     result.calls_ok, result.calls_failed = sipp_counts(run_dir)
     setup = sipp_response_times_ms(run_dir)
     if setup:
@@ -542,7 +452,7 @@ def markdown(results: list[Result], args: argparse.Namespace) -> str:
     ]
     for r in results:
         agent = r.mode == "agent"
-        x = ratio.get((r.mode, r.calls))
+        x = ratio.get((r.mode, r.calls)) if r.target == "voicegw" else None
         lines.append(
             f"| {r.mode} | {r.target} | {r.event_loop} | {r.calls} | {r.calls_ok} | {r.calls_audible} "
             f"| {r.cpu_percent} | {r.cpu_per_call:.3f} | {f'{x:.2f}' if x else '-'} | {r.rss_mb} "

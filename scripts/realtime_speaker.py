@@ -14,7 +14,8 @@ or played, it does what OpenAI's server VAD does with ``interrupt_response``: it
     .venv/bin/python scripts/realtime_speaker.py --port 0 --ready-file /tmp/speaker.json
 
 It writes ``{"port": N}`` to `--ready-file` once listening, and its counters (connections,
-answers, barge-ins, truncations received, caller audio) as JSON to `--stats-file` at SIGTERM.
+answers, barge-ins, truncations received, caller audio) as JSON to `--stats-file` at SIGUSR1
+and at SIGTERM.
 The API key it wants is ``Bearer test``.
 """
 
@@ -291,6 +292,7 @@ class Speaker:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGUSR1, self.write_stats)
         async with serve(
             self.handle, "127.0.0.1", self.args.port, process_request=self.check, max_size=2**20
         ) as server:
@@ -299,8 +301,14 @@ class Speaker:
                 self.args.ready_file.write_text(json.dumps({"port": port}))
             print(f"realtime_speaker: listening on ws://127.0.0.1:{port}/v1", flush=True)
             await stop.wait()
+        self.write_stats()
+
+    def write_stats(self) -> None:
         if self.args.stats_file:
-            self.args.stats_file.write_text(json.dumps(asdict(self.stats)))
+            # Whole or not at all: the benchmark may read it at any moment.
+            partial = self.args.stats_file.with_suffix(".partial")
+            partial.write_text(json.dumps(asdict(self.stats)))
+            partial.replace(self.args.stats_file)
 
 
 def main() -> None:
@@ -311,7 +319,7 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=1.0, help="at most this many quiet seconds")
     parser.add_argument("--answer-ms", type=int, default=3000, help="audio per answer")
     parser.add_argument("--ready-file", type=Path, help='written {"port": N} once listening')
-    parser.add_argument("--stats-file", type=Path, help="counters as JSON, written at SIGTERM")
+    parser.add_argument("--stats-file", type=Path, help="counters as JSON, written at SIGUSR1 and SIGTERM")
     run(Speaker(parser.parse_args()).serve())
 
 

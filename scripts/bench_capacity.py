@@ -82,7 +82,7 @@ PORT_RANGE = (32000, 60000)  # above voicegw's default RTP range (20000-30000)
 SILENT_ULAW = 0xFF
 AUDIBLE_BYTES = 20
 """A PCMU payload with this many bytes off silence carries sound (speech, the agent's tone)."""
-AUDIO_CHECKS = 6
+AUDIO_CHECK_S = 0.5
 """Looks at each caller's socket, 0.3 s apart, before a call counts as hearing nothing."""
 AGENT = "tests.e2e.agents:assistant"
 
@@ -155,6 +155,8 @@ class CallerSinks:
         self.arrivals: dict[int, list[float]] = {s.fileno(): [] for s in self.sampled}
         self.heard: set[int] = set()
         """Sampled sockets that received sound."""
+        self.unheard = len(self.socks) - len(self.sampled)
+        """Other sockets that have not received sound yet."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -188,7 +190,12 @@ class CallerSinks:
         for sock in self.socks[len(self.sampled) :]:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SINK_RCVBUF)
             sock.setblocking(False)
+        unheard, next_check = self.socks[len(self.sampled) :], time.monotonic()
         while not self._stop.is_set():
+            if time.monotonic() >= next_check:
+                # What the small buffers of the other calls hold: anything audible in it counts.
+                unheard = [s for s in unheard if not any(audible(p) for p in _drain(s))]
+                self.unheard, next_check = len(unheard), time.monotonic() + AUDIO_CHECK_S
             ready, _, _ = select.select(self.sampled, [], [], 0.1)
             for sock in ready:
                 while True:
@@ -206,24 +213,9 @@ class CallerSinks:
                             self.arrivals[sock.fileno()].append(seconds + nanos / 1e9)
 
     def audible_calls(self) -> int:
-        """Calls whose caller heard sound: the sampled ones over the run, the others now (what
-        their small buffers hold is read, then what arrives within 0.3 s, a few times over)."""
-        waiting = self.socks[len(self.sampled) :]
-        heard = len(self.heard)
-        for _ in range(AUDIO_CHECKS):
-            if not waiting:
-                break
-            for sock in waiting:
-                _drain(sock)
-            time.sleep(0.3)
-            still = []
-            for sock in waiting:
-                if any(audible(p) for p in _drain(sock)):
-                    heard += 1
-                else:
-                    still.append(sock)
-            waiting = still
-        return heard
+        """Calls whose caller heard sound so far: the sampled ones read whole, the others by
+        looking at what their small buffers hold every `AUDIO_CHECK_S`."""
+        return len(self.heard) + len(self.socks) - len(self.sampled) - self.unheard
 
     def intervals_ms(self, start: float, end: float) -> np.ndarray:
         """Outbound packet intervals of the sampled calls, arrivals between `start` and `end` (epoch)."""

@@ -100,6 +100,8 @@ class Result:
     """Calls whose caller heard sound from the server: its echo, or the agent."""
     cpu_percent: float = 0.0
     cpu_per_call: float = 0.0
+    cpu_us_per_packet: float = 0.0
+    """CPU per RTP packet in or out: comparable even when a starved server sent fewer packets."""
     rss_mb: float = 0.0
     packets_in_per_s: float = 0.0
     packets_out_per_s: float = 0.0
@@ -320,6 +322,9 @@ def run_one(
         result.setup_p50_ms = round(float(np.percentile(setup, 50)), 2)
         result.setup_p95_ms = round(float(np.percentile(setup, 95)), 2)
     add_server_counters(result, server.media_stats(), args.duration)
+    if result.packets_in_per_s + result.packets_out_per_s:
+        per_s = result.packets_in_per_s + result.packets_out_per_s
+        result.cpu_us_per_packet = round(result.cpu_percent / 100 / per_s * 1e6, 2)
     add_server_log(result, server)
     return result
 
@@ -395,7 +400,8 @@ def print_result(result: Result) -> None:
     print(
         f"{result.mode:5} {result.target:8} N={result.calls:4} ok={result.calls_ok}/{result.calls} "
         f"audible={result.calls_audible} failed={result.calls_failed} loop={result.event_loop} "
-        f"cpu={result.cpu_percent:6.1f}% ({result.cpu_per_call:.4f}%/call) rss={result.rss_mb} MB "
+        f"cpu={result.cpu_percent:6.1f}% ({result.cpu_per_call:.4f}%/call, "
+        f"{result.cpu_us_per_packet} us/packet) rss={result.rss_mb} MB "
         f"pps in/out={result.packets_in_per_s:.0f}/{result.packets_out_per_s:.0f} "
         f"interval p50/p99/max={result.interval_p50_ms}/{result.interval_p99_ms}/{result.interval_max_ms} ms "
         f"(err p99 {result.interval_error_p99_ms} ms) lost={result.lost} late={result.late} "
@@ -437,17 +443,18 @@ def markdown(results: list[Result], args: argparse.Namespace) -> str:
         "",
         f"Command: `{shlex.join(['.venv/bin/python', 'scripts/bench_capacity.py', *sys.argv[1:]])}`",
         "",
-        "| mode | server | loop | N | calls ok | audible | CPU % (tree) | CPU %/call | × baseline | RSS MB "
-        "| interval p50/p99/max ms | error p99 ms | lost | setup p50/p95 ms | barge-ins caller/voicegw "
-        "| latency in p50/p95 ms | latency out p50/p95 ms |",
-        "|" + "---|" * 17,
+        "| mode | server | loop | N | calls ok | audible | CPU % (tree) | CPU %/call | × baseline "
+        "| µs/packet | RSS MB | interval p50/p99/max ms | error p99 ms | lost | setup p50/p95 ms "
+        "| barge-ins caller/voicegw | latency in p50/p95 ms | latency out p50/p95 ms |",
+        "|" + "---|" * 18,
     ]
     for r in results:
         agent = r.mode == "agent"
         x = ratio.get((r.mode, r.calls)) if r.target == "voicegw" else None
         lines.append(
             f"| {r.mode} | {r.target} | {r.event_loop} | {r.calls} | {r.calls_ok} | {r.calls_audible} "
-            f"| {r.cpu_percent} | {r.cpu_per_call:.3f} | {f'{x:.2f}' if x else '-'} | {r.rss_mb} "
+            f"| {r.cpu_percent} | {r.cpu_per_call:.3f} | {f'{x:.2f}' if x else '-'} | {r.cpu_us_per_packet} "
+            f"| {r.rss_mb} "
             f"| {r.interval_p50_ms}/{r.interval_p99_ms}/{r.interval_max_ms} | {r.interval_error_p99_ms} "
             f"| {r.lost} | {r.setup_p50_ms}/{r.setup_p95_ms} "
             f"| {f'{r.barge_ins_caller}/{r.barge_ins_voicegw}' if agent else '-'} "

@@ -32,7 +32,7 @@ def test_bench_capacity_smoke_in_both_modes(tmp_path: Path) -> None:
     for result in results.values():
         assert result["calls_ok"] == CALLS and result["calls_failed"] == 0, result
         # Every echo is heard; an agent may still be waiting for its model on a busy machine.
-        assert result["calls_audible"] == CALLS if result["mode"] == "echo" else result["calls_audible"] >= 1
+        assert result["calls_audible"] >= (CALLS if result["mode"] == "echo" else 1), result
         assert result["cpu_percent"] > 0 and result["rss_mb"] > 0, result
         assert result["interval_p50_ms"] > 0 and result["setup_p95_ms"] >= result["setup_p50_ms"] >= 0
         # Only the short run's own remark: no missing figure, no unclean server exit.

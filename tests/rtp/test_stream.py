@@ -110,6 +110,20 @@ def test_ptime_40() -> None:
     assert len(wire.frames) >= 50 - 6 and {len(f) for f in wire.frames} == {320}
 
 
+def test_ptime_40_keeps_its_pace_through_silence() -> None:
+    """40 ms packets every other tick, talking or silent (silence is not sent as a 20 ms packet
+    of silence encoded once, nor audio started a tick sooner, as it is at ptime 20)."""
+    a, b = make(B, 1, ptime_ms=40), make(A, 2)
+    a.play(sine(400, 0.3, 8000), "tone")
+    wire = Wire(a, b)
+    wire.run(30)
+    a.play(sine(400, 0.3, 8000), "again")
+    wire.run(30)
+    media = wire.media
+    assert 29 <= len(media) <= 30 and {len(p.payload) for p in media} == {320}
+    assert all((q.timestamp - p.timestamp) % 2**32 == 320 for p, q in itertools.pairwise(media))
+
+
 @pytest.mark.parametrize(("codec", "ptime"), [("PCMU", 30), ("opus", 40)])
 def test_bad_ptime(codec: str, ptime: int) -> None:
     with pytest.raises(

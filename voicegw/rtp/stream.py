@@ -136,9 +136,13 @@ class MediaStream:
         self._tick_samples = FRAME_MS * codec_cls.clock_rate // 1000
         self._silence = bytes(self._agent_frame)
         self._silent_packet: bytes | None = None
-        """A packet of silence encoded once, where that is exact: no resampling in between and a
-        codec without state (G.711). Agent calls send silence most of the time."""
-        if codec_cls.stateless and config.sample_rate == codec_cls.sample_rate:
+        """A packet of silence encoded once, where that is exact: one frame a packet, no resampling
+        in between and a codec without state (G.711). Agent calls send silence most of the time."""
+        if (
+            codec_cls.stateless
+            and config.sample_rate == codec_cls.sample_rate
+            and self._packet_bytes == self._codec_frame
+        ):
             self._silent_packet = self._encoder.encode(bytes(self._packet_bytes))
 
         self._inbound = bytearray()
@@ -254,12 +258,8 @@ class MediaStream:
     def _start_sooner(self) -> None:
         """Agent audio came while the packet encoded for the next tick is silence: encode the
         audio in its place, so it leaves a tick sooner (20 ms less outbound latency). Only where
-        that packet is one frame of `_silent_packet`: then nothing else was made of the frame."""
-        if (
-            self._ready is not None
-            and self._ready is self._silent_packet
-            and self._packet_bytes == self._codec_frame
-        ):
+        that packet is `_silent_packet`: one frame, of which nothing else was made."""
+        if self._ready is not None and self._ready is self._silent_packet:
             self._ready = None
             self._pull_frame()
 

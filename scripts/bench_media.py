@@ -31,6 +31,8 @@ from figures import print_markdown
 
 from voicegw.rtp.clock import MediaClock
 from voicegw.rtp.endpoint import RtpEndpoint
+from voicegw.server.loop import EVENT_LOOP
+from voicegw.server.loop import run as run_loop
 
 HOST = "127.0.0.1"
 PORT_RANGE = (30000, 39999)
@@ -194,10 +196,10 @@ def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     results = []
     for calls in args.calls:
-        r = asyncio.run(run(calls, args.seconds, args.codec, args.payload_type, args.rate))
+        r = run_loop(run(calls, args.seconds, args.codec, args.payload_type, args.rate))
         results.append(r)
         print(
-            f"N={r['calls']:4d} {args.codec} agent {args.rate} Hz:"
+            f"N={r['calls']:4d} {args.codec} agent {args.rate} Hz on {EVENT_LOOP}:"
             f" CPU {r['cpu_pct']:.1f}% ({r['cpu_pct_per_call']:.3f}%/endpoint)"
             f"  pkts in/s {r['pps_in']:.0f}"
             f"  tick lateness p50/p99/max {r['tick_p50_ms']:.2f}/{r['tick_p99_ms']:.2f}/"

@@ -23,6 +23,7 @@ from voicegw.server.config import (
 )
 from voicegw.server.http import HttpStartError
 from voicegw.server.logging import configure_logging
+from voicegw.server.loop import run as run_loop
 from voicegw.server.workers.pool import WorkerStartError
 from voicegw.sip.call import Busy, CallFailed, NoAnswer
 from voicegw.sip.ua import DIAL_TIMEOUT_S, SipStartError
@@ -179,7 +180,7 @@ def call(
         dial = call_out(
             config, uri, account=account, headers=parse_headers(headers), ring_timeout=timeout, amd=options
         )
-        result = asyncio.run(dial)
+        result = run_loop(dial)
     except (ConfigError, SipStartError, ModelUnavailable) as exc:
         click.echo(f"voicegw: {exc}", err=True)
         sys.exit(EXIT_CONFIG)

@@ -128,6 +128,14 @@ async def test_agent_call_metrics_logs_transcript_and_recording(
     assert metric(after, "voicegw_calls_active") == 0
     assert metric(after, "voicegw_calls_total", outcome="answered", status="200") == 1
     assert metric(after, "voicegw_call_setup_seconds_count") == 1
+    # Gateway-added latency, both ways: the caller's audio reached the model's socket, and the
+    # model's answer the caller's (voicegw.contracts.latency).
+    for direction in ("inbound", "outbound"):
+        count = metric(after, "voicegw_gateway_latency_seconds_count", direction=direction)
+        total = metric(after, "voicegw_gateway_latency_seconds_sum", direction=direction)
+        assert count >= 1 and 0 < total / count < 1.0, (direction, count, total)
+    serving = [e for e in voicegw.log_events() if e.get("event") == "serving"]
+    assert serving and serving[0]["event_loop"] == "uvloop", voicegw.output()
     assert 0 < metric(after, "voicegw_call_setup_seconds_sum") < 5
     assert metric(after, "voicegw_turn_latency_seconds_count") == 1
     assert metric(after, "voicegw_sessions_ended_total", reason="caller_hung_up") == 1

@@ -1,8 +1,17 @@
 import pytest
-from aiortc.rtp import RtcpByePacket, RtcpRrPacket, RtcpSdesPacket, RtcpSrPacket
+from aiortc.rtp import RtcpByePacket, RtcpRrPacket, RtcpSdesPacket, RtcpSrPacket, RtpPacket
 
 from tests.rtp.helpers import load
-from voicegw.rtp.packet import RtpParseError, is_rtcp, parse_rtcp, parse_rtp, rtcp_kind
+from voicegw.rtp.packet import (
+    RtpHeader,
+    RtpParseError,
+    is_rtcp,
+    parse_rtcp,
+    parse_rtp,
+    parse_rtp_header,
+    rtcp_kind,
+    serialize_rtp,
+)
 
 
 def test_parse_sipp_pcma() -> None:
@@ -90,3 +99,38 @@ def test_bad_rtcp(data: bytes, message: str) -> None:
     with pytest.raises(RtpParseError) as info:
         parse_rtcp(data)
     assert (info.value.reason, str(info.value)) == ("bad_rtcp", message)
+
+
+@pytest.mark.parametrize("name", ["sipp_pcma.bin", "pjsua2_pcmu.bin"])
+def test_header_fast_path_reads_what_aiortc_reads(name: str) -> None:
+    data = load(name)
+    packet = parse_rtp(data)
+    header = parse_rtp_header(data)
+    assert header == RtpHeader(
+        packet.payload_type, packet.marker, packet.sequence_number, packet.timestamp, packet.ssrc,
+        packet.payload,
+    )  # fmt: skip
+    assert serialize_rtp(*header) == packet.serialize() == data
+
+
+def test_headers_with_csrcs_or_padding_take_the_full_parser() -> None:
+    with_csrc = RtpPacket(payload_type=0, sequence_number=7, timestamp=160, ssrc=5, payload=b"\xff" * 160)
+    with_csrc.csrc = [0x1234]
+    with_padding = RtpPacket(payload_type=8, sequence_number=8, timestamp=320, ssrc=5, payload=b"\xd5" * 160)
+    with_padding.padding_size = 4
+    for packet in (with_csrc, with_padding):
+        header = parse_rtp_header(packet.serialize())
+        assert (header.payload_type, header.sequence_number, header.payload) == (
+            packet.payload_type, packet.sequence_number, packet.payload,
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"\x80" * 11, b"GET / HTTP/1.1\r\n\r\n", b"\x83" + load("sipp_pcma.bin")[1:12]]
+)
+def test_header_fast_path_fails_as_the_full_parser_does(data: bytes) -> None:
+    with pytest.raises(RtpParseError) as full:
+        parse_rtp(data)
+    with pytest.raises(RtpParseError) as fast:
+        parse_rtp_header(data)
+    assert (fast.value.reason, str(fast.value)) == (full.value.reason, str(full.value))

@@ -55,7 +55,7 @@ class Wire:
                     self.b.receive(d.data, A, now, rtcp=d.rtcp)
             for d in self.b.session.datagrams_to_send(now):
                 self.a.receive(d.data, B, now, rtcp=d.rtcp)
-            self.frames += self.b.take_frames()
+            self.frames += [pcm for pcm, _ in self.b.take_frames()]
             self.events += self.b.take_events()
 
     @property
@@ -108,6 +108,20 @@ def test_ptime_40() -> None:
     assert 24 <= len(media) <= 25 and {len(p.payload) for p in media} == {320}
     assert all((q.timestamp - p.timestamp) % 2**32 == 320 for p, q in itertools.pairwise(media))
     assert len(wire.frames) >= 50 - 6 and {len(f) for f in wire.frames} == {320}
+
+
+def test_ptime_40_keeps_its_pace_through_silence() -> None:
+    """40 ms packets every other tick, talking or silent (silence is not sent as a 20 ms packet
+    of silence encoded once, nor audio started a tick sooner, as it is at ptime 20)."""
+    a, b = make(B, 1, ptime_ms=40), make(A, 2)
+    a.play(sine(400, 0.3, 8000), "tone")
+    wire = Wire(a, b)
+    wire.run(30)
+    a.play(sine(400, 0.3, 8000), "again")
+    wire.run(30)
+    media = wire.media
+    assert 29 <= len(media) <= 30 and {len(p.payload) for p in media} == {320}
+    assert all((q.timestamp - p.timestamp) % 2**32 == 320 for p, q in itertools.pairwise(media))
 
 
 @pytest.mark.parametrize(("codec", "ptime"), [("PCMU", 30), ("opus", 40)])
@@ -186,7 +200,7 @@ def test_sipp_30ms_pcma_becomes_steady_20ms_frames() -> None:
             stream.receive(packets[sent], A, sent * 0.03)
             sent += 1
         stream.tick(now)
-        frames += stream.take_frames()
+        frames += [pcm for pcm, _ in stream.take_frames()]
     assert {len(f) for f in frames} == {320}
     assert len(frames) >= 140  # one 20 ms frame per tick once primed
     assert stream.frames_concealed == 0 and stream.stats["lost"] == 0
@@ -209,3 +223,66 @@ def test_tap_gets_one_caller_and_one_agent_frame_per_tick() -> None:
     assert best_correlation(b"".join(wire.frames), caller)[0] > 0.99  # what the consumer got
     assert best_correlation(sine(1000, 0.5, 8000), agent)[0] > 0.95
     assert agent[-5 * 320 :] == bytes(5 * 320)  # the agent's half second is over: silence
+
+
+def test_caller_frames_carry_the_arrival_of_their_packet() -> None:
+    """The start of the gateway's inbound latency: each frame names when its packet arrived."""
+    a, b = make(B, 1), make(A, 2)
+    a.play(sine(300, 1.0, 8000), "tone")
+    timed: list[tuple[bytes, float | None]] = []
+    for tick in range(30):
+        now = tick * TICK
+        a.tick(now)
+        for d in a.session.datagrams_to_send(now):
+            b.receive(d.data, A, now + 0.005, rtcp=d.rtcp)  # each packet arrives 5 ms into its tick
+        b.tick(now + TICK)
+        timed += b.take_frames()
+    assert len(timed) >= 25
+    arrivals = [arrival for _, arrival in timed]
+    assert all(arrival is not None and round(arrival * 1000) % 20 == 5 for arrival in arrivals)
+    # The jitter buffer holds each packet a tick or more: frames leave after their packet came.
+    assert arrivals == sorted(arrivals)
+
+
+def test_only_model_audio_that_waits_for_nothing_is_timed() -> None:
+    """The outbound latency: audio played into an idle stream is stamped on the packet carrying
+    its first frame; audio queued behind other audio is not timed, and neither is silence."""
+    a = make(B, 1)
+    a.tick(0.0)
+    assert a.sent_received_at is None
+    a.play(sine(300, 0.1, 8000), "first", received_at=7.5)
+    a.play(sine(300, 0.1, 8000), "second", received_at=8.5)  # behind "first": playback, not latency
+    stamps = []
+    for tick in range(1, 14):
+        a.tick(tick * TICK)
+        stamps.append(a.sent_received_at)
+        a.sent_received_at = None  # the endpoint takes it once sent
+    # The first frame took the place of the silence encoded for the next tick: it left with it.
+    assert stamps == [7.5] + [None] * 12
+    a.flush()
+    a.play(sine(300, 0.1, 8000), "third", received_at=9.5)
+    a.tick(15 * TICK)
+    assert a.sent_received_at == 9.5
+
+
+def test_audio_into_an_idle_stream_leaves_on_the_next_tick_and_is_tapped_whole() -> None:
+    a = make(B, 1)
+    tapped: list[bytes] = []
+    a.tap = lambda caller, agent: tapped.append(agent)
+    for tick in range(3):
+        a.tick(tick * TICK)
+    a.session.datagrams_to_send(3 * TICK)
+    tone = sine(300, 0.1, 8000)
+    a.play(tone, "answer")
+    for tick in range(3, 12):
+        a.tick(tick * TICK)
+    media = [parse_rtp(d.data) for d in a.session.datagrams_to_send(12 * TICK) if not d.rtcp]
+    encoded = codec_for("PCMU")().encode(tone)
+    # Tick 3 already carries the answer's first frame, with the marker of a talkspurt.
+    assert media[0].payload == encoded[:160] and media[0].marker
+    assert b"".join(p.payload for p in media[:5]) == encoded
+    # The recording's tap saw every frame of it, in order, one per tick, and caught up after.
+    silence = bytes(320)
+    assert len(tapped) == 12 and all(len(frame) == 320 for frame in tapped)
+    assert b"".join(frame for frame in tapped if frame != silence) == tone
+    assert tapped[-1] == tapped[-2] == silence

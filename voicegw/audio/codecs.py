@@ -49,11 +49,15 @@ class Codec(abc.ABC):
     fmtp: ClassVar[str] = ""
     """Default ``a=fmtp`` parameters we offer and answer with."""
 
+    stateless: ClassVar[bool] = False
+    """Encoding a frame depends on that frame alone (G.711): equal PCM gives equal payloads."""
+
     encode_frames: ClassVar[tuple[int, ...] | None] = None
     """Frame counts (of `FRAME_MS`) one `encode` call may take; None: any whole number of samples."""
 
     def __init__(self) -> None:
-        self._last = np.zeros(0, dtype=np.int16)
+        self._last = b""
+        """The last decoded PCM (bytes: made into an array only when a loss needs it)."""
         self._concealed = 0
         """Samples concealed since the last real decode: where the fade-out stands."""
 
@@ -81,7 +85,7 @@ class Codec(abc.ABC):
         """Decode one RTP payload (of any ptime) to mono s16le PCM at `sample_rate`."""
         pcm = self._decode(payload)
         if pcm:
-            self._last = _pcm(pcm)
+            self._last = pcm
         self._concealed = 0
         return pcm
 
@@ -95,11 +99,11 @@ class Codec(abc.ABC):
             raise ValueError(f"{self.name}: cannot conceal {samples} samples")
         start, self._concealed = self._concealed, self._concealed + samples
         fade = self.sample_rate * CONCEAL_FADE_MS // 1000
-        if not len(self._last) or start >= fade:
+        if not self._last or start >= fade:
             return bytes(samples * BYTES_PER_SAMPLE)
         position = np.arange(start, start + samples)
         gain = np.maximum(1.0 - position.astype(np.float32) / fade, 0.0)
-        repeated = np.take(self._last, position, mode="wrap")
+        repeated = np.take(_pcm(self._last), position, mode="wrap")
         return (repeated * gain).astype("<i2").tobytes()
 
 
@@ -147,19 +151,24 @@ def _alaw_decode_table() -> np.ndarray:
     return np.where(a & 0x80, t, -t).astype(np.int16)
 
 
+def _by_bit_pattern(table: np.ndarray) -> np.ndarray:
+    """An encode table (indexed from -32768) re-indexed by the sample's 16 bits read unsigned:
+    a frame's bytes then index it as they are, with no conversion per frame."""
+    return np.roll(table, -32768)
+
+
 class _G711(Codec):
+    stateless = True
     clock_rate = 8000
     sample_rate = 8000
     _encode_table: ClassVar[np.ndarray]
     _decode_table: ClassVar[np.ndarray]
 
     def _encode(self, pcm: bytes) -> bytes:
-        # Index by the sample's unsigned bit pattern shifted into 0..65535 (the table starts at -32768).
-        index = _pcm(pcm).astype(np.int32) + 32768
-        return self._encode_table[index].tobytes()
+        return self._encode_table.take(np.frombuffer(pcm, dtype="<u2")).tobytes()
 
     def _decode(self, payload: bytes) -> bytes:
-        return self._decode_table[np.frombuffer(payload, dtype=np.uint8)].astype("<i2").tobytes()
+        return self._decode_table.take(np.frombuffer(payload, dtype=np.uint8)).tobytes()
 
 
 class PCMU(_G711):
@@ -167,8 +176,8 @@ class PCMU(_G711):
 
     name = "PCMU"
     payload_type = 0
-    _encode_table = _ulaw_encode_table()
-    _decode_table = _ulaw_decode_table()
+    _encode_table = _by_bit_pattern(_ulaw_encode_table())
+    _decode_table = _ulaw_decode_table().astype("<i2")
 
 
 class PCMA(_G711):
@@ -176,8 +185,8 @@ class PCMA(_G711):
 
     name = "PCMA"
     payload_type = 8
-    _encode_table = _alaw_encode_table()
-    _decode_table = _alaw_decode_table()
+    _encode_table = _by_bit_pattern(_alaw_encode_table())
+    _decode_table = _alaw_decode_table().astype("<i2")
 
 
 # --- PyAV codecs ----------------------------------------------------------------------------

@@ -78,16 +78,24 @@ class JitterBuffer:
         self._tick = clock_rate * frame_ms // 1000
         self.stats = JitterStats(depth_ms=min_delay_ms)
         self._ssrc: int | None = None
+        self.last_arrival = 0.0
+        """The `arrival` of the newest packet `pop` handed out."""
         self._jitter = InterarrivalJitter(clock_rate)
         self._restart()
 
     def _restart(self) -> None:
-        self._packets: dict[int, tuple[int, bytes]] = {}
-        """Extended sequence number -> (extended timestamp, payload)."""
-        self._played: deque[int] = deque(maxlen=REMEMBERED_SEQS)
+        self._packets: dict[int, tuple[int, bytes, float]] = {}
+        """Extended sequence number -> (extended timestamp, payload, arrival)."""
+        self._played: deque[int] = deque()
+        self._played_set: set[int] = set()
+        """The same `REMEMBERED_SEQS` numbers: the deque says which to forget, the set is asked
+        on every arrival (a scan of the deque cost more than the rest of `push`)."""
         self._highest_seq: int | None = None
         self._last_ts: int | None = None
         """Timestamp of the highest sequence number: the reference for unwrapping."""
+        self._newest_ts = 0
+        """The highest timestamp queued: packets leave oldest first, so while any is queued this
+        one is (kept here rather than found by a scan every tick)."""
         self._jitter.new_timeline()
         self._play_ts: int | None = None
         self._covered_until = 0
@@ -117,7 +125,7 @@ class JitterBuffer:
         ext_seq = seq if self._highest_seq is None else unwrap(seq, self._highest_seq, SEQ_MODULUS)
         ext_ts = timestamp if self._last_ts is None else unwrap(timestamp, self._last_ts, TS_MODULUS)
 
-        if ext_seq in self._packets or ext_seq in self._played:
+        if ext_seq in self._packets or ext_seq in self._played_set:
             self.stats.duplicates += 1
             return
         if self._play_ts is not None and abs(ext_ts - self._play_ts) > RESYNC_S * self.clock_rate:
@@ -146,7 +154,8 @@ class JitterBuffer:
                     self._packet_samples = step
             self._highest_seq = ext_seq
             self._last_ts = ext_ts
-        self._packets[ext_seq] = (ext_ts, payload)
+        self._packets[ext_seq] = (ext_ts, payload, arrival)
+        self._newest_ts = max(self._newest_ts, ext_ts) if len(self._packets) > 1 else ext_ts
         self._arrived = True
 
         if self._play_ts is None:
@@ -180,7 +189,7 @@ class JitterBuffer:
         if self._adapt():
             return None
         window_end = self._play_ts + self._tick
-        due = sorted((ts, seq) for seq, (ts, _) in self._packets.items() if ts < window_end)
+        due = sorted((ts, seq) for seq, (ts, _, _) in self._packets.items() if ts < window_end)
         result: bytes | Lost | None
         if due:
             result = b"".join(self._take(seq) for _, seq in due)
@@ -192,7 +201,7 @@ class JitterBuffer:
             # A gap with later packets waiting: conceal up to the next packet when it starts
             # within the next tick, so a lost 30 ms packet is concealed as 30 ms, not 20.
             self.stats.lost += 1
-            following = min(ts for ts, _ in self._packets.values())
+            following = min(ts for ts, _, _ in self._packets.values())
             window_end = following if following < window_end + self._tick else window_end
             result = self._conceal_until(window_end)
         else:
@@ -213,7 +222,11 @@ class JitterBuffer:
 
     def _take(self, seq: int) -> bytes:
         self._played.append(seq)
-        return self._packets.pop(seq)[1]
+        self._played_set.add(seq)
+        if len(self._played) > REMEMBERED_SEQS:
+            self._played_set.discard(self._played.popleft())
+        _, payload, self.last_arrival = self._packets.pop(seq)
+        return payload
 
     def _adapt(self) -> bool:
         """Grow or shrink toward the target depth; True when this tick is spent stalling."""
@@ -221,8 +234,7 @@ class JitterBuffer:
         if not self._packets:
             self._deep_ticks = 0
             return False
-        newest = max(ts for ts, _ in self._packets.values())
-        depth_ms = (newest + self._packet_samples - self._play_ts) * 1000 // self.clock_rate
+        depth_ms = (self._newest_ts + self._packet_samples - self._play_ts) * 1000 // self.clock_rate
         target = self._target_ms()
         if depth_ms > target + 2 * self.frame_ms:
             self._deep_ticks += 1
@@ -230,7 +242,7 @@ class JitterBuffer:
                 # Skip one tick of audio: latency comes back down once the jitter has calmed.
                 self._deep_ticks = 0
                 skipped_end = self._play_ts + self._tick
-                for seq in [s for s, (ts, _) in self._packets.items() if ts < skipped_end]:
+                for seq in [s for s, (ts, _, _) in self._packets.items() if ts < skipped_end]:
                     self._take(seq)
                 self._play_ts = skipped_end
                 self._covered_until = max(self._covered_until, skipped_end)

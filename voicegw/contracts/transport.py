@@ -33,6 +33,10 @@ class AudioFrame:
     concealed: bool = False
     """True when the frame was synthesized by packet-loss concealment, not received."""
 
+    received_at: float | None = None
+    """When its newest network packet arrived (`time.monotonic()`), where the transport knows:
+    the start of the gateway's inbound latency (`voicegw.contracts.latency`)."""
+
     @property
     def duration_ms(self) -> int:
         return len(self.pcm) * 1000 // (BYTES_PER_SAMPLE * self.sample_rate)

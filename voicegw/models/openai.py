@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import os
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,10 +30,12 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from voicegw.contracts.latency import GATEWAY_LATENCY, Direction, caller_audio_received, model_audio_received
 from voicegw.contracts.model import (
     CancelResponse,
     CommitAudio,
     CreateResponse,
+    ModelAudio,
     ModelConnectionStatus,
     ModelError,
     ModelUnavailable,
@@ -288,6 +291,8 @@ class OpenAIRealtimeModel(RealtimeModel):
                         raise
                     self._dropped_audio_ms += len(pcm) * 500 / self._sample_rate
                     return
+                if (received_at := caller_audio_received.get()) is not None:
+                    GATEWAY_LATENCY[Direction.INBOUND].since(received_at)
                 if command.commit:
                     await self._send(commit_audio_event())
             case CommitAudio():
@@ -346,6 +351,9 @@ class OpenAIRealtimeModel(RealtimeModel):
                 self.url,
                 additional_headers=self._headers,
                 max_size=None,  # audio deltas of a long answer can be large
+                # Base64 audio hardly compresses: deflating 50 appends a second per call cost more
+                # CPU than anything else on the agent path (py-spy, scripts/bench_capacity.py).
+                compression=None,
                 open_timeout=self._connect_timeout if timeout is None else timeout,
             )
         except InvalidStatus as exc:
@@ -411,6 +419,7 @@ class OpenAIRealtimeModel(RealtimeModel):
             await self._emit(ModelError(str(exc), code="protocol_error"))
             return
         now = asyncio.get_running_loop().time()
+        received_at = time.monotonic()
         for event in events:
             if isinstance(event, ModelError) and event.code == SESSION_EXPIRED:
                 # Not the listeners' concern: the close that follows opens the next session.
@@ -422,7 +431,15 @@ class OpenAIRealtimeModel(RealtimeModel):
                 self._fatal_message = event.message
             self._mirror.on_event(event)
             self._quiet.on_event(event, now)
-            await self._emit(event)
+            if isinstance(event, ModelAudio):
+                # The session plays it within this delivery: the transport times it from here.
+                token = model_audio_received.set(received_at)
+                try:
+                    await self._emit(event)
+                finally:
+                    model_audio_received.reset(token)
+            else:
+                await self._emit(event)
         if decoder.session_id is not None and not ready.done():
             ready.set_result(None)
             self._session_began()

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from voicegw.contracts.latency import caller_audio_received
 from voicegw.contracts.model import CommitAudio, CreateResponse, RealtimeModelCommand, SendAudio
 from voicegw.contracts.transport import (
     AnsweringMachineDetected,
@@ -83,6 +84,8 @@ class CallerSide:
         assert self._transport is not None
         try:
             async for frame in self._transport.frames():
+                # The model's send times the frame from its arrival (voicegw.contracts.latency).
+                caller_audio_received.set(frame.received_at)
                 await self._caller_audio(frame.pcm)
         except Exception as exc:
             self._emit_error(exc, f"the transport failed: {exc}")

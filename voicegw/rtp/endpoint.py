@@ -20,12 +20,13 @@ from typing import Any, Final
 
 import structlog
 
+from voicegw.contracts.latency import GATEWAY_LATENCY, Direction
 from voicegw.rtp.clock import MediaClock
 from voicegw.rtp.events import Address, EndpointEvent
 from voicegw.rtp.ports import PortAllocator, allocator_for, disconnect_udp
 from voicegw.rtp.session import RTCP_INTERVAL_S, Datagram
 from voicegw.rtp.srtp import SrtpKeys
-from voicegw.rtp.stream import MediaStream, MediaTap, StreamConfig
+from voicegw.rtp.stream import MediaStream, MediaTap, StreamConfig, TimedFrame
 
 FRAME_QUEUE_FRAMES = 50
 """Caller frames held for a slow consumer (one second); older ones are dropped first."""
@@ -96,7 +97,7 @@ class RtpEndpoint:
         self._rtcp: asyncio.DatagramTransport | None = None
         self._protocols: list[_DatagramProtocol] = []
         self._stream: MediaStream | None = None
-        self._frames: asyncio.Queue[bytes | _End] = asyncio.Queue(maxsize=FRAME_QUEUE_FRAMES)
+        self._frames: asyncio.Queue[TimedFrame | _End] = asyncio.Queue(maxsize=FRAME_QUEUE_FRAMES)
         self._events: asyncio.Queue[EndpointEvent | _End] = asyncio.Queue()
         self._dtmf_waiters: list[asyncio.Future[None]] = []
         self._failure: BaseException | None = None
@@ -230,9 +231,10 @@ class RtpEndpoint:
         """Stop sending (and stop expecting media) while held."""
         self._started().set_hold(held, self._connected_loop().time())
 
-    def play(self, pcm: bytes, item_id: str) -> None:
-        """Queue agent audio (mono s16le at the `sample_rate` given to `start`)."""
-        self._started().play(pcm, item_id)
+    def play(self, pcm: bytes, item_id: str, received_at: float | None = None) -> None:
+        """Queue agent audio (mono s16le at the `sample_rate` given to `start`), received from the
+        model at `received_at` (`time.monotonic()`: timed as gateway latency when given)."""
+        self._started().play(pcm, item_id, received_at)
 
     def flush(self) -> int:
         """Drop all queued agent audio; return ms of the current item already sent."""
@@ -268,7 +270,9 @@ class RtpEndpoint:
         if stream is None:
             self.datagrams_before_start += 1
             return
-        now = self._connected_loop().time()
+        # The monotonic clock asyncio's loop.time() reads too (uvloop's at 1 ms resolution): the
+        # arrival also starts the gateway's inbound latency (voicegw.contracts.latency).
+        now = time.monotonic()
         match stream.session.screen(data, addr, now, rtcp=rtcp):
             case "own" if len(self._inbox) < INBOX_LIMIT:
                 self._inbox.append((data, addr, rtcp, now))
@@ -305,6 +309,9 @@ class RtpEndpoint:
     def _send_phase(self, stream: MediaStream, now: float) -> None:
         stream.tick_send(now)
         self._send(stream.session.datagrams_to_send(now))
+        if stream.sent_received_at is not None:
+            GATEWAY_LATENCY[Direction.OUTBOUND].since(stream.sent_received_at)
+            stream.sent_received_at = None
         if self._dtmf_waiters and not stream.session.sending_dtmf(now):
             waiters, self._dtmf_waiters = self._dtmf_waiters, []
             for waiter in waiters:
@@ -347,7 +354,7 @@ class RtpEndpoint:
                 continue
             self._pinned[index] = peer
 
-    def _put_frame(self, frame: bytes | _End) -> None:
+    def _put_frame(self, frame: TimedFrame | _End) -> None:
         if self._frames.full():
             # The consumer fell behind: old audio is worth less than new audio.
             self._frames.get_nowait()
@@ -375,6 +382,12 @@ class RtpEndpoint:
 
     async def frames(self) -> AsyncIterator[bytes]:
         """Caller audio: 20 ms mono s16le frames at the agent rate; ends at close."""
+        async for pcm, _ in self.timed_frames():
+            yield pcm
+
+    async def timed_frames(self) -> AsyncIterator[TimedFrame]:
+        """`frames`, each with the arrival (`time.monotonic()`) of its newest packet, None when
+        the frame was concealed."""
         while not isinstance(frame := await self._frames.get(), _End):
             yield frame
         self._raise_failure()

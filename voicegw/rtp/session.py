@@ -40,7 +40,6 @@ from aiortc.rtp import (
     RtcpSdesPacket,
     RtcpSourceInfo,
     RtcpSrPacket,
-    RtpPacket,
 )
 
 from voicegw.audio.timing import SEQ_MODULUS as SEQ_MOD
@@ -55,7 +54,16 @@ from voicegw.rtp.events import (
     RtcpReceived,
     SessionEvent,
 )
-from voicegw.rtp.packet import RtpParseError, check_version, is_rtcp, parse_rtcp, parse_rtp, rtcp_kind
+from voicegw.rtp.packet import (
+    RtpHeader,
+    RtpParseError,
+    check_version,
+    is_rtcp,
+    parse_rtcp,
+    parse_rtp_header,
+    rtcp_kind,
+    serialize_rtp,
+)
 from voicegw.rtp.srtp import SrtpAuthError, SrtpContext, SrtpKeys
 from voicegw.rtp.stats import ReceiverStatistics, SenderStatistics
 
@@ -263,7 +271,7 @@ class RtpSession:
                 # Authenticate before anything reads the header: a forged packet moves nothing.
                 check_version(data)
                 data = self._unprotect(self.srtp.unprotect, data)
-            packet = parse_rtp(data)
+            packet = parse_rtp_header(data)
             self._receive_rtp(packet, addr, now)
         except RtpParseError as exc:
             self._bad(exc.reason, addr, str(exc))
@@ -281,7 +289,7 @@ class RtpSession:
             raise ValueError("SRTP was not negotiated: nothing to re-key")
         self.srtp.rekey_inbound(remote_key)
 
-    def _receive_rtp(self, packet: RtpPacket, addr: Address, now: float) -> None:
+    def _receive_rtp(self, packet: RtpHeader, addr: Address, now: float) -> None:
         pt = packet.payload_type
         is_dtmf = pt == self._config.telephone_event_pt
         if pt != self._config.payload_type and not is_dtmf:
@@ -296,17 +304,8 @@ class RtpSession:
         if event is not None:
             self._events.extend(self._detector.feed(event, packet.timestamp, now))
             return
-        self._events.append(
-            MediaReceived(
-                payload=packet.payload,
-                sequence_number=packet.sequence_number,
-                timestamp=packet.timestamp,
-                payload_type=pt,
-                ssrc=packet.ssrc,
-                marker=bool(packet.marker),
-                arrival=now,
-            )
-        )
+        seq, timestamp, marker = packet.sequence_number, packet.timestamp, bool(packet.marker)
+        self._events.append(MediaReceived(packet.payload, seq, timestamp, pt, packet.ssrc, marker, now))
 
     def _admit(self, ssrc: int, seq: int, addr: Address, now: float) -> None:
         """Take a valid packet's source, latching on it if the rules allow (module docstring);
@@ -436,18 +435,10 @@ class RtpSession:
     def _queue_rtp(self, pt: int, payload: bytes, timestamp: int, *, marker: bool, now: float) -> None:
         if self.remote is None or self.closed:
             return
-        packet = RtpPacket(
-            payload_type=pt,
-            marker=int(marker),
-            sequence_number=self._next_seq,
-            timestamp=timestamp,
-            ssrc=self.ssrc,
-            payload=payload,
-        )
+        data = serialize_rtp(pt, marker, self._next_seq, timestamp, self.ssrc, payload)
         self._next_seq = (self._next_seq + 1) % SEQ_MOD
         self.sender.add(timestamp, len(payload), now)
         self._sent_since_report = True
-        data = packet.serialize()
         if self.srtp is not None:
             data = self.srtp.protect(data)
         self._outbox.append(Datagram(data, self.remote, rtcp=False))

@@ -11,6 +11,7 @@ replaces audio while it plays; hold stops sending.
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -39,6 +40,10 @@ log = structlog.get_logger(__name__)
 
 MAX_INBOUND_BACKLOG_FRAMES = 5
 """Decoded audio beyond this many frames (a peer sending faster than real time) is dropped."""
+
+
+TimedFrame: TypeAlias = tuple[bytes, float | None]
+"""A 20 ms caller frame and the arrival time of its newest packet (None: concealed)."""
 
 
 MediaTap: TypeAlias = Callable[[bytes, bytes], None]
@@ -130,20 +135,40 @@ class MediaStream:
         self._packet_samples = config.ptime_ms * codec_cls.clock_rate // 1000
         self._tick_samples = FRAME_MS * codec_cls.clock_rate // 1000
         self._silence = bytes(self._agent_frame)
+        self._silent_packet: bytes | None = None
+        """A packet of silence encoded once, where that is exact: one frame a packet, no resampling
+        in between and a codec without state (G.711). Agent calls send silence most of the time."""
+        if (
+            codec_cls.stateless
+            and config.sample_rate == codec_cls.sample_rate
+            and self._packet_bytes == self._codec_frame
+        ):
+            self._silent_packet = self._encoder.encode(bytes(self._packet_bytes))
 
         self._inbound = bytearray()
         self._outbound = bytearray()
         self._ready: bytes | None = None
         self._ready_marker = False
         self._pulled_ahead = False
-        self._frames: list[bytes] = []
+        self._frames: list[TimedFrame] = []
+        self._inbound_arrival: float | None = None
+        """When the newest caller packet decoded into `_inbound` arrived (None: concealment)."""
+        self._pending_received_at: float | None = None
+        self._pulled_silence = True
+        """The frame pulled last (into the packet about to leave) was silence: no agent audio ahead."""
+        self._pulled_received_at: float | None = None
+        self.sent_received_at: float | None = None
+        """When the model audio in the packet sent this tick was received, if it is the first
+        audio of a talkspurt (`voicegw.contracts.latency`): the endpoint takes it once sent."""
         self._events: list[EndpointEvent] = []
         self._logged_reasons: set[str] = set()
 
         self.tap: MediaTap | None = None
         """Called once per tick with (caller frame, agent frame), silence where there was none."""
         self._tap_caller: bytes | None = None
-        self._tap_agent: bytes | None = None
+        self._tap_agent: deque[bytes] = deque()
+        """Agent frames pulled and not yet tapped: one a tick, and one more for a while after
+        `play` put audio in place of a packet of silence (`_start_sooner`)."""
 
         self.held = False
         self._timeout_since = now
@@ -192,30 +217,55 @@ class MediaStream:
         if isinstance(item, Lost):
             pcm = self._decoder.conceal(item.samples * self.codec.sample_rate // self.codec.clock_rate)
             self.frames_concealed += 1
+            self._inbound_arrival = None
         elif item is not None:
             pcm = self._decoder.decode(item)
+            self._inbound_arrival = self._jitter.last_arrival
         else:
             pcm = b""
         if pcm:
-            self._inbound += self._to_agent.process(pcm)
+            pcm = self._to_agent.process(pcm)
+            if not self._inbound and len(pcm) == self._agent_frame:
+                self._caller_frame(pcm)  # one packet, one frame: the usual case needs no copying
+                return
+            self._inbound += pcm
         excess = len(self._inbound) - MAX_INBOUND_BACKLOG_FRAMES * self._agent_frame
         if excess > 0:
             del self._inbound[:excess]
             self.inbound_dropped_ms += excess * FRAME_MS // self._agent_frame
         if len(self._inbound) >= self._agent_frame:
-            self._tap_caller = bytes(self._inbound[: self._agent_frame])
-            self._frames.append(self._tap_caller)
+            self._caller_frame(bytes(self._inbound[: self._agent_frame]))
             del self._inbound[: self._agent_frame]
-            self.frames_out += 1
+
+    def _caller_frame(self, pcm: bytes) -> None:
+        self._tap_caller = pcm
+        self._frames.append((pcm, self._inbound_arrival))
+        self.frames_out += 1
 
     # --------------------------------------------------------------- outbound
 
-    def play(self, pcm: bytes, item_id: str) -> None:
-        """Queue agent audio (mono s16le at the agent rate)."""
+    def play(self, pcm: bytes, item_id: str, received_at: float | None = None) -> None:
+        """Queue agent audio (mono s16le at the agent rate), received from the model at
+        `received_at` (`time.monotonic()`, for the gateway latency; None: not timed)."""
+        idle = self._pulled_silence and not self._playout.queued_ms
+        if received_at is not None and idle:
+            # Nothing ahead of it: the wait until its first packet leaves is the gateway's own.
+            self._pending_received_at = received_at
         self._playout.enqueue(pcm, item_id)
+        if idle:
+            self._start_sooner()
+
+    def _start_sooner(self) -> None:
+        """Agent audio came while the packet encoded for the next tick is silence: encode the
+        audio in its place, so it leaves a tick sooner (20 ms less outbound latency). Only where
+        that packet is `_silent_packet`: one frame, of which nothing else was made."""
+        if self._ready is not None and self._ready is self._silent_packet:
+            self._ready = None
+            self._pull_frame()
 
     def flush(self) -> int:
         """Drop queued agent audio; ms of the current item already sent."""
+        self._pending_received_at = None
         return self._playout.flush()
 
     def played_ms(self, item_id: str) -> int:
@@ -251,6 +301,7 @@ class MediaStream:
             self.session.send_media(self._ready, self._packet_samples, marker=self._ready_marker, now=now)
             self._ready = None
             self._ready_marker = False
+            self.sent_received_at, self._pulled_received_at = self._pulled_received_at, None
 
     def _pull_frame(self) -> None:
         """Take one tick of agent audio (or silence) and encode it once a packet is full.
@@ -261,10 +312,22 @@ class MediaStream:
         `played_ms` counting a frame up to 20 ms before it reaches the wire.
         """
         frame = self._playout.next_frame()
+        self._pulled_silence = frame is None
+        if frame is not None and self._pending_received_at is not None:
+            self._pulled_received_at, self._pending_received_at = self._pending_received_at, None
         pcm = frame.pcm if frame is not None else self._silence
-        self._tap_agent = pcm
+        if frame is not None or not self._tap_agent:
+            # A frame of silence while one is waiting: the tap catches up with the wire.
+            self._tap_agent.append(pcm)
         self._ready_marker |= frame is not None and frame.marker
-        self._outbound += self._to_codec.process(pcm)
+        if frame is None and self._silent_packet is not None:
+            self._ready = self._silent_packet
+            return
+        pcm = self._to_codec.process(pcm)
+        if not self._outbound and len(pcm) == self._packet_bytes == self._codec_frame:
+            self._ready = self._encoder.encode(pcm)  # one frame, one packet: no copying
+            return
+        self._outbound += pcm
         if len(self._outbound) < self._codec_frame:
             # The resampler's start-up latency: pad once so a packet still leaves on every tick.
             self._outbound[:0] = bytes(self._codec_frame - len(self._outbound))
@@ -300,10 +363,11 @@ class MediaStream:
         if not self._pulled_ahead and self._sending_audio(now):
             self._pull_frame()
             self._pulled_ahead = True
+        agent = self._tap_agent.popleft() if self._tap_agent else self._silence
         if self.tap is not None:
             # One pair per tick keeps both directions on the media clock's timeline.
-            self.tap(self._tap_caller or self._silence, self._tap_agent or self._silence)
-        self._tap_caller = self._tap_agent = None
+            self.tap(self._tap_caller or self._silence, agent)
+        self._tap_caller = None
 
     def _check_timeout(self, now: float) -> None:
         last = self.session.last_received_at
@@ -315,8 +379,9 @@ class MediaStream:
             self._timeout_fired = True
             self._events.append(MediaTimeout(silence_s=round(silence, 3)))
 
-    def take_frames(self) -> list[bytes]:
-        """Caller frames produced since the last call (20 ms each at the agent rate)."""
+    def take_frames(self) -> list[TimedFrame]:
+        """Caller frames produced since the last call (20 ms each at the agent rate), each with
+        the arrival time of its newest packet (None for concealment)."""
         frames, self._frames = self._frames, []
         return frames
 

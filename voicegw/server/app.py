@@ -24,6 +24,8 @@ from voicegw.server.apology import Apology
 from voicegw.server.call_reports import CallReports
 from voicegw.server.config import DEFAULT_AGENT, ServerConfig, agents_in_main
 from voicegw.server.http import HealthServer
+from voicegw.server.loop import EVENT_LOOP
+from voicegw.server.loop import run as run_loop
 from voicegw.server.metrics import Metrics
 from voicegw.server.model_watch import READY_TIMEOUT_S, Preconnectable, ResponseWatch
 from voicegw.server.observe import CallWatch
@@ -356,6 +358,7 @@ class Server:
             log.info(
                 "serving",
                 mode=self.mode,
+                event_loop=EVENT_LOOP,
                 listen=f"{self.config.sip.host}:{self.config.sip.port}",
                 http=f"{self.config.http[0]}:{self.http.port}" if self.config.http and self.http else None,
                 note=self._mode_note(),
@@ -396,4 +399,4 @@ class Server:
 
 def run(config: ServerConfig) -> None:
     """Serve until a signal says stop."""
-    asyncio.run(Server(config).serve())
+    run_loop(Server(config).serve())

@@ -18,9 +18,10 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from voicegw.contracts.latency import GATEWAY_LATENCY, Direction, LatencyHistogram
 from voicegw.contracts.model import ModelError, ModelResponseDone
 from voicegw.realtime.events import RealtimeAudioInterrupted, RealtimeError, RealtimeRawModelEvent
 from voicegw.realtime.result import RealtimeResult
@@ -119,6 +120,7 @@ class Metrics:
             "exhausted), dropped (queue full or server stopped).",
             ["event", "outcome"], registry=r,
         )  # fmt: skip
+        r.register(_GatewayLatencyCollector(GATEWAY_LATENCY))
         self._rejected: set[str] = set()
 
     def count_refusals(self, refused: Mapping[tuple[str, int], int]) -> None:
@@ -196,6 +198,31 @@ class Metrics:
         for ms in result.timings.turn_latencies_ms:
             self.turn_latency.observe(ms / 1000)
         self.sessions_ended.labels(reason=result.end_reason or "unknown").inc()
+
+
+class _GatewayLatencyCollector(Collector):
+    """Reads the process's gateway latency samples (`voicegw.contracts.latency`) at each scrape:
+    the media path records them without a lock or a label look-up."""
+
+    def __init__(self, histograms: Mapping[Direction, LatencyHistogram]) -> None:
+        self.histograms = histograms
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(
+            "voicegw_gateway_latency_seconds",
+            "Time audio spends inside voicegw: inbound from a caller's RTP packet arriving to its "
+            "audio sent to the model, outbound from the model's audio received to its first RTP "
+            "packet sent (audio queued behind earlier audio is not timed).",
+            labels=["direction"],
+        )
+        for direction, histogram in self.histograms.items():
+            buckets = [(_le(bound), count) for bound, count in histogram.cumulative()]
+            family.add_metric([direction.value], buckets, histogram.sum)
+        yield family
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(bound)
 
 
 class _RefusalCollector(Collector):

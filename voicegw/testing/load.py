@@ -6,7 +6,9 @@ No pytest here: the scripts import it from a plain interpreter.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,18 +25,6 @@ def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of a process so far (/proc/PID/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
-
-
-def children_cpu_seconds(pid: int) -> float:
-    """CPU time so far of the processes `pid` started and still runs (voicegw's call workers)."""
-    total = 0.0
-    for children in Path(f"/proc/{pid}/task").glob("*/children"):
-        for child in children.read_text().split():
-            try:
-                total += cpu_seconds(int(child))
-            except FileNotFoundError:  # exited meanwhile
-                continue
-    return total
 
 
 def rss_mb(pid: int) -> float:
@@ -74,3 +64,42 @@ def sipp_counts(workdir: Path) -> tuple[int, int]:
             row = dict(zip(header, last, strict=False))
             return int(row.get("SuccessfulCall(C)", 0)), int(row.get("FailedCall(C)", 0))
     return 0, 0
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every process descended from it that is alive now (children, their children...)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue  # it exited meanwhile
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo += children.get(current, [])
+    return tree
+
+
+def _summed(read: Callable[[int], float], pid: int) -> float:
+    total = 0.0
+    for member in process_tree(pid):
+        # A worker may exit between the listing and the read.
+        with contextlib.suppress(OSError):
+            total += read(member)
+    return total
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """`cpu_seconds` summed over the process and its descendants alive now (workers included)."""
+    return _summed(cpu_seconds, pid)
+
+
+def tree_rss_mb(pid: int) -> float:
+    """`rss_mb` summed over the process and its descendants."""
+    return _summed(rss_mb, pid)

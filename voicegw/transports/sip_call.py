@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from voicegw.audio.format import FRAME_MS
+from voicegw.contracts.latency import model_audio_received
 from voicegw.contracts.transport import (
     AudioFrame,
     CallEvent,
@@ -36,8 +37,8 @@ class SipCallTransport:
         self._position_ms = 0
 
     async def frames(self) -> AsyncIterator[AudioFrame]:
-        async for pcm in self._endpoint.frames():
-            yield AudioFrame(pcm, self.sample_rate, self._position_ms)
+        async for pcm, received_at in self._endpoint.timed_frames():
+            yield AudioFrame(pcm, self.sample_rate, self._position_ms, received_at=received_at)
             self._position_ms += FRAME_MS
 
     def events(self) -> AsyncIterator[CallEvent]:
@@ -46,7 +47,7 @@ class SipCallTransport:
     async def play(self, pcm: bytes, *, item_id: str) -> None:
         if self.call.ended:
             raise TransportClosed(f"call {self.call_id} has ended")
-        self._endpoint.play(pcm, item_id)
+        self._endpoint.play(pcm, item_id, model_audio_received.get())
 
     def flush(self) -> int:
         return self._endpoint.flush()

@@ -33,6 +33,7 @@ from voicegw.rtp.srtp import SrtpKeys
 from voicegw.server.app import LocalCalls
 from voicegw.server.config import ServerConfig
 from voicegw.server.logging import configure_logging
+from voicegw.server.loop import run as run_loop
 from voicegw.server.metrics import Metrics
 from voicegw.server.observe import CallWatch
 from voicegw.server.workers import protocol as p
@@ -283,7 +284,7 @@ def main(argv: list[str]) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
     fd, index = int(argv[0]), int(argv[1])
-    return asyncio.run(_serve(socket.socket(fileno=fd), index))
+    return run_loop(_serve(socket.socket(fileno=fd), index))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from voicegw.models.openai_protocol import OpenAIProtocolError, ServerEventDecoder, WireAudio
 from voicegw.rtp.dtmf import TelephoneEvent
-from voicegw.rtp.packet import RtpParseError, parse_rtcp, parse_rtp
+from voicegw.rtp.packet import RtpParseError, parse_rtcp, parse_rtp, parse_rtp_header
 from voicegw.rtp.session import RtpSession, RtpSessionConfig
 from voicegw.sip import sdp
 from voicegw.sip.digest import DigestError, DigestVerifier
@@ -92,8 +92,8 @@ def fuzz_digest(data: bytes) -> None:
 
 
 def fuzz_rtp_packet(data: bytes) -> None:
-    """One datagram as RTP, as RTCP, and its payload as an RFC 4733 event."""
-    for parse in (parse_rtp, parse_rtcp, TelephoneEvent.parse):
+    """One datagram as RTP (both parsers), as RTCP, and its payload as an RFC 4733 event."""
+    for parse in (parse_rtp, parse_rtp_header, parse_rtcp, TelephoneEvent.parse):
         try:
             parse(data)
         except RtpParseError:
@@ -161,7 +161,7 @@ TARGETS: dict[str, ParserTarget] = {
         ParserTarget("sdp", fuzz_sdp, (sdp.SdpError,)),
         ParserTarget("sip_message", fuzz_sip_message, ()),
         ParserTarget("digest", fuzz_digest, (DigestError,)),
-        # RtpParseError is swallowed inside: parse_rtp/parse_rtcp/TelephoneEvent.parse raise nothing else.
+        # RtpParseError is swallowed inside: the RTP, RTCP and RFC 4733 parsers raise nothing else.
         ParserTarget("rtp", fuzz_rtp_packet, (), (TESTS / "rtp" / "data",)),
         # The receive path drops and counts every bad datagram: it raises nothing at all.
         ParserTarget("rtp_session", fuzz_rtp_session, ()),

@@ -11,9 +11,10 @@ from __future__ import annotations
 HEARTBEAT_INTERVAL_S = 1.0
 """How often the server pings a worker (one small datagram each way: nothing at this rate)."""
 UNRESPONSIVE_AFTER_S = 5.0
-"""Silence after which a worker is killed. Long enough that a worker loaded to the point of late
-media (its loop a few hundred milliseconds behind at worst) still answers in time; short enough that
-a caller in dead air hears the BYE within seconds, before hanging up wondering."""
+"""Silence after which a worker is killed. Long enough that a busy loop on a loaded machine is not
+taken for a hung one (media paced in 20 ms frames is unusable long before a ping waits seconds for
+its answer); short enough that a caller in dead air hears the BYE within seconds, before hanging up
+wondering."""
 
 
 class Heartbeat:

@@ -1,4 +1,4 @@
-"""Calls in worker processes: a worker's death ends only its calls, drain and metrics span workers.
+"""Calls in worker processes: a worker's death or hang ends only its calls, drain and metrics span workers.
 
 Raw SIP dialogs (voicegw/testing/raw_sip.py) place the calls, so the test reads the BYE the server sends
 (its Reason header); each call sends a tone as PCMU RTP from a capture socket and counts the echo.
@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from tests.e2e.test_operations import http_get, metric, wait_for
+from voicegw.server.workers.heartbeat import UNRESPONSIVE_AFTER_S
 from voicegw.testing.fake_realtime import FakeRealtimeServer
 from voicegw.testing.harness import EchoServer, free_udp_port, openai_agent_server
 from voicegw.testing.media import PCMU
@@ -33,6 +34,9 @@ ECHO_RMS = 1000
 """A frame louder than this is echoed tone, not the silence a call sends with nothing to play."""
 WORKER_FAILED_REASON = 'Reason: Q.850;cause=41;text="worker failed"'
 RESTART_WAIT_S = 15.0
+BYE_WAIT_S = UNRESPONSIVE_AFTER_S + 20.0
+"""A hung worker is found within the heartbeat's bound; the rest is room for a loaded machine."""
+CAUSES = ("died", "unresponsive")
 
 
 class EchoLeg:
@@ -115,6 +119,16 @@ def _start(tmp_path: Path, http_port: int, extra: str = "") -> EchoServer:
 
 
 def test_a_killed_worker_ends_only_its_calls_and_comes_back(tmp_path: Path) -> None:
+    _fail_one_worker(tmp_path, signal.SIGKILL, "died")
+
+
+def test_a_worker_whose_loop_hangs_is_killed_and_its_calls_end(tmp_path: Path) -> None:
+    # A stopped process is the surest hang: nothing in it runs, it answers no ping, yet it lives.
+    _fail_one_worker(tmp_path, signal.SIGSTOP, "unresponsive")
+
+
+def _fail_one_worker(tmp_path: Path, how: signal.Signals, cause: str) -> None:
+    """Worker 0 gets `how` during four calls: its two calls end with a BYE, the others echo on."""
     http_port = free_udp_port()
     server = _start(tmp_path, http_port)
     legs: list[EchoLeg] = []
@@ -127,19 +141,26 @@ def test_a_killed_worker_ends_only_its_calls_and_comes_back(tmp_path: Path) -> N
         assert len(doomed) == len(survivors) == 2, workers  # least loaded: spread evenly
 
         (old_pid,) = _worker_pids(server, 0)
-        os.kill(old_pid, signal.SIGKILL)
-        killed_at = time.monotonic()
+        os.kill(old_pid, how)
+        failed_at = time.monotonic()
+        _wait_echo(survivors, failed_at)  # the other worker's calls never notice
 
         for leg in doomed:
+            leg.dialog.sock.settimeout(BYE_WAIT_S)
             bye = leg.dialog.until_request("BYE")
             assert WORKER_FAILED_REASON in bye, bye
-        # The other worker's calls never noticed: their echo goes on, with no BYE.
+        # Nor afterwards: their echo goes on, with no BYE.
         time.sleep(1.5)
-        _wait_echo(survivors, killed_at + 1.0)
+        _wait_echo(survivors, time.monotonic() - 1.0)
         ended = {event["call_id"]: event["end_reason"] for event in _events(server, "call_ended")}
         assert ended == {leg.call_id: "worker_failed" for leg in doomed}, server.output()
-        lost = {event["call_id"] for event in _events(server, "call_worker_failed")}
-        assert lost == {leg.call_id for leg in doomed}
+        lost = {event["call_id"]: event["cause"] for event in _events(server, "call_worker_failed")}
+        assert lost == {leg.call_id: cause for leg in doomed}
+        (failure,) = _events(server, f"worker_{cause}")
+        assert failure["level"] == "error" and failure["worker"] == 0 and failure["calls"] == 2
+        if cause == "unresponsive":
+            assert failure["silent_s"] >= UNRESPONSIVE_AFTER_S and failure["exit_status"] == -signal.SIGKILL
+            assert not _events(server, "worker_died")
 
         # The worker is back and takes new calls (the least loaded: it has none).
         wait_for(lambda: len(_worker_pids(server, 0)) == 2, "worker 0 started again", RESTART_WAIT_S)
@@ -152,7 +173,8 @@ def test_a_killed_worker_ends_only_its_calls_and_comes_back(tmp_path: Path) -> N
         for leg in (*survivors, fresh):
             leg.hang_up()
         metrics = http_get(http_port, "/metrics")[1]
-        assert metric(metrics, "voicegw_worker_restarts_total") == 1
+        assert metric(metrics, "voicegw_worker_restarts_total", cause=cause) == 1
+        assert sum(metric(metrics, "voicegw_worker_restarts_total", cause=c) for c in CAUSES) == 1
         assert metric(metrics, "voicegw_workers_up") == 2
         assert metric(metrics, "voicegw_calls_ended_total", reason="worker_failed") == 2
         assert metric(metrics, "voicegw_calls_total", outcome="answered", status="200") == 5

@@ -6,13 +6,16 @@ import array
 import asyncio
 import os
 import socket
+import sys
+import time
 
 from voicegw.contracts.transport import CallInfo
 from voicegw.server.config import ServerConfig
 from voicegw.server.metrics import Metrics
 from voicegw.server.workers import protocol as p
 from voicegw.server.workers.channel import Channel, channel_pair
-from voicegw.server.workers.pool import WorkerMedia, WorkerPool
+from voicegw.server.workers.heartbeat import Heartbeat
+from voicegw.server.workers.pool import Worker, WorkerMedia, WorkerPool
 from voicegw.sip.call import Rejection, SipCall
 
 PORTS = (41000, 41100)
@@ -30,12 +33,20 @@ async def _next(sock: socket.socket) -> p.Message:
     return p.decode(data)
 
 
+async def _stand_in(worker: Worker, heartbeat: Heartbeat | None = None) -> socket.socket:
+    """A sleeping process in the worker's slot; the test speaks for it on the returned socket."""
+    worker.process = await asyncio.create_subprocess_exec(sys.executable, "-c", "import time; time.sleep(60)")
+    worker.heartbeat = heartbeat or Heartbeat(time.monotonic())
+    ours, theirs = channel_pair()
+    theirs.setblocking(False)
+    worker.channel, worker.up = Channel(ours, peer=f"worker-{worker.index}"), True
+    return theirs
+
+
 async def test_a_worker_sending_nonsense_cannot_touch_calls_or_stop_the_server() -> None:
     pool = WorkerPool(ServerConfig(), 1, Metrics())
     worker = pool.workers[0]
-    ours, theirs = channel_pair()
-    theirs.setblocking(False)
-    worker.channel, worker.up = Channel(ours, peer="worker-0"), True
+    theirs = await _stand_in(worker)
     serving = asyncio.create_task(worker.serve())
     hung_up: list[tuple[int, str]] = []
     call = _call(hung_up)
@@ -47,7 +58,7 @@ async def test_a_worker_sending_nonsense_cannot_touch_calls_or_stop_the_server()
         assert isinstance(prepare, p.Prepare) and prepare.call_id == "call-1@test"
         key = prepare.key
         spare = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        nonsense = [
+        nonsense: list[p.Message] = [
             p.HangUp(key, "explode", "no such end reason"),
             p.Refused(key, 200, "a success is no refusal", False),
             p.Ready(key + 1),  # a call it does not hold
@@ -71,13 +82,37 @@ async def test_a_worker_sending_nonsense_cannot_touch_calls_or_stop_the_server()
         theirs.send(p.encode(p.MetricsSnapshot("# a comment only\n")))
         await asyncio.sleep(0.05)
         assert worker.snapshot == "# a comment only\n"
-        assert worker.channel.garbage == 1
+        assert worker.channel is not None and worker.channel.garbage == 1
     finally:
         theirs.close()
         await asyncio.wait_for(serving, 5)  # the worker's end closes the channel: serve returns
         media.finish({})  # as a worker's Finished would
         await media.close()
+        await worker.reap()  # the stand-in does not hear `Stop`
         await pool.stop()
+
+
+async def test_a_worker_that_stops_answering_pings_is_killed() -> None:
+    pool = WorkerPool(ServerConfig(), 1, Metrics())
+    worker = pool.workers[0]
+    theirs = await _stand_in(worker, Heartbeat(time.monotonic(), interval=0.05, timeout=0.5))
+    assert worker.process is not None
+    serving = asyncio.create_task(worker.serve())
+    try:
+        answered = 0
+        while answered < 20:  # a second of answers: it lives
+            ping = await asyncio.wait_for(_next(theirs), 5)
+            assert isinstance(ping, p.Ping)
+            theirs.send(p.encode(p.Pong(ping.seq)))
+            answered += 1
+        assert worker.process.returncode is None and not serving.done()
+        theirs.send(p.encode(p.Pong(10_000)))  # answers no ping: refused, nothing else
+        await asyncio.wait_for(serving, 5)  # silent from now on: killed, and serve ends
+        assert await asyncio.wait_for(worker.process.wait(), 5) == -9
+        assert worker.silent_s is not None and worker.silent_s >= 0.5
+    finally:
+        theirs.close()
+        await worker.reap()
 
 
 async def test_a_call_ringing_on_a_worker_that_dies_is_refused_with_503() -> None:
@@ -91,7 +126,7 @@ async def test_a_call_ringing_on_a_worker_that_dies_is_refused_with_503() -> Non
     call.endpoint = media
     ready = asyncio.create_task(pool.ready(call))
     await asyncio.sleep(0.05)
-    pool._calls_lost(worker)
+    pool._calls_lost(worker, "died")
     refusal = await asyncio.wait_for(ready, 5)
     assert isinstance(refusal, Rejection) and (refusal.status, refusal.retry) == (503, True)
     theirs.close()

@@ -24,6 +24,7 @@ MESSAGES: list[p.Message] = [
     p.TransferStatus(10, 200, "OK"),
     p.Ended(11, "caller_hung_up", "caller hung up"),
     p.SnapshotRequest(),
+    p.Ping(1),
     p.Stop(),
     p.Started(1234),
     p.StartFailed("no model"),
@@ -34,6 +35,7 @@ MESSAGES: list[p.Message] = [
     p.Finished(16, {"packets_in": 50.0, "jitter_ms": 0.25}, {"foreign_ssrc": 3}),
     p.Facts(16, {"agent": "Greeter", "transcript": "/var/lib/voicegw/t.jsonl"}),
     p.MetricsSnapshot("# HELP x y\n"),
+    p.Pong(1),
 ]
 
 

@@ -11,7 +11,9 @@ media counters (`Finished`), which the metrics read as before.
 
 A worker that dies (its control socket reaches end of file) takes only its own calls: each is
 hung up with a Reason header (`EndReason.WORKER_FAILED`), ringing ones are refused with 503, and
-the worker is started again after a back-off.
+the worker is started again after a back-off. A worker whose loop hangs without dying (a handler
+stuck in a blocking call, a stopped process) stops answering the server's pings (`heartbeat.py`):
+it is killed, and its calls go the same way.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from voicegw.server.metrics import Metrics
 from voicegw.server.observe import CallFacts
 from voicegw.server.workers import protocol as p
 from voicegw.server.workers.channel import Channel, ChannelClosed, channel_pair
+from voicegw.server.workers.heartbeat import Heartbeat
 from voicegw.server.workers.metrics_sum import sum_expositions
 from voicegw.sip.call import Rejection, SipCall, spawn_for_call
 from voicegw.sip.media import MediaStart
@@ -172,6 +175,9 @@ class Worker:
         self.snapshot_waiters: list[asyncio.Future[None]] = []
         self.up = False
         self.started_at = 0.0
+        self.heartbeat: Heartbeat | None = None
+        self.silent_s: float | None = None
+        """How long it had not answered when the heartbeat killed it (None: it was not)."""
         self.log = log.bind(worker=index)
 
     async def spawn(self, config_blob: str) -> None:
@@ -196,6 +202,7 @@ class Worker:
         match first:
             case (p.Started(pid=pid), _):
                 self.up, self.started_at = True, time.monotonic()
+                self.heartbeat, self.silent_s = Heartbeat(self.started_at), None
                 self.log.info("worker_started", pid=pid)
             case (p.StartFailed(error=error), _):
                 await self.reap()
@@ -206,16 +213,37 @@ class Worker:
                 raise WorkerStartError(f"call worker {self.index} did not start (exit status {code})")
 
     async def serve(self) -> None:
-        """Handle the worker's messages until its channel ends."""
+        """Handle the worker's messages until its channel ends (or the heartbeat ends it)."""
         assert self.channel is not None
-        while (received := await self.channel.receive()) is not None:
-            message, fds = received
-            for fd in fds:  # only the server sends descriptors
-                os.close(fd)
-            try:
-                self.pool.handle(self, message)
-            except (ValueError, KeyError) as exc:  # a message that decodes but makes no sense
-                self.log.warning("worker_message_refused", message=message.type, reason=str(exc))
+        beating = asyncio.create_task(self._beat())
+        try:
+            while (received := await self.channel.receive()) is not None:
+                message, fds = received
+                for fd in fds:  # only the server sends descriptors
+                    os.close(fd)
+                try:
+                    self.pool.handle(self, message)
+                except (ValueError, KeyError) as exc:  # a message that decodes but makes no sense
+                    self.log.warning("worker_message_refused", message=message.type, reason=str(exc))
+        finally:
+            beating.cancel()
+            await asyncio.gather(beating, return_exceptions=True)
+
+    async def _beat(self) -> None:
+        """Ping the worker; kill it once it has not answered for too long (its loop is stuck)."""
+        assert self.heartbeat is not None and self.channel is not None and self.process is not None
+        while True:
+            await asyncio.sleep(self.heartbeat.interval)
+            now = time.monotonic()
+            seq = self.heartbeat.tick(now)
+            if self.heartbeat.overdue(now):
+                self.silent_s = round(self.heartbeat.silent_for(now), 1)
+                with contextlib.suppress(ProcessLookupError):
+                    self.process.kill()  # SIGKILL: a stopped or stuck process cannot refuse it
+                self.channel.close()  # `serve` ends now: the death path takes its calls
+                return
+            with contextlib.suppress(ChannelClosed):  # gone: `serve` sees the end
+                self.channel.send(p.Ping(seq))
 
     async def reap(self) -> int | None:
         """Close the channel; kill the process if it still runs and wait for it."""
@@ -260,9 +288,13 @@ class WorkerPool:
         self._retired = ""
         """The summed metrics of worker processes that are gone (their counters must not vanish)."""
         self.restarts = Counter(
-            "voicegw_worker_restarts", "Call worker processes started again after one died.",
-            registry=metrics.registry,
+            "voicegw_worker_restarts",
+            "Call worker processes started again, by cause: the one before died (exited, was killed) "
+            "or was unresponsive (its loop hung; the heartbeat killed it).",
+            ["cause"], registry=metrics.registry,
         )  # fmt: skip
+        for cause in ("died", "unresponsive"):
+            self.restarts.labels(cause)  # both series exist (at 0) before the first restart
         up = Gauge("voicegw_workers_up", "Call worker processes taking calls.", registry=metrics.registry)
         up.set_function(lambda: self.up)
 
@@ -366,6 +398,10 @@ class WorkerPool:
 
     def handle(self, worker: Worker, message: p.Message) -> None:
         """One message from `worker`; raises ValueError (logged, dropped) when it makes no sense."""
+        if isinstance(message, p.Pong):
+            if worker.heartbeat is not None:
+                worker.heartbeat.answered(message.seq, time.monotonic())
+            return
         if isinstance(message, p.MetricsSnapshot):
             worker.snapshot = message.text
             waiters, worker.snapshot_waiters = worker.snapshot_waiters, []
@@ -416,8 +452,13 @@ class WorkerPool:
             status = await worker.reap()
             if self._stopping:
                 return
-            worker.log.error("worker_died", exit_status=status, calls=len(worker.calls))
-            self._calls_lost(worker)
+            if worker.silent_s is None:
+                cause = "died"
+                worker.log.error("worker_died", exit_status=status, calls=len(worker.calls))
+            else:
+                cause, silent_s, calls = "unresponsive", worker.silent_s, len(worker.calls)
+                worker.log.error("worker_unresponsive", silent_s=silent_s, exit_status=status, calls=calls)
+            self._calls_lost(worker, cause)
             self._retired = sum_expositions([self._retired, worker.snapshot]).decode()
             worker.snapshot = ""
             if time.monotonic() - worker.started_at > STABLE_AFTER_S:
@@ -430,9 +471,9 @@ class WorkerPool:
                     break
                 except (WorkerStartError, OSError) as exc:  # OSError: no process could be made
                     worker.log.error("worker_restart_failed", error=str(exc), retry_in_s=backoff)
-            self.restarts.inc()
+            self.restarts.labels(cause).inc()
 
-    def _calls_lost(self, worker: Worker) -> None:
+    def _calls_lost(self, worker: Worker, cause: str) -> None:
         """End the calls of a dead worker, and only those."""
         for media in list(worker.calls.values()):
             call = media.call
@@ -443,7 +484,7 @@ class WorkerPool:
             if not media.ready.done():
                 _settle(media.ready, WORKER_FAILED)  # still ringing: 503
             elif not call.ended:
-                call.log.warning("call_worker_failed", worker=worker.index)
+                call.log.warning("call_worker_failed", worker=worker.index, cause=cause)
                 self._spawn(call.hang_up(EndReason.WORKER_FAILED, WORKER_FAILED_DETAIL), call)
         worker.calls.clear()
 

@@ -129,6 +129,9 @@ class WorkerCalls:
         if isinstance(message, p.SnapshotRequest):
             self._send(p.MetricsSnapshot(self.metrics.render()[0].decode()))
             return
+        if isinstance(message, p.Ping):
+            self._send(p.Pong(message.seq))
+            return
         call = self.calls.get(getattr(message, "key", 0))
         if call is None:
             for fd in fds:

@@ -162,6 +162,14 @@ class SnapshotRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class Ping:
+    """Are you there? Answer `Pong` with the same `seq` (the heartbeat: `heartbeat.py`)."""
+
+    seq: int
+    type: Literal["ping"] = "ping"
+
+
+@dataclass(frozen=True, slots=True)
 class Stop:
     """No calls are left: close down and exit."""
 
@@ -246,6 +254,14 @@ class Finished:
 
 
 @dataclass(frozen=True, slots=True)
+class Pong:
+    """The answer to `Ping` `seq`: this worker's loop turns."""
+
+    seq: int
+    type: Literal["pong"] = "pong"
+
+
+@dataclass(frozen=True, slots=True)
 class MetricsSnapshot:
     """The worker's whole metrics registry, in Prometheus text format."""
 
@@ -266,10 +282,11 @@ ToWorker: TypeAlias = (
     | TransferStatus
     | Ended
     | SnapshotRequest
+    | Ping
     | Stop
 )
 ToServer: TypeAlias = (
-    Started | StartFailed | Ready | Refused | HangUp | Transfer | Facts | Finished | MetricsSnapshot
+    Started | StartFailed | Ready | Refused | HangUp | Transfer | Facts | Finished | MetricsSnapshot | Pong
 )
 Message: TypeAlias = ToWorker | ToServer
 

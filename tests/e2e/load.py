@@ -1,5 +1,5 @@
 """Helpers of the load scripts (scripts/bench_capacity.py, scripts/soak.py): SIPp echo calls with
-speech from a pcap, their counts, and the server process's CPU, memory and descriptors.
+speech from a pcap, their counts, and the CPU, memory and descriptors of the server's processes.
 
 No pytest here: the scripts import it from a plain interpreter.
 """
@@ -7,6 +7,7 @@ No pytest here: the scripts import it from a plain interpreter.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,50 @@ def rss_mb(pid: int) -> float:
 def open_fds(pid: int) -> int:
     """File descriptors the process holds (sockets included)."""
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants alive now (a server and its worker processes), parents first."""
+    tree, pending = [], [pid]
+    while pending:
+        parent = pending.pop(0)
+        tree.append(parent)
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except FileNotFoundError:
+            continue
+        for task in tasks:
+            try:
+                children = Path(f"/proc/{parent}/task/{task}/children").read_text()
+            except FileNotFoundError:
+                continue
+            pending += [int(child) for child in children.split()]
+    return tree
+
+
+@dataclass(frozen=True)
+class ProcessFigures:
+    """One process's figures at one moment."""
+
+    pid: int
+    name: str
+    rss_mb: float
+    fds: int
+    cpu_s: float
+
+
+def process_figures(pid: int) -> ProcessFigures | None:
+    """RSS, descriptors and CPU of `pid`; None if it has exited meanwhile."""
+    try:
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
+        return ProcessFigures(pid, name, round(rss_mb(pid), 1), open_fds(pid), round(cpu_seconds(pid), 1))
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def tree_figures(pid: int) -> list[ProcessFigures]:
+    """The figures of every process of `pid`'s tree."""
+    return [figures for p in process_tree(pid) if (figures := process_figures(p)) is not None]
 
 
 def speech_pcap(workdir: Path, seconds: float) -> Path:

@@ -10,6 +10,7 @@ from typing import Any
 
 from voicegw.audio.codecs import UnsupportedCodec, codec_for
 from voicegw.rtp.srtp import SRTP_MODES
+from voicegw.server.allocator import ALLOCATORS
 from voicegw.sip import tls
 from voicegw.sip.account import SipAccount
 from voicegw.sip.digest import NODE_ID_RULE, valid_node_id
@@ -115,6 +116,10 @@ class ServerConfig:
 
     recordings_dir: Path | None = None
 
+    allocator: str = "jemalloc"
+    """The server's malloc: ``jemalloc`` (preloaded when installed: RSS levels off under calls) or
+    ``system`` (glibc's, whose heap keeps growing under calls)."""
+
 
 def parse_host_port(text: str, *, key: str, default_port: int = DEFAULT_SIP_PORT) -> tuple[str, int]:
     host, sep, port_text = text.rpartition(":")
@@ -166,6 +171,7 @@ _SERVER_TYPES: dict[str, Kind] = {
     "no_input_prompt": str,
     "max_call_duration": (int, float),
     "response_timeout": (int, float),
+    "allocator": str,
 }
 _ROUTE_TYPES: dict[str, Kind] = {"agent": str, "to": str, "from": str}
 _MODEL_NAMES = ("auto", "local", "openai")
@@ -297,6 +303,8 @@ def load(path: Path | None = None) -> ServerConfig:
     for key in ("no_input_timeout", "max_call_duration"):
         if key in server and server[key] <= 0:
             raise ConfigError(f"server.{key}: must be more than 0 seconds")
+    if server.get("allocator", ALLOCATORS[0]) not in ALLOCATORS:
+        raise ConfigError(f"server.allocator: {server['allocator']!r} is not one of {', '.join(ALLOCATORS)}")
     server.update(_records(server_table))
     return ServerConfig(
         sip=replace(sip, **changes),

@@ -1,0 +1,64 @@
+"""The server's malloc: jemalloc by executing itself again with it preloaded, unless configured off."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.e2e.harness import EchoServer
+from voicegw.server.allocator import MALLOC_CONF, REEXEC_MARK, InUse, Reexec, decide, jemalloc_loaded
+
+LIBRARY = "libjemalloc.so.2"
+
+
+def test_jemalloc_is_preloaded_by_executing_again_with_its_options() -> None:
+    decision = decide("jemalloc", loaded=False, library=LIBRARY, environ={"PATH": "/bin"})
+    assert decision == Reexec(
+        {"PATH": "/bin", "LD_PRELOAD": LIBRARY, "MALLOC_CONF": MALLOC_CONF, REEXEC_MARK: "1"}
+    )
+
+
+def test_the_environments_preloads_and_jemalloc_options_are_kept() -> None:
+    environ = {"LD_PRELOAD": "libother.so", "MALLOC_CONF": "narenas:1"}
+    decision = decide("jemalloc", loaded=False, library=LIBRARY, environ=environ)
+    assert isinstance(decision, Reexec)
+    assert decision.env["LD_PRELOAD"] == f"libother.so {LIBRARY}"
+    assert decision.env["MALLOC_CONF"] == "narenas:1"
+
+
+def test_no_second_execution_when_loaded_configured_off_missing_or_failed() -> None:
+    assert decide("jemalloc", loaded=True, library=LIBRARY, environ={}) == InUse("jemalloc")
+    assert decide("system", loaded=False, library=LIBRARY, environ={}) == InUse("system")
+    assert decide("system", loaded=True, library=LIBRARY, environ={}) == InUse(
+        "jemalloc", "preloaded by the environment"
+    )
+    missing = decide("jemalloc", loaded=False, library=None, environ={})
+    assert isinstance(missing, InUse) and missing.name == "system" and "not installed" in missing.reason
+    failed = decide("jemalloc", loaded=False, library=LIBRARY, environ={REEXEC_MARK: "1"})
+    assert isinstance(failed, InUse) and failed.name == "system" and "failed" in failed.reason
+
+
+def allocator_of(tmp_path: Path, config: str = "") -> tuple[bool, dict[str, object], str]:
+    """Start `voicegw serve --echo`: jemalloc in its maps, its `allocator` log line, its MALLOC_CONF."""
+    server = EchoServer("voicegw", tmp_path, config=config)
+    try:
+        server.wait_ready()
+        maps = Path(f"/proc/{server.proc.pid}/maps").read_text()
+        environ = Path(f"/proc/{server.proc.pid}/environ").read_bytes().split(b"\0")
+    finally:
+        assert server.stop(), server.output()
+    line = next(e for e in server.log_events() if e.get("event") == "allocator")
+    conf = next((v.decode() for v in environ if v.startswith(b"MALLOC_CONF=")), "")
+    return jemalloc_loaded(maps), line, conf
+
+
+def test_a_started_server_runs_on_jemalloc_and_says_so(tmp_path: Path) -> None:
+    loaded, line, conf = allocator_of(tmp_path)
+    assert loaded
+    assert line["allocator"] == "jemalloc" and line["level"] == "info"
+    assert conf == f"MALLOC_CONF={MALLOC_CONF}" == f"MALLOC_CONF={line['malloc_conf']}"
+
+
+def test_allocator_system_keeps_glibcs_malloc(tmp_path: Path) -> None:
+    loaded, line, _ = allocator_of(tmp_path, "[server]\nallocator = 'system'\n")
+    assert not loaded
+    assert line["allocator"] == "system" and line["level"] == "info"

@@ -2,8 +2,11 @@
 
 On glibc's malloc the server's RSS climbs for as long as calls come and go (heap fragmentation;
 docs/architecture.md, "Memory"); on jemalloc it levels off. A library can only be preloaded before
-the process starts, so `voicegw serve` executes itself again with ``LD_PRELOAD`` (and jemalloc's
-options, ``MALLOC_CONF``) in its environment; processes it starts inherit both.
+the process starts, so `voicegw serve` executes itself again with ``LD_PRELOAD`` in its
+environment; processes it starts inherit it. jemalloc runs with its default options: those meant
+to make RSS follow live memory more closely (``background_thread``, a shorter ``dirty_decay_ms``,
+fewer arenas) made no difference the soak could see and cost CPU (docs/architecture.md, "Memory");
+``MALLOC_CONF`` in the environment still sets them.
 """
 
 from __future__ import annotations
@@ -19,11 +22,6 @@ import structlog
 
 ALLOCATORS = ("jemalloc", "system")
 """The values of ``[server] allocator``."""
-
-MALLOC_CONF = "background_thread:true,dirty_decay_ms:1000,narenas:2"
-"""jemalloc's options (kept in step with deploy/voicegw.service): a background thread returns pages
-freed more than a second ago even while the server is idle, so RSS follows live memory; two arenas
-are plenty for the few threads that allocate (docs/architecture.md, "Memory")."""
 
 REEXEC_MARK = "VOICEGW_ALLOCATOR_REEXEC"
 """Set in the environment of the second execution, so that a preload that failed is not retried."""
@@ -68,9 +66,7 @@ def decide(
     if environ.get(REEXEC_MARK):
         return InUse("system", f"preloading {library} failed")
     preload = " ".join(filter(None, (environ.get("LD_PRELOAD", ""), library)))
-    env = {**environ, "LD_PRELOAD": preload, REEXEC_MARK: "1"}
-    env.setdefault("MALLOC_CONF", MALLOC_CONF)
-    return Reexec(env)
+    return Reexec({**environ, "LD_PRELOAD": preload, REEXEC_MARK: "1"})
 
 
 def use_configured_allocator(configured: str) -> None:

@@ -65,6 +65,17 @@ async def test_a_model_failing_mid_call_gets_an_apology_then_a_hang_up(
         assert outcome.errors == [], outcome.errors
 
 
+@pytest.mark.timeout(240)
+async def test_the_embedded_model_stuck_in_inference_gets_an_apology_then_a_hang_up(tmp_path: Path) -> None:
+    outcome = await play_fault("local_inference_hangs", tmp_path)
+    assert outcome.answered and outcome.heard is not None
+    assert outcome.heard.apology, outcome.summary()
+    assert outcome.heard.longest_silence_s <= DEAD_AIR_MAX_S, outcome.summary()
+    assert cause(outcome) == "model_stalled", outcome.log
+    assert outcome.ended_after_answer_s is not None and outcome.ended_after_answer_s < 12, outcome.summary()
+    assert outcome.errors == [], outcome.errors
+
+
 async def test_one_drop_is_survived_without_an_apology(tmp_path: Path) -> None:
     outcome = await play_fault("drop_once", tmp_path)
     assert outcome.answered and outcome.heard is not None

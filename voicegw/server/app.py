@@ -23,7 +23,7 @@ from voicegw.server.apology import Apology
 from voicegw.server.config import DEFAULT_AGENT, ServerConfig
 from voicegw.server.http import HealthServer
 from voicegw.server.metrics import Metrics
-from voicegw.server.model_watch import READY_TIMEOUT_S, Preconnectable, ResponseWatch
+from voicegw.server.model_watch import READY_TIMEOUT_S, Preconnectable, Queueing, ResponseWatch
 from voicegw.server.observe import CallWatch
 from voicegw.server.routing import Match, Router
 from voicegw.server.supervisor import CallSupervisor
@@ -172,17 +172,13 @@ class AgentCalls:
             max_duration=self.config.max_call_duration,
         )
         greets = match.agent.greeting is not None or match.agent.greeting_instructions is not None
-        responses = ResponseWatch(self.config.response_timeout, greeting=greets)
+        queued = (lambda: model.queued) if isinstance(model, Queueing) else None
+        responses = ResponseWatch(self.config.response_timeout, greeting=greets, queued=queued)
         log.info("agent_start", route=match.path)
         run = asyncio.ensure_future(RealtimeRunner.run(match.agent, session=session, context=call.info))
         supervision = asyncio.create_task(supervisor.run())
-        # A remote model is watched for stalls; the embedded one bounds its own inference.
-        stall = (
-            asyncio.create_task(self._close_when_stalled(responses, session))
-            if isinstance(model, Preconnectable)
-            else None
-        )
-        tasks: list[asyncio.Future[Any]] = [run, supervision, *([stall] if stall else [])]
+        stall = asyncio.create_task(self._close_when_stalled(responses, session))
+        tasks: list[asyncio.Future[Any]] = [run, supervision, stall]
         fault: tuple[str, str] | None = None
         try:
             async for event in session.all_events():

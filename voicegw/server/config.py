@@ -100,8 +100,9 @@ class ServerConfig:
     """Seconds calls in progress get to finish after SIGTERM."""
 
     response_timeout: float = 2.0
-    """Seconds a remote model may say nothing while a response is due before the call is
-    apologised for and ended (a stalled model)."""
+    """Seconds a model may say nothing while a response is due before the call is apologised for
+    and ended (a stalled model; the embedded model's turn waiting behind other calls' inference
+    does not count)."""
 
     log_level: str = "info"
     http: tuple[str, int] | None = None

@@ -164,10 +164,11 @@ PATCH
 "$PYTHON" - pjsip/src/pjsip/sip_transport.c <<'PATCH'
 import sys
 path = sys.argv[1]
-text = open(path).read()
-head = "/*\n * Print the SIP message to transmit data buffer's internal buffer.\n */\n"
-tail = "PJ_DEF(pj_bool_t) pjsip_tx_data_is_valid( pjsip_tx_data *tdata )\n"
-old = """/*
+# Compared without trailing blanks (pjsip's lines carry some).
+text = "\n".join(line.rstrip() for line in open(path).read().split("\n"))
+edits = [
+    (
+        """/*
  * Print the SIP message to transmit data buffer's internal buffer.
  */
 PJ_DEF(pj_status_t) pjsip_tx_data_encode(pjsip_tx_data *tdata)
@@ -188,26 +189,8 @@ PJ_DEF(pj_status_t) pjsip_tx_data_encode(pjsip_tx_data *tdata)
         tdata->buf.cur = tdata->buf.start;
         tdata->buf.end = tdata->buf.start + PJSIP_MAX_PKT_LEN;
     }
-
-    /* Do we need to reprint? */
-    if (!pjsip_tx_data_is_valid(tdata)) {
-        pj_ssize_t size;
-
-        size = pjsip_msg_print( tdata->msg, tdata->buf.start,
-                                tdata->buf.end - tdata->buf.start);
-        if (size < 0) {
-            return PJSIP_EMSGTOOLONG;
-        }
-        pj_assert(size != 0);
-        tdata->buf.cur[size] = '\\0';
-        tdata->buf.cur += size;
-    }
-
-    return PJ_SUCCESS;
-}
-
-"""
-new = """/* voicegw: a message is printed into a buffer that fits one of the tdata pool's increments,
+""",
+        """/* voicegw: a message is printed into a buffer that fits one of the tdata pool's increments,
  * and only one that overflows it gets PJSIP_MAX_PKT_LEN: a finished transaction keeps its
  * tdata (over UDP, 32 s), so 64 KiB per message was megabytes at a few calls a second.
  */
@@ -242,12 +225,13 @@ PJ_DEF(pj_status_t) pjsip_tx_data_encode(pjsip_tx_data *tdata)
     {
         return PJ_ENOMEM;
     }
-
-    /* Do we need to reprint? */
-    if (!pjsip_tx_data_is_valid(tdata)) {
-        pj_ssize_t size;
-
-        /* pjsip_msg_print() and the line below write a NUL after the message, where a
+""",
+    ),
+    (
+        """        size = pjsip_msg_print( tdata->msg, tdata->buf.start,
+                                tdata->buf.end - tdata->buf.start);
+""",
+        """        /* pjsip_msg_print() and the line below write a NUL after the message, where a
          * message that fills the buffer has no room: a byte is kept for it.
          */
         size = pjsip_msg_print( tdata->msg, tdata->buf.start,
@@ -261,24 +245,14 @@ PJ_DEF(pj_status_t) pjsip_tx_data_encode(pjsip_tx_data *tdata)
             size = pjsip_msg_print( tdata->msg, tdata->buf.start,
                                     tdata->buf.end - tdata->buf.start - 1);
         }
-        if (size < 0) {
-            return PJSIP_EMSGTOOLONG;
-        }
-        pj_assert(size != 0);
-        tdata->buf.cur[size] = '\\0';
-        tdata->buf.cur += size;
-    }
-
-    return PJ_SUCCESS;
-}
-
-"""
-if text.count(head) != 1 or text.count(tail) != 1:
-    sys.exit("build_pjsua2: sip_transport.c's pjsip_tx_data_encode changed; review the voicegw edit")
-start, end = text.index(head), text.index(tail)
-if "\n".join(line.rstrip() for line in text[start:end].split("\n")) != old:
-    sys.exit("build_pjsua2: sip_transport.c's pjsip_tx_data_encode changed; review the voicegw edit")
-open(path, "w").write(text[:start] + new + text[end:])
+""",
+    ),
+]
+for old, new in edits:
+    if text.count(old) != 1:
+        sys.exit("build_pjsua2: sip_transport.c's pjsip_tx_data_encode changed; review the voicegw edit")
+    text = text.replace(old, new)
+open(path, "w").write(text)
 PATCH
 
 cat > pjlib/include/pj/config_site.h <<'CFG'

@@ -18,6 +18,7 @@ from tests.e2e.harness import free_udp_port, openai_agent_server
 from tests.e2e.test_operations import http_get, metric
 from tests.models.fake_realtime import FakeRealtimeServer
 from tests.sip.raw_sip import Dialog, Response, offer_sdp
+from voicegw.server.model_watch import EMBEDDED_ALLOWANCE_S
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
@@ -70,9 +71,10 @@ async def test_the_embedded_model_stuck_in_inference_gets_an_apology_then_a_hang
     outcome = await play_fault("local_inference_hangs", tmp_path)
     assert outcome.answered and outcome.heard is not None
     assert outcome.heard.apology, outcome.summary()
-    assert outcome.heard.longest_silence_s <= DEAD_AIR_MAX_S, outcome.summary()
+    # Its own allowance: inference on busy cores is slow, not stuck (EMBEDDED_ALLOWANCE_S).
+    assert outcome.heard.longest_silence_s <= DEAD_AIR_MAX_S + EMBEDDED_ALLOWANCE_S, outcome.summary()
     assert cause(outcome) == "model_stalled", outcome.log
-    assert outcome.ended_after_answer_s is not None and outcome.ended_after_answer_s < 12, outcome.summary()
+    assert outcome.ended_after_answer_s is not None and outcome.ended_after_answer_s < 20, outcome.summary()
     assert outcome.errors == [], outcome.errors
 
 

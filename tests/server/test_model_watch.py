@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from voicegw.contracts.model import (
     ModelAudio,
     ModelConnectionStatus,
@@ -14,14 +12,12 @@ from voicegw.contracts.model import (
     ModelSpeechStopped,
     RealtimeModelConfig,
 )
-from voicegw.models.local import LocalRealtimeModel
 from voicegw.models.openai import OpenAIRealtimeModel
 from voicegw.models.testing import ScriptedModel
 from voicegw.realtime.agent import RealtimeAgent
 from voicegw.realtime.context import RunContextWrapper
 from voicegw.realtime.events import RealtimeEventInfo, RealtimeRawModelEvent, RealtimeToolEnd
-from voicegw.server import model_watch
-from voicegw.server.model_watch import Preconnectable, Queueing, ResponseWatch
+from voicegw.server.model_watch import Preconnectable, ResponseWatch
 
 TIMEOUT = 0.05
 INFO = RealtimeEventInfo(RunContextWrapper(None))
@@ -87,25 +83,14 @@ def test_only_a_remote_model_connects_ahead() -> None:
     assert RealtimeModelConfig(sample_rate=8000).sample_rate == 8000
 
 
-async def test_a_response_waiting_for_an_inference_slot_gets_longer_until_it_has_one() -> None:
-    queued = True
-    watch = ResponseWatch(TIMEOUT, queued=lambda: queued)
+async def test_a_greeting_is_due_once_the_model_has_connected_and_only_once() -> None:
+    watch = ResponseWatch(TIMEOUT, greeting=True)
+    watch.on_event(raw(ModelConnectionStatus("connecting")))  # the embedded model warming up
+    assert not await stalls_within(watch, 4 * TIMEOUT)
+    watch.on_event(raw(ModelConnectionStatus("connected")))
+    assert watch.due
     watch.on_event(raw(ModelResponseStarted("r1")))
-    stalled = asyncio.ensure_future(watch.stalled())
-    await asyncio.sleep(6 * TIMEOUT)  # behind other calls' inference: load, not a stall
-    assert not stalled.done()
-    queued = False  # the slot is taken, and the inference step never comes back
-    assert await asyncio.wait_for(stalled, 20 * TIMEOUT) >= 6 * TIMEOUT
-
-
-async def test_a_wait_past_the_queue_allowance_is_a_stall(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(model_watch, "QUEUED_MAX_S", 4 * TIMEOUT)
-    watch = ResponseWatch(TIMEOUT, queued=lambda: True)
-    watch.on_event(raw(ModelResponseStarted("r1")))
-    assert await asyncio.wait_for(watch.stalled(), 40 * TIMEOUT) >= 5 * TIMEOUT
-
-
-def test_the_embedded_model_says_when_its_response_is_queued() -> None:
-    model = LocalRealtimeModel()
-    assert isinstance(model, Queueing) and not model.queued
-    assert not isinstance(OpenAIRealtimeModel(api_key="k"), Queueing)
+    watch.on_event(raw(ModelResponseDone("r1", "completed")))
+    watch.on_event(raw(ModelConnectionStatus("reconnecting")))
+    watch.on_event(raw(ModelConnectionStatus("connected")))  # a reconnection does not greet again
+    assert not watch.due

@@ -23,7 +23,12 @@ from voicegw.server.apology import Apology
 from voicegw.server.config import DEFAULT_AGENT, ServerConfig
 from voicegw.server.http import HealthServer
 from voicegw.server.metrics import Metrics
-from voicegw.server.model_watch import READY_TIMEOUT_S, Preconnectable, Queueing, ResponseWatch
+from voicegw.server.model_watch import (
+    EMBEDDED_ALLOWANCE_S,
+    READY_TIMEOUT_S,
+    Preconnectable,
+    ResponseWatch,
+)
 from voicegw.server.observe import CallWatch
 from voicegw.server.routing import Match, Router
 from voicegw.server.supervisor import CallSupervisor
@@ -172,8 +177,8 @@ class AgentCalls:
             max_duration=self.config.max_call_duration,
         )
         greets = match.agent.greeting is not None or match.agent.greeting_instructions is not None
-        queued = (lambda: model.queued) if isinstance(model, Queueing) else None
-        responses = ResponseWatch(self.config.response_timeout, greeting=greets, queued=queued)
+        silence = self.config.response_timeout + (EMBEDDED_ALLOWANCE_S if self._local else 0.0)
+        responses = ResponseWatch(silence, greeting=greets)
         log.info("agent_start", route=match.path)
         run = asyncio.ensure_future(RealtimeRunner.run(match.agent, session=session, context=call.info))
         supervision = asyncio.create_task(supervisor.run())

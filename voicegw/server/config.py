@@ -101,8 +101,7 @@ class ServerConfig:
 
     response_timeout: float = 2.0
     """Seconds a model may say nothing while a response is due before the call is apologised for
-    and ended (a stalled model; the embedded model's turn waiting behind other calls' inference
-    does not count)."""
+    and ended (a stalled model); the embedded model gets `EMBEDDED_ALLOWANCE_S` more."""
 
     log_level: str = "info"
     http: tuple[str, int] | None = None

@@ -5,16 +5,13 @@ Before answering, a remote model is connected while the call rings (`Preconnecta
 answered call with nobody on it. Once up, `ResponseWatch` notices a model that stops talking
 while a response is due (the caller's turn ended, a response started, a tool result went back,
 a greeting is owed): no model event at all for `timeout` seconds is a stall. That holds for the
-embedded model too (an inference step that never returns); while it reports its response waiting
-behind other calls' inference (`Queueing`: load, which the server meets with 503s) the silence
-may last `QUEUED_MAX_S` longer.
+embedded model too (an inference step that never returns), with `EMBEDDED_ALLOWANCE_S` more.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from voicegw.contracts.model import (
@@ -28,10 +25,12 @@ from voicegw.realtime.events import RealtimeRawModelEvent, RealtimeToolEnd
 
 READY_TIMEOUT_S = 2.5
 """Ringing time the model gets to connect; the caller's side (Kamailio, a PBX) waits that long."""
-QUEUED_MAX_S = 10.0
-"""How much longer a due response may wait behind other calls' inference (the embedded model's
-queue holds a few turns of a few seconds each, and its warm-up waits for the LLM): past it, the
-wait itself is a stall."""
+EMBEDDED_ALLOWANCE_S = 8.0
+"""How much longer than `response_timeout` the embedded model may be silent while it owes a
+response. Its silences are inference on the machine's own cores: an LLM step over a long
+prompt, a turn queued behind other calls', all slower under load (2.3 s between two events of a
+normal call on 2 busy cores). Ending such a call would be worse than the silence; a step that
+never returns is still ended."""
 
 
 @runtime_checkable
@@ -41,16 +40,6 @@ class Preconnectable(Protocol):
     async def preconnect(self, config: RealtimeModelConfig) -> None: ...
 
 
-@runtime_checkable
-class Queueing(Protocol):
-    """A model whose responses may wait for an inference slot (the embedded model)."""
-
-    @property
-    def queued(self) -> bool:
-        """A response of this model waits for a slot, behind other calls' inference."""
-        ...
-
-
 class ResponseWatch:
     """Tracks, from a session's events, whether a response is due and when the model last spoke.
 
@@ -58,15 +47,13 @@ class ResponseWatch:
     `timeout` seconds without a model event (run it as a task; cancel it when the call ends).
     """
 
-    def __init__(
-        self, timeout: float, *, greeting: bool = False, queued: Callable[[], bool] | None = None
-    ) -> None:
-        """`greeting`: the agent greets first, so a response is due from the start; `queued`:
-        whether the model's response waits its turn for inference (`QUEUED_MAX_S` more then)."""
+    def __init__(self, timeout: float, *, greeting: bool = False) -> None:
+        """`greeting`: the agent greets first, so a response is due from the start (from the
+        model's connection on, when the model says it connects)."""
         self.timeout = timeout
-        self._queued = queued
         self._loop = asyncio.get_running_loop()
         self._due = greeting
+        self._greeting_owed = greeting
         self._last = self._loop.time()
         self._changed = asyncio.Event()
         self.stalled_for: float | None = None
@@ -82,8 +69,15 @@ class ResponseWatch:
                 data=ModelResponseDone() | ModelConnectionStatus(status="reconnecting")
             ):
                 self._due = False  # answered, or lost with the connection (a new one does not replay it)
+            case RealtimeRawModelEvent(data=ModelConnectionStatus(status="connecting")):
+                # Owed nothing yet: a remote model's connection is bounded while the call rings,
+                # the embedded model's is loading and warming up its LLM (seconds under load).
+                self._due = False
+            case RealtimeRawModelEvent(data=ModelConnectionStatus(status="connected")):
+                self._due = self._due or self._greeting_owed
             case RealtimeRawModelEvent(data=ModelSpeechStopped() | ModelResponseStarted()):
                 self._due = True
+                self._greeting_owed = False
             case RealtimeToolEnd():
                 self._due = True  # the model is to speak about the tool's result
             case RealtimeRawModelEvent():
@@ -100,11 +94,9 @@ class ResponseWatch:
             if not self._due:
                 await self._changed.wait()
                 continue
-            queued = self._queued is not None and self._queued()
-            left = self._last + self.timeout + (QUEUED_MAX_S if queued else 0.0) - self._loop.time()
+            left = self._last + self.timeout - self._loop.time()
             if left <= 0:
                 self.stalled_for = self._loop.time() - self._last
                 return self.stalled_for
-            # Looked at again within `timeout` at most: the model may leave the queue meanwhile.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), min(left, self.timeout))
+                await asyncio.wait_for(self._changed.wait(), left)

@@ -148,7 +148,6 @@ class LocalRealtimeModel(RealtimeModel):
         self._route_tools = route_tools if route_tools is not None else not (base_url or llm_model_path)
         self._tool_names: dict[str, str] = {}
         self._configured = False
-        self._connecting = False
 
     # --- the RealtimeModel interface -----------------------------------------------------------
 
@@ -164,12 +163,6 @@ class LocalRealtimeModel(RealtimeModel):
         return queue is not None and queue.saturated
 
     @property
-    def queued(self) -> bool:
-        """Waiting behind other calls' inference: connecting (the LLM's warm-up shares it) or a
-        response waiting for an inference slot."""
-        return self._connecting or self._speaking.queued
-
-    @property
     def history(self) -> list[dict[str, str]]:
         """The conversation as the LLM will see it next (a copy)."""
         return [dict(message) for message in self._core.history.messages]
@@ -179,12 +172,8 @@ class LocalRealtimeModel(RealtimeModel):
         self._core.emit(ModelConnectionStatus("connecting"))
         self._speaking.queue = queue_for_loop(*self._queue_bounds)
         self._apply(config)
-        self._connecting = True
-        try:
-            await run_blocking(self._load)
-            await run_blocking(self._llm.warm, [{"role": "system", "content": self._system_prompt()}])
-        finally:
-            self._connecting = False
+        await run_blocking(self._load)
+        await run_blocking(self._llm.warm, [{"role": "system", "content": self._system_prompt()}])
         self._core.emit(ModelConnectionStatus("connected"))
 
     async def send_event(self, command: RealtimeModelCommand) -> None:

@@ -90,8 +90,6 @@ class Speaking:
         self._filler_pcm = b""
         self._response: Response | None = None
         self._items: dict[str, list[SpokenClause]] = {}
-        self.queued = False
-        """The response in progress waits for an inference slot."""
 
     def load_filler(self) -> None:
         """Synthesize the filler once per process and rate (blocking: run it in the pool)."""
@@ -123,9 +121,7 @@ class Speaking:
             self._core.emit(ModelResponseStarted(response.response_id))
             if queue is not None and queue.busy and self._filler:
                 await self.speak_clause(response, FILLER_TEXT, self._filler_pcm)
-            self.queued = True
             async with queue.slot() if queue is not None else contextlib.nullcontext():
-                self.queued = False
                 response.mark("queue")
                 await body(response)
         except asyncio.CancelledError:
@@ -137,7 +133,6 @@ class Speaking:
             self._core.log.warning("llm_step_failed", error=str(exc))
             self._core.emit(ModelError(str(exc), code="llm_error"))
         finally:
-            self.queued = False
             self._end(response, status)
 
     def _end(self, response: Response, status: ResponseStatus) -> None:

@@ -24,7 +24,7 @@
 #   (PJ_ENABLE_EXTRA_CHECK stays on). A peer's message must never be able to abort the process
 #   and every call on it; the assertions that a peer could reach are fixed at their root below
 #   and in voicegw, and the log line makes any other one visible to the fuzzers.
-# - Three source edits (checked: the build stops if pjproject's code no longer matches). pjsua2's
+# - Source edits (checked: the build stops if pjproject's code no longer matches). pjsua2's
 #   Endpoint::on_incoming_call frees the cloned INVITE after the application's onIncomingCall
 #   without checking it is still there. When the application refuses an INVITE that carries no
 #   SDP offer (a missing blank line, a cut datagram, a delayed offer), pjsua sends the final
@@ -39,6 +39,13 @@
 #   of newlines alone (an INVITE over TCP with "Content-Length: 2" and CRLFs after it) scanned
 #   past its end, the scanner threw with no handler, and pjlib's longjmp to a NULL context was a
 #   SIGSEGV (also found by scripts/fuzz_sip.py). The edit stops at the end of the body.
+# - Send buffers sized to the message (memory, not hardening; docs/architecture.md, "Memory"):
+#   pjsip_tx_data_encode printed every outgoing message into a buffer of PJSIP_MAX_PKT_LEN, and a
+#   finished transaction keeps its last message for retransmissions (32 s over UDP), so 64 KiB
+#   per message stayed allocated, about 40 MB at 20 new calls a second. The edit prints into a
+#   buffer that fits one increment of the message's pool (3,872 bytes) and only a message too long
+#   for it into a new PJSIP_MAX_PKT_LEN one (a first print or a re-print of a message that grew);
+#   nothing else in pjsip writes into that buffer beyond its own allocation (raw sends size theirs).
 # - voicegw/sip/native/request_guard.c is compiled into the extension (it must share pjsip's
 #   static state): a pjsip module ahead of the transaction layer that lets voicegw refuse a
 #   request statelessly before pjsua creates anything for it (voicegw/sip/pjguard.py).
@@ -152,6 +159,100 @@ new = """    /* voicegw: not past the body's end: pj_scan_get_char throws there,
 if text.count(old) != 1:
     sys.exit("build_pjsua2: pjmedia_sdp_parse's leading newlines changed; review the voicegw edit")
 open(path, "w").write(text.replace(old, new))
+PATCH
+
+"$PYTHON" - pjsip/src/pjsip/sip_transport.c <<'PATCH'
+import sys
+path = sys.argv[1]
+# Compared without trailing blanks (pjsip's lines carry some).
+text = "\n".join(line.rstrip() for line in open(path).read().split("\n"))
+edits = [
+    (
+        """/*
+ * Print the SIP message to transmit data buffer's internal buffer.
+ */
+PJ_DEF(pj_status_t) pjsip_tx_data_encode(pjsip_tx_data *tdata)
+{
+    /* Allocate buffer if necessary. */
+    if (tdata->buf.start == NULL) {
+        PJ_USE_EXCEPTION;
+
+        PJ_TRY {
+            tdata->buf.start = (char*)
+                               pj_pool_alloc(tdata->pool, PJSIP_MAX_PKT_LEN);
+        }
+        PJ_CATCH_ANY {
+            return PJ_ENOMEM;
+        }
+        PJ_END
+
+        tdata->buf.cur = tdata->buf.start;
+        tdata->buf.end = tdata->buf.start + PJSIP_MAX_PKT_LEN;
+    }
+""",
+        """/* voicegw: a message is printed into a buffer that fits one of the tdata pool's increments,
+ * and only one that overflows it gets PJSIP_MAX_PKT_LEN: a finished transaction keeps its
+ * tdata (over UDP, 32 s), so 64 KiB per message was megabytes at a few calls a second.
+ */
+#define VOICEGW_TX_BUF_LEN  (PJSIP_POOL_INC_TDATA - 128 < PJSIP_MAX_PKT_LEN ? \\
+                             PJSIP_POOL_INC_TDATA - 128 : PJSIP_MAX_PKT_LEN)
+
+static pj_status_t voicegw_tx_buf_alloc(pjsip_tx_data *tdata, pj_size_t len)
+{
+    PJ_USE_EXCEPTION;
+
+    PJ_TRY {
+        tdata->buf.start = (char*) pj_pool_alloc(tdata->pool, len);
+    }
+    PJ_CATCH_ANY {
+        return PJ_ENOMEM;
+    }
+    PJ_END
+
+    tdata->buf.cur = tdata->buf.start;
+    tdata->buf.end = tdata->buf.start + len;
+    return PJ_SUCCESS;
+}
+
+/*
+ * Print the SIP message to transmit data buffer's internal buffer.
+ */
+PJ_DEF(pj_status_t) pjsip_tx_data_encode(pjsip_tx_data *tdata)
+{
+    /* Allocate buffer if necessary. */
+    if (tdata->buf.start == NULL &&
+        voicegw_tx_buf_alloc(tdata, VOICEGW_TX_BUF_LEN) != PJ_SUCCESS)
+    {
+        return PJ_ENOMEM;
+    }
+""",
+    ),
+    (
+        """        size = pjsip_msg_print( tdata->msg, tdata->buf.start,
+                                tdata->buf.end - tdata->buf.start);
+""",
+        """        /* pjsip_msg_print() and the line below write a NUL after the message, where a
+         * message that fills the buffer has no room: a byte is kept for it.
+         */
+        size = pjsip_msg_print( tdata->msg, tdata->buf.start,
+                                tdata->buf.end - tdata->buf.start - 1);
+        /* Too long for the small buffer (first print, or a re-print of a message that
+         * grew): print it again into the full one; the small one goes with the pool.
+         */
+        if (size < 0 && tdata->buf.end - tdata->buf.start < PJSIP_MAX_PKT_LEN) {
+            if (voicegw_tx_buf_alloc(tdata, PJSIP_MAX_PKT_LEN) != PJ_SUCCESS)
+                return PJ_ENOMEM;
+            size = pjsip_msg_print( tdata->msg, tdata->buf.start,
+                                    tdata->buf.end - tdata->buf.start - 1);
+        }
+""",
+    ),
+]
+for old, new in edits:
+    if text.count(old) != 1:
+        sys.exit("build_pjsua2: sip_transport.c's pjsip_tx_data_encode changed; review the voicegw edit")
+    text = text.replace(old, new)
+open(path, "w").write(text)
 PATCH
 
 cat > pjlib/include/pj/config_site.h <<'CFG'

@@ -3,11 +3,14 @@
 Against `voicegw serve --echo`, SIPp (scripts/sipp/uac_echo_pcap.xml, one media port per call)
 keeps `--calls` calls up: each plays speech for `--call-seconds` and hangs up, and SIPp places the
 next at once. Then `--short-calls` calls of `--short-seconds` each, as fast as `--calls` allow.
-Prints, one line each: the server's RSS and open descriptors at the start, at the end of every
-minute and after everything (calls over, idle), its CPU, calls placed and failed, RTP packets
-echoed (the server's own counters), ERROR lines and tracebacks in its log, and RSS growth from
-the end of the first minute to the end of the soak. The server's malloc is jemalloc, preloaded as
-deploy/voicegw.service does; `--allocator glibc` shows why (docs/architecture.md, "Memory").
+Prints, one line each: the RSS and open descriptors of the server's processes (summed over the
+server and any worker process it started; each process on its own line when there are several)
+at the start, at the end of every minute, at the end of the short calls and after everything
+(calls over, idle), the highest RSS of each phase (sampled every second), their CPU, calls placed
+and failed, RTP packets echoed (the server's own counters), ERROR lines and tracebacks in its log,
+and RSS growth from the end of the first minute to the end of the long calls. The server runs on
+jemalloc, as `voicegw serve` does by default; `--allocator system` shows why (docs/architecture.md,
+"Memory"), `--malloc-conf` tries other jemalloc options.
 
     .venv/bin/python scripts/soak.py --calls 20 --minutes 2 --short-calls 100
     .venv/bin/python scripts/soak.py --calls 100 --minutes 30 --short-calls 1000 --json soak.json
@@ -36,6 +39,8 @@ def report(result: Soak) -> None:
     print(f"  RTP packets echoed: {result.packets_echoed} (received {result.packets_received})")
     start, after = result.samples[0], result.samples[-1]
     print(f"  RSS: start {start.rss_mb} MB, after {after.rss_mb} MB")
+    for phase in result.phases:
+        print(f"  RSS peak during the {phase.name} calls: {phase.peak_rss_mb} MB")
     if result.rss_growth_pct is not None:
         print(f"  RSS growth, end of minute 1 to end of the long calls: {result.rss_growth_pct:+.2f} %")
     print(f"  fds: start {start.fds}, after {after.fds} (back to baseline: {result.fds_back_to_baseline})")
@@ -58,14 +63,15 @@ def main() -> None:
     parser.add_argument("--short-seconds", type=float, default=1.0)
     parser.add_argument("--rate", type=int, default=20, help="new calls per second at most")
     parser.add_argument(
-        "--allocator", choices=("jemalloc", "glibc"), default="jemalloc",
-        help="the server's malloc (jemalloc: preloaded, as deploy/voicegw.service runs it)",
+        "--allocator", choices=("jemalloc", "system"), default="jemalloc",
+        help="the server's [server] allocator (system: glibc's malloc)",
     )  # fmt: skip
+    parser.add_argument("--malloc-conf", help="jemalloc's MALLOC_CONF instead of the server's own")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     plan = SoakPlan(
         args.calls, args.minutes, args.call_seconds, args.short_calls, args.short_seconds, args.rate,
-        args.allocator,
+        args.allocator, args.malloc_conf,
     )  # fmt: skip
     print(f"{plan}", flush=True)
     with tempfile.TemporaryDirectory(prefix="voicegw-soak-") as tmp:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from voicegw.contracts.model import ModelUnavailable
+from voicegw.server.allocator import use_configured_allocator
 from voicegw.server.checks import validate
 from voicegw.server.config import (
     DEFAULT_HTTP_PORT,
@@ -91,6 +92,9 @@ def serve(
             log_level=log_level,
             workers=workers,
         )
+        if not check:
+            configure_logging(config.log_level)
+            use_configured_allocator(config.allocator)  # may execute the server again, on jemalloc
         from voicegw.server.app import AgentCalls, run
 
         if check:
@@ -98,7 +102,6 @@ def serve(
                 AgentCalls(config)  # imports every agent, builds the model: what a start would do
             click.echo(f"voicegw: the configuration is valid ({'echo' if config.echo else 'agent'} mode)")
             return
-        configure_logging(config.log_level)
         run(config)
     except (ConfigError, SipStartError, HttpStartError, ModelUnavailable, WorkerStartError) as exc:
         click.echo(f"voicegw: {exc}", err=True)

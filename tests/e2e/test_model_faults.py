@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_operations import http_get, metric
+from voicegw.server.model_watch import EMBEDDED_ALLOWANCE_S
 from voicegw.testing.fake_realtime import FakeRealtimeServer
 from voicegw.testing.faults import Outcome, play_fault
 from voicegw.testing.harness import free_udp_port, openai_agent_server
@@ -63,6 +64,18 @@ async def test_a_model_failing_mid_call_gets_an_apology_then_a_hang_up(
     assert outcome.ended_after_answer_s is not None and outcome.ended_after_answer_s < 12, outcome.summary()
     if fault != "task_raises":  # a bug of ours is an ERROR; a model's failure is not
         assert outcome.errors == [], outcome.errors
+
+
+@pytest.mark.timeout(240)
+async def test_the_embedded_model_stuck_in_inference_gets_an_apology_then_a_hang_up(tmp_path: Path) -> None:
+    outcome = await play_fault("local_inference_hangs", tmp_path)
+    assert outcome.answered and outcome.heard is not None
+    assert outcome.heard.apology, outcome.summary()
+    # Its own allowance: inference on busy cores is slow, not stuck (EMBEDDED_ALLOWANCE_S).
+    assert outcome.heard.longest_silence_s <= DEAD_AIR_MAX_S + EMBEDDED_ALLOWANCE_S, outcome.summary()
+    assert cause(outcome) == "model_stalled", outcome.log
+    assert outcome.ended_after_answer_s is not None and outcome.ended_after_answer_s < 20, outcome.summary()
+    assert outcome.errors == [], outcome.errors
 
 
 async def test_one_drop_is_survived_without_an_apology(tmp_path: Path) -> None:

@@ -58,6 +58,7 @@ def test_tls_defaults_are_1_2_and_up_with_forward_secret_suites_and_can_be_set(t
         ("[rtp]\nmedia_timeout = true\n", "rtp.media_timeout: True has the wrong type"),
         ("[rtp]\nsrtp = 'yes'\n", "rtp.srtp: 'yes' is not one of off, optional, required"),
         ("[rtp]\nsrtp = true\n", "rtp.srtp: True has the wrong type"),
+        ("[server]\nallocator = 'tcmalloc'\n", "server.allocator: 'tcmalloc' is not one of jemalloc, system"),
         ("[sip]\ntls_min_version = '1.1'\n", "sip.tls_min_version: TLS version '1.1' is not one of 1.2, 1.3"),
         ("[sip]\ntls_min_version = 1.2\n", "sip.tls_min_version: 1.2 has the wrong type"),
         ("[sip]\ntls_ciphers = ['NOT-A-SUITE']\n", "sip.tls_ciphers: unknown TLS cipher suite 'NOT-A-SUITE'"),

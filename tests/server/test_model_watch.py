@@ -81,3 +81,16 @@ def test_only_a_remote_model_connects_ahead() -> None:
     assert isinstance(OpenAIRealtimeModel(api_key="k"), Preconnectable)
     assert not isinstance(ScriptedModel(), Preconnectable)
     assert RealtimeModelConfig(sample_rate=8000).sample_rate == 8000
+
+
+async def test_a_greeting_is_due_once_the_model_has_connected_and_only_once() -> None:
+    watch = ResponseWatch(TIMEOUT, greeting=True)
+    watch.on_event(raw(ModelConnectionStatus("connecting")))  # the embedded model warming up
+    assert not await stalls_within(watch, 4 * TIMEOUT)
+    watch.on_event(raw(ModelConnectionStatus("connected")))
+    assert watch.due
+    watch.on_event(raw(ModelResponseStarted("r1")))
+    watch.on_event(raw(ModelResponseDone("r1", "completed")))
+    watch.on_event(raw(ModelConnectionStatus("reconnecting")))
+    watch.on_event(raw(ModelConnectionStatus("connected")))  # a reconnection does not greet again
+    assert not watch.due

@@ -11,6 +11,7 @@ Each case must get a final response while the server stays up and takes a normal
 
 from __future__ import annotations
 
+import re
 import socket
 import uuid
 from collections.abc import Callable
@@ -18,12 +19,13 @@ from collections.abc import Callable
 import pytest
 
 from voicegw.testing.harness import HOST, EchoServer, options_ping
-from voicegw.testing.raw_sip import Dialog, offer_sdp, parse_response
+from voicegw.testing.raw_sip import Dialog, Response, offer_sdp, parse_response
 
 pytestmark = pytest.mark.timeout(60)
 
 RTP_PORTS = "[rtp]\nports = '46100-46200'\n"
 TCP_TIMEOUT_S = 5.0
+RECORD_ROUTES = 500
 
 
 def invite(port: int, local_port: int, transport: str, *, extra: str = "", body: str | None = None) -> str:
@@ -68,6 +70,15 @@ def final_status_udp(sock: socket.socket) -> int:
         response = parse_response(data)
         if response is not None and response.status >= 200:
             return response.status
+
+
+def datagram_with_status(sock: socket.socket, status: int) -> tuple[bytes, Response]:
+    """The next response with `status`, as it arrived and parsed."""
+    while True:
+        data, _ = sock.recvfrom(65535)
+        response = parse_response(data)
+        if response is not None and response.status == status:
+            return data, response
 
 
 def final_status_tcp(sock: socket.socket) -> int:
@@ -142,6 +153,31 @@ def test_a_60_kb_invite_over_tcp_is_parsed_whole_and_answered(voicegw: Callable[
         assert len(message) > 60_000
         sock.sendall(message.encode())
         assert final_status_tcp(sock) == 200
+
+
+def test_a_response_longer_than_the_first_send_buffer_goes_out_whole(
+    voicegw: Callable[..., EchoServer],
+) -> None:
+    """pjsip prints an outgoing message into a buffer of one pool increment (3,872 bytes) and one
+    that overflows it into a new PJSIP_MAX_PKT_LEN one (scripts/build_pjsua2.sh): a 200 OK that
+    copies 20 KB of Record-Route must still leave whole, its SDP last."""
+    server = voicegw(RTP_PORTS)
+    dialog = Dialog(server.port)
+    try:
+        routes = [f"<sip:{HOST}:{dialog.local_port};lr;hop={n:03d}>" for n in range(RECORD_ROUTES)]
+        dialog.invite(offer_sdp(dialog.local_port + 2), "".join(f"Record-Route: {r}\r\n" for r in routes))
+        data, response = datagram_with_status(dialog.sock, 200)
+        assert len(data) > 20_000
+        head, _, body = data.decode().partition("\r\n\r\n")
+        assert re.findall(r"^Record-Route: (.*)\r$", head, re.MULTILINE) == routes
+        assert body.startswith("v=0") and "m=audio 461" in body
+        assert len(body.encode()) == int(response.headers["content-length"])
+        dialog.to_header = response.headers["to"]
+        dialog.ack()
+        dialog.request("BYE")
+        assert dialog.until(200).headers["cseq"].endswith("BYE")
+    finally:
+        dialog.close()
 
 
 def test_a_refused_source_sending_them_gets_403_and_the_server_stays_up(

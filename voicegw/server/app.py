@@ -27,7 +27,12 @@ from voicegw.server.http import HealthServer
 from voicegw.server.loop import EVENT_LOOP
 from voicegw.server.loop import run as run_loop
 from voicegw.server.metrics import Metrics
-from voicegw.server.model_watch import READY_TIMEOUT_S, Preconnectable, ResponseWatch
+from voicegw.server.model_watch import (
+    EMBEDDED_ALLOWANCE_S,
+    READY_TIMEOUT_S,
+    Preconnectable,
+    ResponseWatch,
+)
 from voicegw.server.observe import CallWatch
 from voicegw.server.routing import Match, Router
 from voicegw.server.supervisor import CallSupervisor
@@ -180,17 +185,13 @@ class AgentCalls:
             max_duration=self.config.max_call_duration,
         )
         greets = match.agent.greeting is not None or match.agent.greeting_instructions is not None
-        responses = ResponseWatch(self.config.response_timeout, greeting=greets)
+        silence = self.config.response_timeout + (EMBEDDED_ALLOWANCE_S if self._local else 0.0)
+        responses = ResponseWatch(silence, greeting=greets)
         log.info("agent_start", route=match.path)
         run = asyncio.ensure_future(RealtimeRunner.run(match.agent, session=session, context=call.info))
         supervision = asyncio.create_task(supervisor.run())
-        # A remote model is watched for stalls; the embedded one bounds its own inference.
-        stall = (
-            asyncio.create_task(self._close_when_stalled(responses, session))
-            if isinstance(model, Preconnectable)
-            else None
-        )
-        tasks: list[asyncio.Future[Any]] = [run, supervision, *([stall] if stall else [])]
+        stall = asyncio.create_task(self._close_when_stalled(responses, session))
+        tasks: list[asyncio.Future[Any]] = [run, supervision, stall]
         fault: tuple[str, str] | None = None
         try:
             async for event in session.all_events():

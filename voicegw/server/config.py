@@ -10,6 +10,7 @@ from typing import Any
 
 from voicegw.audio.codecs import UnsupportedCodec, codec_for
 from voicegw.rtp.srtp import SRTP_MODES
+from voicegw.server.allocator import ALLOCATORS
 from voicegw.server.webhooks import WebhookSettings
 from voicegw.sip import tls
 from voicegw.sip.account import SipAccount
@@ -100,8 +101,8 @@ class ServerConfig:
     """Seconds calls in progress get to finish after SIGTERM."""
 
     response_timeout: float = 2.0
-    """Seconds a remote model may say nothing while a response is due before the call is
-    apologised for and ended (a stalled model)."""
+    """Seconds a model may say nothing while a response is due before the call is apologised for
+    and ended (a stalled model); the embedded model gets `EMBEDDED_ALLOWANCE_S` more."""
 
     log_level: str = "info"
     workers: int | None = None
@@ -124,6 +125,10 @@ class ServerConfig:
 
     webhooks: WebhookSettings | None = None
     """``[server.webhooks]``: URLs told of each call's start, answer and end; None: off."""
+
+    allocator: str = "jemalloc"
+    """The server's malloc: ``jemalloc`` (preloaded when installed: RSS levels off under calls) or
+    ``system`` (glibc's, whose heap keeps growing under calls)."""
 
 
 def agents_in_main(config: ServerConfig) -> bool:
@@ -183,6 +188,7 @@ _SERVER_TYPES: dict[str, Kind] = {
     "max_call_duration": (int, float),
     "response_timeout": (int, float),
     "workers": int,
+    "allocator": str,
 }
 _ROUTE_TYPES: dict[str, Kind] = {"agent": str, "to": str, "from": str}
 _MODEL_NAMES = ("auto", "local", "openai")
@@ -316,6 +322,8 @@ def load(path: Path | None = None) -> ServerConfig:
     for key in ("no_input_timeout", "max_call_duration"):
         if key in server and server[key] <= 0:
             raise ConfigError(f"server.{key}: must be more than 0 seconds")
+    if server.get("allocator", ALLOCATORS[0]) not in ALLOCATORS:
+        raise ConfigError(f"server.allocator: {server['allocator']!r} is not one of {', '.join(ALLOCATORS)}")
     server.update(_records(server_table))
     if "webhooks" in server_table:
         server["webhooks"] = _webhooks(server_table["webhooks"])

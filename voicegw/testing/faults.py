@@ -2,7 +2,8 @@
 
 The model is the local OpenAI-protocol server (`FakeRealtimeServer`, the one fake allowed), made
 to hang its handshake, refuse it, drop once, drop for good, or stall mid-response; an agent whose
-instructions raise stands for a task of ours failing. The caller is the pjsua2 caller (its own
+instructions raise stands for a task of ours failing; and the embedded model with its LLM step
+stuck (`voicegw/testing/stuck_inference.py`). The caller is the pjsua2 caller (its own
 media stack), recording everything it hears until the server's BYE. `analyse` splits that
 recording into the model's tone (440 Hz), other sound (the apology's speech) and silence.
 
@@ -27,7 +28,7 @@ import numpy as np
 
 from voicegw.audio.format import FRAME_MS
 from voicegw.testing.fake_realtime import TONE_HZ, FakeRealtimeServer
-from voicegw.testing.harness import CALLER, ROOT, EchoServer, openai_agent_server, run_caller
+from voicegw.testing.harness import CALLER, ROOT, START_TIMEOUT, EchoServer, openai_agent_server, run_caller
 from voicegw.testing.media import Pcm, read_wav, write_wav
 
 SOUND_RMS = 300.0
@@ -37,6 +38,8 @@ APOLOGY_MIN_S = 1.0
 """Non-tone sound needed to count as the apology (it lasts about 3.5 s)."""
 CALL_WAIT_S = 20.0
 """How long the caller waits for the server's BYE."""
+LOCAL_START_S = 120.0
+"""A server on the embedded model loads Whisper, the LLM and Piper before it is ready."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,10 @@ class Fault:
     hang_handshake: bool = False
     caller_seconds: float | None = None
     """The caller hangs up after this long (None: it waits for the server's BYE)."""
+    local: bool = False
+    """The embedded model instead of the OpenAI protocol (`scenario` unused). A first call, not
+    measured, warms it up: the first LLM step of a new system prompt takes seconds (6 s on a busy
+    machine), the silence of a slow start rather than of the fault."""
 
 
 FAULTS: dict[str, Fault] = {
@@ -58,6 +65,7 @@ FAULTS: dict[str, Fault] = {
     "drop_for_good": Fault("dropped", agent="voicegw.testing.agents:assistant"),
     "stall_mid_response": Fault("stall"),
     "task_raises": Fault("greeting", agent="voicegw.testing.agents:broken"),
+    "local_inference_hangs": Fault("", agent="voicegw.testing.stuck_inference:greeter", local=True),
 }
 
 
@@ -141,22 +149,33 @@ async def play_fault(name: str, workdir: Path) -> Outcome:
     """Place one call against `voicegw serve` with the model misbehaving as `FAULTS[name]` says."""
     fault = FAULTS[name]
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
-    recording = workdir / f"{name}.wav"
+    if fault.local:
+        server = EchoServer("voicegw", workdir, agent=fault.agent, config='[model]\nname = "local"\n')
+        return await _call(name, fault, server, workdir, LOCAL_START_S)
     async with FakeRealtimeServer(
         fault.scenario, reject_status=fault.reject_status, hang_handshake=fault.hang_handshake
     ) as model:
         server = openai_agent_server(workdir, fault.agent, model.base_url)
-        try:
-            await asyncio.to_thread(server.wait_ready)
-            args = ["--record", str(recording)]
-            if fault.caller_seconds is not None:
-                args += ["--play", str(silence_wav(workdir, fault.caller_seconds)), "--end", "hangup"]
-            else:
-                args += ["--end", "wait-bye", "--bye-timeout", str(CALL_WAIT_S)]
-            report = await asyncio.to_thread(run_caller, server.uri, *args, timeout=CALL_WAIT_S + 30)
-        finally:
-            await asyncio.to_thread(server.stop)
-        handshakes = len(model.connections) + model.refused + model.hung
+        outcome = await _call(name, fault, server, workdir, START_TIMEOUT)
+        outcome.handshakes = len(model.connections) + model.refused + model.hung
+    return outcome
+
+
+async def _call(name: str, fault: Fault, server: EchoServer, workdir: Path, start_timeout: float) -> Outcome:
+    """The pjsua2 caller's call to `server` (stopped after it), and what it heard."""
+    recording = workdir / f"{name}.wav"
+    try:
+        await asyncio.to_thread(server.wait_ready, start_timeout)
+        args = ["--record", str(recording)]
+        if fault.caller_seconds is not None:
+            args += ["--play", str(silence_wav(workdir, fault.caller_seconds)), "--end", "hangup"]
+        else:
+            args += ["--end", "wait-bye", "--bye-timeout", str(CALL_WAIT_S)]
+        if fault.local:
+            await asyncio.to_thread(run_caller, server.uri, *args, timeout=CALL_WAIT_S + 30)
+        report = await asyncio.to_thread(run_caller, server.uri, *args, timeout=CALL_WAIT_S + 30)
+    finally:
+        await asyncio.to_thread(server.stop)
     events = server.log_events()
     heard = analyse(*read_wav(recording)) if report["answered"] and recording.exists() else None
     ended = None
@@ -170,7 +189,6 @@ async def play_fault(name: str, workdir: Path) -> Outcome:
         ended,
         log=[e for e in events if e.get("event") in CAUSE_EVENTS],
         errors=[e for e in events if e.get("level") in ("error", "critical")],
-        handshakes=handshakes,
     )
 
 

@@ -1,5 +1,5 @@
 """Helpers of the load scripts (scripts/bench_capacity.py, scripts/soak.py): SIPp echo calls with
-speech from a pcap, their counts, and the server process's CPU, memory and descriptors.
+speech from a pcap, their counts, and the CPU, memory and descriptors of the server's processes.
 
 No pytest here: the scripts import it from a plain interpreter.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,50 @@ def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants alive now (a server and its worker processes), parents first."""
+    tree, pending = [], [pid]
+    while pending:
+        parent = pending.pop(0)
+        tree.append(parent)
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except FileNotFoundError:
+            continue
+        for task in tasks:
+            try:
+                children = Path(f"/proc/{parent}/task/{task}/children").read_text()
+            except FileNotFoundError:
+                continue
+            pending += [int(child) for child in children.split()]
+    return tree
+
+
+@dataclass(frozen=True)
+class ProcessFigures:
+    """One process's figures at one moment."""
+
+    pid: int
+    name: str
+    rss_mb: float
+    fds: int
+    cpu_s: float
+
+
+def process_figures(pid: int) -> ProcessFigures | None:
+    """RSS, descriptors and CPU of `pid`; None if it has exited meanwhile."""
+    try:
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
+        return ProcessFigures(pid, name, round(rss_mb(pid), 1), open_fds(pid), round(cpu_seconds(pid), 1))
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def tree_figures(pid: int) -> list[ProcessFigures]:
+    """The figures of every process of `pid`'s tree."""
+    return [figures for p in process_tree(pid) if (figures := process_figures(p)) is not None]
+
+
 def speech_pcap(workdir: Path, seconds: float) -> Path:
     """A PCMU pcap of `seconds` of speech (a synthesized sentence, repeated)."""
     wav = synthesize(workdir / "speech.wav", rate=8000)
@@ -64,26 +109,6 @@ def sipp_counts(workdir: Path) -> tuple[int, int]:
             row = dict(zip(header, last, strict=False))
             return int(row.get("SuccessfulCall(C)", 0)), int(row.get("FailedCall(C)", 0))
     return 0, 0
-
-
-def process_tree(pid: int) -> list[int]:
-    """`pid` and every process descended from it that is alive now (children, their children...)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue  # it exited meanwhile
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo += children.get(current, [])
-    return tree
 
 
 def _summed(read: Callable[[int], float], pid: int) -> float:

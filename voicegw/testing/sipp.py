@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import shutil
 import socket
@@ -39,10 +40,13 @@ class SippRun:
         ]
 
 
-def free_media_ports() -> int:
-    """A base port with base..base+3 free: SIPp binds audio and video RTP/RTCP from -mp."""
+def free_media_ports(span: tuple[int, int] | None = None) -> int:
+    """A base port with base..base+3 free: SIPp binds audio and video RTP/RTCP from -mp.
+
+    `span`: the base is drawn within it (default: any free port).
+    """
     for _ in range(50):
-        base = free_udp_port() & ~1
+        base = (random.randrange(*span) if span else free_udp_port()) & ~1
         with ExitStack() as stack:
             try:
                 for offset in range(4):

@@ -1,13 +1,13 @@
 """A soak of `voicegw serve --echo`: SIPp keeps N calls up, re-placing each as it ends, for D
-minutes, then places short calls; the server's RSS, descriptors and CPU are sampled every minute
-and its log scanned for ERROR lines and tracebacks.
+minutes, then places short calls; the RSS, descriptors and CPU of the server's processes (the
+server and any worker it started) are sampled every minute, its RSS every second for the peak, and
+its log scanned for ERROR lines and tracebacks.
 
 Used by scripts/soak.py (which prints the figures) and tests/e2e/test_soak.py (no pytest here).
 """
 
 from __future__ import annotations
 
-import ctypes.util
 import json
 import math
 import subprocess
@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from voicegw.testing.harness import EchoServer, sipp_command
-from voicegw.testing.load import cpu_seconds, open_fds, rss_mb, scenario_for_load, sipp_counts, speech_pcap
+from voicegw.testing.load import ProcessFigures, scenario_for_load, sipp_counts, speech_pcap, tree_figures
+from voicegw.testing.sipp import free_media_ports
 
-SIPP_MEDIA_BASE = 12000
-"""SIPp replays call n from port base + 4n: kept below voicegw's RTP range (`RTP_PORTS`)."""
+SIPP_MEDIA_BASES = (20000, 45000)
+"""SIPp replays call n from port base + 4n (mod 10,000), a free base drawn here: below voicegw's
+RTP range (`RTP_PORTS`), and apart from another soak's."""
 RTP_PORTS = "56000-64000"
 IDLE_SETTLE_S = 5.0
 """After the last call, time for the server to close its calls before the final figures."""
@@ -28,11 +30,14 @@ ERROR_LEVELS = ("error", "critical")
 
 @dataclass
 class Sample:
+    """The server's figures at one moment: totals over its processes, and each process's."""
+
     at_s: float
     rss_mb: float
     fds: int
     cpu_s: float
     active: str = ""
+    processes: list[ProcessFigures] = field(default_factory=list)
 
 
 @dataclass
@@ -43,6 +48,8 @@ class Phase:
     placed: int = 0
     failed: int = 0
     wall_s: float = 0.0
+    peak_rss_mb: float = 0.0
+    """The highest RSS of the server's processes together, sampled every second."""
 
 
 @dataclass
@@ -64,7 +71,11 @@ class Soak:
 
 
 class Sampler:
-    """The server's RSS, fds and CPU, sampled at the soak's minutes."""
+    """RSS, fds and CPU of the server's process tree, sampled at the soak's minutes.
+
+    RSS is summed over the processes: pages a forked worker still shares with its parent count
+    in both.
+    """
 
     def __init__(self, pid: int, soak: Soak, *, quiet: bool = False) -> None:
         self.pid = pid
@@ -72,34 +83,42 @@ class Sampler:
         self.quiet = quiet
         self.started = time.monotonic()
 
+    def rss_mb(self) -> float:
+        return round(sum(p.rss_mb for p in tree_figures(self.pid)), 1)
+
     def take(self, label: str) -> Sample:
+        processes = tree_figures(self.pid)
         sample = Sample(
             round(time.monotonic() - self.started, 1),
-            round(rss_mb(self.pid), 1),
-            open_fds(self.pid),
-            round(cpu_seconds(self.pid), 1),
+            round(sum(p.rss_mb for p in processes), 1),
+            sum(p.fds for p in processes),
+            round(sum(p.cpu_s for p in processes), 1),
             label,
+            processes,
         )
         self.soak.samples.append(sample)
         if self.quiet:
             return sample
         print(
             f"  {label:<22} t={sample.at_s:7.1f} s  RSS {sample.rss_mb:7.1f} MB  fds {sample.fds:5d}"
-            f"  CPU {sample.cpu_s:7.1f} s",
+            f"  CPU {sample.cpu_s:7.1f} s  ({len(processes)} process{'es' if len(processes) > 1 else ''})",
             flush=True,
         )
+        if len(processes) > 1:
+            for p in processes:
+                print(f"      pid {p.pid:<8} {p.name:<16} RSS {p.rss_mb:7.1f} MB  fds {p.fds:5d}", flush=True)
         return sample
 
 
 def run_phase(
-    server: EchoServer, run_dir: Path, phase: Phase, concurrent: int, rate: int, sampler: Sampler | None
+    server: EchoServer, run_dir: Path, phase: Phase, concurrent: int, rate: int, sampler: Sampler
 ) -> None:
     """Place `phase.calls` calls, at most `concurrent` at a time; sample every minute meanwhile."""
     phase_dir = run_dir / phase.name
     phase_dir.mkdir()
     (phase_dir / "audio.pcap").symlink_to(run_dir / "audio.pcap")
     command = sipp_command(
-        str(scenario_for_load(phase_dir)), server.port, media_port=SIPP_MEDIA_BASE,
+        str(scenario_for_load(phase_dir)), server.port, media_port=free_media_ports(SIPP_MEDIA_BASES),
         keys={"pt": "0", "codec": "PCMU/8000", "te_pt": "101"}, calls=phase.calls,
         pause_ms=int(phase.seconds_each * 1000), rate=rate,
     )  # fmt: skip
@@ -112,7 +131,8 @@ def run_phase(
     minute = 1
     while sipp.poll() is None:
         time.sleep(1.0)
-        if sampler is not None and time.monotonic() - started >= 60 * minute:
+        phase.peak_rss_mb = max(phase.peak_rss_mb, sampler.rss_mb())
+        if time.monotonic() - started >= 60 * minute:
             sampler.take(f"{phase.name} minute {minute}")
             minute += 1
     phase.wall_s = round(time.monotonic() - started, 1)
@@ -147,17 +167,10 @@ class SoakPlan:
     rate: int = 20
     """New calls per second at most."""
     allocator: str = "jemalloc"
-    """The server's malloc: ``jemalloc`` (preloaded, as deploy/voicegw.service runs it) or ``glibc``."""
+    """The server's ``[server] allocator``: ``jemalloc`` (its default) or ``system`` (glibc's malloc)."""
 
-
-def allocator_env(allocator: str) -> dict[str, str]:
-    """The server's environment for `allocator`; raises RuntimeError when jemalloc is missing."""
-    if allocator == "glibc":
-        return {}
-    library = ctypes.util.find_library(allocator)
-    if library is None:
-        raise RuntimeError(f"lib{allocator} is not installed (scripts/setup.sh installs libjemalloc2)")
-    return {"LD_PRELOAD": library}
+    malloc_conf: str | None = None
+    """jemalloc's options (``MALLOC_CONF``) instead of the server's own choice."""
 
 
 def soak(args: SoakPlan, workdir: Path, *, quiet: bool = False) -> Soak:
@@ -169,8 +182,8 @@ def soak(args: SoakPlan, workdir: Path, *, quiet: bool = False) -> Soak:
         "voicegw",
         workdir,
         max_calls=args.calls + 20,
-        config=f"[rtp]\nports = '{RTP_PORTS}'\n",
-        env=allocator_env(args.allocator),
+        config=f"[rtp]\nports = '{RTP_PORTS}'\n[server]\nallocator = '{args.allocator}'\n",
+        env={"MALLOC_CONF": args.malloc_conf} if args.malloc_conf else {},
     )
     try:
         server.wait_ready()
@@ -187,7 +200,8 @@ def soak(args: SoakPlan, workdir: Path, *, quiet: bool = False) -> Soak:
         result.phases.append(long_phase)
         if args.short_calls:
             short_phase = Phase("short", args.short_calls, args.short_seconds)
-            run_phase(server, workdir, short_phase, args.calls, args.rate, None)
+            run_phase(server, workdir, short_phase, args.calls, args.rate, sampler)
+            sampler.take("end of short calls")
             result.phases.append(short_phase)
         time.sleep(IDLE_SETTLE_S)
         after = sampler.take("after (idle)")

@@ -1,6 +1,7 @@
-"""`voicegw serve --agent voicegw.testing.stuck_inference:greeter` on the embedded model, whose LLM step
-never comes back: importing this module in the server makes the step wait in its pool thread, as
-an inference call stuck inside a C library would. Used by voicegw/testing/faults.py; nothing else may import it."""
+"""`voicegw serve --agent voicegw.testing.stuck_inference:greeter` on the embedded model, whose
+LLM step never comes back: importing this module in the server makes the step wait in its pool
+thread, as an inference call stuck inside a C library would. Used by voicegw/testing/faults.py;
+nothing else may import it."""
 
 import threading
 from collections.abc import Iterator

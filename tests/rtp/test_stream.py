@@ -346,3 +346,36 @@ def test_a_missing_packet_is_concealed_once_the_buffer_depth_has_passed() -> Non
     b.receive(packets[5], A, 5 * TICK)
     assert [arrival for _, arrival in b.take_frames()] == [5 * TICK]
     assert b.stats["late"] == 1
+
+
+def test_a_talkspurt_starts_on_arrival_with_the_marker_and_the_next_packet_keeps_the_tick() -> None:
+    a = make(B, 1)
+    for tick in range(8):  # silence, long enough to be a pause
+        a.tick(tick * TICK)
+    silence = [parse_rtp(d.data) for d in a.session.datagrams_to_send(8 * TICK) if not d.rtcp]
+    tone = sine(300, 0.1, 8000)
+    a.play(tone, "answer", received_at=0.1503, now=0.1503)  # between the ticks at 0.14 and 0.16
+    early = [parse_rtp(d.data) for d in a.session.datagrams_to_send(0.1503)]
+    encoded = codec_for("PCMU")().encode(tone)
+    assert len(early) == 1 and early[0].marker and early[0].payload == encoded[:160]
+    assert a.sent_received_at == 0.1503
+    a.sent_received_at = None
+    # It took the place of the silence encoded for the next tick; the rest follow tick by tick.
+    assert (early[0].sequence_number - silence[-1].sequence_number) % 2**16 == 1
+    assert (early[0].timestamp - silence[-1].timestamp) % 2**32 == 160
+    for tick in range(8, 12):
+        a.tick(tick * TICK)
+    rest = [parse_rtp(d.data) for d in a.session.datagrams_to_send(12 * TICK) if not d.rtcp]
+    assert b"".join(p.payload for p in [*early, *rest])[: len(encoded)] == encoded
+    assert not any(p.marker for p in rest) and a.sent_received_at is None
+
+
+def test_audio_after_a_short_pause_waits_for_the_tick() -> None:
+    """An echo whose caller packet came a tick late is no talkspurt: its packet keeps the pace."""
+    a = make(B, 1)
+    a.play(sine(300, 0.1, 8000), "first")
+    for tick in range(7):
+        a.tick(tick * TICK)
+    a.session.datagrams_to_send(7 * TICK)
+    a.play(sine(300, 0.1, 8000), "second", now=0.1503)
+    assert a.session.datagrams_to_send(0.1503) == []

@@ -237,7 +237,11 @@ class RtpEndpoint:
     def play(self, pcm: bytes, item_id: str, received_at: float | None = None) -> None:
         """Queue agent audio (mono s16le at the `sample_rate` given to `start`), received from the
         model at `received_at` (`time.monotonic()`: timed as gateway latency when given)."""
-        self._started().play(pcm, item_id, received_at)
+        stream = self._started()
+        # A talkspurt's first packet leaves now rather than at the next tick.
+        now = self._connected_loop().time()
+        stream.play(pcm, item_id, received_at, now=now)
+        self._send_queued(stream, now)
 
     def flush(self) -> int:
         """Drop all queued agent audio; return ms of the current item already sent."""
@@ -318,15 +322,18 @@ class RtpEndpoint:
 
     def _send_phase(self, stream: MediaStream, now: float) -> None:
         stream.tick_send(now)
-        self._send(stream.session.datagrams_to_send(now))
-        if stream.sent_received_at is not None:
-            GATEWAY_LATENCY[Direction.OUTBOUND].since(stream.sent_received_at)
-            stream.sent_received_at = None
+        self._send_queued(stream, now)
         if self._dtmf_waiters and not stream.session.sending_dtmf(now):
             waiters, self._dtmf_waiters = self._dtmf_waiters, []
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
+
+    def _send_queued(self, stream: MediaStream, now: float) -> None:
+        self._send(stream.session.datagrams_to_send(now))
+        if stream.sent_received_at is not None:
+            GATEWAY_LATENCY[Direction.OUTBOUND].since(stream.sent_received_at)
+            stream.sent_received_at = None
 
     def _receive_phase(self, stream: MediaStream, now: float) -> None:
         self._taken = 0

@@ -45,6 +45,12 @@ MAX_TAP_BACKLOG_FRAMES = 5
 a tick) beyond which the oldest is left out of the recording (it did reach the consumer)."""
 
 
+TALKSPURT_PAUSE_TICKS = 5
+"""Ticks of silence after which agent audio starts a talkspurt, and its first packet leaves on
+arrival. A shorter pause (an echo whose caller packet came a little late) keeps its tick: sent
+early, its packet would come less than 20 ms after the one before it, once per stutter."""
+
+
 TimedFrame: TypeAlias = tuple[bytes, float | None]
 """A 20 ms caller frame and the arrival time of its newest packet (None: concealed)."""
 
@@ -158,6 +164,8 @@ class MediaStream:
         """When the newest caller packet decoded into `_inbound` arrived (None: concealment)."""
         self._pending_received_at: float | None = None
         self._pulled_silence = True
+        self._silent_pulls = 0
+        """Frames of silence pulled in a row (`TALKSPURT_PAUSE_TICKS`)."""
         """The frame pulled last (into the packet about to leave) was silence: no agent audio ahead."""
         self._pulled_received_at: float | None = None
         self.sent_received_at: float | None = None
@@ -260,24 +268,42 @@ class MediaStream:
 
     # --------------------------------------------------------------- outbound
 
-    def play(self, pcm: bytes, item_id: str, received_at: float | None = None) -> None:
+    def play(
+        self, pcm: bytes, item_id: str, received_at: float | None = None, *, now: float | None = None
+    ) -> None:
         """Queue agent audio (mono s16le at the agent rate), received from the model at
-        `received_at` (`time.monotonic()`, for the gateway latency; None: not timed)."""
+        `received_at` (`time.monotonic()`, for the gateway latency; None: not timed).
+
+        With `now`, audio that starts a talkspurt (the call sent only silence for
+        `TALKSPURT_PAUSE_TICKS`) has its first packet queued on the session at once, marked,
+        instead of at the next tick: take it with `session.datagrams_to_send`."""
         idle = self._pulled_silence and not self._playout.queued_ms
         if received_at is not None and idle:
             # Nothing ahead of it: the wait until its first packet leaves is the gateway's own.
             self._pending_received_at = received_at
         self._playout.enqueue(pcm, item_id)
         if idle:
-            self._start_sooner()
+            self._start_sooner(now)
 
-    def _start_sooner(self) -> None:
+    def _start_sooner(self, now: float | None) -> None:
         """Agent audio came while the packet encoded for the next tick is silence: encode the
-        audio in its place, so it leaves a tick sooner (20 ms less outbound latency). Only where
-        that packet is `_silent_packet`: one frame, of which nothing else was made."""
-        if self._ready is not None and self._ready is self._silent_packet:
-            self._ready = None
-            self._pull_frame()
+        audio in its place, so it leaves a tick sooner (20 ms less outbound latency), or at once
+        when it starts a talkspurt. Only where that packet is `_silent_packet`: one frame, of
+        which nothing else was made."""
+        if self._ready is None or self._ready is not self._silent_packet:
+            return
+        talkspurt = self._silent_pulls > TALKSPURT_PAUSE_TICKS
+        self._ready = None
+        self._pull_frame()
+        if now is None or not talkspurt or not self._sending_audio(now):
+            return
+        # RFC 3551 4.1: the first packet of a talkspurt carries the marker, and the far end's
+        # playout re-syncs on it, so it may come less than a packet after the silence before
+        # it. The next packet goes at the next tick as usual: the call keeps the shared clock's
+        # phase, and is one packet (the silence this one replaced) ahead of it until it ends.
+        self._ready_marker = True
+        self._send_ready(now)
+        self._pull_frame()
 
     def flush(self) -> int:
         """Drop queued agent audio; ms of the current item already sent."""
@@ -314,10 +340,14 @@ class MediaStream:
             self._pull_frame()  # the first tick, or the first after hold or DTMF
         self._pulled_ahead = False
         if self._ready is not None:
-            self.session.send_media(self._ready, self._packet_samples, marker=self._ready_marker, now=now)
-            self._ready = None
-            self._ready_marker = False
-            self.sent_received_at, self._pulled_received_at = self._pulled_received_at, None
+            self._send_ready(now)
+
+    def _send_ready(self, now: float) -> None:
+        assert self._ready is not None
+        self.session.send_media(self._ready, self._packet_samples, marker=self._ready_marker, now=now)
+        self._ready = None
+        self._ready_marker = False
+        self.sent_received_at, self._pulled_received_at = self._pulled_received_at, None
 
     def _pull_frame(self) -> None:
         """Take one tick of agent audio (or silence) and encode it once a packet is full.
@@ -329,6 +359,7 @@ class MediaStream:
         """
         frame = self._playout.next_frame()
         self._pulled_silence = frame is None
+        self._silent_pulls = self._silent_pulls + 1 if frame is None else 0
         if frame is not None and self._pending_received_at is not None:
             self._pulled_received_at, self._pending_received_at = self._pending_received_at, None
         pcm = frame.pcm if frame is not None else self._silence

@@ -18,7 +18,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Final
+from typing import Any, Concatenate, Final, ParamSpec
 
 import structlog
 
@@ -50,6 +50,8 @@ DATAGRAM_READ_SIZE = 2048
 (a longer one arrives cut, and fails SRTP's check or decodes short)."""
 
 log = structlog.get_logger(__name__)
+
+_P = ParamSpec("_P")
 
 
 class _End:
@@ -307,12 +309,18 @@ class RtpEndpoint:
         caller frame, hand out frames and events."""
         self._step(self._receive_phase, now)
 
-    def _step(self, phase: Callable[..., None], now: float, *args: Any) -> None:
+    def _step(
+        self,
+        phase: Callable[Concatenate[MediaStream, float, _P], None],
+        now: float,
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> None:
         stream = self._stream
         if stream is None or self._closing is not None:
             return
         try:
-            phase(stream, now, *args)
+            phase(stream, now, *args, **kwargs)
         except Exception as exc:
             self._fail(exc)
 

@@ -164,9 +164,9 @@ class MediaStream:
         """When the newest caller packet decoded into `_inbound` arrived (None: concealment)."""
         self._pending_received_at: float | None = None
         self._pulled_silence = True
+        """The frame pulled last (into the packet about to leave) was silence: no agent audio ahead."""
         self._silent_pulls = 0
         """Frames of silence pulled in a row (`TALKSPURT_PAUSE_TICKS`)."""
-        """The frame pulled last (into the packet about to leave) was silence: no agent audio ahead."""
         self._pulled_received_at: float | None = None
         self.sent_received_at: float | None = None
         """When the model audio in the packet sent this tick was received, if it is the first
@@ -300,7 +300,8 @@ class MediaStream:
         # RFC 3551 4.1: the first packet of a talkspurt carries the marker, and the far end's
         # playout re-syncs on it, so it may come less than a packet after the silence before
         # it. The next packet goes at the next tick as usual: the call keeps the shared clock's
-        # phase, and is one packet (the silence this one replaced) ahead of it until it ends.
+        # phase, and its RTP timestamps gain a packet on that clock (the far end's playout
+        # absorbs it at the marker).
         self._ready_marker = True
         self._send_ready(now)
         self._pull_frame()

@@ -18,7 +18,9 @@ Probes, over the window where all N calls are up:
     the server process (SIP signalling; the calls too with `--workers 0`) and its call workers; RSS;
   - calls that echoed (agent mode: that hear the agent): non-silent audio at the caller's socket;
   - outbound packet interval p50/p99/max and interval error p99 (|interval - 20 ms|), from kernel
-    receive timestamps (SO_TIMESTAMPNS) on the sockets of a sample of calls;
+    receive timestamps (SO_TIMESTAMPNS) on the sockets of a sample of calls; and the error p99
+    again without the two intervals around each talkspurt's first packet (RTP marker bit: voicegw
+    sends it on arrival, between two ticks, so those two intervals add up to 20 ms);
   - packets lost / late / concealed inside the server (its per-call `rtp_closed` counters);
   - call setup time INVITE -> 200 p50/p95 (SIPp's -trace_rtt);
   - agent mode: barge-ins (the speaker's VAD cut an answer off; voicegw's
@@ -116,6 +118,8 @@ class Result:
     interval_p99_ms: float = 0.0
     interval_max_ms: float = 0.0
     interval_error_p99_ms: float = 0.0
+    interval_error_p99_steady_ms: float = 0.0
+    """The same without the two intervals around each talkspurt's first (marked) packet."""
     lost: int = 0
     late: int = 0
     concealed: int = 0
@@ -162,6 +166,8 @@ class CallerSinks:
         self.base, self.socks = self._bind(calls)
         self.sampled = self.socks[:sampled]
         self.arrivals: dict[int, list[float]] = {s.fileno(): [] for s in self.sampled}
+        self.markers: dict[int, list[bool]] = {s.fileno(): [] for s in self.sampled}
+        """Per arrival: the packet's RTP marker bit."""
         self.heard: set[int] = set()
         """Sampled sockets that received sound."""
         self.unheard = len(self.socks) - len(self.sampled)
@@ -220,20 +226,27 @@ class CallerSinks:
                         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
                             seconds, nanos = struct.unpack("qq", value[:16])
                             self.arrivals[sock.fileno()].append(seconds + nanos / 1e9)
+                            self.markers[sock.fileno()].append(bool(data[1] & 0x80))
 
     def audible_calls(self) -> int:
         """Calls whose caller heard sound so far: the sampled ones read whole, the others by
         looking at what their small buffers hold every `AUDIO_CHECK_S`."""
         return len(self.heard) + len(self.socks) - len(self.sampled) - self.unheard
 
-    def intervals_ms(self, start: float, end: float) -> np.ndarray:
-        """Outbound packet intervals of the sampled calls, arrivals between `start` and `end` (epoch)."""
-        out = []
-        for times in self.arrivals.values():
-            window = np.array([t for t in times if start <= t <= end])
-            if len(window) > 1:
-                out.append(np.diff(window) * 1000.0)
-        return np.concatenate(out) if out else np.zeros(0)
+    def intervals_ms(self, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
+        """Outbound packet intervals of the sampled calls, arrivals between `start` and `end`
+        (epoch), and which of them are one of the two around a talkspurt's first packet."""
+        out, around = [], []
+        for key, times in self.arrivals.items():
+            kept = [(t, m) for t, m in zip(times, self.markers[key], strict=True) if start <= t <= end]
+            if len(kept) > 1:
+                out.append(np.diff([t for t, _ in kept]) * 1000.0)
+                # Per interval, the marker of the packet it ends at; then that one and the next.
+                marked = np.array([m for _, m in kept[1:]])
+                around.append(marked | np.concatenate([[False], marked[:-1]]))
+        if not out:
+            return np.zeros(0), np.zeros(0, dtype=bool)
+        return np.concatenate(out), np.concatenate(around)
 
     def close(self) -> None:
         self._stop.set()
@@ -319,7 +332,7 @@ def run_one(
             result.notes.append(f"sipp exit {sipp.returncode}: {err.decode(errors='replace')[-300:]}")
         result.cpu_percent = round(100.0 * cpu_used / wall, 1)
         result.cpu_per_call = round(result.cpu_percent / calls, 4)
-        add_intervals(result, sinks.intervals_ms(window_start, window_end))
+        add_intervals(result, *sinks.intervals_ms(window_start, window_end))
         if mode == "agent":
             add_agent_metrics(result, metrics_start, metrics_end)
     finally:
@@ -342,14 +355,18 @@ def run_one(
     return result
 
 
-def add_intervals(result: Result, intervals: np.ndarray) -> None:
+def add_intervals(result: Result, intervals: np.ndarray, around_talkspurt: np.ndarray) -> None:
     if not len(intervals):
         result.notes.append("no audio reached the sampled calls' sockets")
         return
     result.interval_p50_ms = round(float(np.percentile(intervals, 50)), 2)
     result.interval_p99_ms = round(float(np.percentile(intervals, 99)), 2)
     result.interval_max_ms = round(float(intervals.max()), 2)
-    result.interval_error_p99_ms = round(float(np.percentile(np.abs(intervals - FRAME_MS), 99)), 2)
+    errors = np.abs(intervals - FRAME_MS)
+    result.interval_error_p99_ms = round(float(np.percentile(errors, 99)), 2)
+    steady = errors[~around_talkspurt]
+    if len(steady):
+        result.interval_error_p99_steady_ms = round(float(np.percentile(steady, 99)), 2)
 
 
 def add_agent_metrics(result: Result, start: dict[str, float], end: dict[str, float]) -> None:
@@ -424,7 +441,8 @@ def print_result(result: Result) -> None:
         f"{result.cpu_workers_percent}%) rss={result.rss_mb} MB "
         f"pps in/out={result.packets_in_per_s:.0f}/{result.packets_out_per_s:.0f} "
         f"interval p50/p99/max={result.interval_p50_ms}/{result.interval_p99_ms}/{result.interval_max_ms} ms "
-        f"(err p99 {result.interval_error_p99_ms} ms) lost={result.lost} late={result.late} "
+        f"(err p99 {result.interval_error_p99_ms} ms, {result.interval_error_p99_steady_ms} ms without "
+        f"talkspurt starts) lost={result.lost} late={result.late} "
         f"concealed={result.concealed} setup p50/p95={result.setup_p50_ms}/{result.setup_p95_ms} ms"
         + agent
         + (f" media clock {result.media_clock}" if result.media_clock else "")
@@ -464,7 +482,8 @@ def markdown(results: list[Result], args: argparse.Namespace) -> str:
         f"Command: `{shlex.join(['.venv/bin/python', 'scripts/bench_capacity.py', *sys.argv[1:]])}`",
         "",
         "| mode | server | loop | N | calls ok | audible | CPU % (tree) | CPU %/call | × baseline "
-        "| µs/packet | RSS MB | interval p50/p99/max ms | error p99 ms | lost | setup p50/p95 ms "
+        "| µs/packet | RSS MB | interval p50/p99/max ms | error p99 ms (w/o talkspurt starts) | lost "
+        "| setup p50/p95 ms "
         "| barge-ins caller/voicegw | latency in p50/p95 ms | latency out p50/p95 ms |",
         "|" + "---|" * 18,
     ]
@@ -475,7 +494,8 @@ def markdown(results: list[Result], args: argparse.Namespace) -> str:
             f"| {r.mode} | {r.target} | {r.event_loop} | {r.calls} | {r.calls_ok} | {r.calls_audible} "
             f"| {r.cpu_percent} | {r.cpu_per_call:.3f} | {f'{x:.2f}' if x else '-'} | {r.cpu_us_per_packet} "
             f"| {r.rss_mb} "
-            f"| {r.interval_p50_ms}/{r.interval_p99_ms}/{r.interval_max_ms} | {r.interval_error_p99_ms} "
+            f"| {r.interval_p50_ms}/{r.interval_p99_ms}/{r.interval_max_ms} "
+            f"| {r.interval_error_p99_ms} ({r.interval_error_p99_steady_ms}) "
             f"| {r.lost} | {r.setup_p50_ms}/{r.setup_p95_ms} "
             f"| {f'{r.barge_ins_caller}/{r.barge_ins_voicegw}' if agent else '-'} "
             f"| {f'{r.latency_in_p50_ms}/{r.latency_in_p95_ms}' if agent else '-'} "

@@ -232,7 +232,12 @@ async def agent_call(
 
             def session_over() -> bool:
                 seen[:] = [http_get(http_port, "/metrics")[1]]
-                ended = "voicegw_sessions_ended_total{" in seen[0]
+                # A call stops being active when it ends, and is counted in calls_ended once its
+                # media closed (`CallObserver.call_ended`): wait for both.
+                ended = all(
+                    f"{name}{{" in seen[0]
+                    for name in ("voicegw_sessions_ended_total", "voicegw_calls_ended_total")
+                )
                 return ended and metric(seen[0], "voicegw_calls_active") == 0
 
             await asyncio.to_thread(wait_for, session_over, "the end of the session in the metrics")

@@ -410,3 +410,23 @@ async def test_datagrams_are_read_into_small_buffers(clock: MediaClock, probe: s
         tracemalloc.stop()
         await endpoint.close()
     assert peak - before < 64 * 1024
+
+
+async def test_caller_audio_reaches_frames_with_no_tick_in_between(probe: socket.socket) -> None:
+    """The media clock never ticks here: a caller packet in sequence is decoded in the socket's
+    callback and its frame handed to `frames()` at once (the gateway's inbound latency)."""
+    idle_clock = MediaClock()  # not started
+    endpoint = await RtpEndpoint.open(host=LOCALHOST, port_range=free_range(2), clock=idle_clock)
+    try:
+        endpoint.start(codec="PCMU", payload_type=PCMU, remote=probe.getsockname(), sample_rate=8000)
+        frames = endpoint.timed_frames()
+        for seq in range(3):
+            packet = RtpPacket(payload_type=PCMU, sequence_number=seq, timestamp=160 * seq, ssrc=7)
+            packet.payload = b"\x00" * 160
+            probe.sendto(packet.serialize(), (LOCALHOST, endpoint.local_port))
+            async with asyncio.timeout(5):
+                pcm, arrival = await anext(frames)
+            assert len(pcm) == 320 and arrival is not None
+        assert idle_clock.ticks == 0 and endpoint.stats["frames_out"] == 3
+    finally:
+        await endpoint.close()

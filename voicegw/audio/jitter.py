@@ -1,8 +1,11 @@
-"""The inbound jitter buffer: RTP payloads in as they arrive, one due payload out per tick.
+"""The inbound jitter buffer: RTP payloads in as they arrive, in order out as soon as they can be.
 
 Sans-I/O and pulled: `push` on every arrival (its `arrival` time feeds the RFC 3550 jitter
-estimate that sets the depth), `pop` once per 20 ms media-clock tick. Playout follows RTP
-timestamps, not sequence numbers, so any ptime works and a silence-suppressed gap is not loss.
+estimate that sets the depth), `next_in_order` right after it (the packet that follows the last
+one handed out, at once: a model needs the caller's audio in order, not evenly paced), `pop`
+once per 20 ms media-clock tick. The playout position `pop` keeps follows RTP timestamps a depth
+behind the newest audio: what is still missing when it gets there is concealed, what arrives
+after that is late. So any ptime works and a silence-suppressed gap is not loss.
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ class JitterBuffer:
         self.min_delay_ms = min_delay_ms
         self.max_delay_ms = max_delay_ms
         self._tick = clock_rate * frame_ms // 1000
+        self._horizon = clock_rate * (max_delay_ms + 2 * frame_ms) // 1000
         self.stats = JitterStats(depth_ms=min_delay_ms)
         self._ssrc: int | None = None
         self.last_arrival = 0.0
@@ -105,6 +109,8 @@ class JitterBuffer:
         self._deep_ticks = 0
         self._arrived = False
         """A packet was queued since the last tick: the stream is live."""
+        self._taken_seq: int | None = None
+        """The highest sequence number handed out: its successor may leave on arrival."""
 
     # --- input ----------------------------------------------------------------------------
 
@@ -161,6 +167,7 @@ class JitterBuffer:
         if self._play_ts is None:
             self._play_ts = ext_ts
             self._covered_until = ext_ts
+            self._taken_seq = None
             # One extra tick absorbs the phase between arrivals and the media clock.
             self._wait_ticks = self._target_ms() // self.frame_ms + 1
 
@@ -172,6 +179,26 @@ class JitterBuffer:
         return target
 
     # --- output ---------------------------------------------------------------------------
+
+    def next_in_order(self) -> bytes | None:
+        """The packet that follows the last one handed out, if it is here: call after each
+        `push` (and `pop`) until None. A packet behind a gap waits for `pop` to conceal the gap;
+        audio more than the deepest buffer ahead of the playout position (a peer sending
+        faster than real time) waits for its turn too."""
+        if self._taken_seq is None or self._play_ts is None:
+            # A new timeline: its first packet starts it.
+            if self._play_ts is None or not self._packets:
+                return None
+            seq = min(self._packets)
+            if self._packets[seq][0] != self._play_ts:
+                return None
+        else:
+            seq = self._taken_seq + 1
+        packet = self._packets.get(seq)
+        if packet is None or packet[0] - self._play_ts > self._horizon:
+            return None
+        self._covered_until = max(self._covered_until, packet[0] + self._packet_samples)
+        return self._take(seq)
 
     def pop(self) -> bytes | Lost | None:
         """What is due at this tick: a payload, a `Lost` gap to conceal, or None (nothing due).
@@ -201,6 +228,8 @@ class JitterBuffer:
             # A gap with later packets waiting: conceal up to the next packet when it starts
             # within the next tick, so a lost 30 ms packet is concealed as 30 ms, not 20.
             self.stats.lost += 1
+            # What waited behind the gap follows the concealment in order (`next_in_order`).
+            self._taken_seq = min(self._packets) - 1
             following = min(ts for ts, _, _ in self._packets.values())
             window_end = following if following < window_end + self._tick else window_end
             result = self._conceal_until(window_end)
@@ -221,6 +250,8 @@ class JitterBuffer:
         return Lost(end - start)
 
     def _take(self, seq: int) -> bytes:
+        if self._taken_seq is None or seq > self._taken_seq:
+            self._taken_seq = seq
         self._played.append(seq)
         self._played_set.add(seq)
         if len(self._played) > REMEMBERED_SEQS:
@@ -231,10 +262,15 @@ class JitterBuffer:
     def _adapt(self) -> bool:
         """Grow or shrink toward the target depth; True when this tick is spent stalling."""
         assert self._play_ts is not None
-        if not self._packets:
+        if not self._packets and self._covered_until <= self._play_ts:
             self._deep_ticks = 0
             return False
-        depth_ms = (self._newest_ts + self._packet_samples - self._play_ts) * 1000 // self.clock_rate
+        # Audio handed out in order ahead of the playout position counts as buffered: the depth
+        # is how long a gap may stay open before it is concealed.
+        head = self._covered_until
+        if self._packets:
+            head = max(head, self._newest_ts + self._packet_samples)
+        depth_ms = (head - self._play_ts) * 1000 // self.clock_rate
         target = self._target_ms()
         if depth_ms > target + 2 * self.frame_ms:
             self._deep_ticks += 1

@@ -2,11 +2,13 @@
 
 Two datagram sockets (RTP on an even port, RTCP on the next) screen each arriving datagram
 (`RtpSession.screen`: other sources than the latched one are dropped unread, so a flood costs
-a few comparisons each) and park the rest with their arrival time, the call's own source and
-would-be sources in separate bounded queues. The shared `MediaClock` calls `tick()` every
-20 ms on every call first (each call's outbound packet leaves), then `after_tick()` (the parked
-datagrams go into the sans-I/O stream, one caller frame is decoded). Caller frames and events
-leave through queues that the call's consumer drains with `frames()` and `events()`.
+a few comparisons each). The call's own source goes into the sans-I/O stream at once, up to
+`INBOX_LIMIT` datagrams a tick (its caller frames leave on arrival: the gateway's inbound
+latency); would-be sources are parked with their arrival time in a bounded queue until the
+tick. The shared `MediaClock` calls `tick()` every 20 ms on every call first (each call's
+outbound packet leaves), then `after_tick()` (the parked datagrams, concealment of a gap still
+open, the recording tap). Caller frames and events leave through queues that the call's
+consumer drains with `frames()` and `events()`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Final
+from typing import Any, Concatenate, Final, ParamSpec
 
 import structlog
 
@@ -32,7 +34,7 @@ FRAME_QUEUE_FRAMES = 50
 """Caller frames held for a slow consumer (one second); older ones are dropped first."""
 
 INBOX_LIMIT = 64
-"""Datagrams of the call's own source parked between two ticks (a peer sends 1-3): beyond that
+"""Datagrams of the call's own source taken between two ticks (a peer sends 1-3): beyond that
 it is a flood, dropped."""
 
 CANDIDATE_LIMIT = 16
@@ -48,6 +50,8 @@ DATAGRAM_READ_SIZE = 2048
 (a longer one arrives cut, and fails SRTP's check or decodes short)."""
 
 log = structlog.get_logger(__name__)
+
+_P = ParamSpec("_P")
 
 
 class _End:
@@ -103,7 +107,8 @@ class RtpEndpoint:
         self._failure: BaseException | None = None
         self._closing: asyncio.Future[None] | None = None
         self._log = log.bind(rtp_port=self.local_port)
-        self._inbox: list[tuple[bytes, Address, bool, float]] = []
+        self._taken = 0
+        """Datagrams of the call's own source taken since the last tick."""
         self._candidates: list[tuple[bytes, Address, bool, float]] = []
         self._candidates_from: Counter[Address] = Counter()
         self._pinned: list[Address | None] = [None, None]
@@ -234,7 +239,11 @@ class RtpEndpoint:
     def play(self, pcm: bytes, item_id: str, received_at: float | None = None) -> None:
         """Queue agent audio (mono s16le at the `sample_rate` given to `start`), received from the
         model at `received_at` (`time.monotonic()`: timed as gateway latency when given)."""
-        self._started().play(pcm, item_id, received_at)
+        stream = self._started()
+        # A talkspurt's first packet leaves now rather than at the next tick.
+        now = self._connected_loop().time()
+        stream.play(pcm, item_id, received_at, now=now)
+        self._send_queued(stream, now)
 
     def flush(self) -> int:
         """Drop all queued agent audio; return ms of the current item already sent."""
@@ -264,18 +273,21 @@ class RtpEndpoint:
     # ----------------------------------------------------------------- media
 
     def _datagram_received(self, data: bytes, addr: Address, *, rtcp: bool) -> None:
-        # Only screen, stamp and park the datagram: parsing waits for the tick's second half,
-        # so a burst of arrivals never runs ahead of (and delays) every call's outbound packet.
         stream = self._stream
         if stream is None:
             self.datagrams_before_start += 1
+            return
+        if self._closing is not None:
             return
         # The monotonic clock asyncio's loop.time() reads too (uvloop's at 1 ms resolution): the
         # arrival also starts the gateway's inbound latency (voicegw.contracts.latency).
         now = time.monotonic()
         match stream.session.screen(data, addr, now, rtcp=rtcp):
-            case "own" if len(self._inbox) < INBOX_LIMIT:
-                self._inbox.append((data, addr, rtcp, now))
+            case "own" if self._taken < INBOX_LIMIT:
+                # Decoded now, not at the next tick: the caller's audio reaches the model up to
+                # a tick sooner, and in sequence it waits for no jitter buffer either.
+                self._taken += 1
+                self._step(self._take_datagram, now, data, addr, rtcp)
             case "own":
                 self.datagrams_overflow += 1
             case "candidate" if (
@@ -297,37 +309,49 @@ class RtpEndpoint:
         caller frame, hand out frames and events."""
         self._step(self._receive_phase, now)
 
-    def _step(self, phase: Callable[[MediaStream, float], None], now: float) -> None:
+    def _step(
+        self,
+        phase: Callable[Concatenate[MediaStream, float, _P], None],
+        now: float,
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> None:
         stream = self._stream
         if stream is None or self._closing is not None:
             return
         try:
-            phase(stream, now)
+            phase(stream, now, *args, **kwargs)
         except Exception as exc:
             self._fail(exc)
 
+    def _take_datagram(self, stream: MediaStream, now: float, data: bytes, addr: Address, rtcp: bool) -> None:
+        stream.receive(data, addr, now, rtcp=rtcp)
+        self._put_frames(stream)
+
     def _send_phase(self, stream: MediaStream, now: float) -> None:
         stream.tick_send(now)
-        self._send(stream.session.datagrams_to_send(now))
-        if stream.sent_received_at is not None:
-            GATEWAY_LATENCY[Direction.OUTBOUND].since(stream.sent_received_at)
-            stream.sent_received_at = None
+        self._send_queued(stream, now)
         if self._dtmf_waiters and not stream.session.sending_dtmf(now):
             waiters, self._dtmf_waiters = self._dtmf_waiters, []
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
 
+    def _send_queued(self, stream: MediaStream, now: float) -> None:
+        self._send(stream.session.datagrams_to_send(now))
+        if stream.sent_received_at is not None:
+            GATEWAY_LATENCY[Direction.OUTBOUND].since(stream.sent_received_at)
+            stream.sent_received_at = None
+
     def _receive_phase(self, stream: MediaStream, now: float) -> None:
-        inbox, self._inbox = self._inbox, []
+        self._taken = 0
         candidates, self._candidates = self._candidates, []
         self._candidates_from.clear()
-        for data, addr, rtcp, arrival in (*inbox, *candidates):
+        for data, addr, rtcp, arrival in candidates:
             stream.receive(data, addr, arrival, rtcp=rtcp)
         stream.tick_receive(now)
         self._filter_sources(stream, now)
-        for frame in stream.take_frames():
-            self._put_frame(frame)
+        self._put_frames(stream)
         for event in stream.take_events():
             self._log.info("media_event", kind=event.type, detail=repr(event))
             self._events.put_nowait(event)
@@ -353,6 +377,10 @@ class RtpEndpoint:
                 self._log.warning("rtp_source_filter_failed", peer=peer, error=str(exc))
                 continue
             self._pinned[index] = peer
+
+    def _put_frames(self, stream: MediaStream) -> None:
+        for frame in stream.take_frames():
+            self._put_frame(frame)
 
     def _put_frame(self, frame: TimedFrame | _End) -> None:
         if self._frames.full():

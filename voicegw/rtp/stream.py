@@ -1,7 +1,9 @@
 """The sans-I/O media pipeline of one call, ticked every 20 ms by the media clock.
 
-Inbound: `RtpSession` events -> `JitterBuffer.push` on arrival; on each tick one `pop()` ->
-decode (or conceal a `Lost` gap) -> resample to the agent rate -> one 20 ms caller frame.
+Inbound: `RtpSession` events -> `JitterBuffer.push` on arrival, and at once every packet now
+in sequence -> decode -> resample to the agent rate -> 20 ms caller frames (the model needs the
+caller's audio in order, not evenly paced); on each tick `pop()` conceals a gap still open a
+jitter buffer's depth later, and the recording tap takes one caller frame.
 Outbound: on each tick the next `PlayoutBuffer` frame, or silence so the far end's jitter
 buffer and any NAT binding keep seeing a steady stream -> resample to the codec rate ->
 encode, one tick ahead -> `RtpSession.send_media` at the start of the next tick. DTMF
@@ -38,8 +40,15 @@ from voicegw.rtp.srtp import SrtpKeys
 log = structlog.get_logger(__name__)
 
 
-MAX_INBOUND_BACKLOG_FRAMES = 5
-"""Decoded audio beyond this many frames (a peer sending faster than real time) is dropped."""
+MAX_TAP_BACKLOG_FRAMES = 5
+"""Caller frames waiting for the recording tap's tick (packets arrive unevenly, the tap takes one
+a tick) beyond which the oldest is left out of the recording (it did reach the consumer)."""
+
+
+TALKSPURT_PAUSE_TICKS = 5
+"""Ticks of silence after which agent audio starts a talkspurt, and its first packet leaves on
+arrival. A shorter pause (an echo whose caller packet came a little late) keeps its tick: sent
+early, its packet would come less than 20 ms after the one before it, once per stutter."""
 
 
 TimedFrame: TypeAlias = tuple[bytes, float | None]
@@ -156,6 +165,8 @@ class MediaStream:
         self._pending_received_at: float | None = None
         self._pulled_silence = True
         """The frame pulled last (into the packet about to leave) was silence: no agent audio ahead."""
+        self._silent_pulls = 0
+        """Frames of silence pulled in a row (`TALKSPURT_PAUSE_TICKS`)."""
         self._pulled_received_at: float | None = None
         self.sent_received_at: float | None = None
         """When the model audio in the packet sent this tick was received, if it is the first
@@ -165,7 +176,7 @@ class MediaStream:
 
         self.tap: MediaTap | None = None
         """Called once per tick with (caller frame, agent frame), silence where there was none."""
-        self._tap_caller: bytes | None = None
+        self._tap_caller: deque[bytes] = deque()
         self._tap_agent: deque[bytes] = deque()
         """Agent frames pulled and not yet tapped: one a tick, and one more for a while after
         `play` put audio in place of a packet of silence (`_start_sooner`)."""
@@ -176,7 +187,7 @@ class MediaStream:
         self.media_packets_in = 0
         self.frames_out = 0
         self.frames_concealed = 0
-        self.inbound_dropped_ms = 0
+        self.tap_dropped_ms = 0
 
     # ---------------------------------------------------------------- inbound
 
@@ -198,6 +209,7 @@ class MediaStream:
                         event.arrival,
                         marker=event.marker,
                     )
+                    self._decode_in_order()
                 case DtmfDigit():
                     self._events.append(event)
                 case RemoteLatched():
@@ -212,56 +224,87 @@ class MediaStream:
                     # Later bad packets and RTCP are counted by the session.
                     pass
 
+    def _decode_in_order(self) -> None:
+        """Decode every packet the jitter buffer can hand out in sequence now."""
+        jitter = self._jitter
+        while (payload := jitter.next_in_order()) is not None:
+            self._inbound_arrival = jitter.last_arrival
+            self._caller_pcm(self._decoder.decode(payload))
+
     def _receive_tick(self) -> None:
         item = self._jitter.pop()
         if isinstance(item, Lost):
-            pcm = self._decoder.conceal(item.samples * self.codec.sample_rate // self.codec.clock_rate)
             self.frames_concealed += 1
             self._inbound_arrival = None
+            self._caller_pcm(
+                self._decoder.conceal(item.samples * self.codec.sample_rate // self.codec.clock_rate)
+            )
         elif item is not None:
-            pcm = self._decoder.decode(item)
             self._inbound_arrival = self._jitter.last_arrival
-        else:
-            pcm = b""
-        if pcm:
-            pcm = self._to_agent.process(pcm)
-            if not self._inbound and len(pcm) == self._agent_frame:
-                self._caller_frame(pcm)  # one packet, one frame: the usual case needs no copying
-                return
-            self._inbound += pcm
-        excess = len(self._inbound) - MAX_INBOUND_BACKLOG_FRAMES * self._agent_frame
-        if excess > 0:
-            del self._inbound[:excess]
-            self.inbound_dropped_ms += excess * FRAME_MS // self._agent_frame
-        if len(self._inbound) >= self._agent_frame:
+            self._caller_pcm(self._decoder.decode(item))
+        # What waited behind a gap just concealed follows it.
+        self._decode_in_order()
+
+    def _caller_pcm(self, pcm: bytes) -> None:
+        """Cut decoded audio into 20 ms caller frames at the agent rate."""
+        if not pcm:
+            return
+        pcm = self._to_agent.process(pcm)
+        if not self._inbound and len(pcm) == self._agent_frame:
+            self._caller_frame(pcm)  # one packet, one frame: the usual case needs no copying
+            return
+        self._inbound += pcm
+        while len(self._inbound) >= self._agent_frame:
             self._caller_frame(bytes(self._inbound[: self._agent_frame]))
             del self._inbound[: self._agent_frame]
 
     def _caller_frame(self, pcm: bytes) -> None:
-        self._tap_caller = pcm
+        if len(self._tap_caller) >= MAX_TAP_BACKLOG_FRAMES:
+            self._tap_caller.popleft()
+            self.tap_dropped_ms += FRAME_MS
+        self._tap_caller.append(pcm)
         self._frames.append((pcm, self._inbound_arrival))
         self.frames_out += 1
 
     # --------------------------------------------------------------- outbound
 
-    def play(self, pcm: bytes, item_id: str, received_at: float | None = None) -> None:
+    def play(
+        self, pcm: bytes, item_id: str, received_at: float | None = None, *, now: float | None = None
+    ) -> None:
         """Queue agent audio (mono s16le at the agent rate), received from the model at
-        `received_at` (`time.monotonic()`, for the gateway latency; None: not timed)."""
+        `received_at` (`time.monotonic()`, for the gateway latency; None: not timed).
+
+        With `now`, audio that starts a talkspurt (the call sent only silence for
+        `TALKSPURT_PAUSE_TICKS`) has its first packet queued on the session at once, marked,
+        instead of at the next tick: take it with `session.datagrams_to_send`."""
         idle = self._pulled_silence and not self._playout.queued_ms
         if received_at is not None and idle:
             # Nothing ahead of it: the wait until its first packet leaves is the gateway's own.
             self._pending_received_at = received_at
         self._playout.enqueue(pcm, item_id)
         if idle:
-            self._start_sooner()
+            self._start_sooner(now)
 
-    def _start_sooner(self) -> None:
+    def _start_sooner(self, now: float | None) -> None:
         """Agent audio came while the packet encoded for the next tick is silence: encode the
-        audio in its place, so it leaves a tick sooner (20 ms less outbound latency). Only where
-        that packet is `_silent_packet`: one frame, of which nothing else was made."""
-        if self._ready is not None and self._ready is self._silent_packet:
-            self._ready = None
-            self._pull_frame()
+        audio in its place, so it leaves a tick sooner (20 ms less outbound latency), or at once
+        when it starts a talkspurt. Only where that packet is `_silent_packet`: one frame, of
+        which nothing else was made."""
+        if self._ready is None or self._ready is not self._silent_packet:
+            return
+        talkspurt = self._silent_pulls > TALKSPURT_PAUSE_TICKS
+        self._ready = None
+        self._pull_frame()
+        if now is None or not talkspurt or not self._sending_audio(now):
+            return
+        # RFC 3551 4.1: the first packet of a talkspurt carries the marker, and the far end's
+        # playout re-syncs on it, so it may come less than a packet after the silence before
+        # it. The next packet goes at the next tick as usual: the call keeps the shared clock's
+        # phase, and its RTP timestamps gain a packet on that clock (the far end's playout
+        # absorbs it at the marker).
+        self._ready_marker = True
+        self._send_ready(now)
+        self._pull_frame()
 
     def flush(self) -> int:
         """Drop queued agent audio; ms of the current item already sent."""
@@ -298,10 +341,14 @@ class MediaStream:
             self._pull_frame()  # the first tick, or the first after hold or DTMF
         self._pulled_ahead = False
         if self._ready is not None:
-            self.session.send_media(self._ready, self._packet_samples, marker=self._ready_marker, now=now)
-            self._ready = None
-            self._ready_marker = False
-            self.sent_received_at, self._pulled_received_at = self._pulled_received_at, None
+            self._send_ready(now)
+
+    def _send_ready(self, now: float) -> None:
+        assert self._ready is not None
+        self.session.send_media(self._ready, self._packet_samples, marker=self._ready_marker, now=now)
+        self._ready = None
+        self._ready_marker = False
+        self.sent_received_at, self._pulled_received_at = self._pulled_received_at, None
 
     def _pull_frame(self) -> None:
         """Take one tick of agent audio (or silence) and encode it once a packet is full.
@@ -313,6 +360,7 @@ class MediaStream:
         """
         frame = self._playout.next_frame()
         self._pulled_silence = frame is None
+        self._silent_pulls = self._silent_pulls + 1 if frame is None else 0
         if frame is not None and self._pending_received_at is not None:
             self._pulled_received_at, self._pending_received_at = self._pending_received_at, None
         pcm = frame.pcm if frame is not None else self._silence
@@ -364,10 +412,10 @@ class MediaStream:
             self._pull_frame()
             self._pulled_ahead = True
         agent = self._tap_agent.popleft() if self._tap_agent else self._silence
+        caller = self._tap_caller.popleft() if self._tap_caller else self._silence
         if self.tap is not None:
             # One pair per tick keeps both directions on the media clock's timeline.
-            self.tap(self._tap_caller or self._silence, agent)
-        self._tap_caller = None
+            self.tap(caller, agent)
 
     def _check_timeout(self, now: float) -> None:
         last = self.session.last_received_at
@@ -418,7 +466,7 @@ class MediaStream:
             "jitter_buffer_ms": jitter.depth_ms,
             "frames_out": self.frames_out,
             "frames_concealed": self.frames_concealed,
-            "inbound_dropped_ms": self.inbound_dropped_ms,
+            "tap_dropped_ms": self.tap_dropped_ms,
             "bad_packets": sum(session.bad_packets.values()),
             "bad_packets_by_reason": dict(session.bad_packets),
             "rtcp_in": session.rtcp_received,

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from voicegw.contracts.model import ModelUnavailable, ToolSpec
 from voicegw.models.local.packaged import llm_model_file
-from voicegw.models.local.workers import shared
+from voicegw.models.local.workers import shared, waiting_turn
 
 SAY = "say"
 N_CTX = 2048
@@ -193,7 +193,7 @@ class LlamaCppBackend:
         if self._llama is None or self._lock is None:
             self.load()
         assert self._lock is not None
-        with self._lock:
+        with waiting_turn(self._lock):
             self._llama.create_chat_completion(messages=messages, max_tokens=1)
 
     def stream(
@@ -204,7 +204,7 @@ class LlamaCppBackend:
         assert self._lock is not None
         schema_json = json.dumps(schema, sort_keys=False)
         fixed = continuation(schema_json)
-        with self._lock:
+        with waiting_turn(self._lock):
             if fixed is None:
                 chunks = self._llama.create_chat_completion(
                     messages=messages,

@@ -117,6 +117,13 @@ _current = threading.local()
 """The step the current pool thread runs, if any."""
 
 
+def progressed() -> None:
+    """The step the current pool thread runs produced something (nothing outside a step)."""
+    step: Step | None = getattr(_current, "step", None)
+    if step is not None:
+        step.beat()
+
+
 @contextlib.contextmanager
 def waiting_turn(lock: threading.Lock) -> Iterator[None]:
     """Hold `lock`, a model shared by every conversation of the process; the time spent waiting

@@ -22,7 +22,7 @@ import numpy as np
 
 from voicegw.audio.resample import Resampler
 from voicegw.models.local.packaged import whisper_model_dir
-from voicegw.models.local.workers import StepProgress, run_blocking, shared
+from voicegw.models.local.workers import StepProgress, progressed, run_blocking, shared
 
 STT_RATE = 16000
 """Whisper's input rate."""
@@ -149,7 +149,11 @@ class SpeechToText:
             initial_prompt=prompt,
             vad_filter=False,  # our VAD already cut the utterance
         )
-        return " ".join(segment.text.strip() for segment in segments).strip()
+        texts = []
+        for segment in segments:  # a window at a time: seconds on busy cores, each one progress
+            progressed()
+            texts.append(segment.text.strip())
+        return " ".join(texts).strip()
 
     async def atranscribe(
         self, pcm: bytes, sample_rate: int, vocabulary: tuple[str, ...] = ()

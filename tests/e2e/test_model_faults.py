@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_operations import http_get, metric
-from voicegw.server.model_watch import EMBEDDED_ALLOWANCE_S
 from voicegw.testing.fake_realtime import FakeRealtimeServer
 from voicegw.testing.faults import Outcome, play_fault
 from voicegw.testing.harness import free_udp_port, openai_agent_server
@@ -24,6 +23,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
 DEAD_AIR_MAX_S = 3.0
 """Dead air allowed in a test (the target is 2 s; the figure comes from scripts/faults.py)."""
+STUCK_STEP_DEAD_AIR_MAX_S = 6.0
+"""Dead air allowed when the embedded model's step is stuck: found after 3 s without progress
+(`STEP_STALL_S`); the event watch alone left 10 s."""
 
 
 def cause(outcome: Outcome) -> str | None:
@@ -71,10 +73,12 @@ async def test_the_embedded_model_stuck_in_inference_gets_an_apology_then_a_hang
     outcome = await play_fault("local_inference_hangs", tmp_path)
     assert outcome.answered and outcome.heard is not None
     assert outcome.heard.apology, outcome.summary()
-    # Its own allowance: inference on busy cores is slow, not stuck (EMBEDDED_ALLOWANCE_S).
-    assert outcome.heard.longest_silence_s <= DEAD_AIR_MAX_S + EMBEDDED_ALLOWANCE_S, outcome.summary()
+    # Found by its step making no progress, not by the silence of its events.
+    assert outcome.heard.longest_silence_s < STUCK_STEP_DEAD_AIR_MAX_S, outcome.summary()
     assert cause(outcome) == "model_stalled", outcome.log
-    assert outcome.ended_after_answer_s is not None and outcome.ended_after_answer_s < 20, outcome.summary()
+    detail = next(e.get("detail") for e in outcome.log if e.get("event") == "model_fault")
+    assert "inference step produced nothing" in str(detail), outcome.log
+    assert outcome.ended_after_answer_s is not None and outcome.ended_after_answer_s < 12, outcome.summary()
     assert outcome.errors == [], outcome.errors
 
 

@@ -502,6 +502,12 @@ class RealtimeModel(abc.ABC):
         queueing): a server refuses new calls with 503 meanwhile. A remote model never is."""
         return False
 
+    def stalled_for(self, now: float) -> float | None:
+        """For a model that infers in this process: how many seconds up to `now`
+        (`time.monotonic()`) its running inference step has produced nothing, 0.0 when none runs.
+        None (the default, a remote model's answer): it cannot tell, only its events show it alive."""
+        return None
+
     async def prepare(self) -> None:
         """Load what every conversation needs, ahead of the first one (a server calls this at
         start, so that its first caller is not kept waiting). Nothing, by default."""

@@ -186,7 +186,7 @@ class AgentCalls:
         )
         greets = match.agent.greeting is not None or match.agent.greeting_instructions is not None
         silence = self.config.response_timeout + (EMBEDDED_ALLOWANCE_S if self._local else 0.0)
-        responses = ResponseWatch(silence, greeting=greets)
+        responses = ResponseWatch(silence, greeting=greets, step_stalled_for=model.stalled_for)
         log.info("agent_start", route=match.path)
         run = asyncio.ensure_future(RealtimeRunner.run(match.agent, session=session, context=call.info))
         supervision = asyncio.create_task(supervisor.run())
@@ -212,11 +212,8 @@ class AgentCalls:
             if record is not None:
                 await record.finish(session)
         result = session.result
-        if fault is None and responses.stalled_for is not None:
-            fault = (
-                "model_stalled",
-                f"no model event for {responses.stalled_for:.1f} s while a response was due",
-            )
+        if fault is None and responses.detail is not None:
+            fault = ("model_stalled", responses.detail)
         elif fault is None and result.end_reason == "error":
             fault = ("model_lost", result.error or "the model failed")
         if fault is not None and not call.ended:

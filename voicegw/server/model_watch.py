@@ -4,14 +4,21 @@ Before answering, a remote model is connected while the call rings (`Preconnecta
 `READY_TIMEOUT_S`; a model that cannot be had by then means 503 with Retry-After, never an
 answered call with nobody on it. Once up, `ResponseWatch` notices a model that stops talking
 while a response is due (the caller's turn ended, a response started, a tool result went back,
-a greeting is owed): no model event at all for `timeout` seconds is a stall. That holds for the
-embedded model too (an inference step that never returns), with `EMBEDDED_ALLOWANCE_S` more.
+a greeting is owed): no model event at all for `timeout` seconds is a stall.
+
+The embedded model's silences are inference on the machine's own cores, slow under load but
+alive; its events say too little. It says itself how long its running step (Whisper, an LLM
+step, a Piper clause) has produced nothing (`RealtimeModel.stalled_for`): `STEP_STALL_S` of that
+while a response is due is a stall, found within `STEP_POLL_S`. Its event silence gets
+`EMBEDDED_ALLOWANCE_S` more than `timeout`, a backstop for a response that never reaches a step.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from voicegw.contracts.model import (
@@ -26,11 +33,17 @@ from voicegw.realtime.events import RealtimeRawModelEvent, RealtimeToolEnd
 READY_TIMEOUT_S = 2.5
 """Ringing time the model gets to connect; the caller's side (Kamailio, a PBX) waits that long."""
 EMBEDDED_ALLOWANCE_S = 8.0
-"""How much longer than `response_timeout` the embedded model may be silent while it owes a
-response. Its silences are inference on the machine's own cores: an LLM step over a long
-prompt, a turn queued behind other calls', all slower under load (2.3 s between two events of a
-normal call on 2 busy cores). Ending such a call would be worse than the silence; a step that
-never returns is still ended."""
+"""How much longer than `response_timeout` the embedded model's events may be silent while it
+owes a response: a turn queued behind other calls' inference, slow on busy cores, is not stuck.
+A backstop only; a stuck step is found by `STEP_STALL_S`."""
+STEP_STALL_S = 3.0
+"""How long a running inference step of the embedded model may produce nothing before it is
+stuck. Within a step the longest healthy gap is one Whisper decode, one Piper clause or one
+prompt read before the first token, each shorter than a whole turn's silence between two events
+(2.3 s measured on 2 busy cores, STT, LLM and TTS together); 3 s keeps a margin over that while
+the caller hears the apology some 3 s after the step stuck, not 10 s."""
+STEP_POLL_S = 0.25
+"""How often a due response's running step is looked at (what detection costs on top)."""
 
 
 @runtime_checkable
@@ -44,20 +57,33 @@ class ResponseWatch:
     """Tracks, from a session's events, whether a response is due and when the model last spoke.
 
     `on_event` is fed every session event; `stalled()` returns once a due response has gone
-    `timeout` seconds without a model event (run it as a task; cancel it when the call ends).
+    `timeout` seconds without a model event, or its running inference step (`step_stalled_for`)
+    `step_timeout` seconds without progress (run it as a task; cancel it when the call ends).
     """
 
-    def __init__(self, timeout: float, *, greeting: bool = False) -> None:
+    def __init__(
+        self,
+        timeout: float,
+        *,
+        greeting: bool = False,
+        step_stalled_for: Callable[[float], float | None] | None = None,
+        step_timeout: float = STEP_STALL_S,
+    ) -> None:
         """`greeting`: the agent greets first, so a response is due from the start (from the
-        model's connection on, when the model says it connects)."""
+        model's connection on, when the model says it connects). `step_stalled_for`: the model's
+        `RealtimeModel.stalled_for`, asked every `STEP_POLL_S` while a response is due."""
         self.timeout = timeout
+        self.step_timeout = step_timeout
+        self._step_stalled_for = step_stalled_for
         self._loop = asyncio.get_running_loop()
         self._due = greeting
         self._greeting_owed = greeting
         self._last = self._loop.time()
         self._changed = asyncio.Event()
         self.stalled_for: float | None = None
-        """Set when `stalled()` returns: how long the model had said nothing."""
+        """Set when `stalled()` returns: how long the model had said nothing (or made no progress)."""
+        self.detail: str | None = None
+        """Set when `stalled()` returns: the stall, in words for the log."""
 
     @property
     def due(self) -> bool:
@@ -88,15 +114,24 @@ class ResponseWatch:
         self._changed.set()
 
     async def stalled(self) -> float:
-        """Wait for a stall; return how long the model had been silent."""
+        """Wait for a stall; return how long the model had been silent (or made no progress)."""
         while True:
             self._changed.clear()
             if not self._due:
                 await self._changed.wait()
                 continue
-            left = self._last + self.timeout - self._loop.time()
+            stuck = self._step_stalled_for(time.monotonic()) if self._step_stalled_for else None
+            if stuck is not None and stuck >= self.step_timeout:
+                self.detail = f"an inference step produced nothing for {stuck:.1f} s while a response was due"
+                self.stalled_for = stuck
+                return stuck
+            silent = self._loop.time() - self._last
+            left = self.timeout - silent
             if left <= 0:
-                self.stalled_for = self._loop.time() - self._last
-                return self.stalled_for
+                self.detail = f"no model event for {silent:.1f} s while a response was due"
+                self.stalled_for = silent
+                return silent
+            if stuck is not None:  # a model that cannot tell (None) is watched by its events alone
+                left = min(left, STEP_POLL_S)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), left)

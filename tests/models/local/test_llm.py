@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 
 import pytest
 
 from voicegw.contracts.model import ToolSpec
 from voicegw.models.local.llm import (
+    PROMPT_CHUNK_TOKENS,
     ClauseSplitter,
     LlamaCppBackend,
     LlmError,
@@ -18,6 +20,7 @@ from voicegw.models.local.llm import (
     parse_step,
     step_schema,
 )
+from voicegw.models.local.workers import StepProgress, waiting_turn
 
 TIME = ToolSpec("get_time", "The current time.", {"type": "object", "properties": {}})
 ORDER = ToolSpec(
@@ -121,3 +124,24 @@ def test_the_packaged_model_continues_a_fixed_opening_into_a_valid_step(tools: t
         assert step.tool == "lookup_order" and step.arguments["order_number"], step
     else:
         assert step.tool is None and step.text.strip(), step
+
+
+def test_a_long_prompt_is_read_in_pieces_each_progress_of_the_running_step() -> None:
+    """A history evicted from the shared KV cache is read again: the stuck-step watch must see
+    that read as alive, not as a step producing nothing (`StepProgress`)."""
+    backend = LlamaCppBackend()
+    backend.load()
+    llama, lock = backend._llama, backend._lock
+    assert lock is not None
+    tokens = llama.tokenize(b"The caller asked about the order again. " * 60)
+    assert len(tokens) > 3 * PROMPT_CHUNK_TOKENS
+    progress = StepProgress()
+    with progress.step(), waiting_turn(lock):
+        llama.reset()
+        started = time.monotonic()
+        llama.eval(tokens)
+        now = time.monotonic()
+        assert llama.n_tokens == len(tokens)  # the pieces read it all, in order
+        # The last piece's progress is the end of the read, not its start.
+        assert progress.stalled_for(now) < (now - started) / 2
+        llama.reset()

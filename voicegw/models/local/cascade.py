@@ -217,6 +217,12 @@ class LocalRealtimeModel(RealtimeModel):
             case _:
                 raise TypeError(f"the local model does not handle {type(command).__name__}")
 
+    def stalled_for(self, now: float) -> float:
+        """How long an inference step of this conversation running in the pool (Whisper, an LLM
+        step, a Piper clause) has produced nothing; 0.0 when none runs (waiting for a slot or
+        for another call's step is not running)."""
+        return self._core.progress.stalled_for(now)
+
     async def close(self) -> None:
         if self._core.closed:
             return
@@ -423,21 +429,24 @@ class LocalRealtimeModel(RealtimeModel):
                 loop.call_soon_threadsafe(tokens.put_nowait, item)
 
         def produce() -> None:
-            try:
-                step = step_schema(()) if schema is None else schema
-                tokens = counted(
-                    response, self._llm.stream(messages, step, max_tokens=max_tokens, temperature=temperature)
-                )
-                if schema is None:
-                    tokens = json_text(tokens)
-                for token in tokens:
-                    if stop.is_set():
-                        break
-                    put(token)
-            except Exception as exc:
-                put(exc if isinstance(exc, LlmError) else LlmError(f"LLM failed: {exc}"))
-            finally:
-                put(_END)
+            with self._core.progress.step() as running:
+                try:
+                    step = step_schema(()) if schema is None else schema
+                    tokens = counted(
+                        response,
+                        self._llm.stream(messages, step, max_tokens=max_tokens, temperature=temperature),
+                    )
+                    if schema is None:
+                        tokens = json_text(tokens)
+                    for token in tokens:
+                        running.beat()
+                        if stop.is_set():
+                            break
+                        put(token)
+                except Exception as exc:
+                    put(exc if isinstance(exc, LlmError) else LlmError(f"LLM failed: {exc}"))
+                finally:
+                    put(_END)
 
         producer = submit_blocking(produce)
         try:

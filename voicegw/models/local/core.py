@@ -19,6 +19,7 @@ import structlog
 from voicegw.contracts.model import ModelError, RealtimeModelConfig, RealtimeModelEvent
 from voicegw.models.local.dialog import History
 from voicegw.models.local.llm import N_CTX
+from voicegw.models.local.workers import StepProgress
 
 log = structlog.get_logger()
 
@@ -40,13 +41,15 @@ class AnswerStats:
 
 class ModelCore:
     """The embedded model's shared state and plumbing: config, the conversation as the LLM sees
-    it, owned tasks, ids, and the event outbox."""
+    it, its inference steps' progress, owned tasks, ids, and the event outbox."""
 
     def __init__(self, deliver: Callable[[RealtimeModelEvent], Awaitable[None]], llm_name: str) -> None:
         """`deliver` hands one event to every listener (the model's `_emit`)."""
         self.config = RealtimeModelConfig()
         self.history = History(max_tokens=HISTORY_TOKENS)
         self.stats = AnswerStats()
+        self.progress = StepProgress()
+        """This conversation's inference steps (STT, LLM, TTS) running in the pool."""
         self.log = log.bind(model="local", llm=llm_name)
         self.closed = False
         self._deliver = deliver

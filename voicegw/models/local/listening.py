@@ -58,7 +58,7 @@ class Listening:
         partial_interval_ms: int,
     ) -> None:
         """`speaking` is cut off when the caller starts talking over it (barge-in)."""
-        self.stt = SpeechToText()
+        self.stt = SpeechToText(progress=core.progress)
         self._core = core
         self._speaking = speaking
         self._on_turn = on_turn

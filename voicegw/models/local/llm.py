@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from voicegw.contracts.model import ModelUnavailable, ToolSpec
 from voicegw.models.local.packaged import llm_model_file
-from voicegw.models.local.workers import shared
+from voicegw.models.local.workers import progressed, shared, waiting_turn
 
 SAY = "say"
 N_CTX = 2048
@@ -45,6 +45,12 @@ SAY_OPENING = f'{{"action": "{SAY}", "text": "'
 SAY_REST_GRAMMAR = f'root ::= [^{{}}<>*#\\[\\]"\\\\\\n]{{1,{MAX_TEXT_CHARS}}} "\\"}}"'
 """The rest of a spoken step after `SAY_OPENING`: the `SPOKEN_TEXT` characters, then ``"}``."""
 ROOT_OPENING = 'root ::= "{" space '
+
+PROMPT_CHUNK_TOKENS = 128
+"""A prompt is read in pieces this long, each progress of the step: a call whose history another
+call's step evicted from the shared KV cache reads it all again (seconds on busy cores), and a
+stuck-step watch must see that as alive. Smaller pieces cost llama.cpp more; 128 is a few
+hundred ms of reading under load."""
 
 DEFAULT_MAX_TOKENS = 96
 HTTP_TIMEOUT_S = 60.0
@@ -163,7 +169,15 @@ def json_text(deltas: Iterator[str]) -> Iterator[str]:
 def _load_llama(path: str) -> tuple[Any, threading.Lock]:
     from llama_cpp import Llama
 
-    llama = Llama(model_path=path, n_ctx=N_CTX, n_threads=N_THREADS, verbose=False)
+    class ProgressingLlama(Llama):
+        """Reads prompts in `PROMPT_CHUNK_TOKENS` pieces, each progress of the running step."""
+
+        def eval(self, tokens: Sequence[int]) -> None:
+            for start in range(0, len(tokens), PROMPT_CHUNK_TOKENS):
+                super().eval(tokens[start : start + PROMPT_CHUNK_TOKENS])
+                progressed()
+
+    llama = ProgressingLlama(model_path=path, n_ctx=N_CTX, n_threads=N_THREADS, verbose=False)
     # One llama context decodes one sequence at a time: calls sharing it take turns.
     return llama, threading.Lock()
 
@@ -193,7 +207,7 @@ class LlamaCppBackend:
         if self._llama is None or self._lock is None:
             self.load()
         assert self._lock is not None
-        with self._lock:
+        with waiting_turn(self._lock):
             self._llama.create_chat_completion(messages=messages, max_tokens=1)
 
     def stream(
@@ -204,7 +218,7 @@ class LlamaCppBackend:
         assert self._lock is not None
         schema_json = json.dumps(schema, sort_keys=False)
         fixed = continuation(schema_json)
-        with self._lock:
+        with waiting_turn(self._lock):
             if fixed is None:
                 chunks = self._llama.create_chat_completion(
                     messages=messages,

@@ -81,7 +81,7 @@ class Speaking:
     """The agent's voice: starts, runs and cancels responses; keeps what each item said."""
 
     def __init__(self, core: ModelCore, *, filler: bool, lead_ms: int) -> None:
-        self.tts = TextToSpeech()
+        self.tts = TextToSpeech(progress=core.progress)
         self.queue: InferenceQueue | None = None
         """The shared inference slots a response body waits for (set on connect)."""
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from voicegw.audio.resample import Resampler
 from voicegw.models.local.packaged import whisper_model_dir
-from voicegw.models.local.workers import run_blocking, shared
+from voicegw.models.local.workers import StepProgress, progressed, run_blocking, shared
 
 STT_RATE = 16000
 """Whisper's input rate."""
@@ -75,12 +75,14 @@ def window_frames(frames: int) -> int:
 class SpeechToText:
     """Transcribes whole utterances; the model is loaded once per process and shared.
 
-    `transcribe` is blocking (call it from a worker); `atranscribe` runs it in the pool.
+    `transcribe` is blocking (call it from a worker); `atranscribe` runs it in the pool, as a step
+    of `progress` when given.
     """
 
-    def __init__(self, model_dir: Path | None = None) -> None:
+    def __init__(self, model_dir: Path | None = None, *, progress: StepProgress | None = None) -> None:
         self.model_dir = str(model_dir or whisper_model_dir())
         self._model: Any = None
+        self._progress = progress
 
     def load(self) -> None:
         """Load (or reuse) the shared model; blocking."""
@@ -147,11 +149,17 @@ class SpeechToText:
             initial_prompt=prompt,
             vad_filter=False,  # our VAD already cut the utterance
         )
-        return " ".join(segment.text.strip() for segment in segments).strip()
+        texts = []
+        for segment in segments:  # a window at a time: seconds on busy cores, each one progress
+            progressed()
+            texts.append(segment.text.strip())
+        return " ".join(texts).strip()
 
     async def atranscribe(
         self, pcm: bytes, sample_rate: int, vocabulary: tuple[str, ...] = ()
     ) -> Transcription:
+        if self._progress is not None:
+            return await self._progress.run(self.transcribe, pcm, sample_rate, vocabulary)
         return await run_blocking(self.transcribe, pcm, sample_rate, vocabulary)
 
 

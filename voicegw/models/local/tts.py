@@ -12,7 +12,7 @@ import numpy as np
 
 from voicegw.audio.resample import Resampler
 from voicegw.models.local.packaged import voice_model_file
-from voicegw.models.local.workers import run_blocking, shared
+from voicegw.models.local.workers import StepProgress, run_blocking, shared
 
 CHUNK_MS = 40
 """Size of the audio events: a cancel takes effect within one of them."""
@@ -34,11 +34,13 @@ def _load(model_path: str) -> Any:
 
 
 class TextToSpeech:
-    """Synthesizes text with one shared Piper voice; `synthesize` blocks, `asynthesize` doesn't."""
+    """Synthesizes text with one shared Piper voice; `synthesize` blocks, `asynthesize` doesn't
+    (a step of `progress` when given)."""
 
-    def __init__(self, model_path: Path | None = None) -> None:
+    def __init__(self, model_path: Path | None = None, *, progress: StepProgress | None = None) -> None:
         self.model_path = str(model_path or voice_model_file())
         self._voice: Any = None
+        self._progress = progress
 
     def load(self) -> None:
         self._voice = shared(("piper", self.model_path), lambda: _load(self.model_path))
@@ -60,6 +62,8 @@ class TextToSpeech:
         return Speech(pcm, (time.perf_counter() - started) * 1000, voice_rate)
 
     async def asynthesize(self, text: str, sample_rate: int) -> Speech:
+        if self._progress is not None:
+            return await self._progress.run(self.synthesize, text, sample_rate)
         return await run_blocking(self.synthesize, text, sample_rate)
 
 

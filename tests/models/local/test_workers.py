@@ -1,0 +1,98 @@
+"""`StepProgress`: which of a conversation's inference steps run in the pool, and their progress."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from voicegw.models.local.workers import StepProgress, submit_blocking, waiting_turn
+
+LATER_S = 30.0
+"""How far ahead `stalled_for` is asked: a clock moved instead of a test that sleeps."""
+WAIT_S = 10.0
+"""Bound on every wait for a pool thread (never reached when the code works)."""
+
+
+async def _until(condition: threading.Event) -> None:
+    assert await asyncio.to_thread(condition.wait, WAIT_S)
+
+
+async def test_no_running_step_is_no_stall() -> None:
+    progress = StepProgress()
+    assert progress.stalled_for(time.monotonic() + LATER_S) == 0.0
+    assert await progress.run(sum, [1, 2]) == 3
+    assert progress.stalled_for(time.monotonic() + LATER_S) == 0.0  # it ended
+
+
+async def test_a_running_step_that_produces_nothing_stalls_and_a_beat_revives_it() -> None:
+    progress = StepProgress()
+    started, beat, beaten, release = (threading.Event() for _ in range(4))
+
+    def stuck() -> None:
+        with progress.step() as step:
+            started.set()
+            assert beat.wait(WAIT_S)
+            step.beat()
+            beaten.set()
+            assert release.wait(WAIT_S)
+
+    running = submit_blocking(stuck)
+    await _until(started)
+    assert progress.stalled_for(time.monotonic() + LATER_S) >= LATER_S
+    await asyncio.sleep(0.2)
+    beat.set()
+    await _until(beaten)
+    assert progress.stalled_for(time.monotonic()) < 0.2  # counted from the beat, not the start
+    release.set()
+    await running
+    assert progress.stalled_for(time.monotonic() + LATER_S) == 0.0
+
+
+async def test_a_step_waiting_for_a_shared_model_is_not_running_until_it_has_it() -> None:
+    """Another call's step (or the warm-up of a prompt) holds the model: waiting is not stuck."""
+    progress = StepProgress()
+    model = threading.Lock()
+    model.acquire()  # held elsewhere
+    waiting, holding, release = threading.Event(), threading.Event(), threading.Event()
+
+    def step() -> None:
+        with progress.step():
+            waiting.set()
+            with waiting_turn(model):
+                holding.set()
+                assert release.wait(WAIT_S)
+
+    running = submit_blocking(step)
+    await _until(waiting)
+    await asyncio.sleep(0.05)  # now blocked on the lock
+    assert progress.stalled_for(time.monotonic() + LATER_S) == 0.0
+    model.release()
+    await _until(holding)
+    assert progress.stalled_for(time.monotonic() + LATER_S) >= LATER_S - 1.0
+    release.set()
+    await running
+
+
+async def test_each_conversation_sees_only_its_own_steps() -> None:
+    mine, theirs = StepProgress(), StepProgress()
+    started, release = threading.Event(), threading.Event()
+
+    def stuck() -> None:
+        with theirs.step():
+            started.set()
+            assert release.wait(WAIT_S)
+
+    running = submit_blocking(stuck)
+    await _until(started)
+    assert mine.stalled_for(time.monotonic() + LATER_S) == 0.0
+    assert theirs.stalled_for(time.monotonic() + LATER_S) > 0.0
+    release.set()
+    await running
+
+
+def test_waiting_turn_outside_a_step_only_holds_the_lock() -> None:
+    model = threading.Lock()
+    with waiting_turn(model):
+        assert model.locked()
+    assert not model.locked()

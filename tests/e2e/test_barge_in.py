@@ -9,7 +9,6 @@ must match the greeting audio that actually arrived.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -42,7 +41,7 @@ def test_caller_speech_stops_the_agent_and_the_history_holds_what_was_heard(tmp_
     assert caller.onset is not None
     cut = agent_stopped_at(caller, greeting_start)
     stop_ms = (cut - caller.onset) * 1000
-    log = [json.loads(line) for line in voicegw.output().splitlines() if line.startswith("{")]
+    log = voicegw.log_events()  # the whole log: output() is only its end
     interrupted = [entry for entry in log if entry.get("event") == "audio_interrupted"]
     truncated = [entry for entry in log if entry.get("event") == "item_truncated"]
     assert interrupted and truncated, voicegw.output()[-3000:]

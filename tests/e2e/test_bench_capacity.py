@@ -23,8 +23,10 @@ def test_bench_capacity_smoke_in_both_modes(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
     command = [
         sys.executable, str(ROOT / "scripts" / "bench_capacity.py"), "--mode", "both", "--target", "both",
-        "--calls", str(CALLS), "--duration", "8", "--json", str(out), "--markdown",
+        "--calls", str(CALLS), "--duration", "12", "--json", str(out), "--markdown",
     ]  # fmt: skip
+    # 12 s: the steady window then holds a talkspurt's start of every agent call, which is what
+    # the outbound gateway latency times.
     run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=280)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     results = {(r["mode"], r["target"]): r for r in json.loads(out.read_text())}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import wave
 from pathlib import Path
@@ -10,11 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from voicegw.testing import media
+
 
 def require_tools(*tools: str) -> None:
-    missing = [tool for tool in tools if shutil.which(tool) is None]
-    if missing:
-        pytest.fail(f"test tools missing: {', '.join(missing)} (scripts/setup.sh installs them)")
+    """Fail the test (never skip it) when a tool it needs is missing."""
+    try:
+        media.require_tools(*tools)
+    except RuntimeError as exc:
+        pytest.fail(f"test tools {exc}")
 
 
 def speech(path: Path, rate: int, text: str = "Hello, this is the voice gateway.") -> bytes:

@@ -71,10 +71,10 @@ G711_CODECS = {"PCMU": PCMU, "PCMA": PCMA}
 
 
 def require_tools(*tools: str) -> None:
-    """Raise `RuntimeError` naming the first of `tools` that is not installed."""
-    for tool in tools:
-        if shutil.which(tool) is None:
-            raise RuntimeError(f"{tool} is not installed (scripts/setup.sh installs it)")
+    """Raise `RuntimeError` naming those of `tools` that are not installed."""
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        raise RuntimeError(f"not installed: {', '.join(missing)} (scripts/setup.sh installs them)")
 
 
 def synthesize(path: Path, *, rate: int, text: str = SENTENCE) -> Path:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from voicegw.testing.harness import EchoServer, free_udp_port, options_ping, tls_config
+from voicegw.testing.load import cpu_seconds
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 ASSERT_FAILED = b"Assert failed"
 SERVER_CONFIG = "[server]\ndrain_timeout = 2"
@@ -25,12 +25,6 @@ RETRANSMIT_S = 0.5
 """The probe resends its OPTIONS as a SIP client does over UDP (T1): the fuzz's 60 KB datagrams
 can fill the server's socket buffer for a moment, and the kernel then drops what arrives."""
 """How long a server that stopped answering gets to show that it died (pjsip aborts at once)."""
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of process `pid` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def rss_bytes(pid: int) -> int:

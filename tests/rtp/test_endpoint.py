@@ -15,8 +15,9 @@ import pytest
 from aiortc.rtp import RtpPacket
 
 from tests.rtp.helpers import best_correlation, free_range, sine, speech
+from voicegw.audio.codecs import PCMU as PCMU_CODEC
 from voicegw.rtp.clock import MediaClock
-from voicegw.rtp.endpoint import RtpEndpoint
+from voicegw.rtp.endpoint import EARLY_KEEP_S, RtpEndpoint
 from voicegw.rtp.events import DtmfDigit, MediaTimeout
 from voicegw.rtp.packet import parse_rtp
 from voicegw.rtp.ports import RtpPortsExhausted
@@ -428,5 +429,38 @@ async def test_caller_audio_reaches_frames_with_no_tick_in_between(probe: socket
                 pcm, arrival = await anext(frames)
             assert len(pcm) == 320 and arrival is not None
         assert idle_clock.ticks == 0 and endpoint.stats["frames_out"] == 3
+    finally:
+        await endpoint.close()
+
+
+async def test_caller_audio_from_just_before_start_is_kept(probe: socket.socket) -> None:
+    """A delayed offer's caller sends RTP with its ACK, before the answer in it starts our media:
+    what came within `EARLY_KEEP_S` of `start()` is taken then, what came before it is not."""
+    idle_clock = MediaClock()  # not started: frames come from the socket callback alone
+    endpoint = await RtpEndpoint.open(host=LOCALHOST, port_range=free_range(2), clock=idle_clock)
+
+    def send(seq: int, level: int) -> None:
+        packet = RtpPacket(payload_type=PCMU, sequence_number=seq, timestamp=160 * seq, ssrc=7)
+        packet.payload = bytes([level]) * 160
+        probe.sendto(packet.serialize(), (LOCALHOST, endpoint.local_port))
+
+    async def arrived(count: int) -> None:
+        async with asyncio.timeout(5):
+            while endpoint.datagrams_before_start < count:
+                await asyncio.sleep(0.005)
+
+    try:
+        send(0, 0x00)  # before the call was answered: stale by the time media starts
+        await arrived(1)
+        await asyncio.sleep(EARLY_KEEP_S + 0.1)
+        for seq in (1, 2, 3):
+            send(seq, 0x80 + seq)
+        await arrived(4)
+        endpoint.start(codec="PCMU", payload_type=PCMU, remote=probe.getsockname(), sample_rate=8000)
+        frames = endpoint.timed_frames()
+        async with asyncio.timeout(5):
+            taken = [pcm for pcm, _ in [await anext(frames) for _ in range(3)]]
+        assert [PCMU_CODEC().decode(bytes([0x80 + seq]) * 160) for seq in (1, 2, 3)] == taken
+        assert endpoint.stats["frames_out"] == 3 and endpoint.datagrams_before_start == 4
     finally:
         await endpoint.close()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Concatenate, Final, ParamSpec
 
@@ -44,6 +44,14 @@ two ticks, in a queue of their own: however many arrive, the call's own packets 
 CANDIDATE_PER_SOURCE = 4
 """Of those, from one address: one flooding source cannot take every place from a caller behind
 a NAT that is still on probation."""
+
+EARLY_DATAGRAMS = 25
+EARLY_KEEP_S = 0.5
+"""Datagrams that arrive after the sockets are read but before `start()` (a delayed offer's
+caller sends RTP with its ACK, before the answer in it has started our media; a worker takes
+the sockets, and reads what queued, just before it starts them): the last `EARLY_DATAGRAMS` are
+kept and taken at `start()` if they are at most `EARLY_KEEP_S` old, so the caller's first words
+are not lost. Older ones are from before the call was answered: nobody listened yet."""
 
 DATAGRAM_READ_SIZE = 2048
 """Bytes read per datagram: a 20 ms PCMU packet is 172, anything on an Ethernet path fits 1,500
@@ -114,6 +122,7 @@ class RtpEndpoint:
         self._pinned: list[Address | None] = [None, None]
         """Where the RTP and RTCP sockets are connected to (the kernel drops every other source)."""
         self.frames_dropped = 0
+        self._early: deque[tuple[bytes, Address, bool, float]] = deque(maxlen=EARLY_DATAGRAMS)
         self.datagrams_before_start = 0
         self.datagrams_overflow = 0
         self.candidates_overflow = 0
@@ -216,6 +225,11 @@ class RtpEndpoint:
             "rtp_started", remote=remote, payload_type=payload_type, srtp=srtp.suite if srtp else None
         )
         self._clock.add(self)
+        early = list(self._early)
+        self._early.clear()
+        for data, addr, rtcp, arrival in early:
+            if now - arrival <= EARLY_KEEP_S:
+                self._datagram_received(data, addr, rtcp=rtcp, now=arrival)
 
     def _started(self) -> MediaStream:
         if self._stream is None:
@@ -272,16 +286,19 @@ class RtpEndpoint:
 
     # ----------------------------------------------------------------- media
 
-    def _datagram_received(self, data: bytes, addr: Address, *, rtcp: bool) -> None:
+    def _datagram_received(self, data: bytes, addr: Address, *, rtcp: bool, now: float | None = None) -> None:
+        """`now`: when it arrived, for a datagram kept from before `start()`."""
+        if now is None:
+            # The monotonic clock asyncio's loop.time() reads too (uvloop's at 1 ms resolution):
+            # the arrival also starts the gateway's inbound latency (voicegw.contracts.latency).
+            now = time.monotonic()
         stream = self._stream
         if stream is None:
             self.datagrams_before_start += 1
+            self._early.append((data, addr, rtcp, now))
             return
         if self._closing is not None:
             return
-        # The monotonic clock asyncio's loop.time() reads too (uvloop's at 1 ms resolution): the
-        # arrival also starts the gateway's inbound latency (voicegw.contracts.latency).
-        now = time.monotonic()
         match stream.session.screen(data, addr, now, rtcp=rtcp):
             case "own" if self._taken < INBOX_LIMIT:
                 # Decoded now, not at the next tick: the caller's audio reaches the model up to

@@ -2,11 +2,13 @@
 
 import asyncio
 import contextlib
+import gc
 import random
 import socket
 import threading
 import time
 import tracemalloc
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -464,3 +466,21 @@ async def test_caller_audio_from_just_before_start_is_kept(probe: socket.socket)
         assert endpoint.stats["frames_out"] == 3 and endpoint.datagrams_before_start == 4
     finally:
         await endpoint.close()
+
+
+async def test_a_closed_endpoint_is_freed_by_reference_counting(probe: socket.socket) -> None:
+    """No reference cycle outlives close(): a server's ended calls are freed as they end, not
+    when the cyclic collector next gets to them (minutes, on a busy worker)."""
+    idle_clock = MediaClock()  # not started: no tick holds on to the endpoint
+    gc.collect()
+    gc.disable()
+    try:
+        endpoint = await RtpEndpoint.open(host=LOCALHOST, port_range=free_range(2), clock=idle_clock)
+        endpoint.start(codec="PCMU", payload_type=PCMU, remote=probe.getsockname(), sample_rate=8000)
+        await endpoint.close()
+        await asyncio.sleep(0.05)  # the transports' last callbacks
+        freed = weakref.ref(endpoint)
+        del endpoint
+        assert freed() is None, [type(r).__qualname__ for r in gc.get_referrers(freed())]
+    finally:
+        gc.enable()

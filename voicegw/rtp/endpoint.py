@@ -487,6 +487,9 @@ class RtpEndpoint:
                     sock.close()
             await asyncio.gather(*(protocol.lost for protocol in self._protocols))
         finally:
+            # Each protocol points back here: without the cycle, a closed call's whole pipeline
+            # goes when its last reference does, not at the collector's next full pass.
+            self._protocols = []
             self._allocator.release(self.local_port)
             for waiter in self._dtmf_waiters:
                 if not waiter.done():

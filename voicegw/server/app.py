@@ -23,6 +23,7 @@ from voicegw.server.admission import access_policy
 from voicegw.server.apology import Apology
 from voicegw.server.call_reports import CallReports
 from voicegw.server.config import DEFAULT_AGENT, ServerConfig, agents_in_main
+from voicegw.server.heap import freeze_start_up
 from voicegw.server.http import HealthServer
 from voicegw.server.loop import EVENT_LOOP
 from voicegw.server.loop import run as run_loop
@@ -353,6 +354,7 @@ class Server:
             await self.ua.start()
             if self.http is not None:
                 await self.http.start()
+            frozen = freeze_start_up()
             log.info(
                 "serving",
                 mode=self.mode,
@@ -361,6 +363,7 @@ class Server:
                 http=f"{self.config.http[0]}:{self.http.port}" if self.config.http and self.http else None,
                 note=self._mode_note(),
                 workers=self.pool.count if self.pool is not None else 0,
+                frozen_objects=frozen,
             )
             await self.should_exit.wait()
             await self._drain()

@@ -32,6 +32,7 @@ from voicegw.rtp.ports import allocator_for
 from voicegw.rtp.srtp import SrtpKeys
 from voicegw.server.app import LocalCalls
 from voicegw.server.config import ServerConfig
+from voicegw.server.heap import freeze_start_up
 from voicegw.server.logging import configure_logging
 from voicegw.server.loop import run as run_loop
 from voicegw.server.metrics import Metrics
@@ -273,6 +274,7 @@ async def _serve(sock: socket.socket, index: int) -> int:
     try:
         calls = WorkerCalls(config, channel)
         await calls.local.prepare()
+        log.info("worker_ready", frozen_objects=freeze_start_up())
     except Exception as exc:  # the agents or the model cannot be had: the server says why
         log.error("worker_start_failed", error=str(exc))
         with contextlib.suppress(ChannelClosed):

@@ -67,11 +67,14 @@ def main() -> None:
         help="the server's [server] allocator (system: glibc's malloc)",
     )  # fmt: skip
     parser.add_argument("--malloc-conf", help="jemalloc's MALLOC_CONF instead of the server's own")
+    parser.add_argument(
+        "--workers", type=int, help="the server's worker processes (0: calls in the server process)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     plan = SoakPlan(
         args.calls, args.minutes, args.call_seconds, args.short_calls, args.short_seconds, args.rate,
-        args.allocator, args.malloc_conf,
+        args.allocator, args.malloc_conf, args.workers,
     )  # fmt: skip
     print(f"{plan}", flush=True)
     with tempfile.TemporaryDirectory(prefix="voicegw-soak-") as tmp:

@@ -172,6 +172,9 @@ class SoakPlan:
     malloc_conf: str | None = None
     """jemalloc's options (``MALLOC_CONF``) instead of the server's own choice."""
 
+    workers: int | None = None
+    """The server's ``[server] workers`` (0: calls in the server process); None: its default."""
+
 
 def soak(args: SoakPlan, workdir: Path, *, quiet: bool = False) -> Soak:
     """Run the soak against a `voicegw serve --echo` of its own; its figures."""
@@ -182,7 +185,8 @@ def soak(args: SoakPlan, workdir: Path, *, quiet: bool = False) -> Soak:
         "voicegw",
         workdir,
         max_calls=args.calls + 20,
-        config=f"[rtp]\nports = '{RTP_PORTS}'\n[server]\nallocator = '{args.allocator}'\n",
+        config=f"[rtp]\nports = '{RTP_PORTS}'\n[server]\nallocator = '{args.allocator}'\n"
+        + (f"workers = {args.workers}\n" if args.workers is not None else ""),
         env={"MALLOC_CONF": args.malloc_conf} if args.malloc_conf else {},
     )
     try:

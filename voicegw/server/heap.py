@@ -19,4 +19,7 @@ def freeze_start_up() -> int:
     the number moved (for the log)."""
     gc.collect()
     gc.freeze()
+    # The collector sizes the next full collection by the objects the last one left in the
+    # oldest generation: the start-up's, until a collection finds that generation empty.
+    gc.collect()
     return gc.get_freeze_count()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import array
 import asyncio
+import gc
 import os
 import socket
 import sys
 import time
+import weakref
 
 from voicegw.contracts.transport import CallInfo
 from voicegw.server.config import ServerConfig
@@ -148,3 +150,28 @@ async def test_an_echo_call_is_prepared_without_waiting_for_the_worker() -> None
     await media.close()
     theirs.close()
     worker.channel.close()
+
+
+async def test_an_ended_call_and_its_media_are_freed_by_reference_counting() -> None:
+    """No cycle between a call and its worker media outlives the call: the server process frees
+    ended calls as they end, not at the cyclic collector's next full pass."""
+    pool = WorkerPool(ServerConfig(echo=True), 1, Metrics())
+    worker = pool.workers[0]
+    ours, theirs = channel_pair()
+    worker.channel, worker.up = Channel(ours, peer="worker-0"), True
+    gc.collect()
+    gc.disable()
+    try:
+        call = _call([])
+        media = pool.bind_media("127.0.0.1", PORTS)
+        call.endpoint = media
+        assert await asyncio.wait_for(pool.ready(call), 1) is None
+        media.finish({})
+        await media.close()
+        freed = weakref.ref(call), weakref.ref(media)
+        del call, media
+        assert [ref() for ref in freed] == [None, None]
+    finally:
+        gc.enable()
+        theirs.close()
+        worker.channel.close()

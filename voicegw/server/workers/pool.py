@@ -146,6 +146,7 @@ class WorkerMedia:
                     await asyncio.wait_for(asyncio.shield(self.finished), FINISH_WAIT_S)
                 self.worker.calls.pop(self.key, None)
         finally:  # cancelled too (a shutdown that stops waiting): the ports are ours to free
+            self.call = None  # the call points here: no cycle outlives it
             self._rtp_sock.close()
             self._rtcp_sock.close()
             self._allocator.release(self.local_port)

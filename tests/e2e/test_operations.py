@@ -31,7 +31,7 @@ WAIT_S = 20.0
 
 PROCESS_EVENTS = {
     "serving", "sip_started", "http_started", "draining", "stopped", "sip_stopped", "pjsip", "clock_stopped",
-    "apology_ready", "worker_started", "worker_stopped", "allocator",
+    "apology_ready", "worker_started", "worker_ready", "worker_stopped", "allocator",
 }  # fmt: skip
 """Lines about the process, not a call: the only ones allowed to carry no call id."""
 

@@ -2,7 +2,7 @@
 
 A call leaves reference cycles behind (an RTP endpoint and its sockets' protocols, a call and its
 tasks, futures and queues), which only the cyclic collector frees. Its oldest generation is
-collected when it has grown by a quarter, and start-up leaves some 90,000 long-lived objects
+collected when it has grown by a quarter, and start-up leaves some 80,000 long-lived objects
 (modules, numpy, codecs, models, configuration): a worker's ended calls piled up for minutes
 between two full collections, and RSS grew with them (`scripts/soak.py`, docs/architecture.md
 "Memory"). Frozen after start-up, those objects are no longer scanned nor counted: a full

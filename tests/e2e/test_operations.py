@@ -102,9 +102,12 @@ async def test_agent_call_metrics_logs_transcript_and_recording(
                 )
             )
 
+            # The call counts as active from its INVITE, but is answered only once its model is
+            # known to be up: wait for both, or a slow model connect reads as a missing answer.
             def in_call() -> bool:
-                during["metrics"] = http_get(http_port, "/metrics")[1]
-                return metric(during["metrics"], "voicegw_calls_active") == 1
+                text = during["metrics"] = http_get(http_port, "/metrics")[1]
+                answered = metric(text, "voicegw_calls_total", outcome="answered", status="200")
+                return metric(text, "voicegw_calls_active") == 1 and answered == 1
 
             await asyncio.to_thread(wait_for, in_call, "the call in the metrics")
             during["health"] = http_get(http_port, "/healthz")

@@ -5,6 +5,7 @@ import contextlib
 import gc
 import random
 import socket
+import struct
 import threading
 import time
 import tracemalloc
@@ -484,3 +485,22 @@ async def test_a_closed_endpoint_is_freed_by_reference_counting(probe: socket.so
         assert freed() is None, [type(r).__qualname__ for r in gc.get_referrers(freed())]
     finally:
         gc.enable()
+
+
+async def test_a_goodbye_that_fails_still_closes_the_sockets_and_frees_the_ports(
+    probe: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ports = free_range(2)
+    endpoint = await RtpEndpoint.open(host=LOCALHOST, port_range=ports, clock=MediaClock())
+    endpoint.start(codec="PCMU", payload_type=PCMU, remote=probe.getsockname(), sample_rate=8000)
+    stream = endpoint._started()
+
+    def broken(now: float) -> None:
+        raise struct.error("argument out of range")
+
+    monkeypatch.setattr(stream, "close", broken)
+    await endpoint.close()  # logged, not raised: the call's end goes on
+    for port in (endpoint.local_port, endpoint.local_port + 1):
+        again = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        again.bind((LOCALHOST, port))  # the sockets are closed
+        again.close()

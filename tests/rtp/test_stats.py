@@ -1,5 +1,5 @@
 import pytest
-from aiortc.rtp import RtcpReceiverInfo
+from aiortc.rtp import RtcpReceiverInfo, RtcpRrPacket
 
 from voicegw.rtp.stats import (
     ReceiverStatistics,
@@ -79,6 +79,18 @@ def test_lsr_and_dlsr_from_last_sender_report() -> None:
     block = stats.report_block(1, now=10.5)
     assert block.lsr == 0x103D_7035
     assert block.dlsr == 32768  # 0.5 s in 1/65536 s
+
+
+def test_a_report_asked_for_a_little_before_the_sr_arrived_still_encodes() -> None:
+    """The SR's arrival is read from time.monotonic(), the report's `now` from uvloop's cached
+    loop.time(): a hair earlier. The block must still fit its unsigned 32-bit fields (a call's
+    last report once failed to encode, and its end with it)."""
+    stats = ReceiverStatistics(CLOCK)
+    stats.add(1, 0, 10.0)
+    stats.sender_report_received(0xEEB1_103D_7035_DA4E, now=10.0004)
+    block = stats.report_block(1, now=10.0)
+    assert block.dlsr == 0
+    assert len(bytes(RtcpRrPacket(ssrc=2, reports=[block]))) == 32
 
 
 def test_sender_info_and_rtt() -> None:

@@ -476,8 +476,11 @@ class RtpEndpoint:
             self._clock.remove(self)
             if self._stream is not None:
                 now = loop.time()
-                self._stream.close(now)
-                self._send(self._stream.session.datagrams_to_send(now))
+                try:
+                    self._stream.close(now)
+                    self._send(self._stream.session.datagrams_to_send(now))
+                except Exception:  # our bug: the goodbye is lost, not the sockets
+                    self._log.exception("rtp_goodbye_failed")
                 self._log.info("rtp_closed", **self._stream.stats)
             for transport, sock in ((self._rtp, self._rtp_sock), (self._rtcp, self._rtcp_sock)):
                 if transport is not None:

@@ -84,15 +84,18 @@ class ReceiverStatistics:
         fraction = (
             0 if expected_interval <= 0 or lost_interval <= 0 else (lost_interval << 8) // expected_interval
         )
+        # The SR's arrival is read from time.monotonic(), `now` often from uvloop's loop.time(),
+        # the same clock cached at each loop turn and cut to the millisecond: it can be a little
+        # behind. Both fields are unsigned 32 bits on the wire.
         dlsr = 0 if self._last_sr_at is None else int((now - self._last_sr_at) * 65536)
         return RtcpReceiverInfo(
             ssrc=ssrc,
             fraction_lost=fraction,
             packets_lost=clamp_packets_lost(self.packets_lost),
             highest_sequence=self.extended_highest_sequence & 0xFFFF_FFFF,
-            jitter=self.jitter,
+            jitter=min(self.jitter, 0xFFFF_FFFF),
             lsr=self._last_sr,
-            dlsr=dlsr,
+            dlsr=min(max(dlsr, 0), 0xFFFF_FFFF),
         )
 
 

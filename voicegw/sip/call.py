@@ -269,10 +269,17 @@ def spawn_for_call(
     coro: Coroutine[Any, Any, Any], call: SipCall, tasks: set[asyncio.Task[Any]], kind: str
 ) -> asyncio.Task[Any]:
     """Run a task of `call`, kept in `tasks` until done: every log line in it (and in the tasks it
-    starts) names the call."""
+    starts) names the call, and so does the error line if it fails (our bug: each task handles
+    what the network and the caller can do to it)."""
     context = contextvars.copy_context()
     context.run(structlog.contextvars.bind_contextvars, call_id=call.call_id)
     task = asyncio.get_running_loop().create_task(coro, name=f"{kind}-{call.call_id}", context=context)
     tasks.add(task)
-    task.add_done_callback(tasks.discard)
+
+    def done(task: asyncio.Task[Any]) -> None:
+        tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            call.log.error("call_task_failed", task=kind, exc_info=exc)
+
+    task.add_done_callback(done)
     return task

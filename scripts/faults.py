@@ -3,7 +3,8 @@
 Model faults (`voicegw serve --agent` on the OpenAI protocol, played by the local test server):
 the handshake hanging, refused (HTTP 503), the connection dropping once, dropping for good, the
 model stalling mid-response, and a task of ours raising; then the embedded model with its LLM step
-stuck (`local_inference_hangs`, after one call that warms it up). For each: answered or refused (and the
+blocked (`local_inference_hangs`) or computing without end (`local_inference_spins`), each after
+one call that warms it up. For each: answered or refused (and the
 status), the model's audio heard, the longest silence (dead air), whether the apology was heard,
 when the call ended after the answer, and the server's log line naming the cause. Then the caller
 vanishing (SIGKILL, no BYE: the media timeout ends the call) and SIGTERM with calls up (they

@@ -97,18 +97,22 @@ async def test_a_greeting_is_due_once_the_model_has_connected_and_only_once() ->
 
 
 class _Steps:
-    """A model's `stalled_for`, set by the test."""
+    """A model's `stalled_for` and `idle_for`, set by the test."""
 
     def __init__(self) -> None:
         self.stuck_s: float | None = 0.0
+        self.idle_s: float | None = 0.0
 
-    def __call__(self, now: float) -> float | None:
+    def stalled_for(self, now: float) -> float | None:
         return self.stuck_s
+
+    def idle_for(self, now: float) -> float | None:
+        return self.idle_s
 
 
 async def test_a_running_step_without_progress_stalls_long_before_the_event_timeout() -> None:
     steps = _Steps()
-    watch = ResponseWatch(60.0, step_stalled_for=steps, step_timeout=1.0)
+    watch = ResponseWatch(60.0, steps=steps, step_timeout=1.0, idle_timeout=1.0)
     watch.on_event(raw(ModelSpeechStopped(1000)))
     stalled = asyncio.ensure_future(watch.stalled())
     await asyncio.sleep(0.3)
@@ -116,12 +120,26 @@ async def test_a_running_step_without_progress_stalls_long_before_the_event_time
     steps.stuck_s = 1.5
     assert await asyncio.wait_for(stalled, 5.0) == 1.5
     assert watch.detail is not None and "inference step produced nothing for 1.5 s" in watch.detail
+    assert "blocked" not in watch.detail
+
+
+async def test_a_blocked_step_stalls_sooner_than_a_busy_one() -> None:
+    steps = _Steps()
+    watch = ResponseWatch(60.0, steps=steps, step_timeout=3.0, idle_timeout=1.0)
+    watch.on_event(raw(ModelResponseStarted("r1")))
+    stalled = asyncio.ensure_future(watch.stalled())
+    steps.stuck_s, steps.idle_s = 2.0, 0.5  # silent 2 s, busy until half a second ago: slow
+    await asyncio.sleep(0.3)
+    assert not stalled.done()
+    steps.idle_s = 1.2  # its thread has used no processor for 1.2 s
+    assert await asyncio.wait_for(stalled, 5.0) == 1.2
+    assert watch.detail is not None and "blocked" in watch.detail
 
 
 async def test_a_stuck_step_is_no_stall_while_no_response_is_due() -> None:
     steps = _Steps()
     steps.stuck_s = 10.0
-    watch = ResponseWatch(60.0, step_stalled_for=steps, step_timeout=1.0)
+    watch = ResponseWatch(60.0, steps=steps, step_timeout=1.0)
     assert not await stalls_within(watch, 0.5)
     watch.on_event(raw(ModelResponseStarted("r1")))
     assert await stalls_within(watch, 5.0)
@@ -129,13 +147,13 @@ async def test_a_stuck_step_is_no_stall_while_no_response_is_due() -> None:
 
 async def test_a_model_that_cannot_tell_is_watched_by_its_events() -> None:
     steps = _Steps()
-    steps.stuck_s = None
-    watch = ResponseWatch(TIMEOUT, step_stalled_for=steps, step_timeout=0.0)
+    steps.stuck_s = steps.idle_s = None
+    watch = ResponseWatch(TIMEOUT, steps=steps, step_timeout=0.0, idle_timeout=0.0)
     watch.on_event(raw(ModelResponseStarted("r1")))
     assert await stalls_within(watch, 20 * TIMEOUT)
     assert watch.detail is not None and watch.detail.startswith("no model event for")
 
 
 def test_a_remote_model_cannot_tell_its_steps_progress() -> None:
-    assert OpenAIRealtimeModel(api_key="k").stalled_for(0.0) is None
-    assert ScriptedModel().stalled_for(0.0) is None
+    for model in (OpenAIRealtimeModel(api_key="k"), ScriptedModel()):
+        assert model.stalled_for(0.0) is None and model.idle_for(0.0) is None

@@ -508,6 +508,12 @@ class RealtimeModel(abc.ABC):
         None (the default, a remote model's answer): it cannot tell, only its events show it alive."""
         return None
 
+    def idle_for(self, now: float) -> float | None:
+        """For a model that infers in this process: how many seconds up to `now` a running step
+        that computes on its own thread has neither produced anything nor used the processor
+        (blocked, not slow), 0.0 when none runs. None (the default): it cannot tell."""
+        return None
+
     async def prepare(self) -> None:
         """Load what every conversation needs, ahead of the first one (a server calls this at
         start, so that its first caller is not kept waiting). Nothing, by default."""

@@ -103,7 +103,8 @@ class ServerConfig:
     response_timeout: float = 2.0
     """Seconds a model may say nothing while a response is due before the call is apologised for
     and ended (a stalled model); the embedded model gets `EMBEDDED_ALLOWANCE_S` more, its running
-    inference step `STEP_STALL_S` without progress (voicegw/server/model_watch.py)."""
+    inference step `STEP_IDLE_S` blocked or `STEP_STALL_S` without progress
+    (voicegw/server/model_watch.py)."""
 
     log_level: str = "info"
     workers: int | None = None

@@ -8,8 +8,10 @@ a greeting is owed): no model event at all for `timeout` seconds is a stall.
 
 The embedded model's silences are inference on the machine's own cores, slow under load but
 alive; its events say too little. It says itself how long its running step (Whisper, an LLM
-step, a Piper clause) has produced nothing (`RealtimeModel.stalled_for`): `STEP_STALL_S` of that
-while a response is due is a stall, found within `STEP_POLL_S`. Its event silence gets
+step, a Piper clause) has produced nothing (`RealtimeModel.stalled_for`) and, for a step that
+computes on its own thread, how long that thread has used no processor either
+(`RealtimeModel.idle_for`). While a response is due, `STEP_IDLE_S` blocked or `STEP_STALL_S`
+without progress is a stall, found within `STEP_POLL_S`. Its event silence gets
 `EMBEDDED_ALLOWANCE_S` more than `timeout`, a backstop for a response that never reaches a step.
 """
 
@@ -18,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from voicegw.contracts.model import (
@@ -28,6 +29,7 @@ from voicegw.contracts.model import (
     ModelSpeechStopped,
     RealtimeModelConfig,
 )
+from voicegw.models.local.workers import STEP_IDLE_S, STEP_STALL_S
 from voicegw.realtime.events import RealtimeRawModelEvent, RealtimeToolEnd
 
 READY_TIMEOUT_S = 2.5
@@ -36,14 +38,16 @@ EMBEDDED_ALLOWANCE_S = 8.0
 """How much longer than `response_timeout` the embedded model's events may be silent while it
 owes a response: a turn queued behind other calls' inference, slow on busy cores, is not stuck.
 A backstop only; a stuck step is found by `STEP_STALL_S`."""
-STEP_STALL_S = 3.0
-"""How long a running inference step of the embedded model may produce nothing before it is
-stuck. Within a step the longest healthy gap is one Whisper decode, one Piper clause or one
-prompt read before the first token, each shorter than a whole turn's silence between two events
-(2.3 s measured on 2 busy cores, STT, LLM and TTS together); 3 s keeps a margin over that while
-the caller hears the apology some 3 s after the step stuck, not 10 s."""
-STEP_POLL_S = 0.25
+STEP_POLL_S = 0.1
 """How often a due response's running step is looked at (what detection costs on top)."""
+
+
+class StepWatch(Protocol):
+    """What a model that infers in this process tells of its running steps (`RealtimeModel`)."""
+
+    def stalled_for(self, now: float) -> float | None: ...
+
+    def idle_for(self, now: float) -> float | None: ...
 
 
 @runtime_checkable
@@ -57,8 +61,9 @@ class ResponseWatch:
     """Tracks, from a session's events, whether a response is due and when the model last spoke.
 
     `on_event` is fed every session event; `stalled()` returns once a due response has gone
-    `timeout` seconds without a model event, or its running inference step (`step_stalled_for`)
-    `step_timeout` seconds without progress (run it as a task; cancel it when the call ends).
+    `timeout` seconds without a model event, or its model's running inference step (`steps`)
+    `step_timeout` seconds without progress or `idle_timeout` seconds blocked (run it as a task;
+    cancel it when the call ends).
     """
 
     def __init__(
@@ -66,15 +71,19 @@ class ResponseWatch:
         timeout: float,
         *,
         greeting: bool = False,
-        step_stalled_for: Callable[[float], float | None] | None = None,
+        steps: StepWatch | None = None,
         step_timeout: float = STEP_STALL_S,
+        idle_timeout: float = STEP_IDLE_S,
     ) -> None:
         """`greeting`: the agent greets first, so a response is due from the start (from the
-        model's connection on, when the model says it connects). `step_stalled_for`: the model's
-        `RealtimeModel.stalled_for`, asked every `STEP_POLL_S` while a response is due."""
+        model's connection on, when the model says it connects). `steps`: the model, asked every
+        `STEP_POLL_S` while a response is due how its running step fares (a model that answers
+        None is watched by its events alone)."""
         self.timeout = timeout
         self.step_timeout = step_timeout
-        self._step_stalled_for = step_stalled_for
+        self.idle_timeout = idle_timeout
+        self._steps = steps
+        self._steps_tell = False
         self._loop = asyncio.get_running_loop()
         self._due = greeting
         self._greeting_owed = greeting
@@ -120,10 +129,8 @@ class ResponseWatch:
             if not self._due:
                 await self._changed.wait()
                 continue
-            stuck = self._step_stalled_for(time.monotonic()) if self._step_stalled_for else None
-            if stuck is not None and stuck >= self.step_timeout:
-                self.detail = f"an inference step produced nothing for {stuck:.1f} s while a response was due"
-                self.stalled_for = stuck
+            stuck = self._step_stuck()
+            if stuck is not None:
                 return stuck
             silent = self._loop.time() - self._last
             left = self.timeout - silent
@@ -131,7 +138,29 @@ class ResponseWatch:
                 self.detail = f"no model event for {silent:.1f} s while a response was due"
                 self.stalled_for = silent
                 return silent
-            if stuck is not None:  # a model that cannot tell (None) is watched by its events alone
+            if self._steps_tell:  # a model that cannot tell (None) is watched by its events alone
                 left = min(left, STEP_POLL_S)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), left)
+
+    def _step_stuck(self) -> float | None:
+        """How long the model's running step has been stuck, once past a bound (and the stall in
+        words in `detail`); None while it is not, or the model cannot tell."""
+        if self._steps is None:
+            return None
+        now = time.monotonic()
+        idle = self._steps.idle_for(now)
+        stuck = self._steps.stalled_for(now)
+        self._steps_tell = stuck is not None
+        if idle is not None and idle >= self.idle_timeout:
+            self.detail = (
+                f"an inference step produced nothing for {idle:.1f} s, blocked (its thread used no "
+                "processor time), while a response was due"
+            )
+            self.stalled_for = idle
+            return idle
+        if stuck is not None and stuck >= self.step_timeout:
+            self.detail = f"an inference step produced nothing for {stuck:.1f} s while a response was due"
+            self.stalled_for = stuck
+            return stuck
+        return None

@@ -3,7 +3,8 @@
 The model is the local OpenAI-protocol server (`FakeRealtimeServer`, the one fake allowed), made
 to hang its handshake, refuse it, drop once, drop for good, or stall mid-response; an agent whose
 instructions raise stands for a task of ours failing; and the embedded model with its LLM step
-stuck (`voicegw/testing/stuck_inference.py`). The caller is the pjsua2 caller (its own
+stuck inside llama.cpp, blocked (`voicegw/testing/stuck_inference.py`) or computing without end
+(`voicegw/testing/spinning_inference.py`). The caller is the pjsua2 caller (its own
 media stack), recording everything it hears until the server's BYE. `analyse` splits that
 recording into the model's tone (440 Hz), other sound (the apology's speech) and silence.
 
@@ -53,9 +54,8 @@ class Fault:
     caller_seconds: float | None = None
     """The caller hangs up after this long (None: it waits for the server's BYE)."""
     local: bool = False
-    """The embedded model instead of the OpenAI protocol (`scenario` unused). A first call, not
-    measured, warms it up: the first LLM step of a new system prompt takes seconds (6 s on a busy
-    machine), the silence of a slow start rather than of the fault."""
+    """The embedded model instead of the OpenAI protocol (`scenario` unused). Its server reads
+    the agent's prompt before it serves, so the call's silence is the fault's alone."""
 
 
 FAULTS: dict[str, Fault] = {
@@ -66,6 +66,7 @@ FAULTS: dict[str, Fault] = {
     "stall_mid_response": Fault("stall"),
     "task_raises": Fault("greeting", agent="voicegw.testing.agents:broken"),
     "local_inference_hangs": Fault("", agent="voicegw.testing.stuck_inference:greeter", local=True),
+    "local_inference_spins": Fault("", agent="voicegw.testing.spinning_inference:greeter", local=True),
 }
 
 
@@ -126,6 +127,9 @@ class Outcome:
     errors: list[dict[str, Any]] = field(default_factory=list)
     """The server's ERROR lines."""
     handshakes: int = 0
+    restarted_worker: bool | None = None
+    """The embedded model's faults: the worker whose model stuck retired once its call ended,
+    and a new one took its place (None: not looked at)."""
 
     def summary(self) -> dict[str, Any]:
         heard = self.heard
@@ -139,6 +143,7 @@ class Outcome:
             "ended_after_answer_s": self.ended_after_answer_s,
             "log": [{k: e.get(k) for k in ("event", "cause", "detail", "level")} for e in self.log],
             "error_lines": len(self.errors),
+            "restarted_worker": self.restarted_worker,
         }
 
 
@@ -164,6 +169,7 @@ async def play_fault(name: str, workdir: Path) -> Outcome:
 async def _call(name: str, fault: Fault, server: EchoServer, workdir: Path, start_timeout: float) -> Outcome:
     """The pjsua2 caller's call to `server` (stopped after it), and what it heard."""
     recording = workdir / f"{name}.wav"
+    restarted: bool | None = None
     try:
         await asyncio.to_thread(server.wait_ready, start_timeout)
         args = ["--record", str(recording)]
@@ -171,9 +177,9 @@ async def _call(name: str, fault: Fault, server: EchoServer, workdir: Path, star
             args += ["--play", str(silence_wav(workdir, fault.caller_seconds)), "--end", "hangup"]
         else:
             args += ["--end", "wait-bye", "--bye-timeout", str(CALL_WAIT_S)]
-        if fault.local:
-            await asyncio.to_thread(run_caller, server.uri, *args, timeout=CALL_WAIT_S + 30)
         report = await asyncio.to_thread(run_caller, server.uri, *args, timeout=CALL_WAIT_S + 30)
+        if fault.local:
+            restarted = await asyncio.to_thread(_worker_replaced, server, LOCAL_START_S)
     finally:
         await asyncio.to_thread(server.stop)
     events = server.log_events()
@@ -189,6 +195,7 @@ async def _call(name: str, fault: Fault, server: EchoServer, workdir: Path, star
         ended,
         log=[e for e in events if e.get("event") in CAUSE_EVENTS],
         errors=[e for e in events if e.get("level") in ("error", "critical")],
+        restarted_worker=restarted,
     )
 
 
@@ -293,6 +300,21 @@ def silence_wav(workdir: Path, seconds: float) -> Path:
 
 def _count(server: EchoServer, event: str) -> int:
     return sum(1 for e in server.log_events() if e.get("event") == event)
+
+
+def _worker_replaced(server: EchoServer, timeout: float) -> bool:
+    """A worker retired itself (`worker_retired`) and a new one started in its place."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        events = server.log_events()
+        retired = [i for i, e in enumerate(events) if e.get("event") == "worker_retired"]
+        if retired and any(
+            e.get("event") == "worker_started" and e.get("worker") == events[retired[0]].get("worker")
+            for e in events[retired[0] :]
+        ):
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def _wait_for(server: EchoServer, event: str, timeout: float) -> dict[str, Any] | None:

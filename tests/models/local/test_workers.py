@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 
-from voicegw.models.local.workers import StepProgress, submit_blocking, waiting_turn
+from voicegw.models.local.workers import StepProgress, computing, submit_blocking, waiting_turn
 
 LATER_S = 30.0
 """How far ahead `stalled_for` is asked: a clock moved instead of a test that sleeps."""
@@ -96,3 +96,118 @@ def test_waiting_turn_outside_a_step_only_holds_the_lock() -> None:
     with waiting_turn(model):
         assert model.locked()
     assert not model.locked()
+
+
+async def _idle_when(work: str) -> tuple[float, float]:
+    """`idle_for` and `stalled_for` of a computing step whose thread `work`s ("blocks" or "spins")
+    for a second and produces nothing, asked as the watch asks: every tenth of a second."""
+    progress = StepProgress()
+    started, release = threading.Event(), threading.Event()
+
+    def step() -> None:
+        with progress.step():
+            computing()
+            started.set()
+            if work == "blocks":
+                assert release.wait(WAIT_S)
+            else:
+                while not release.is_set():
+                    sum(range(1000))
+
+    running = submit_blocking(step)
+    await _until(started)
+    for _ in range(10):
+        await asyncio.sleep(0.1)
+        progress.idle_for(time.monotonic())
+    now = time.monotonic()
+    idle, stalled = progress.idle_for(now), progress.stalled_for(now)
+    release.set()
+    await running
+    assert progress.idle_for(time.monotonic() + LATER_S) == 0.0  # it ended
+    return idle, stalled
+
+
+async def test_a_computing_step_whose_thread_uses_no_processor_is_idle() -> None:
+    idle, stalled = await _idle_when("blocks")
+    assert idle >= 0.9 and stalled >= 0.9
+
+
+async def test_a_computing_step_whose_thread_computes_is_not_idle_only_stalled() -> None:
+    idle, stalled = await _idle_when("spins")
+    assert idle < 0.5 and stalled >= 0.9  # found by `stalled_for`, later
+
+
+async def test_a_step_computing_elsewhere_is_never_idle() -> None:
+    """Whisper's step waits for CTranslate2's own threads: its thread's idleness says nothing."""
+    progress = StepProgress()
+    started, release = threading.Event(), threading.Event()
+
+    def step() -> None:
+        with progress.step():
+            started.set()
+            assert release.wait(WAIT_S)
+
+    running = submit_blocking(step)
+    await _until(started)
+    assert progress.idle_for(time.monotonic() + LATER_S) == 0.0
+    assert progress.stalled_for(time.monotonic() + LATER_S) >= LATER_S
+    release.set()
+    await running
+
+
+async def test_a_computing_step_waiting_for_a_shared_model_is_not_idle() -> None:
+    progress = StepProgress()
+    model = threading.Lock()
+    model.acquire()
+    waiting, release = threading.Event(), threading.Event()
+
+    def step() -> None:
+        with progress.step():
+            computing()
+            waiting.set()
+            with waiting_turn(model):
+                assert release.wait(WAIT_S)
+
+    running = submit_blocking(step)
+    await _until(waiting)
+    await asyncio.sleep(0.05)  # now blocked on the lock
+    assert progress.idle_for(time.monotonic() + LATER_S) == 0.0
+    model.release()
+    release.set()
+    await running
+
+
+def test_computing_outside_a_step_does_nothing() -> None:
+    computing()
+
+
+async def test_a_step_waiting_for_a_shared_model_fares_as_the_step_holding_it() -> None:
+    """Another call's step stuck in llama.cpp holds the model for good: the steps queued behind it
+    are stuck too (not waiting their turn for ever with the caller in silence)."""
+    theirs, mine = StepProgress(), StepProgress()
+    model = threading.Lock()
+    holding, waiting, release = threading.Event(), threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with theirs.step(), waiting_turn(model):
+            computing()
+            holding.set()
+            assert release.wait(WAIT_S)  # blocked: no processor time, no progress
+
+    def waiter() -> None:
+        with mine.step():
+            waiting.set()
+            with waiting_turn(model):
+                pass
+
+    held = submit_blocking(holder)
+    await _until(holding)
+    queued = submit_blocking(waiter)
+    await _until(waiting)
+    await asyncio.sleep(0.05)  # now blocked on the model
+    later = time.monotonic() + LATER_S
+    assert mine.stalled_for(later) >= LATER_S and mine.idle_for(later) >= LATER_S
+    release.set()
+    await held
+    await queued
+    assert mine.stalled_for(later) == 0.0 and mine.idle_for(later) == 0.0

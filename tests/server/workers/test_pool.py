@@ -136,6 +136,49 @@ async def test_a_call_ringing_on_a_worker_that_dies_is_refused_with_503() -> Non
     worker.channel.close()
 
 
+async def test_a_worker_that_refused_for_want_of_capacity_is_passed_over() -> None:
+    """Its embedded model queues (or is stuck): the other worker gets the calls, though the busy
+    one holds none."""
+    pool = WorkerPool(ServerConfig(), 2, Metrics())
+    sockets = []
+    for worker in pool.workers:
+        ours, theirs = channel_pair()
+        worker.channel, worker.up = Channel(ours, peer=f"worker-{worker.index}"), True
+        sockets.append(theirs)
+    serving = [asyncio.create_task(worker.serve()) for worker in pool.workers]
+
+    async def place() -> tuple[int, Rejection | None, WorkerMedia]:
+        call = _call([])
+        media = pool.bind_media("127.0.0.1", PORTS)
+        assert isinstance(media, WorkerMedia)
+        call.endpoint = media
+        ready = asyncio.create_task(pool.ready(call))
+        await asyncio.sleep(0.05)
+        assert media.worker is not None
+        index = media.worker.index
+        answer = p.Refused(media.key, 503, "Busy", True) if index == 0 else p.Ready(media.key)
+        sockets[index].send(p.encode(answer))
+        return index, await asyncio.wait_for(ready, 5), media
+
+    try:
+        index, refusal, media = await place()
+        assert index == 0 and isinstance(refusal, Rejection)  # both idle: the first worker
+        media.finish({})
+        await media.close()
+        assert not pool.workers[0].calls
+        index, refusal, media = await place()
+        assert index == 1 and refusal is None  # worker 0 holds no call, yet is passed over
+        media.finish({})
+        await media.close()
+    finally:
+        for theirs in sockets:
+            theirs.close()
+        await asyncio.wait_for(asyncio.gather(*serving), 5)
+        for worker in pool.workers:
+            assert worker.channel is not None
+            worker.channel.close()
+
+
 async def test_an_echo_call_is_prepared_without_waiting_for_the_worker() -> None:
     pool = WorkerPool(ServerConfig(echo=True), 1, Metrics())
     worker = pool.workers[0]

@@ -15,6 +15,7 @@ import importlib.util
 import json
 import re
 import threading
+import time
 from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,7 @@ from voicegw.models.local.llm import (
 from voicegw.models.local.settings import unhonoured_settings
 from voicegw.models.local.speaking import DEFAULT_LEAD_MS, Body, ClauseSpeaker, Response, Speaking
 from voicegw.models.local.turns import DEFAULT_PAUSE_MS, PARTIAL_INTERVAL_MS
-from voicegw.models.local.workers import queue_for_loop, run_blocking, submit_blocking
+from voicegw.models.local.workers import queue_for_loop, run_blocking, shared_model_stuck, submit_blocking
 from voicegw.models.raw_messages import commands_for
 
 DEFAULT_TEMPERATURE = 0.2
@@ -158,9 +159,10 @@ class LocalRealtimeModel(RealtimeModel):
 
     @property
     def saturated(self) -> bool:
-        """True when turns already queue for inference: the server should refuse new calls (503)."""
+        """True when turns already queue for inference, or the shared LLM is held by a step stuck
+        for good: the server should refuse new calls (503)."""
         queue = self._speaking.queue
-        return queue is not None and queue.saturated
+        return (queue is not None and queue.saturated) or shared_model_stuck(time.monotonic())
 
     @property
     def history(self) -> list[dict[str, str]]:
@@ -222,6 +224,12 @@ class LocalRealtimeModel(RealtimeModel):
         step, a Piper clause) has produced nothing; 0.0 when none runs (waiting for a slot or
         for another call's step is not running)."""
         return self._core.progress.stalled_for(now)
+
+    def idle_for(self, now: float) -> float:
+        """How long a running LLM step or Piper clause of this conversation has neither produced
+        anything nor used the processor (Whisper computes on CTranslate2's own threads: only
+        `stalled_for` watches it)."""
+        return self._core.progress.idle_for(now)
 
     async def close(self) -> None:
         if self._core.closed:

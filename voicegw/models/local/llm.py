@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from voicegw.contracts.model import ModelUnavailable, ToolSpec
 from voicegw.models.local.packaged import llm_model_file
-from voicegw.models.local.workers import progressed, shared, waiting_turn
+from voicegw.models.local.workers import computing, progressed, shared, waiting_turn
 
 SAY = "say"
 N_CTX = 2048
@@ -219,6 +219,7 @@ class LlamaCppBackend:
         schema_json = json.dumps(schema, sort_keys=False)
         fixed = continuation(schema_json)
         with waiting_turn(self._lock):
+            computing()  # llama.cpp's calling thread is one of its compute threads
             if fixed is None:
                 chunks = self._llama.create_chat_completion(
                     messages=messages,

@@ -12,7 +12,7 @@ import numpy as np
 
 from voicegw.audio.resample import Resampler
 from voicegw.models.local.packaged import voice_model_file
-from voicegw.models.local.workers import StepProgress, run_blocking, shared
+from voicegw.models.local.workers import StepProgress, computing, run_blocking, shared
 
 CHUNK_MS = 40
 """Size of the audio events: a cancel takes effect within one of them."""
@@ -57,6 +57,7 @@ class TextToSpeech:
             self.load()
         started = time.perf_counter()
         voice_rate = self.voice_rate
+        computing()  # espeak-ng and onnxruntime work on the calling thread
         pcm = b"".join(chunk.audio_int16_bytes for chunk in self._voice.synthesize(text))
         pcm = Resampler(voice_rate, sample_rate).process(pcm)
         return Speech(pcm, (time.perf_counter() - started) * 1000, voice_rate)

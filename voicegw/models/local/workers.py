@@ -4,8 +4,9 @@ Models are loaded once per process (`shared`) and used from the pool's threads, 
 loop and the media clock never wait on STT, the LLM or TTS. `InferenceQueue` bounds how many
 turns infer at once; beyond that turns queue, and once the queue is full the model reports
 itself saturated so the server can refuse new calls (503). `StepProgress` knows which of a
-conversation's steps are running in a pool thread and when each last produced something, so that
-a step stuck inside a C library is told apart from one that is slow or waiting its turn.
+conversation's steps are running in a pool thread, when each last produced something and, for a
+step computing on its own thread, when that thread last used the processor, so that a step stuck
+inside a C library is told apart from one that is slow or waiting its turn.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -46,18 +48,55 @@ def submit_blocking(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
     return asyncio.get_running_loop().run_in_executor(_executor(), fn, *args)
 
 
+STEP_STALL_S = 3.0
+"""How long a running inference step may produce nothing before it is stuck, busy or not.
+Within a step the longest healthy gap is one Whisper decode, one Piper clause or one prompt read
+before the first token, up to 1.9 s measured on 2 busy cores (STT, LLM and TTS together); 3 s
+keeps a margin over that, for a step spinning without end or one computing on threads we cannot
+watch (Whisper's, a remote chat-completions server's). The server's watch applies it
+(voicegw/server/model_watch.py)."""
+STEP_IDLE_S = 1.25
+"""How long a step computing on its own thread may produce nothing and use no processor time
+before it is stuck: a thread that computes, however slowly, uses some; one blocked in a C library
+(a deadlock, a lock or read that never returns) uses none. Short enough that the caller hears the
+apology within 1.5 s of the step blocking; long enough for a thread that waits its turn on a
+page of the model read back from disk."""
+CPU_USED_S = 0.001
+"""Processor time a step's thread must have used since it was last seen busy to be busy again: a
+thread blocked on a lock, a socket or an event uses none (a wake-up costs microseconds), while a
+computing one, even on two cores shared by a dozen busy threads, uses far more than this within
+the tenth of a second between two looks."""
+
+
+@dataclass(slots=True)
+class _Cpu:
+    """The processor time of a computing step's thread, as last seen (`StepProgress.idle_for`)."""
+
+    clock: int
+    used: float
+    """The thread's CPU clock when it was last seen busy."""
+    busy_at: float
+    """`time.monotonic()` then."""
+
+
 class StepProgress:
     """The inference steps of one conversation running in pool threads, and their last progress.
 
-    A step counts from the moment a pool thread starts it (time spent in the executor's queue, or
-    waiting for a shared model's lock in `waiting_turn`, is not running) until it returns;
-    `Step.beat` marks progress inside it (an LLM token). Updated from pool threads, read from the
-    event loop: single assignments to a dict under a lock. Times are `time.monotonic()`.
+    A step counts from the moment a pool thread starts it (time spent in the executor's queue is
+    not running) until it returns; `Step.beat` marks progress inside it (an LLM token). A step
+    whose work runs on its own thread (llama.cpp, Piper: `computing`) is also watched by that
+    thread's processor time, so that one blocked for good is known sooner than a long but busy
+    silence. A step waiting for a shared model (`waiting_turn`) fares as the step holding it: it
+    waits for nothing while that one progresses, for ever once that one is stuck. Updated from
+    pool threads, read from the event loop: single assignments to dicts under a lock. Times are
+    `time.monotonic()`.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._running: dict[Step, float] = {}
+        self._waiting: dict[Step, threading.Lock] = {}
+        self._cpu: dict[Step, _Cpu] = {}
 
     @contextlib.contextmanager
     def step(self) -> Iterator[Step]:
@@ -72,6 +111,8 @@ class StepProgress:
             _current.step = previous
             with self._lock:
                 self._running.pop(step, None)
+                self._waiting.pop(step, None)
+                self._cpu.pop(step, None)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """`run_blocking(fn, *args)`, as one step of this conversation."""
@@ -84,16 +125,67 @@ class StepProgress:
 
     def stalled_for(self, now: float) -> float:
         """How long the running step that last produced something longest ago has produced
-        nothing, in seconds up to `now`; 0.0 when no step is running."""
+        nothing, in seconds up to `now` (a step waiting for a shared model: the step holding
+        it); 0.0 when no step is running."""
         with self._lock:
-            return max((now - last for last in self._running.values()), default=0.0)
+            stalled = max((now - last for last in self._running.values()), default=0.0)
+            holders = self._holders()
+        return max([stalled, *(h._progress._stalled_of(h, now) for h in holders)])
 
-    def _mark(self, step: Step, running: bool) -> None:
+    def idle_for(self, now: float) -> float:
+        """How long a running step computing on its own thread (`computing`) has neither
+        produced anything nor used the processor, in seconds up to `now`: blocked, not slow (a
+        step waiting for a shared model: the step holding it). 0.0 when no such step runs. Each
+        call looks at the threads' CPU clocks (the watch asks every tenth of a second); a thread
+        busy since the last look counts as busy now."""
         with self._lock:
-            if running:
-                self._running[step] = time.monotonic()
-            else:
-                self._running.pop(step, None)
+            idle = max((self._idle(step, now) for step in self._cpu), default=0.0)
+            holders = self._holders()
+        return max([idle, *(h._progress._idle_of(h, now) for h in holders)])
+
+    def _holders(self) -> list[Step]:
+        """The steps of other conversations holding the shared models this one's steps wait for
+        (under `_lock`: each is then asked under its own conversation's lock, never both)."""
+        mine = [_holding.get(model) for model in self._waiting.values()]
+        return [holder for holder in mine if holder is not None and holder._progress is not self]
+
+    def _stalled_of(self, step: Step, now: float) -> float:
+        with self._lock:
+            last = self._running.get(step)
+        return 0.0 if last is None else now - last
+
+    def _idle_of(self, step: Step, now: float) -> float:
+        with self._lock:
+            return self._idle(step, now)
+
+    def _idle(self, step: Step, now: float) -> float:
+        """`idle_for` of one step (under `_lock`); 0.0 unless it runs and computes here."""
+        cpu, last = self._cpu.get(step), self._running.get(step)
+        if cpu is None or last is None:
+            return 0.0
+        try:
+            used = time.clock_gettime(cpu.clock)
+        except OSError:  # the thread is gone: its step ends under this lock
+            return 0.0
+        if used - cpu.used >= CPU_USED_S:
+            cpu.used, cpu.busy_at = used, time.monotonic()
+        return max(0.0, now - max(last, cpu.busy_at))
+
+    def _computing(self, step: Step) -> None:
+        clock = time.pthread_getcpuclockid(threading.get_ident())
+        with self._lock:
+            if step not in self._cpu:
+                self._cpu[step] = _Cpu(clock, time.clock_gettime(clock), time.monotonic())
+
+    def _beat(self, step: Step) -> None:
+        with self._lock:
+            self._running[step] = time.monotonic()
+            self._waiting.pop(step, None)
+
+    def _wait(self, step: Step, model: threading.Lock) -> None:
+        with self._lock:
+            self._running.pop(step, None)
+            self._waiting[step] = model
 
 
 class Step:
@@ -106,15 +198,15 @@ class Step:
 
     def beat(self) -> None:
         """The step produced something (a token, a chunk): it is alive."""
-        self._progress._mark(self, True)
-
-    def pause(self) -> None:
-        """The step waits for something outside it (another conversation's inference)."""
-        self._progress._mark(self, False)
+        self._progress._beat(self)
 
 
 _current = threading.local()
 """The step the current pool thread runs, if any."""
+
+_holding: dict[threading.Lock, Step] = {}
+"""The step holding each shared model (`waiting_turn`); set and cleared by its holder alone, under
+the model's lock, read by the steps waiting for it."""
 
 
 def progressed() -> None:
@@ -124,17 +216,45 @@ def progressed() -> None:
         step.beat()
 
 
-@contextlib.contextmanager
-def waiting_turn(lock: threading.Lock) -> Iterator[None]:
-    """Hold `lock`, a model shared by every conversation of the process; the time spent waiting
-    for it (behind another call's step, or the warm-up of a prompt) is not the running step's."""
+def computing() -> None:
+    """The step the current pool thread runs does its work on this thread from now on (a C
+    library computing here, not a remote server or a library's own threads): from now on a
+    thread that uses no processor time is blocked (`StepProgress.idle_for`). Nothing outside a
+    step."""
     step: Step | None = getattr(_current, "step", None)
     if step is not None:
-        step.pause()
+        step._progress._computing(step)
+
+
+@contextlib.contextmanager
+def waiting_turn(lock: threading.Lock) -> Iterator[None]:
+    """Hold `lock`, a model shared by every conversation of the process. The running step waits
+    for it as long as the step holding it progresses (behind another call's step, or the warm-up
+    of a prompt, which is no step and so never stuck), and is stuck once that one is."""
+    step: Step | None = getattr(_current, "step", None)
+    if step is not None:
+        step._progress._wait(step, lock)
     with lock:
         if step is not None:
+            _holding[lock] = step
             step.beat()
-        yield
+        try:
+            yield
+        finally:
+            if step is not None:
+                del _holding[lock]
+
+
+def shared_model_stuck(now: float) -> bool:
+    """A model shared by every conversation of the process is held by a stuck step (`waiting_turn`):
+    no call can be served until the process is restarted (a thread stuck in a C library cannot be
+    stopped), so new calls are better refused."""
+    holders = list(_holding.values())
+    return any(
+        holder._progress._idle_of(holder, now) >= STEP_IDLE_S
+        or holder._progress._stalled_of(holder, now) >= STEP_STALL_S
+        for holder in holders
+    )
 
 
 def shared(key: tuple[Any, ...], load: Callable[[], T]) -> T:

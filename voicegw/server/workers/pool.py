@@ -57,6 +57,12 @@ FINISH_WAIT_S = 5.0
 """How long the end of a call waits for the worker's final media counters."""
 STOP_WAIT_S = 5.0
 """How long a worker may take to exit after `Stop` before it is killed."""
+BUSY_AVOIDED_S = 5.0
+"""How long a worker that refused a call with 503 (its embedded model's turns queue, or a step of
+it is stuck) gets new calls only if every other worker refused one too: it is not the least
+loaded for having no calls, while another could answer."""
+EXIT_WAIT_S = 1.0
+"""How long a worker whose channel has ended gets to exit on its own before it is killed."""
 RESTART_BACKOFF_S = (0.5, 10.0)
 """First and longest wait before a dead worker is started again (doubling in between)."""
 STABLE_AFTER_S = 30.0
@@ -176,6 +182,8 @@ class Worker:
         self.snapshot_waiters: list[asyncio.Future[None]] = []
         self.up = False
         self.started_at = 0.0
+        self.busy_at = -BUSY_AVOIDED_S
+        """When it last refused a call with 503 (`time.monotonic()`)."""
         self.heartbeat: Heartbeat | None = None
         self.silent_s: float | None = None
         """How long it had not answered when the heartbeat killed it (None: it was not)."""
@@ -253,6 +261,9 @@ class Worker:
             self.channel.close()
         if self.process is None:
             return None
+        with contextlib.suppress(TimeoutError):
+            # A worker retiring itself closes its end first, then exits: not killed for that.
+            await asyncio.wait_for(asyncio.shield(self.process.wait()), EXIT_WAIT_S)
         if self.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
@@ -290,11 +301,12 @@ class WorkerPool:
         """The summed metrics of worker processes that are gone (their counters must not vanish)."""
         self.restarts = Counter(
             "voicegw_worker_restarts",
-            "Call worker processes started again, by cause: the one before died (exited, was killed) "
-            "or was unresponsive (its loop hung; the heartbeat killed it).",
+            "Call worker processes started again, by cause: the one before died (exited, was killed), "
+            "was unresponsive (its loop hung; the heartbeat killed it) or retired itself once idle "
+            "with its embedded model stuck in an inference step (model_stuck).",
             ["cause"], registry=metrics.registry,
         )  # fmt: skip
-        for cause in ("died", "unresponsive"):
+        for cause in ("died", "unresponsive", "model_stuck"):
             self.restarts.labels(cause)  # both series exist (at 0) before the first restart
         up = Gauge("voicegw_workers_up", "Call worker processes taking calls.", registry=metrics.registry)
         up.set_function(lambda: self.up)
@@ -362,7 +374,8 @@ class WorkerPool:
         if not candidates:
             call.log.warning("call_refused_no_worker")
             return NO_WORKER
-        worker = min(candidates, key=lambda w: len(w.calls))
+        now = time.monotonic()
+        worker = min(candidates, key=lambda w: (now - w.busy_at < BUSY_AVOIDED_S, len(w.calls)))
         media.worker, media.call = worker, call
         worker.calls[media.key] = media
         info = call.info
@@ -421,6 +434,8 @@ class WorkerPool:
             case p.Refused(status=status, reason=reason, retry=retry):
                 if not 300 <= status <= 699:
                     raise ValueError(f"refusal status {status} is not a final error")
+                if status == 503:
+                    worker.busy_at = time.monotonic()
                 _settle(media.ready, Rejection(status, reason[:100], retry=retry))
             case p.HangUp(end_reason=end_reason, detail=detail):
                 self._spawn(call.hang_up(EndReason(end_reason), detail[:200]), call)
@@ -453,7 +468,10 @@ class WorkerPool:
             status = await worker.reap()
             if self._stopping:
                 return
-            if worker.silent_s is None:
+            if status == p.EXIT_MODEL_STUCK:
+                cause = "model_stuck"  # no calls left, and they had their apology: no error
+                worker.log.warning("worker_retired", reason="embedded model stuck", exit_status=status)
+            elif worker.silent_s is None:
                 cause = "died"
                 worker.log.error("worker_died", exit_status=status, calls=len(worker.calls))
             else:

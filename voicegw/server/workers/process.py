@@ -21,11 +21,13 @@ import pickle
 import signal
 import socket
 import sys
+import time
 from typing import Any
 
 import structlog
 
 from voicegw.contracts.transport import CallInfo, DtmfReceived, EndReason
+from voicegw.models.local.workers import shared_model_stuck
 from voicegw.rtp.clock import MediaClock
 from voicegw.rtp.endpoint import RtpEndpoint
 from voicegw.rtp.ports import allocator_for
@@ -71,6 +73,8 @@ class WorkerCalls:
         )
         self.local = LocalCalls(config, self.watch)
         self.calls: dict[int, SipCall] = {}
+        self.stuck = False
+        """Its embedded model is stuck for good: the worker stops (`EXIT_MODEL_STUCK`)."""
         self._handlers: dict[int, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -88,6 +92,8 @@ class WorkerCalls:
                     await self._handle(message, fds)
                 except Exception:  # one call's trouble must not end the others
                     log.exception("worker_message_failed", message=message.type)
+                if self.stuck:
+                    break
         finally:
             await self._close(metrics)
 
@@ -132,6 +138,8 @@ class WorkerCalls:
             return
         if isinstance(message, p.Ping):
             self._send(p.Pong(message.seq))
+            # Looked at once a second; its calls have had their apology by then.
+            self.stuck = not self.calls and shared_model_stuck(time.monotonic())
             return
         call = self.calls.get(getattr(message, "key", 0))
         if call is None:
@@ -281,7 +289,13 @@ async def _serve(sock: socket.socket, index: int) -> int:
             channel.send(p.StartFailed(str(exc)[:1000]))
         return EXIT_START_FAILED
     await calls.run()
-    return 0
+    if not calls.stuck:
+        return 0
+    log.warning("worker_retiring", reason="the embedded model is stuck in an inference step")
+    # The stuck pool thread would keep a normal exit waiting for ever.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(p.EXIT_MODEL_STUCK)
 
 
 def main(argv: list[str]) -> int:

@@ -22,6 +22,10 @@ MAX_MESSAGE = 256 * 1024
 
 MAX_KEY = 2**53
 """Call keys are positive integers below this (JSON numbers stay exact)."""
+EXIT_MODEL_STUCK = 4
+"""A worker's exit status when it retired itself: its embedded model is held by an inference step
+stuck for good (a thread stuck in a C library cannot be stopped, only its process), and its last
+call has ended. The server starts another without calling it a failure."""
 
 
 class ProtocolError(ValueError):

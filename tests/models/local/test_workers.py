@@ -58,6 +58,7 @@ async def test_a_step_waiting_for_a_shared_model_is_not_running_until_it_has_it(
 
     def step() -> None:
         with progress.step():
+            computing()
             waiting.set()
             with waiting_turn(model):
                 holding.set()
@@ -67,6 +68,7 @@ async def test_a_step_waiting_for_a_shared_model_is_not_running_until_it_has_it(
     await _until(waiting)
     await asyncio.sleep(0.05)  # now blocked on the lock
     assert progress.stalled_for(time.monotonic() + LATER_S) == 0.0
+    assert progress.idle_for(time.monotonic() + LATER_S) == 0.0
     model.release()
     await _until(holding)
     assert progress.stalled_for(time.monotonic() + LATER_S) >= LATER_S - 1.0
@@ -87,6 +89,8 @@ async def test_each_conversation_sees_only_its_own_steps() -> None:
     await _until(started)
     assert mine.stalled_for(time.monotonic() + LATER_S) == 0.0
     assert theirs.stalled_for(time.monotonic() + LATER_S) > 0.0
+    # Not `computing` here (Whisper's step waits for CTranslate2's threads): never idle.
+    assert theirs.idle_for(time.monotonic() + LATER_S) == 0.0
     release.set()
     await running
 
@@ -135,46 +139,6 @@ async def test_a_computing_step_whose_thread_uses_no_processor_is_idle() -> None
 async def test_a_computing_step_whose_thread_computes_is_not_idle_only_stalled() -> None:
     idle, stalled = await _idle_when("spins")
     assert idle < 0.5 and stalled >= 0.9  # found by `stalled_for`, later
-
-
-async def test_a_step_computing_elsewhere_is_never_idle() -> None:
-    """Whisper's step waits for CTranslate2's own threads: its thread's idleness says nothing."""
-    progress = StepProgress()
-    started, release = threading.Event(), threading.Event()
-
-    def step() -> None:
-        with progress.step():
-            started.set()
-            assert release.wait(WAIT_S)
-
-    running = submit_blocking(step)
-    await _until(started)
-    assert progress.idle_for(time.monotonic() + LATER_S) == 0.0
-    assert progress.stalled_for(time.monotonic() + LATER_S) >= LATER_S
-    release.set()
-    await running
-
-
-async def test_a_computing_step_waiting_for_a_shared_model_is_not_idle() -> None:
-    progress = StepProgress()
-    model = threading.Lock()
-    model.acquire()
-    waiting, release = threading.Event(), threading.Event()
-
-    def step() -> None:
-        with progress.step():
-            computing()
-            waiting.set()
-            with waiting_turn(model):
-                assert release.wait(WAIT_S)
-
-    running = submit_blocking(step)
-    await _until(waiting)
-    await asyncio.sleep(0.05)  # now blocked on the lock
-    assert progress.idle_for(time.monotonic() + LATER_S) == 0.0
-    model.release()
-    release.set()
-    await running
 
 
 def test_computing_outside_a_step_does_nothing() -> None:

@@ -35,6 +35,17 @@ async def _next(sock: socket.socket) -> p.Message:
     return p.decode(data)
 
 
+async def _ringing(pool: WorkerPool) -> tuple[WorkerMedia, asyncio.Task[Rejection | None]]:
+    """A call bound to the pool's media and asked to be prepared (`ready`, running)."""
+    call = _call([])
+    media = pool.bind_media("127.0.0.1", PORTS)
+    assert isinstance(media, WorkerMedia)
+    call.endpoint = media
+    ready = asyncio.create_task(pool.ready(call))
+    await asyncio.sleep(0.05)
+    return media, ready
+
+
 async def _stand_in(worker: Worker, heartbeat: Heartbeat | None = None) -> socket.socket:
     """A sleeping process in the worker's slot; the test speaks for it on the returned socket."""
     worker.process = await asyncio.create_subprocess_exec(sys.executable, "-c", "import time; time.sleep(60)")
@@ -122,12 +133,7 @@ async def test_a_call_ringing_on_a_worker_that_dies_is_refused_with_503() -> Non
     worker = pool.workers[0]
     ours, theirs = channel_pair()
     worker.channel, worker.up = Channel(ours, peer="worker-0"), True
-    call = _call([])
-    media = pool.bind_media("127.0.0.1", PORTS)
-    assert isinstance(media, WorkerMedia)
-    call.endpoint = media
-    ready = asyncio.create_task(pool.ready(call))
-    await asyncio.sleep(0.05)
+    media, ready = await _ringing(pool)
     pool._calls_lost(worker, "died")
     refusal = await asyncio.wait_for(ready, 5)
     assert isinstance(refusal, Rejection) and (refusal.status, refusal.retry) == (503, True)
@@ -148,12 +154,7 @@ async def test_a_worker_that_refused_for_want_of_capacity_is_passed_over() -> No
     serving = [asyncio.create_task(worker.serve()) for worker in pool.workers]
 
     async def place() -> tuple[int, Rejection | None, WorkerMedia]:
-        call = _call([])
-        media = pool.bind_media("127.0.0.1", PORTS)
-        assert isinstance(media, WorkerMedia)
-        call.endpoint = media
-        ready = asyncio.create_task(pool.ready(call))
-        await asyncio.sleep(0.05)
+        media, ready = await _ringing(pool)
         assert media.worker is not None
         index = media.worker.index
         answer = p.Refused(media.key, 503, "Busy", True) if index == 0 else p.Ready(media.key)

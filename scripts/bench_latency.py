@@ -54,6 +54,8 @@ from voicegw.models.local import LocalRealtimeModel
 from voicegw.models.local.speaking import FILLER_TEXT
 from voicegw.models.local.stt import SpeechToText
 from voicegw.models.local.tts import TextToSpeech
+from voicegw.models.local.workers import STEP_IDLE_S, STEP_STALL_S
+from voicegw.server.model_watch import STEP_POLL_S
 
 RATE = 8000
 FRAME_MS = 20
@@ -267,9 +269,13 @@ def _arguments_text(arguments: str) -> str:
 
 
 async def run_call(
-    questions: list[tuple[Question, bytes]], vocabulary: tuple[str, ...], verbose: bool = False
+    questions: list[tuple[Question, bytes]],
+    vocabulary: tuple[str, ...],
+    live: list[LocalRealtimeModel],
+    verbose: bool = False,
 ) -> tuple[list[Turn], LocalRealtimeModel]:
     model = LocalRealtimeModel()
+    live.append(model)
     caller = Caller(model)
     caller.verbose = verbose
     model.add_listener(caller)
@@ -293,6 +299,33 @@ async def loop_lag(stop: asyncio.Event, samples: list[float]) -> None:
         start = time.perf_counter()
         await asyncio.sleep(0.02)
         samples.append((time.perf_counter() - start - 0.02) * 1000)
+
+
+async def watch_steps(
+    stop: asyncio.Event, models: list[LocalRealtimeModel], most: dict[tuple[str, str], float]
+) -> None:
+    """Per stage, the longest a running step went without progress and blocked-looking (its thread
+    using no processor time), looked at as the server's stall watch does: what the bounds of
+    `StepGap.stuck` must stay above."""
+    while not stop.is_set():
+        await asyncio.sleep(STEP_POLL_S)
+        now = time.monotonic()
+        for model in models:
+            for gap in model.step_gaps(now):
+                silent, idle = (gap.stage, "silent"), (gap.stage, "idle")
+                most[silent] = max(most.get(silent, 0.0), gap.silent_s)
+                if gap.idle_s is not None:
+                    most[idle] = max(most.get(idle, 0.0), gap.idle_s)
+
+
+def gap_line(most: dict[tuple[str, str], float]) -> str:
+    """The longest gaps of `watch_steps`, per stage, against the bounds."""
+    parts = [
+        f"{stage} {most.get((stage, 'silent'), 0.0):.2f} s without progress (bound {STEP_STALL_S[stage]} s)"
+        + (f", {most[(stage, 'idle')]:.2f} s blocked-looking" if (stage, "idle") in most else "")
+        for stage in STEP_STALL_S
+    ]
+    return f"  longest step gaps (blocked at {STEP_IDLE_S} s): " + "; ".join(parts)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -448,16 +481,20 @@ async def main() -> None:
     if not args.skip_concurrent:
         runs.append((f"{args.concurrency} concurrent calls", split(clips, args.concurrency)))
     for title, groups in runs:
-        stop, lag = asyncio.Event(), list[float]()
-        lag_task = asyncio.create_task(loop_lag(stop, lag))
+        stop, lag, live = asyncio.Event(), list[float](), list[LocalRealtimeModel]()
+        most: dict[tuple[str, str], float] = {}
+        watchers = [
+            asyncio.create_task(loop_lag(stop, lag)),
+            asyncio.create_task(watch_steps(stop, live, most)),
+        ]
         started = time.perf_counter()
-        results = await asyncio.gather(
-            *(run_call(group, VOCABULARY if args.vocabulary else (), args.verbose) for group in groups)
-        )
+        vocabulary = VOCABULARY if args.vocabulary else ()
+        results = await asyncio.gather(*(run_call(group, vocabulary, live, args.verbose) for group in groups))
         stop.set()
-        await lag_task
+        await asyncio.gather(*watchers)
         turns = [t for turns, _ in results for t in turns]
         report(f"{title} ({time.perf_counter() - started:.0f} s)", turns, [m for _, m in results], lag)
+        print(gap_line(most))
         rows.append(
             _row(f"end of speech → first agent audio, {title}", _after_speech(turns, "first_audio_at"))
         )

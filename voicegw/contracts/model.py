@@ -492,6 +492,9 @@ class RealtimeModel(abc.ABC):
 
     supports_turn_detection: ClassVar[bool] = False
     """True when the model detects turns and barge-in itself from `TurnDetection` settings."""
+    watches_steps: ClassVar[bool] = False
+    """True when the model infers in this process and judges its own steps (`stuck_step`); a remote
+    model is judged by its events alone."""
 
     def __init__(self) -> None:
         self._listeners: list[RealtimeModelListener] = []
@@ -502,16 +505,10 @@ class RealtimeModel(abc.ABC):
         queueing): a server refuses new calls with 503 meanwhile. A remote model never is."""
         return False
 
-    def stalled_for(self, now: float) -> float | None:
-        """For a model that infers in this process: how many seconds up to `now`
-        (`time.monotonic()`) its running inference step has produced nothing, 0.0 when none runs.
-        None (the default, a remote model's answer): it cannot tell, only its events show it alive."""
-        return None
-
-    def idle_for(self, now: float) -> float | None:
-        """For a model that infers in this process: how many seconds up to `now` a running step
-        that computes on its own thread has neither produced anything nor used the processor
-        (blocked, not slow), 0.0 when none runs. None (the default): it cannot tell."""
+    def stuck_step(self, now: float) -> str | None:
+        """For a model that infers in this process (`watches_steps`): once one of its running
+        inference steps is stuck (blocked, or without progress past what a slow one takes), what
+        is stuck, in words; None while none is. Asked up to `now` (`time.monotonic()`)."""
         return None
 
     async def prepare(self) -> None:

@@ -187,7 +187,7 @@ class AgentCalls:
         )
         greets = match.agent.greeting is not None or match.agent.greeting_instructions is not None
         silence = self.config.response_timeout + (EMBEDDED_ALLOWANCE_S if self._local else 0.0)
-        responses = ResponseWatch(silence, greeting=greets, steps=model)
+        responses = ResponseWatch(silence, greeting=greets, steps=model if model.watches_steps else None)
         log.info("agent_start", route=match.path)
         run = asyncio.ensure_future(RealtimeRunner.run(match.agent, session=session, context=call.info))
         supervision = asyncio.create_task(supervisor.run())

@@ -136,12 +136,13 @@ def test_a_long_prompt_is_read_in_pieces_each_progress_of_the_running_step() -> 
     tokens = llama.tokenize(b"The caller asked about the order again. " * 60)
     assert len(tokens) > 3 * PROMPT_CHUNK_TOKENS
     progress = StepProgress()
-    with progress.step(), waiting_turn(lock):
+    with progress.step("llm"), waiting_turn(lock):
         llama.reset()
         started = time.monotonic()
         llama.eval(tokens)
         now = time.monotonic()
         assert llama.n_tokens == len(tokens)  # the pieces read it all, in order
         # The last piece's progress is the end of the read, not its start.
-        assert progress.stalled_for(now) < (now - started) / 2
+        (gap,) = progress.gaps(now)
+        assert gap.silent_s < (now - started) / 2
         llama.reset()

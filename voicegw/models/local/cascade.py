@@ -67,7 +67,13 @@ from voicegw.models.local.llm import (
 from voicegw.models.local.settings import unhonoured_settings
 from voicegw.models.local.speaking import DEFAULT_LEAD_MS, Body, ClauseSpeaker, Response, Speaking
 from voicegw.models.local.turns import DEFAULT_PAUSE_MS, PARTIAL_INTERVAL_MS
-from voicegw.models.local.workers import queue_for_loop, run_blocking, shared_model_stuck, submit_blocking
+from voicegw.models.local.workers import (
+    StepGap,
+    queue_for_loop,
+    run_blocking,
+    shared_model_stuck,
+    submit_blocking,
+)
 from voicegw.models.raw_messages import commands_for
 
 DEFAULT_TEMPERATURE = 0.2
@@ -111,6 +117,7 @@ class LocalRealtimeModel(RealtimeModel):
     """
 
     supports_turn_detection = True
+    watches_steps = True
 
     def __init__(
         self,
@@ -219,17 +226,15 @@ class LocalRealtimeModel(RealtimeModel):
             case _:
                 raise TypeError(f"the local model does not handle {type(command).__name__}")
 
-    def stalled_for(self, now: float) -> float:
-        """How long an inference step of this conversation running in the pool (Whisper, an LLM
-        step, a Piper clause) has produced nothing; 0.0 when none runs (waiting for a slot or
-        for another call's step is not running)."""
-        return self._core.progress.stalled_for(now)
+    def stuck_step(self, now: float) -> str | None:
+        """A running inference step of this conversation (Whisper, an LLM step, a Piper clause),
+        or the step of another holding the LLM it waits for, stuck: blocked (its thread using no
+        processor time) or without progress past its stage's bound (`StepGap.stuck`)."""
+        return self._core.progress.stuck(now)
 
-    def idle_for(self, now: float) -> float:
-        """How long a running LLM step or Piper clause of this conversation has neither produced
-        anything nor used the processor (Whisper computes on CTranslate2's own threads: only
-        `stalled_for` watches it)."""
-        return self._core.progress.idle_for(now)
+    def step_gaps(self, now: float) -> list[StepGap]:
+        """How this conversation's running steps fare (what `stuck_step` judges)."""
+        return self._core.progress.gaps(now)
 
     async def close(self) -> None:
         if self._core.closed:
@@ -437,7 +442,7 @@ class LocalRealtimeModel(RealtimeModel):
                 loop.call_soon_threadsafe(tokens.put_nowait, item)
 
         def produce() -> None:
-            with self._core.progress.step() as running:
+            with self._core.progress.step("llm") as running:
                 try:
                     step = step_schema(()) if schema is None else schema
                     tokens = counted(

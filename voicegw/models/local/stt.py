@@ -159,7 +159,7 @@ class SpeechToText:
         self, pcm: bytes, sample_rate: int, vocabulary: tuple[str, ...] = ()
     ) -> Transcription:
         if self._progress is not None:
-            return await self._progress.run(self.transcribe, pcm, sample_rate, vocabulary)
+            return await self._progress.run("stt", self.transcribe, pcm, sample_rate, vocabulary)
         return await run_blocking(self.transcribe, pcm, sample_rate, vocabulary)
 
 

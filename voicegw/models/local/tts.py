@@ -64,7 +64,7 @@ class TextToSpeech:
 
     async def asynthesize(self, text: str, sample_rate: int) -> Speech:
         if self._progress is not None:
-            return await self._progress.run(self.synthesize, text, sample_rate)
+            return await self._progress.run("tts", self.synthesize, text, sample_rate)
         return await run_blocking(self.synthesize, text, sample_rate)
 
 

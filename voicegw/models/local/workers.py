@@ -19,7 +19,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeAlias, TypeVar
 
 T = TypeVar("T")
 
@@ -48,13 +48,15 @@ def submit_blocking(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
     return asyncio.get_running_loop().run_in_executor(_executor(), fn, *args)
 
 
-STEP_STALL_S = 3.0
-"""How long a running inference step may produce nothing before it is stuck, busy or not.
-Within a step the longest healthy gap is one Whisper decode, one Piper clause or one prompt read
-before the first token, up to 1.9 s measured on 2 busy cores (STT, LLM and TTS together); 3 s
-keeps a margin over that, for a step spinning without end or one computing on threads we cannot
-watch (Whisper's, a remote chat-completions server's). The server's watch applies it
-(voicegw/server/model_watch.py)."""
+Stage: TypeAlias = Literal["stt", "llm", "tts"]
+"""What an inference step does: a Whisper decode, an LLM step (a prompt read, then tokens), a Piper
+clause."""
+
+STEP_STALL_S: dict[Stage, float] = {"stt": 3.0, "llm": 3.0, "tts": 3.0}
+"""How long a running step of each stage may produce nothing before it is stuck, busy or not: its
+longest healthy gap, measured on 2 busy cores (`scripts/bench_latency.py` prints them), with a
+margin. It finds a step spinning without end, or one computing on threads we cannot watch
+(Whisper's, a remote chat-completions server's)."""
 STEP_IDLE_S = 1.25
 """How long a step computing on its own thread may produce nothing and use no processor time
 before it is stuck: a thread that computes, however slowly, uses some; one blocked in a C library
@@ -68,9 +70,33 @@ computing one, even on two cores shared by a dozen busy threads, uses far more t
 the tenth of a second between two looks."""
 
 
+@dataclass(frozen=True, slots=True)
+class StepGap:
+    """How a running step fares, as looked at once (`StepProgress.gaps`)."""
+
+    stage: Stage
+    silent_s: float
+    """Since it last produced something."""
+    idle_s: float | None
+    """Since its thread last used the processor (or produced something); None when its work runs
+    elsewhere (`computing` not said)."""
+
+    @property
+    def stuck(self) -> str | None:
+        """What is stuck, in words, once past a bound; None while the step is not."""
+        if self.idle_s is not None and self.idle_s >= STEP_IDLE_S:
+            return (
+                f"an inference step ({self.stage}) produced nothing for {self.idle_s:.1f} s, blocked "
+                "(its thread used no processor time)"
+            )
+        if self.silent_s >= STEP_STALL_S[self.stage]:
+            return f"an inference step ({self.stage}) produced nothing for {self.silent_s:.1f} s"
+        return None
+
+
 @dataclass(slots=True)
 class _Cpu:
-    """The processor time of a computing step's thread, as last seen (`StepProgress.idle_for`)."""
+    """The processor time of a computing step's thread, as last seen."""
 
     clock: int
     used: float
@@ -99,9 +125,9 @@ class StepProgress:
         self._cpu: dict[Step, _Cpu] = {}
 
     @contextlib.contextmanager
-    def step(self) -> Iterator[Step]:
+    def step(self, stage: Stage) -> Iterator[Step]:
         """Run the body as one step of this conversation (in the pool thread that runs it)."""
-        step = Step(self)
+        step = Step(self, stage)
         previous = getattr(_current, "step", None)
         _current.step = step
         step.beat()
@@ -114,62 +140,48 @@ class StepProgress:
                 self._waiting.pop(step, None)
                 self._cpu.pop(step, None)
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+    async def run(self, stage: Stage, fn: Callable[..., T], *args: Any) -> T:
         """`run_blocking(fn, *args)`, as one step of this conversation."""
 
         def tracked() -> T:
-            with self.step():
+            with self.step(stage):
                 return fn(*args)
 
         return await run_blocking(tracked)
 
-    def stalled_for(self, now: float) -> float:
-        """How long the running step that last produced something longest ago has produced
-        nothing, in seconds up to `now` (a step waiting for a shared model: the step holding
-        it); 0.0 when no step is running."""
+    def gaps(self, now: float) -> list[StepGap]:
+        """How each running step fares up to `now`, and for a step waiting for a shared model, the
+        step holding it. Each call reads the computing threads' CPU clocks (the watch asks every
+        tenth of a second); a thread busy since the last look counts as busy now."""
         with self._lock:
-            stalled = max((now - last for last in self._running.values()), default=0.0)
-            holders = self._holders()
-        return max([stalled, *(h._progress._stalled_of(h, now) for h in holders)])
+            mine = [self._gap(step, now) for step in self._running]
+            # Each holder is asked under its own conversation's lock, never both at once.
+            waited = [_holding.get(model) for model in self._waiting.values()]
+        holders = [h for h in waited if h is not None and h._progress is not self]
+        theirs = [h._progress._gap_of(h, now) for h in holders]
+        return [gap for gap in (*mine, *theirs) if gap is not None]
 
-    def idle_for(self, now: float) -> float:
-        """How long a running step computing on its own thread (`computing`) has neither
-        produced anything nor used the processor, in seconds up to `now`: blocked, not slow (a
-        step waiting for a shared model: the step holding it). 0.0 when no such step runs. Each
-        call looks at the threads' CPU clocks (the watch asks every tenth of a second); a thread
-        busy since the last look counts as busy now."""
+    def stuck(self, now: float) -> str | None:
+        """The first stuck step of `gaps`, in words (a blocked one first); None while none is."""
+        found = [stuck for gap in self.gaps(now) if (stuck := gap.stuck) is not None]
+        return min(found, key=lambda words: "blocked" not in words, default=None)
+
+    def _gap_of(self, step: Step, now: float) -> StepGap | None:
         with self._lock:
-            idle = max((self._idle(step, now) for step in self._cpu), default=0.0)
-            holders = self._holders()
-        return max([idle, *(h._progress._idle_of(h, now) for h in holders)])
+            return self._gap(step, now) if step in self._running else None
 
-    def _holders(self) -> list[Step]:
-        """The steps of other conversations holding the shared models this one's steps wait for
-        (under `_lock`: each is then asked under its own conversation's lock, never both)."""
-        mine = [_holding.get(model) for model in self._waiting.values()]
-        return [holder for holder in mine if holder is not None and holder._progress is not self]
-
-    def _stalled_of(self, step: Step, now: float) -> float:
-        with self._lock:
-            last = self._running.get(step)
-        return 0.0 if last is None else now - last
-
-    def _idle_of(self, step: Step, now: float) -> float:
-        with self._lock:
-            return self._idle(step, now)
-
-    def _idle(self, step: Step, now: float) -> float:
-        """`idle_for` of one step (under `_lock`); 0.0 unless it runs and computes here."""
-        cpu, last = self._cpu.get(step), self._running.get(step)
-        if cpu is None or last is None:
-            return 0.0
-        try:
-            used = time.clock_gettime(cpu.clock)
-        except OSError:  # the thread is gone: its step ends under this lock
-            return 0.0
-        if used - cpu.used >= CPU_USED_S:
-            cpu.used, cpu.busy_at = used, time.monotonic()
-        return max(0.0, now - max(last, cpu.busy_at))
+    def _gap(self, step: Step, now: float) -> StepGap:
+        """Under `_lock`, for a running step."""
+        last = self._running[step]
+        cpu = self._cpu.get(step)
+        idle = None
+        if cpu is not None:
+            with contextlib.suppress(OSError):  # the thread is gone: its step ends under this lock
+                used = time.clock_gettime(cpu.clock)
+                if used - cpu.used >= CPU_USED_S:
+                    cpu.used, cpu.busy_at = used, time.monotonic()
+            idle = max(0.0, now - max(last, cpu.busy_at))
+        return StepGap(step.stage, max(0.0, now - last), idle)
 
     def _computing(self, step: Step) -> None:
         clock = time.pthread_getcpuclockid(threading.get_ident())
@@ -191,10 +203,11 @@ class StepProgress:
 class Step:
     """One running step of a `StepProgress`."""
 
-    __slots__ = ("_progress",)
+    __slots__ = ("_progress", "stage")
 
-    def __init__(self, progress: StepProgress) -> None:
+    def __init__(self, progress: StepProgress, stage: Stage) -> None:
         self._progress = progress
+        self.stage: Stage = stage
 
     def beat(self) -> None:
         """The step produced something (a token, a chunk): it is alive."""
@@ -219,8 +232,7 @@ def progressed() -> None:
 def computing() -> None:
     """The step the current pool thread runs does its work on this thread from now on (a C
     library computing here, not a remote server or a library's own threads): from now on a
-    thread that uses no processor time is blocked (`StepProgress.idle_for`). Nothing outside a
-    step."""
+    thread that uses no processor time is blocked (`StepGap.idle_s`). Nothing outside a step."""
     step: Step | None = getattr(_current, "step", None)
     if step is not None:
         step._progress._computing(step)
@@ -249,12 +261,8 @@ def shared_model_stuck(now: float) -> bool:
     """A model shared by every conversation of the process is held by a stuck step (`waiting_turn`):
     no call can be served until the process is restarted (a thread stuck in a C library cannot be
     stopped), so new calls are better refused."""
-    holders = list(_holding.values())
-    return any(
-        holder._progress._idle_of(holder, now) >= STEP_IDLE_S
-        or holder._progress._stalled_of(holder, now) >= STEP_STALL_S
-        for holder in holders
-    )
+    gaps = [holder._progress._gap_of(holder, now) for holder in list(_holding.values())]
+    return any(gap is not None and gap.stuck is not None for gap in gaps)
 
 
 def shared(key: tuple[Any, ...], load: Callable[[], T]) -> T:

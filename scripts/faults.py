@@ -43,7 +43,9 @@ def model_line(summary: dict[str, Any]) -> str:
         )
     cause = next((e for e in summary["log"] if e["event"] == "model_fault"), None)
     logged = f"{cause['event']} cause={cause['cause']}: {cause['detail']}" if cause else "(no fault logged)"
-    return f"{summary['fault']:<24} {heard}; log: {logged}; ERROR lines {summary['error_lines']}"
+    replaced = summary["restarted_worker"]
+    worker = "" if replaced is None else f"; worker replaced {'yes' if replaced else 'no'}"
+    return f"{summary['fault']:<24} {heard}; log: {logged}; ERROR lines {summary['error_lines']}{worker}"
 
 
 def main() -> None:

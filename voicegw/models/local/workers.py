@@ -54,15 +54,18 @@ clause."""
 
 STEP_STALL_S: dict[Stage, float] = {"stt": 3.0, "llm": 3.0, "tts": 3.0}
 """How long a running step of each stage may produce nothing before it is stuck, busy or not: its
-longest healthy gap, measured on 2 busy cores (`scripts/bench_latency.py` prints them), with a
-margin. It finds a step spinning without end, or one computing on threads we cannot watch
-(Whisper's, a remote chat-completions server's)."""
+longest healthy gap with a margin. It finds a step spinning without end, or one computing on
+threads we cannot watch (Whisper's, a remote chat-completions server's). `scripts/bench_latency.py`
+prints the gaps; with 11 conversations in 3 processes on 2 cores the longest were 0.58 s (stt),
+1.48 s (a prompt read in 128-token pieces) and 1.82 s (a long Piper clause): under 2 s, no bound
+could tell a spinning step from a slow one."""
 STEP_IDLE_S = 1.25
 """How long a step computing on its own thread may produce nothing and use no processor time
-before it is stuck: a thread that computes, however slowly, uses some; one blocked in a C library
-(a deadlock, a lock or read that never returns) uses none. Short enough that the caller hears the
-apology within 1.5 s of the step blocking; long enough for a thread that waits its turn on a
-page of the model read back from disk."""
+before it is stuck: a thread that computes, however slowly, uses some (in the run above, no
+healthy LLM step or Piper clause went a tenth of a second without); one blocked in a C library (a
+deadlock, a lock or read that never returns) uses none. Short enough that the caller hears the
+apology within 1.5 s of the step blocking; long enough for a thread that waits its turn on a page
+of the model read back from disk."""
 CPU_USED_S = 0.001
 """Processor time a step's thread must have used since it was last seen busy to be busy again: a
 thread blocked on a lock, a socket or an event uses none (a wake-up costs microseconds), while a

@@ -20,10 +20,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -31,6 +32,10 @@ from voicegw.audio.format import FRAME_MS
 from voicegw.testing.fake_realtime import TONE_HZ, FakeRealtimeServer
 from voicegw.testing.harness import CALLER, ROOT, START_TIMEOUT, EchoServer, openai_agent_server, run_caller
 from voicegw.testing.media import Pcm, read_wav, write_wav
+
+T = TypeVar("T")
+Event = dict[str, Any]
+"""One line of the server's JSON log."""
 
 SOUND_RMS = 300.0
 """A frame louder than this is sound (the tone and the apology are far above; silence is 0)."""
@@ -304,23 +309,32 @@ def _count(server: EchoServer, event: str) -> int:
 
 def _worker_replaced(server: EchoServer, timeout: float) -> bool:
     """A worker retired itself (`worker_retired`) and a new one started in its place."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        events = server.log_events()
-        retired = [i for i, e in enumerate(events) if e.get("event") == "worker_retired"]
-        if retired and any(
-            e.get("event") == "worker_started" and e.get("worker") == events[retired[0]].get("worker")
-            for e in events[retired[0] :]
-        ):
-            return True
-        time.sleep(0.2)
-    return False
+
+    def replaced(events: list[Event]) -> bool | None:
+        retired = next((i for i, e in enumerate(events) if e.get("event") == "worker_retired"), None)
+        if retired is None:
+            return None
+        worker = events[retired].get("worker")
+        started = (e.get("event") == "worker_started" and e.get("worker") == worker for e in events[retired:])
+        return True if any(started) else None
+
+    return _log_until(server, replaced, timeout) is not None
 
 
 def _wait_for(server: EchoServer, event: str, timeout: float) -> dict[str, Any] | None:
+    """The first `event` line of the server's log, waited for."""
+
+    def first(events: list[Event]) -> Event | None:
+        return next((e for e in events if e.get("event") == event), None)
+
+    return _log_until(server, first, timeout)
+
+
+def _log_until(server: EchoServer, found: Callable[[list[Event]], T | None], timeout: float) -> T | None:
+    """What `found` finds in the server's log lines, read again until it finds something."""
     deadline = time.monotonic() + timeout
-    while not (found := [e for e in server.log_events() if e.get("event") == event]):
+    while (result := found(server.log_events())) is None:
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.2)
-    return found[0]
+    return result

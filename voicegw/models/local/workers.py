@@ -85,9 +85,14 @@ class StepGap:
     elsewhere (`computing` not said)."""
 
     @property
+    def blocked(self) -> bool:
+        """Its thread has used no processor for `STEP_IDLE_S`."""
+        return self.idle_s is not None and self.idle_s >= STEP_IDLE_S
+
+    @property
     def stuck(self) -> str | None:
         """What is stuck, in words, once past a bound; None while the step is not."""
-        if self.idle_s is not None and self.idle_s >= STEP_IDLE_S:
+        if self.blocked:
             return (
                 f"an inference step ({self.stage}) produced nothing for {self.idle_s:.1f} s, blocked "
                 "(its thread used no processor time)"
@@ -166,8 +171,8 @@ class StepProgress:
 
     def stuck(self, now: float) -> str | None:
         """The first stuck step of `gaps`, in words (a blocked one first); None while none is."""
-        found = [stuck for gap in self.gaps(now) if (stuck := gap.stuck) is not None]
-        return min(found, key=lambda words: "blocked" not in words, default=None)
+        stuck = [gap for gap in self.gaps(now) if gap.stuck is not None]
+        return min(stuck, key=lambda gap: not gap.blocked).stuck if stuck else None
 
     def _gap_of(self, step: Step, now: float) -> StepGap | None:
         with self._lock:

@@ -156,6 +156,7 @@ async def test_failure_becomes_error_output_by_default() -> None:
     ("arguments", "message"),
     [
         ("{nope", "not valid JSON"),
+        ('{"city": ' + "[" * 100_000, "nested deeper than JSON parsing allows"),
         ("[1]", "must be a JSON object"),
         ('{"city": 5, "unit": null, "days": null}', "argument 'city' has the wrong type"),
         ('{"city": "x", "unit": null, "days": null, "extra": 1}', "unknown argument(s): extra"),

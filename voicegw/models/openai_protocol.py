@@ -62,7 +62,8 @@ BENIGN_ERROR_CODES = frozenset({"response_cancel_not_active"})
 """Errors that only mean a race was lost: a cancel arriving just after the server's VAD cancelled
 the response itself (``interrupt_response``). Kept as raw events, not reported as errors."""
 
-RESPONSE_STATUSES = frozenset({"completed", "cancelled", "failed", "incomplete"})
+RESPONSE_STATUSES = ("completed", "cancelled", "failed", "incomplete")
+"""A tuple, not a set: a status that is a list or an object is compared, never hashed."""
 
 _SESSION_TOP_LEVEL_EXTRAS = frozenset(
     {
@@ -341,10 +342,10 @@ def _counts(values: dict[str, Any], names: tuple[str, ...]) -> dict[str, int | N
 
 def error_from(error: dict[str, Any]) -> ModelError:
     """The ``error`` object of an error event (or a failed response) as a `ModelError`."""
-    code = error.get("code") or error.get("type") or ""
-    message = error.get("message") or f"the model reported an error ({code or 'no details'})"
-    fatal = code in FATAL_ERROR_CODES or error.get("type") in FATAL_ERROR_TYPES
-    return ModelError(str(message), code=str(code), fatal=fatal)
+    code = _text(error, "code") or _text(error, "type")
+    message = _text(error, "message") or f"the model reported an error ({code or 'no details'})"
+    fatal = code in FATAL_ERROR_CODES or _text(error, "type") in FATAL_ERROR_TYPES
+    return ModelError(message, code=code, fatal=fatal)
 
 
 @dataclass
@@ -379,7 +380,7 @@ class ServerEventDecoder:
         """One WebSocket message; raises `OpenAIProtocolError` for one that is not a JSON event."""
         try:
             event = json.loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested past the parser's depth
             raise OpenAIProtocolError(f"server message is not JSON: {exc}") from None
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             raise OpenAIProtocolError(f"server message is not an event: {str(text)[:80]!r}")
@@ -444,7 +445,7 @@ class ServerEventDecoder:
                 return []
             case "error":
                 error = _field(event, "error", dict)
-                return [] if error.get("code") in BENIGN_ERROR_CODES else [error_from(error)]
+                return [] if _text(error, "code") in BENIGN_ERROR_CODES else [error_from(error)]
             case _:
                 return []
 
@@ -500,7 +501,7 @@ class ServerEventDecoder:
             del self._calls[call.call_id]
             if status == "completed":
                 events.extend(self._tool_call(call))
-        details = response.get("status_details") or {}
+        details = _mapping(response.get("status_details"))
         if status == "failed" and isinstance(details.get("error"), dict):
             events.append(error_from(details["error"]))
         events += _usage(response, self._audio_ms.pop(response_id, 0.0))

@@ -44,14 +44,17 @@ def verify_webhook(secret: str, headers: Mapping[str, str], body: bytes, *, now:
         signatures = lowered["webhook-signature"].split()
     except (KeyError, ValueError) as exc:
         raise WebhookError(f"webhook without valid signature headers ({exc})") from None
-    if abs(now - timestamp) > TOLERANCE_S:
+    if abs(timestamp - round(now)) > TOLERANCE_S:  # in ints: a 400-digit timestamp overflows a float
         raise WebhookError(f"webhook timestamp {timestamp} is more than {TOLERANCE_S} s from now")
     expected = sign_webhook(secret, webhook_id, timestamp, body)
-    if not any(hmac.compare_digest(expected, given) for given in signatures):
+    # As bytes: compare_digest refuses str with non-ASCII characters, which a header may carry.
+    if not any(
+        hmac.compare_digest(expected.encode(), given.encode(errors="replace")) for given in signatures
+    ):
         raise WebhookError("webhook signature does not match")
     try:
         event = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise WebhookError(f"webhook body is not JSON: {exc}") from None
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         raise WebhookError("webhook body is not an event object")

@@ -96,7 +96,7 @@ async def _needs_approval(
         return bool(check)
     try:
         params = json.loads(arguments or "{}")
-    except ValueError:
+    except (ValueError, RecursionError):
         params = {}  # invalid arguments fail when the tool runs, with their own message
     result = check(context, params, call_id)
     return bool(await result if inspect.isawaitable(result) else result)

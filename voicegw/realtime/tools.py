@@ -338,6 +338,8 @@ def parse_arguments(arguments: str, schema: dict[str, Any]) -> dict[str, Any]:
         value = json.loads(arguments or "{}")
     except json.JSONDecodeError as exc:
         raise ToolArgumentsError(f"arguments are not valid JSON ({exc.msg} at position {exc.pos})") from exc
+    except RecursionError:
+        raise ToolArgumentsError("arguments are nested deeper than JSON parsing allows") from None
     if not isinstance(value, dict):
         raise ToolArgumentsError(f"arguments must be a JSON object, got {type(value).__name__}")
     properties: dict[str, Any] = schema.get("properties", {})

@@ -132,7 +132,7 @@ def _int(value: Any, default: int = 0) -> int:
     """Twilio sends counters as strings ("1"); tolerate numbers, fall back on garbage."""
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity
         return default
 
 
@@ -140,7 +140,7 @@ def parse_message(text: str | bytes) -> TwilioMessage:
     """One WebSocket message from Twilio; `TwilioProtocolError` for malformed or unknown ones."""
     try:
         message = _object(json.loads(text), "the message")
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # nested past the parser's depth
         if isinstance(exc, TwilioProtocolError):
             raise
         raise TwilioProtocolError(f"the message is not JSON: {str(text)[:60]!r}") from None

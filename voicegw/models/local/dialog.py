@@ -214,7 +214,7 @@ def _spoken_value(value: Any) -> str:
 def _json(text: str) -> Any:
     try:
         return json.loads(text)
-    except (json.JSONDecodeError, TypeError):
+    except (json.JSONDecodeError, TypeError, RecursionError):
         return None
 
 

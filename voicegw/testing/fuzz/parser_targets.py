@@ -13,11 +13,13 @@ the parsers it drives.
 from __future__ import annotations
 
 import contextlib
+import json
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from voicegw.models.openai_history import ConversationMirror, TurnQuiet
 from voicegw.models.openai_protocol import OpenAIProtocolError, ServerEventDecoder, WireAudio
 from voicegw.rtp.dtmf import TelephoneEvent
 from voicegw.rtp.packet import RtpParseError, parse_rtcp, parse_rtp, parse_rtp_header
@@ -124,15 +126,40 @@ def fuzz_twilio(data: bytes) -> None:
     parse_message(data)
 
 
-def fuzz_openai(data: bytes) -> None:
-    """OpenAI Realtime server events, one per line, through one decoder (it keeps state across
-    events: partial transcripts, pending function calls, audio per response)."""
-    decoder = ServerEventDecoder(WireAudio(24000))
-    for line in data.split(b"\n"):
+class OpenAIReader:
+    """What one OpenAI Realtime connection does with the server's messages: the decoder (it keeps
+    state across events: partial transcripts, pending function calls, audio per response), then
+    the conversation mirror and the turn tracker that the rollover builds on."""
+
+    def __init__(self) -> None:
+        self.decoder = ServerEventDecoder(WireAudio(24000))
+        self.mirror = ConversationMirror(24000)
+        self.quiet = TurnQuiet(24000)
+        self.now = 0.0
+
+    def read(self, message: str | bytes) -> None:
+        """One server message; a protocol error is reported and skipped, as the model does."""
         try:
-            decoder.decode_text(line)
+            events = self.decoder.decode_text(message)
         except OpenAIProtocolError:
-            continue
+            return
+        self.now += 0.02
+        for event in events:
+            self.mirror.on_event(event)
+            self.quiet.on_event(event, self.now)
+        self.quiet.quiet(self.now)
+
+    def replay(self) -> None:
+        """What a rollover would send the next session."""
+        json.dumps(self.mirror.replay())
+
+
+def fuzz_openai(data: bytes) -> None:
+    """OpenAI Realtime server events, one per line, through one `OpenAIReader`, then its replay."""
+    reader = OpenAIReader()
+    for line in data.split(b"\n"):
+        reader.read(line)
+    reader.replay()
 
 
 @dataclass(frozen=True)

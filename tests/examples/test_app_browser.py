@@ -23,6 +23,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import numpy as np
 import pytest
 
@@ -202,3 +203,20 @@ async def rerun_in_loopback_namespace(nodeid: str) -> None:
             process.kill()
             await process.wait()
     assert process.returncode == 0, out.decode(errors="replace")[-6000:]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b"[" * 100_000, b'{"sdp": ["v=0"]}', b'{"sdp": "v=0\\r\\nm=audio 0 RTP/AVP 0\\r\\n"}',
+     b'{"type": "offer"}'],
+)  # fmt: skip
+async def test_a_bad_offer_gets_400_and_the_server_carries_on(body: bytes) -> None:
+    async with app_server("http://127.0.0.1:9") as app:
+        port = (await app.wait_line(r"listening on http://127\.0\.0\.1:(\d+)/")).group(1)
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"http://127.0.0.1:{port}/offer", data=body) as response:
+                assert response.status == 400, await response.text()
+                assert "error" in await response.json()
+            async with http.get(f"http://127.0.0.1:{port}/") as response:
+                assert response.status == 200
+        assert app.process.returncode is None

@@ -208,6 +208,8 @@ async def test_data_channel_both_ways(call: tuple[Browser, WebRtcTransport, byte
 
     frames = transport.frames()
     await asyncio.wait_for(anext(frames), 10)
+    for garbage in ("not json", "[" * 100_000, '{"type": []}'):  # skipped, the channel goes on
+        browser.channel.send(garbage)
     browser.channel.send(json.dumps({"type": "hangup"}))
     events = [event async for event in transport.events()]
     assert events[-1] == CallStateChanged("ended", "caller hung up", EndReason.CALLER_HUNG_UP)

@@ -165,7 +165,9 @@ class App:
         try:
             body = await request.json()
             sdp = body["sdp"]
-        except (ValueError, KeyError, TypeError):
+            if not isinstance(sdp, str):
+                raise TypeError(f"sdp is {type(sdp).__name__}")
+        except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: nested too deep
             return web.json_response({"error": 'expected JSON {"sdp": ..., "type": "offer"}'}, status=400)
         await self.clock.start()
         transport = WebRtcTransport(sample_rate=self.args.rate, clock=self.clock)

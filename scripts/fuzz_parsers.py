@@ -14,6 +14,7 @@ input and traceback of a crash (saved under --workdir).
     .venv/bin/python scripts/fuzz_parsers.py --target sdp --seconds 60
     .venv/bin/python scripts/fuzz_parsers.py --seconds 30               # every target in turn
     .venv/bin/python scripts/fuzz_parsers.py --target rtp --runs 100000  # a number of inputs
+    .venv/bin/python scripts/fuzz_parsers.py --target openai --seed 1234  # replay a printed seed
 
 Exit status: 0 when no target crashed, 1 otherwise.
 """
@@ -31,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 EXECUTIONS = re.compile(r"stat::number_of_executed_units: (\d+)")
+SEED = re.compile(r"INFO: Seed: (\d+)")
 CRASH_MARKS = ("Uncaught Python exception", "ERROR: libFuzzer", "==ERROR:", "ALARM: working on the last Unit")
 MAX_LEN = 16384
 
@@ -43,6 +45,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seconds", type=int, default=60, help="fuzzing time per target")
     parser.add_argument("--runs", type=int, help="stop each target after this many inputs instead")
     parser.add_argument("--timeout", type=int, default=10, help="seconds one input may take (else: a hang)")
+    parser.add_argument("--seed", type=int, help="libFuzzer's seed, to replay a run (default: a fresh one)")
     parser.add_argument("--workdir", type=Path, help="keep scratch corpora and crash inputs here")
     parser.add_argument("--list", action="store_true", help="print the target names")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -61,8 +64,9 @@ def run_child(name: str, args: argparse.Namespace) -> None:
     scratch.mkdir(parents=True, exist_ok=True)
     seeds = [str(d) for d in (target.own_corpus, *target.corpus) if d.is_dir()]
     limit = f"-runs={args.runs}" if args.runs is not None else f"-max_total_time={args.seconds}"
+    seed = [f"-seed={args.seed}"] if args.seed is not None else []
     libfuzzer = [
-        sys.argv[0], limit, f"-timeout={args.timeout}", f"-max_len={MAX_LEN}", "-print_final_stats=1",
+        sys.argv[0], limit, *seed, f"-timeout={args.timeout}", f"-max_len={MAX_LEN}", "-print_final_stats=1",
         "-rss_limit_mb=2048", f"-artifact_prefix={args.workdir / name}/", str(scratch), *seeds,
     ]  # fmt: skip
     atheris.Setup(libfuzzer, target.check)
@@ -77,19 +81,29 @@ def fuzz_target(name: str, args: argparse.Namespace, workdir: Path) -> bool:
     ]  # fmt: skip
     if args.runs is not None:
         command += ["--runs", str(args.runs)]
+    if args.seed is not None:
+        command += ["--seed", str(args.seed)]
     limit = args.seconds * 2 + 120 if args.runs is None else None
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=limit)
     output = proc.stdout + proc.stderr
     executions = sum(int(n) for n in EXECUTIONS.findall(output))
     artifacts = sorted(p for p in (workdir / name).glob("*-*") if p.is_file())
     crashed = proc.returncode != 0 or any(mark in output for mark in CRASH_MARKS) or bool(artifacts)
+    seed = seed_found.group(1) if (seed_found := SEED.search(output)) else "?"
     print(
-        f"{name}: {executions} executions, {1 if crashed else 0} crashes (exit {proc.returncode})", flush=True
+        f"{name}: {executions} executions, {1 if crashed else 0} crashes (exit {proc.returncode}), "
+        f"seed {seed} (replay: --target {name} --seed {seed} --seconds {args.seconds})",
+        flush=True,
     )
     if crashed:
-        print(output[-4000:])
+        # The traceback comes before libFuzzer's closing stats: print both, and the input itself,
+        # since a CI machine's artifacts are gone by the time anyone reads its log.
+        print(output[-1500:])
+        if (traceback := output.find("Uncaught Python exception")) >= 0:
+            print(output[traceback : traceback + 3000])
         for artifact in artifacts:
-            print(f"  crash input: {artifact} ({artifact.stat().st_size} bytes)")
+            data = artifact.read_bytes()
+            print(f"  crash input: {artifact} ({len(data)} bytes): {data[:1500]!r}")
     return not crashed
 
 

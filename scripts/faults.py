@@ -45,7 +45,9 @@ def model_line(summary: dict[str, Any]) -> str:
     logged = f"{cause['event']} cause={cause['cause']}: {cause['detail']}" if cause else "(no fault logged)"
     replaced = summary["restarted_worker"]
     worker = "" if replaced is None else f"; worker replaced {'yes' if replaced else 'no'}"
-    return f"{summary['fault']:<24} {heard}; log: {logged}; ERROR lines {summary['error_lines']}{worker}"
+    if summary["health_after"] is not None:
+        worker += f"; /health after the call: {summary['health_after']}"
+    return f"{summary['fault']:<32} {heard}; log: {logged}; ERROR lines {summary['error_lines']}{worker}"
 
 
 def main() -> None:
@@ -67,7 +69,7 @@ def main() -> None:
             if name == "caller_vanishes":
                 result = caller_vanishes(workdir, args.media_timeout)
                 print(
-                    f"{name:<24} hung up (BYE) {result['hung_up_after_kill_s']} s after the kill "
+                    f"{name:<32} hung up (BYE) {result['hung_up_after_kill_s']} s after the kill "
                     f"(media_timeout {args.media_timeout:g} s), over after {result['ended_after_kill_s']} s, "
                     f"reason {result['end_reason']!r}; "
                     f"log: {result['log']}; ERROR lines {result['error_lines']}",
@@ -76,7 +78,7 @@ def main() -> None:
             elif name == "sigterm_with_live_calls":
                 result = sigterm_with_live_calls(workdir, args.live_calls, 6.0)
                 print(
-                    f"{name:<24} {result['finished_by_caller']}/{result['calls']} calls finished by their "
+                    f"{name:<32} {result['finished_by_caller']}/{result['calls']} calls finished by their "
                     f"callers (all played: {result['all_played']}); late INVITE: {result['late_invite']}; "
                     f"exit {result['exit_code']} after {result['exited_after_s']} s",
                     flush=True,

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_operations import http_get, metric
+from tests.e2e.test_operations import metric
 from voicegw.testing.fake_realtime import FakeRealtimeServer
 from voicegw.testing.faults import Outcome, play_fault
-from voicegw.testing.harness import free_udp_port, openai_agent_server
+from voicegw.testing.harness import free_udp_port, http_get, openai_agent_server
 from voicegw.testing.raw_sip import Dialog, Response, offer_sdp
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
@@ -83,6 +83,17 @@ async def test_the_embedded_model_stuck_in_inference_gets_an_apology_then_a_hang
     assert outcome.errors == [], outcome.errors
     # Its model stuck for good, the worker retired once the call was over, and another started.
     assert outcome.restarted_worker, outcome.summary()
+
+
+@pytest.mark.timeout(240)
+async def test_without_workers_a_stuck_embedded_model_makes_health_say_503(tmp_path: Path) -> None:
+    outcome = await play_fault("local_inference_hangs_in_process", tmp_path)
+    assert outcome.answered and outcome.heard is not None
+    assert outcome.heard.apology, outcome.summary()
+    assert cause(outcome) == "model_stalled", outcome.log
+    assert outcome.errors == [], outcome.errors
+    # Nothing replaces the stuck model in this process: whatever can restart it is told.
+    assert outcome.health_after == 503, outcome.summary()
 
 
 async def test_one_drop_is_survived_without_an_apology(tmp_path: Path) -> None:

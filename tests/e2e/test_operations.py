@@ -11,8 +11,6 @@ import json
 import re
 import signal
 import time
-import urllib.error
-import urllib.request
 import wave
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ import numpy as np
 import pytest
 
 from voicegw.testing.fake_realtime import API_KEY, TONE_HZ, FakeRealtimeServer, dominant_hz
-from voicegw.testing.harness import EchoServer, free_udp_port, run_caller
+from voicegw.testing.harness import EchoServer, free_udp_port, http_get, run_caller
 from voicegw.testing.media import Pcm, windowed_correlation
 from voicegw.testing.raw_sip import Dialog, offer_sdp
 
@@ -34,14 +32,6 @@ PROCESS_EVENTS = {
     "apology_ready", "worker_started", "worker_ready", "worker_stopped", "allocator",
 }  # fmt: skip
 """Lines about the process, not a call: the only ones allowed to carry no call id."""
-
-
-def http_get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
-            return reply.status, reply.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
 
 
 def metric(text: str, name: str, **labels: str) -> float:

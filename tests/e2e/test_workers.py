@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.e2e.test_operations import http_get, metric, wait_for
+from tests.e2e.test_operations import metric, wait_for
 from voicegw.server.workers.heartbeat import UNRESPONSIVE_AFTER_S
 from voicegw.testing.fake_realtime import FakeRealtimeServer
-from voicegw.testing.harness import EchoServer, free_udp_port, openai_agent_server
+from voicegw.testing.harness import EchoServer, free_udp_port, http_get, openai_agent_server
 from voicegw.testing.media import PCMU
 from voicegw.testing.raw_sip import Dialog, offer_sdp
 from voicegw.testing.rtp_tools import RtpCapture, RtpPacket

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_operations import http_get, metric
-from voicegw.testing.harness import EchoServer, free_udp_port
+from tests.e2e.test_operations import metric
+from voicegw.testing.harness import EchoServer, free_udp_port, http_get
 from voicegw.testing.raw_sip import Dialog, Response, offer_sdp
 
 pytestmark = pytest.mark.timeout(90)

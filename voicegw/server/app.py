@@ -11,6 +11,7 @@ import contextlib
 import functools
 import os
 import signal
+import time
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ import structlog
 
 from voicegw.contracts.model import ModelUnavailable, RealtimeModel, RealtimeModelConfig
 from voicegw.contracts.transport import EndReason, TransportClosed
+from voicegw.models.local.workers import shared_model_stuck
 from voicegw.rtp.clock import MediaClock
 from voicegw.server.admission import access_policy
 from voicegw.server.apology import Apology
@@ -323,12 +325,18 @@ class Server:
             self.http = HealthServer(*config.http, self.health, self.metrics.render)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        """What ``GET /health`` reports: taking calls unless draining (or no worker is up)."""
+        """What ``GET /health`` reports: taking calls unless draining, no worker is up, or (calls
+        in this process) the embedded model is stuck."""
         details: dict[str, Any] = {"mode": self.mode, "active_calls": self.ua.active_calls}
         taking = not self.ua.draining
         if self.pool is not None:
             details["workers"] = self.pool.health()
             taking = taking and self.pool.up > 0
+        elif shared_model_stuck(time.monotonic()):
+            # No worker retires and is replaced here: only a restart frees a thread stuck in a C
+            # library, and until then every call is refused. Say so to whoever can restart us.
+            details["model"] = "stuck"
+            taking = False
         return taking, details
 
     def handle_exit(self, sig: signal.Signals) -> None:

@@ -112,7 +112,7 @@ class ServerConfig:
     0: calls run in the server's own process (the library's way, and for debugging)."""
 
     http: tuple[str, int] | None = None
-    """Address of the HTTP endpoint (``GET /health``, ``/healthz``: 200, or 503 while draining;
+    """Address of the HTTP endpoint (``GET /health``, ``/healthz``: 200, or 503 while not taking calls;
     ``GET /metrics``: Prometheus); None: off."""
 
     transcripts_dir: Path | None = None

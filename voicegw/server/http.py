@@ -2,8 +2,9 @@
 
 pjsua answers every out-of-dialog OPTIONS with 200 itself, draining or not, so a load balancer
 that must stop sending calls during a drain asks ``GET /health`` (or ``/healthz``) instead: 200
-while taking calls, 503 while draining. ``GET /metrics`` is the Prometheus text exposition.
-One request per connection, no keep-alive: probes and scrapes only.
+while taking calls, 503 while draining (or while nothing can take a call: no worker up, or,
+without workers, the embedded model stuck until a restart). ``GET /metrics`` is the Prometheus
+text exposition. One request per connection, no keep-alive: probes and scrapes only.
 """
 
 from __future__ import annotations

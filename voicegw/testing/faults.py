@@ -30,7 +30,16 @@ import numpy as np
 
 from voicegw.audio.format import FRAME_MS
 from voicegw.testing.fake_realtime import TONE_HZ, FakeRealtimeServer
-from voicegw.testing.harness import CALLER, ROOT, START_TIMEOUT, EchoServer, openai_agent_server, run_caller
+from voicegw.testing.harness import (
+    CALLER,
+    ROOT,
+    START_TIMEOUT,
+    EchoServer,
+    free_tcp_port,
+    http_get,
+    openai_agent_server,
+    run_caller,
+)
 from voicegw.testing.media import Pcm, read_wav, write_wav
 
 T = TypeVar("T")
@@ -61,6 +70,9 @@ class Fault:
     local: bool = False
     """The embedded model instead of the OpenAI protocol (`scenario` unused). Its server reads
     the agent's prompt before it serves, so the call's silence is the fault's alone."""
+    in_process: bool = False
+    """The calls run in the server's own process (``workers = 0``), where nothing replaces a
+    stuck model: its ``/health`` is read after the call instead."""
 
 
 FAULTS: dict[str, Fault] = {
@@ -72,6 +84,9 @@ FAULTS: dict[str, Fault] = {
     "task_raises": Fault("greeting", agent="voicegw.testing.agents:broken"),
     "local_inference_hangs": Fault("", agent="voicegw.testing.stuck_inference:greeter", local=True),
     "local_inference_spins": Fault("", agent="voicegw.testing.spinning_inference:greeter", local=True),
+    "local_inference_hangs_in_process": Fault(
+        "", agent="voicegw.testing.stuck_inference:greeter", local=True, in_process=True
+    ),
 }
 
 
@@ -135,6 +150,8 @@ class Outcome:
     restarted_worker: bool | None = None
     """The embedded model's faults: the worker whose model stuck retired once its call ended,
     and a new one took its place (None: not looked at)."""
+    health_after: int | None = None
+    """Without workers: the status of ``GET /health`` once the call ended (None: not looked at)."""
 
     def summary(self) -> dict[str, Any]:
         heard = self.heard
@@ -149,6 +166,7 @@ class Outcome:
             "log": [{k: e.get(k) for k in ("event", "cause", "detail", "level")} for e in self.log],
             "error_lines": len(self.errors),
             "restarted_worker": self.restarted_worker,
+            "health_after": self.health_after,
         }
 
 
@@ -160,8 +178,12 @@ async def play_fault(name: str, workdir: Path) -> Outcome:
     fault = FAULTS[name]
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
     if fault.local:
-        server = EchoServer("voicegw", workdir, agent=fault.agent, config='[model]\nname = "local"\n')
-        return await _call(name, fault, server, workdir, LOCAL_START_S)
+        config = '[model]\nname = "local"\n'
+        health_port = free_tcp_port() if fault.in_process else None
+        if health_port is not None:
+            config += f'[server]\nworkers = 0\nhttp = "127.0.0.1:{health_port}"\n'
+        server = EchoServer("voicegw", workdir, agent=fault.agent, config=config)
+        return await _call(name, fault, server, workdir, LOCAL_START_S, health_port)
     async with FakeRealtimeServer(
         fault.scenario, reject_status=fault.reject_status, hang_handshake=fault.hang_handshake
     ) as model:
@@ -171,10 +193,18 @@ async def play_fault(name: str, workdir: Path) -> Outcome:
     return outcome
 
 
-async def _call(name: str, fault: Fault, server: EchoServer, workdir: Path, start_timeout: float) -> Outcome:
+async def _call(
+    name: str,
+    fault: Fault,
+    server: EchoServer,
+    workdir: Path,
+    start_timeout: float,
+    health_port: int | None = None,
+) -> Outcome:
     """The pjsua2 caller's call to `server` (stopped after it), and what it heard."""
     recording = workdir / f"{name}.wav"
     restarted: bool | None = None
+    health: int | None = None
     try:
         await asyncio.to_thread(server.wait_ready, start_timeout)
         args = ["--record", str(recording)]
@@ -183,7 +213,9 @@ async def _call(name: str, fault: Fault, server: EchoServer, workdir: Path, star
         else:
             args += ["--end", "wait-bye", "--bye-timeout", str(CALL_WAIT_S)]
         report = await asyncio.to_thread(run_caller, server.uri, *args, timeout=CALL_WAIT_S + 30)
-        if fault.local:
+        if health_port is not None:
+            health = (await asyncio.to_thread(http_get, health_port, "/health"))[0]
+        elif fault.local:
             restarted = await asyncio.to_thread(_worker_replaced, server, LOCAL_START_S)
     finally:
         await asyncio.to_thread(server.stop)
@@ -201,6 +233,7 @@ async def _call(name: str, fault: Fault, server: EchoServer, workdir: Path, star
         log=[e for e in events if e.get("event") in CAUSE_EVENTS],
         errors=[e for e in events if e.get("level") in ("error", "critical")],
         restarted_worker=restarted,
+        health_after=health,
     )
 
 

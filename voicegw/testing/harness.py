@@ -16,6 +16,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +59,15 @@ def free_tcp_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    """A GET of the server's HTTP endpoint on loopback: the status and the body (errors too)."""
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}{path}", timeout=5) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
 
 
 def self_signed_certificate(directory: Path) -> tuple[Path, Path]:

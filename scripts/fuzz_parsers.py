@@ -13,6 +13,7 @@ input and traceback of a crash (saved under --workdir).
 
     .venv/bin/python scripts/fuzz_parsers.py --target sdp --seconds 60
     .venv/bin/python scripts/fuzz_parsers.py --seconds 30               # every target in turn
+    .venv/bin/python scripts/fuzz_parsers.py --seconds 30 --jobs 2      # two at a time
     .venv/bin/python scripts/fuzz_parsers.py --target rtp --runs 100000  # a number of inputs
     .venv/bin/python scripts/fuzz_parsers.py --target openai --seed 1234  # replay a printed seed
 
@@ -26,6 +27,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +48,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--runs", type=int, help="stop each target after this many inputs instead")
     parser.add_argument("--timeout", type=int, default=10, help="seconds one input may take (else: a hang)")
     parser.add_argument("--seed", type=int, help="libFuzzer's seed, to replay a run (default: a fresh one)")
+    parser.add_argument("--jobs", type=int, default=1, help="targets fuzzed at once (one core each)")
     parser.add_argument("--workdir", type=Path, help="keep scratch corpora and crash inputs here")
     parser.add_argument("--list", action="store_true", help="print the target names")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -73,8 +76,8 @@ def run_child(name: str, args: argparse.Namespace) -> None:
     atheris.Fuzz()
 
 
-def fuzz_target(name: str, args: argparse.Namespace, workdir: Path) -> bool:
-    """Run one target in a child; print its figures; True when it found no crash."""
+def fuzz_target(name: str, args: argparse.Namespace, workdir: Path) -> tuple[bool, str]:
+    """Run one target in a child: True when it found no crash, and its report to print."""
     command = [
         sys.executable, __file__, "--child", name, "--seconds", str(args.seconds),
         "--timeout", str(args.timeout), "--workdir", str(workdir),
@@ -90,21 +93,20 @@ def fuzz_target(name: str, args: argparse.Namespace, workdir: Path) -> bool:
     artifacts = sorted(p for p in (workdir / name).glob("*-*") if p.is_file())
     crashed = proc.returncode != 0 or any(mark in output for mark in CRASH_MARKS) or bool(artifacts)
     seed = seed_found.group(1) if (seed_found := SEED.search(output)) else "?"
-    print(
+    report = [
         f"{name}: {executions} executions, {1 if crashed else 0} crashes (exit {proc.returncode}), "
-        f"seed {seed} (replay: --target {name} --seed {seed} --seconds {args.seconds})",
-        flush=True,
-    )
+        f"seed {seed} (replay: --target {name} --seed {seed} --seconds {args.seconds})"
+    ]
     if crashed:
         # The traceback comes before libFuzzer's closing stats: print both, and the input itself,
         # since a CI machine's artifacts are gone by the time anyone reads its log.
-        print(output[-1500:])
+        report.append(output[-1500:])
         if (traceback := output.find("Uncaught Python exception")) >= 0:
-            print(output[traceback : traceback + 3000])
+            report.append(output[traceback : traceback + 3000])
         for artifact in artifacts:
             data = artifact.read_bytes()
-            print(f"  crash input: {artifact} ({len(data)} bytes): {data[:1500]!r}")
-    return not crashed
+            report.append(f"  crash input: {artifact} ({len(data)} bytes): {data[:1500]!r}")
+    return not crashed, "\n".join(report)
 
 
 def main() -> None:
@@ -127,7 +129,12 @@ def main() -> None:
         sys.exit(f"unknown target(s) {', '.join(unknown)}; known: {', '.join(TARGETS)}")
     with tempfile.TemporaryDirectory(prefix="fuzz-parsers-") as scratch:
         workdir = args.workdir or Path(scratch)
-        results = [fuzz_target(name, args, workdir) for name in names]
+        # Each child is one process on one core: --jobs 2 fuzzes two targets at once on two cores.
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            results = []
+            for ok, report in pool.map(lambda name: fuzz_target(name, args, workdir), names):
+                print(report, flush=True)
+                results.append(ok)
     sys.exit(0 if all(results) else 1)
 
 

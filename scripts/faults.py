@@ -45,8 +45,9 @@ def model_line(summary: dict[str, Any]) -> str:
     logged = f"{cause['event']} cause={cause['cause']}: {cause['detail']}" if cause else "(no fault logged)"
     replaced = summary["restarted_worker"]
     worker = "" if replaced is None else f"; worker replaced {'yes' if replaced else 'no'}"
-    if summary["health_after"] is not None:
-        worker += f"; /health after the call: {summary['health_after']}"
+    if (health := summary["health_after"]) is not None:
+        worker += f"; /health after the call: {health['http_status']} {health['status']}"
+        worker += f" (model {health.get('model', 'ok')})"
     return f"{summary['fault']:<32} {heard}; log: {logged}; ERROR lines {summary['error_lines']}{worker}"
 
 

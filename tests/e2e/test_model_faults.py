@@ -93,7 +93,9 @@ async def test_without_workers_a_stuck_embedded_model_makes_health_say_503(tmp_p
     assert cause(outcome) == "model_stalled", outcome.log
     assert outcome.errors == [], outcome.errors
     # Nothing replaces the stuck model in this process: whatever can restart it is told.
-    assert outcome.health_after == 503, outcome.summary()
+    health = outcome.health_after
+    assert health is not None, outcome.summary()
+    assert (health["http_status"], health["status"], health["model"]) == (503, "unavailable", "stuck"), health
 
 
 async def test_one_drop_is_survived_without_an_apology(tmp_path: Path) -> None:

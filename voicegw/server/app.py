@@ -337,6 +337,8 @@ class Server:
             # library, and until then every call is refused. Say so to whoever can restart us.
             details["model"] = "stuck"
             taking = False
+        if not taking and not self.ua.draining:
+            details["status"] = "unavailable"  # not "draining", which the probe would say
         return taking, details
 
     def handle_exit(self, sig: signal.Signals) -> None:

@@ -25,7 +25,8 @@ HEALTH_PATHS = ("/health", "/healthz")
 METRICS_PATH = "/metrics"
 
 HealthProbe = Callable[[], tuple[bool, dict[str, Any]]]
-"""Returns (taking calls, details for the JSON body)."""
+"""Returns (taking calls, details for the JSON body; a ``status`` among them replaces the
+default "ok" or "draining")."""
 
 MetricsSource = Callable[[], tuple[bytes, str]]
 """Returns (the exposition, its content type)."""

@@ -150,8 +150,9 @@ class Outcome:
     restarted_worker: bool | None = None
     """The embedded model's faults: the worker whose model stuck retired once its call ended,
     and a new one took its place (None: not looked at)."""
-    health_after: int | None = None
-    """Without workers: the status of ``GET /health`` once the call ended (None: not looked at)."""
+    health_after: dict[str, Any] | None = None
+    """Without workers: ``GET /health`` once the call ended, its JSON body with ``http_status``
+    (None: not looked at)."""
 
     def summary(self) -> dict[str, Any]:
         heard = self.heard
@@ -204,7 +205,7 @@ async def _call(
     """The pjsua2 caller's call to `server` (stopped after it), and what it heard."""
     recording = workdir / f"{name}.wav"
     restarted: bool | None = None
-    health: int | None = None
+    health: dict[str, Any] | None = None
     try:
         await asyncio.to_thread(server.wait_ready, start_timeout)
         args = ["--record", str(recording)]
@@ -214,7 +215,8 @@ async def _call(
             args += ["--end", "wait-bye", "--bye-timeout", str(CALL_WAIT_S)]
         report = await asyncio.to_thread(run_caller, server.uri, *args, timeout=CALL_WAIT_S + 30)
         if health_port is not None:
-            health = (await asyncio.to_thread(http_get, health_port, "/health"))[0]
+            status, body = await asyncio.to_thread(http_get, health_port, "/health")
+            health = {"http_status": status, **json.loads(body)}
         elif fault.local:
             restarted = await asyncio.to_thread(_worker_replaced, server, LOCAL_START_S)
     finally:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import pytest
 
-from voicegw.server.http import HealthServer, HttpStartError, route
+from voicegw.server.http import MAX_WAITING, HealthServer, HttpStartError, route
 
 
 def body(raw: bytes) -> tuple[int, dict[str, object]]:
@@ -60,3 +61,29 @@ def test_healthz_is_health_and_metrics_are_served_when_given() -> None:
     head, _, payload = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 OK") and b"Content-Type: text/plain" in head
     assert payload == b"x_total 1.0\n"
+
+
+@pytest.mark.timeout(30)
+async def test_idle_connections_cannot_crowd_out_a_probe() -> None:
+    server = HealthServer("127.0.0.1", 0, lambda: (True, {}))
+    await server.start()
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    try:
+        for _ in range(MAX_WAITING * 4):  # a slow-loris: connected, sending nothing
+            idle.append(await asyncio.open_connection("127.0.0.1", server.port))
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /health HTTP/1.1\r\n\r\n")
+        assert body(await asyncio.wait_for(reader.read(), 2))[0] == 200
+        writer.close()
+        # The oldest were closed to make room: no more than MAX_WAITING stay open on the server.
+        closed = 0
+        for idle_reader, _ in idle:
+            with contextlib.suppress(TimeoutError, ConnectionError):
+                if await asyncio.wait_for(idle_reader.read(), 0.01) == b"":
+                    closed += 1
+        assert closed >= len(idle) - MAX_WAITING, closed
+        assert server.evicted >= len(idle) - MAX_WAITING
+    finally:
+        for _, idle_writer in idle:
+            idle_writer.close()
+        await server.stop()

@@ -17,6 +17,11 @@ from typing import Any
 import structlog
 
 READ_TIMEOUT_S = 5.0
+
+MAX_WAITING = 64
+"""Connections still sending their request head, at most: a new one past this closes the oldest.
+Idle sockets held open (or a flood of them) would otherwise use up the descriptors that calls'
+RTP sockets need; a probe or scrape sends its head at once, so it is never the oldest for long."""
 REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
 
 log = structlog.get_logger(__name__)
@@ -85,6 +90,9 @@ class HealthServer:
         self._metrics = metrics
         self._refresh = refresh
         self._server: asyncio.Server | None = None
+        self._waiting: dict[asyncio.StreamWriter, None] = {}
+        """Connections reading their head, oldest first."""
+        self.evicted = 0
 
     async def start(self) -> None:
         """Listen; raises `HttpStartError` when the address is taken."""
@@ -96,9 +104,18 @@ class HealthServer:
         log.info("http_started", host=self.host, port=self.port)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._waiting) >= MAX_WAITING:
+            oldest = next(iter(self._waiting))
+            del self._waiting[oldest]
+            oldest.transport.abort()  # its read ends (IncompleteReadError), and its handler with it
+            self.evicted += 1
+            if self.evicted == 1 or self.evicted % 1000 == 0:
+                log.warning("http_connections_evicted", evicted=self.evicted, waiting=MAX_WAITING)
+        self._waiting[writer] = None
         try:
             # Read the whole head: closing with unread bytes would reset the connection.
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT_S)
+            self._waiting.pop(writer, None)
             line = head.split(b"\r\n", 1)[0]
             parts = line.split()
             if (
@@ -112,6 +129,7 @@ class HealthServer:
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
         finally:
+            self._waiting.pop(writer, None)
             writer.close()
 
     async def stop(self) -> None:

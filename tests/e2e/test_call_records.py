@@ -161,6 +161,9 @@ async def test_inbound_calls_answered_and_cancelled(tmp_path: Path) -> None:
         "remote",
     )
     assert answered["direction"] == "inbound" and answered["codec"] == "PCMU"
+    # The caller's BYE said why (RFC 3326): kept as sent, with its Q.850 cause.
+    reason = ('Q.850;cause=16;text="Normal call clearing"', 16)
+    assert (answered["remote_reason"], answered["q850_cause"]) == reason
     assert answered["media"]["packets_in"] == 0 and answered["media"]["lost"] == 0  # SIPp sends no RTP
     assert (cancelled["disposition"], cancelled["sip_status"], cancelled["hangup_cause"]) == (
         "no_answer",

@@ -17,6 +17,7 @@ from voicegw.server.cdr import (
     MediaSummary,
 )
 from voicegw.sip.call import CallInfo, SipCall
+from voicegw.sip.message import parse_reason
 from voicegw.sip.state import CallTrigger
 
 WALL = 1_796_637_600.0  # 2026-12-07T10:00:00Z at monotonic 0
@@ -75,6 +76,7 @@ def test_an_answered_inbound_call_the_caller_hangs_up(
     records.call_answered(call)
     records.note(call, agent="front_desk", transcript="/t/x.jsonl")
     clock.now = 163.7
+    call.hangup_reason = parse_reason("Q.850;cause=16")
     call.move(CallTrigger.DISCONNECT, "caller hung up", EndReason.CALLER_HUNG_UP)
     records.call_ended(call, 200)
     started, answered = events[0], events[1]
@@ -99,6 +101,8 @@ def test_an_answered_inbound_call_the_caller_hangs_up(
         "hangup_side": "remote",
         "hangup_cause": "caller_hung_up",
         "hangup_detail": "caller hung up",
+        "remote_reason": "Q.850;cause=16",
+        "q850_cause": 16,
         "codec": None,
         "media": None,
         "amd": None,

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from voicegw.sip.message import InfoDtmf, parse_info_dtmf, parse_request
+from voicegw.sip.message import MAX_REASON_CHARS, InfoDtmf, parse_info_dtmf, parse_reason, parse_request
 
 INVITE = (
     "INVITE sip:100@10.0.0.1:5060 SIP/2.0\r\n"
@@ -72,3 +72,29 @@ def info(content_type: str, body: str) -> str:
 )
 def test_info_dtmf_bodies(content_type: str, body: str, expected: InfoDtmf | None) -> None:
     assert parse_info_dtmf(parse_request(info(content_type, body))) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "q850"),
+    [
+        ('Q.850;cause=16;text="Normal call clearing"', 16),
+        ('SIP;cause=200;text="Call completed elsewhere", Q.850 ; cause = 17', 17),
+        ('SIP;cause=487;text="Request Terminated"', None),
+        ("Q.850;cause=0", None),
+        ("Q.850;cause=128", None),
+        ("Q.850;cause=-1", None),
+        ("Q.850;cause=" + "9" * 5000, None),
+        ("Q.850;cause=١٦", None),  # Arabic-Indic digits: isdigit, not a cause
+        ("q.850;CAUSE=41", 41),
+    ],
+)
+def test_a_bye_reason_header_gives_its_q850_cause(value: str, q850: int | None) -> None:
+    reason = parse_reason(value)
+    assert reason is not None and reason.q850_cause == q850
+    assert reason.header == value.strip()[:MAX_REASON_CHARS]
+
+
+def test_no_reason_header_is_none_and_a_long_one_is_cut() -> None:
+    assert parse_reason("") is None and parse_reason("  ") is None
+    reason = parse_reason("Q.850;cause=16;text=" + "x" * 10_000)
+    assert reason is not None and len(reason.header) == MAX_REASON_CHARS and reason.q850_cause == 16

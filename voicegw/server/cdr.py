@@ -114,6 +114,12 @@ class CallRecord:
     hangup_detail: str
     """The same in words: the SIP status and reason phrase, what hung up and why."""
 
+    remote_reason: str | None
+    """The ``Reason`` header of the far end's BYE (RFC 3326), as sent; None without one."""
+
+    q850_cause: int | None
+    """Its Q.850 cause (16 normal clearing, 17 busy, ...) when it carries one."""
+
     codec: str | None
     media: MediaSummary | None
     amd: str | None = None
@@ -289,6 +295,8 @@ class CallRecords:
             hangup_side=_hangup_side(call, status),
             hangup_cause=str(call.end_reason or EndReason.CALLER_HUNG_UP),
             hangup_detail=call.end_detail,
+            remote_reason=call.hangup_reason.header if call.hangup_reason else None,
+            q850_cause=call.hangup_reason.q850_cause if call.hangup_reason else None,
             codec=_codec(call),
             media=MediaSummary.from_stats(endpoint.stats) if endpoint is not None else None,
             amd=facts.get("amd"),

@@ -26,6 +26,7 @@ from voicegw.contracts.transport import (
 )
 from voicegw.rtp.events import DtmfDigit, MediaTimeout
 from voicegw.sip.media import CallMedia
+from voicegw.sip.message import HangupReason
 from voicegw.sip.sdp import Negotiated
 from voicegw.sip.state import ACTIVE_STATES, CallState, CallTrigger, InvalidTransition, transition
 
@@ -116,6 +117,8 @@ class SipCall:
         """Why the call ended (or is ending: set by the hang-up that asks for it)."""
         self.end_detail = ""
         """The same in words: a SIP status and reason phrase, what hung up and why."""
+        self.hangup_reason: HangupReason | None = None
+        """The far end's ``Reason`` header on its BYE (a Q.850 cause, say), if it sent one."""
         self.created_at = time.monotonic()
         """When the INVITE arrived (monotonic clock): call setup time counts from here."""
         self.answered_at: float | None = None

@@ -65,6 +65,40 @@ def parse_request(message: str) -> SipRequest:
     return SipRequest(method=method, uri=uri, headers=headers, body=body)
 
 
+MAX_REASON_CHARS = 256
+"""A Reason header is kept for the call's record up to this length (it comes from the far end)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HangupReason:
+    """The far end's ``Reason`` header (RFC 3326) on its BYE."""
+
+    header: str
+    """As sent (cut to `MAX_REASON_CHARS`): ``Q.850;cause=16;text="Normal call clearing"``."""
+
+    q850_cause: int | None
+    """Its ISDN cause (1-127) when it carries a Q.850 reason; telephony's hang-up cause."""
+
+
+def parse_reason(value: str) -> HangupReason | None:
+    """The ``Reason`` header's value as a `HangupReason` (None when empty); never raises."""
+    value = value.strip()[:MAX_REASON_CHARS]
+    if not value:
+        return None
+    q850 = None
+    # Reasons are comma-separated (``SIP;cause=200, Q.850;cause=16``); the first Q.850 one counts.
+    for reason in value.split(","):
+        protocol, _, params = reason.partition(";")
+        if protocol.strip().upper() != "Q.850" or q850 is not None:
+            continue
+        for param in params.split(";"):
+            name, _, number = (part.strip() for part in param.partition("="))
+            # ASCII digits only: int() would also read other scripts' digits.
+            if name.lower() == "cause" and number.isascii() and number.isdigit() and len(number) <= 3:
+                q850 = int(number) if 1 <= int(number) <= 127 else None
+    return HangupReason(value, q850)
+
+
 DTMF_EVENT_DIGITS = "0123456789*#ABCD"
 """RFC 4733 event codes 0-15 in order: some phones send ``Signal=10`` for ``*``."""
 

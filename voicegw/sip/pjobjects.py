@@ -20,7 +20,7 @@ from voicegw.contracts.transport import DtmfReceived
 from voicegw.sip import sdp
 from voicegw.sip.account import Registration, SipAccount
 from voicegw.sip.call import SipCall
-from voicegw.sip.message import parse_info_dtmf, parse_request
+from voicegw.sip.message import HangupReason, parse_info_dtmf, parse_reason, parse_request
 
 log = structlog.get_logger(__name__)
 
@@ -84,6 +84,8 @@ class PjCall(pj.Call):
         self.local_sdp = ""
         """Our SDP: the answer to the caller's offer, or the offer of a call we dial."""
         self.remote_answer = ""
+        self.hangup_reason: HangupReason | None = None
+        """The ``Reason`` header of the far end's BYE, if it sent one."""
         """The SDP answer to our offer: in the far end's response to the INVITE we sent (dialling
         out), or in the caller's ACK to our 200 OK (answering an INVITE that had no offer)."""
         self.late_offer = False
@@ -132,12 +134,13 @@ class PjCall(pj.Call):
 
     @guarded
     def onCallState(self, prm: pj.OnCallStateParam) -> None:
-        if self.dialled is not None or self.late_offer:
-            # A response to our INVITE (the 200, or a 183 with early media), or the ACK to our 200
-            # OK: its SDP is the answer.
-            received = _received_message(prm.e)
-            if received and (body := parse_request(received).body).strip():
-                self.remote_answer = body
+        received = parse_request(_received_message(prm.e))
+        # A response to our INVITE (the 200, or a 183 with early media), or the ACK to our 200 OK:
+        # its SDP is the answer.
+        if (self.dialled is not None or self.late_offer) and received.body.strip():
+            self.remote_answer = received.body
+        if received.method == "BYE":
+            self.hangup_reason = parse_reason(received.headers.get("reason", ""))
         self.ua._call_state(self)
 
     @guarded

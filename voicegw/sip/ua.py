@@ -829,10 +829,16 @@ class SipUserAgent:
                 detail = "caller hung up" if call.info.direction == "inbound" else "far end hung up"
             elif info.lastStatusCode == 487:
                 end_reason, detail = EndReason.CALLER_CANCELLED, "caller cancelled"
+            call.hangup_reason = pj_call.hangup_reason  # before the move: the call's record reads it
             # A reason of ours (a hang-up, a rejection) was recorded before the call ended: it wins.
             call.move(CallTrigger.DISCONNECT, call.end_detail or detail, end_reason)
+            remote = {"remote_reason": call.hangup_reason.header} if call.hangup_reason else {}
             call.log.info(
-                "call_ended", reason=call.end_detail, end_reason=call.end_reason, status=info.lastStatusCode
+                "call_ended",
+                reason=call.end_detail,
+                end_reason=call.end_reason,
+                status=info.lastStatusCode,
+                **remote,
             )
             self._spawn(self._forget(pj_call.key, call, info.lastStatusCode), call, "cleanup")
 

@@ -26,7 +26,7 @@ from voicegw.rtp.packet import RtpParseError, parse_rtcp, parse_rtp, parse_rtp_h
 from voicegw.rtp.session import RtpSession, RtpSessionConfig
 from voicegw.sip import sdp
 from voicegw.sip.digest import DigestError, DigestVerifier
-from voicegw.sip.message import parse_info_dtmf, parse_request
+from voicegw.sip.message import parse_info_dtmf, parse_reason, parse_request
 from voicegw.testing.paths import TESTS
 from voicegw.transports.twilio_protocol import TwilioProtocolError, parse_message
 
@@ -71,8 +71,11 @@ def fuzz_sdp(data: bytes) -> None:
 
 
 def fuzz_sip_message(data: bytes) -> None:
-    """A request as pjsua2 hands it over (`SipRxData.wholeMsg`), and an INFO's DTMF body."""
-    parse_info_dtmf(parse_request(text(data)))
+    """A request as pjsua2 hands it over (`SipRxData.wholeMsg`), an INFO's DTMF body and a BYE's
+    Reason header."""
+    request = parse_request(text(data))
+    parse_info_dtmf(request)
+    parse_reason(request.headers.get("reason", ""))
 
 
 def digest_verifier() -> DigestVerifier:

@@ -22,6 +22,7 @@ MAX_WAITING = 64
 """Connections still sending their request head, at most: a new one past this closes the oldest.
 Idle sockets held open (or a flood of them) would otherwise use up the descriptors that calls'
 RTP sockets need; a probe or scrape sends its head at once, so it is never the oldest for long."""
+
 REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
 
 log = structlog.get_logger(__name__)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from tests.models.conftest import Recorder, openai_model, tone
 from voicegw.contracts.model import (
     CancelResponse,
+    CreateResponse,
     ModelAudio,
     ModelConnectionStatus,
     ModelError,
@@ -23,6 +25,7 @@ from voicegw.contracts.model import (
     ModelUnavailable,
     ModelUsage,
     RealtimeModelConfig,
+    RealtimeModelEvent,
     SendAudio,
     SendToolOutput,
     SendUserMessage,
@@ -30,6 +33,7 @@ from voicegw.contracts.model import (
     TurnDetection,
 )
 from voicegw.models.openai import OpenAIRealtimeModel
+from voicegw.models.openai_protocol import ServerEventDecoder
 from voicegw.testing.fake_realtime import TONE_HZ, FakeRealtimeServer, dominant_hz
 
 pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("no_tasks_left")]
@@ -192,6 +196,36 @@ async def test_dropped_connection_reconnects_then_ends_cleanly(
     first, second = (c.of_type("session.update")[0]["session"] for c in server.connections)
     assert first == second  # the same session configured again
     assert second["audio"]["input"]["turn_detection"]["type"] == "semantic_vad"
+    with pytest.raises(ConnectionError):
+        await model.send_event(SendUserMessage("anyone?"))
+
+
+async def test_a_bug_in_reading_the_server_ends_the_model_loudly(
+    fake_server: Callable[..., FakeRealtimeServer], recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Whatever a server event trips over in our code, the model ends as if lost for good (the
+    # call then hears the apology), instead of its reader dying and the call going silent.
+    decode = ServerEventDecoder.decode
+
+    def broken(self: ServerEventDecoder, event: dict[str, Any]) -> list[RealtimeModelEvent]:
+        if event["type"] == "response.created":
+            raise RuntimeError("a bug")
+        return decode(self, event)
+
+    monkeypatch.setattr(ServerEventDecoder, "decode", broken)
+    async with fake_server("greeting") as server:
+        model = openai_model(server)
+        model.add_listener(recorder)
+        await model.connect(RealtimeModelConfig())
+        await model.send_event(CreateResponse(say="Hello there."))
+        await recorder.wait_for("error", lambda e: isinstance(e, ModelError) and e.fatal)
+        await model.close()
+
+    errors = [(e.code, e.fatal) for e in recorder.events if isinstance(e, ModelError)]
+    assert errors == [("internal_error", True)]
+    assert "RuntimeError('a bug')" in recorder.of("error")[0].message
+    statuses = [e.status for e in recorder.events if isinstance(e, ModelConnectionStatus)]
+    assert statuses[-1] == "disconnected"
     with pytest.raises(ConnectionError):
         await model.send_event(SendUserMessage("anyone?"))
 

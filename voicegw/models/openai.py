@@ -374,7 +374,25 @@ class OpenAIRealtimeModel(RealtimeModel):
             await ws.close()
 
     async def _run(self, ready: asyncio.Future[None]) -> None:
-        """The reader: read until closed; on a drop reconnect, or end with a fatal error."""
+        """The reader: read until closed; on a drop reconnect, or end with a fatal error. A bug of
+        ours on the server's input ends the model too, loudly, never leaving the call silent."""
+        try:
+            await self._read_connections(ready)
+        except Exception as exc:
+            self._log.exception("model_reader_failed")
+            self._fatal, self._fatal_message = True, f"the model reader failed: {exc!r}"
+            if not ready.done():
+                ready.set_exception(ModelUnavailable(self._fatal_message))
+            ws, self._ws = self._ws, None
+            if ws is not None:
+                # Not a closing handshake: nobody reads the server's frames any more, so its close
+                # frame would wait behind them until the close timeout.
+                ws.transport.abort()
+            await self._emit(ModelConnectionStatus("disconnected"))
+            await self._emit(ModelError(self._fatal_message, code="internal_error", fatal=True))
+
+    async def _read_connections(self, ready: asyncio.Future[None]) -> None:
+        """Each connection in turn, through drops and rollovers, until closed or fatal."""
         while True:
             error = await self._read(ready)
             if self._closing:

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from voicegw.models.openai_webhooks import WebhookError, incoming_call_id, sign_webhook, verify_webhook
+from voicegw.models.openai_webhooks import WebhookError, incoming_call_id, signed_headers, verify_webhook
 from voicegw.testing.fuzz.json_fields import swapped_texts
 from voicegw.testing.fuzz.parser_targets import CORPUS, TARGETS, OpenAIReader
 
@@ -75,11 +75,7 @@ def test_openai_webhooks_with_any_field_of_any_type() -> None:
     }
     for text in swapped_texts(json.dumps(event)):
         body = text.encode()
-        headers = {
-            "webhook-id": "wh_1",
-            "webhook-timestamp": "1700000000",
-            "webhook-signature": sign_webhook(WEBHOOK_SECRET, "wh_1", 1_700_000_000, body),
-        }
+        headers = signed_headers(WEBHOOK_SECRET, "wh_1", 1_700_000_000, body)
         with contextlib.suppress(WebhookError):
             incoming_call_id(verify_webhook(WEBHOOK_SECRET, headers, body, now=1_700_000_000))
 
@@ -92,10 +88,6 @@ def test_openai_webhooks_with_any_field_of_any_type() -> None:
 )  # fmt: skip
 def test_a_webhook_with_hostile_headers_is_refused_with_its_error(header: dict[str, str]) -> None:
     body = b'{"type": "realtime.call.incoming", "data": {"call_id": "rtc_1"}}'
-    headers = {
-        "webhook-id": "wh_1",
-        "webhook-timestamp": "1700000000",
-        "webhook-signature": sign_webhook(WEBHOOK_SECRET, "wh_1", 1_700_000_000, body),
-    } | header
+    headers = signed_headers(WEBHOOK_SECRET, "wh_1", 1_700_000_000, body) | header
     with pytest.raises(WebhookError):
         verify_webhook(WEBHOOK_SECRET, headers, body, now=1_700_000_000)

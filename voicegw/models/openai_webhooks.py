@@ -33,6 +33,15 @@ def sign_webhook(secret: str, webhook_id: str, timestamp: int, body: bytes) -> s
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
+def signed_headers(secret: str, webhook_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """The three headers a signed delivery of `body` carries (what OpenAI sends; tests use it too)."""
+    return {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign_webhook(secret, webhook_id, timestamp, body),
+    }
+
+
 def verify_webhook(secret: str, headers: Mapping[str, str], body: bytes, *, now: float) -> dict[str, Any]:
     """The webhook's event, once its signature and timestamp check out; `WebhookError` otherwise."""
     if len(body) > MAX_BODY_BYTES:

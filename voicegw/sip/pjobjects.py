@@ -84,10 +84,10 @@ class PjCall(pj.Call):
         self.local_sdp = ""
         """Our SDP: the answer to the caller's offer, or the offer of a call we dial."""
         self.remote_answer = ""
-        self.hangup_reason: HangupReason | None = None
-        """The ``Reason`` header of the far end's BYE, if it sent one."""
         """The SDP answer to our offer: in the far end's response to the INVITE we sent (dialling
         out), or in the caller's ACK to our 200 OK (answering an INVITE that had no offer)."""
+        self.hangup_reason: HangupReason | None = None
+        """The ``Reason`` header of the far end's BYE, if it sent one."""
         self.late_offer = False
         """Answering an INVITE with no SDP (RFC 3261 13.2.1): our offer goes in the 200 OK and the
         call's media waits for the answer in the ACK."""

@@ -40,7 +40,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from voicegw.models.openai_webhooks import sign_webhook
+from voicegw.models.openai_webhooks import signed_headers
 from voicegw.testing.paths import TESTS
 from voicegw.testing.realtime_schema import client_event_errors
 
@@ -214,12 +214,7 @@ class FakeRealtimeServer:
              "data": {"call_id": call_id, "sip_headers": [{"name": "From", "value": "sip:+15551234@pstn"}]}}
         ).encode()  # fmt: skip
         stamp = int(time.time())
-        headers = {
-            "webhook-id": f"wh_{call_id}",
-            "webhook-timestamp": str(stamp),
-            "webhook-signature": sign_webhook(secret, f"wh_{call_id}", stamp, body),
-            "content-type": "application/json",
-        }
+        headers = signed_headers(secret, f"wh_{call_id}", stamp, body) | {"content-type": "application/json"}
         async with (
             ClientSession() as client,
             client.post(webhook_url, data=body, headers=headers) as response,

@@ -43,12 +43,13 @@ SWAPS: tuple[Any, ...] = (
 """The replacement values: each JSON type, its edges (empty, huge, non-finite, a lone surrogate
 as decoded JSON may carry) and a deep nesting."""
 
-Path = tuple[str | int, ...]
+FieldPath = tuple[str | int, ...]
+"""Keys and indexes from the message down to one value."""
 
 _DROPPED = object()
 
 
-def _paths(value: Any, prefix: Path = ()) -> Iterator[Path]:
+def _paths(value: Any, prefix: FieldPath = ()) -> Iterator[FieldPath]:
     """The path of every value inside `value` (not `value` itself)."""
     children: list[tuple[str | int, Any]]
     if isinstance(value, dict):
@@ -62,7 +63,7 @@ def _paths(value: Any, prefix: Path = ()) -> Iterator[Path]:
         yield from _paths(child, (*prefix, key))
 
 
-def _replaced(value: Any, path: Path, new: Any) -> Any:
+def _replaced(value: Any, path: FieldPath, new: Any) -> Any:
     """A copy of `value` with the value at `path` replaced by `new` (or removed: `_DROPPED`)."""
     if not path:
         return new
